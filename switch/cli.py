@@ -1,13 +1,48 @@
-"""The one command, `forecourt`."""
+"""The one command, `forecourt`: each part registers its own sub-commands."""
 
 from __future__ import annotations
 
+import argparse
+import importlib
 import sys
+from collections.abc import Callable, Sequence
+from typing import Protocol, cast
+
+# Each module has `register(subparsers) -> None`, which adds its sub-command(s) and
+# sets `func=<callable(args) -> int>` as the parser default.
+COMMAND_MODULES: tuple[str, ...] = (
+    "forecourt.codecs.cli",
+)
 
 
-def main(argv: list[str] | None = None) -> int:
-    print("forecourt", argv if argv is not None else sys.argv[1:])
-    return 0
+class _Registrar(Protocol):
+    def register(self, subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+        ...
+
+
+class _ArgumentParser(argparse.ArgumentParser):
+    """Exit 2 with one line on bad usage, never a traceback."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        self.exit(2, f"forecourt: error: {message}\n")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _ArgumentParser(prog="forecourt", description="ISO 8583 / IFSF fuel-retail payment switch")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_ArgumentParser)
+    for name in COMMAND_MODULES:
+        cast(_Registrar, importlib.import_module(name)).register(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    func = cast(Callable[[argparse.Namespace], int], args.func)
+    try:
+        return func(args)
+    except KeyboardInterrupt:
+        return 130
 
 
 if __name__ == "__main__":
