@@ -1,1 +1,121 @@
-"""forecourt.keys."""
+"""forecourt.keys: key store, key hierarchy, TR-31 blocks, MACs, KCVs, key exchange.
+
+See docs/keys.md. This package never imports forecourt.switch.
+"""
+
+from __future__ import annotations
+
+from forecourt.keys.crypto import Algorithm, Family, generate_key, kcv
+from forecourt.keys.errors import (
+    DuplicateOwner,
+    InvalidKey,
+    InvalidName,
+    KcvMismatch,
+    KeyBlockInvalid,
+    KeysError,
+    LmkError,
+    LmkInvalid,
+    LmkMismatch,
+    LmkMissing,
+    NoActiveKey,
+    PayloadError,
+    StaleKeyChange,
+    StoreConflict,
+    StoreError,
+    StoreExists,
+    StoreNotInitialised,
+    UnknownKey,
+    UnknownOwner,
+)
+from forecourt.keys.exchange import (
+    ClearKey,
+    PayloadEntry,
+    WorkingKeys,
+    build_payload,
+    decode_payload,
+    encode_payload,
+    install_key_change,
+)
+from forecourt.keys.keyring import MacCheck, MacKey, MacKeyring, VerifyResult
+from forecourt.keys.lmk import LMK_ENV, Lmk, load_lmk
+from forecourt.keys.mac import (
+    AesCmac,
+    MacAlgorithm,
+    PreparedMac,
+    RetailMac,
+    aes_cmac,
+    prepare_mac,
+    retail_mac,
+)
+from forecourt.keys.model import (
+    AcquirerInfo,
+    AuditEntry,
+    KekCeremony,
+    KeyInfo,
+    KeyPolicy,
+    KeyState,
+    KeyType,
+    OwnerInfo,
+    OwnerKind,
+)
+from forecourt.keys.store import ChangedKey, KeyChange, KeyStore, default_data_dir
+
+__all__ = [
+    "LMK_ENV",
+    "AcquirerInfo",
+    "AesCmac",
+    "Algorithm",
+    "AuditEntry",
+    "ChangedKey",
+    "ClearKey",
+    "DuplicateOwner",
+    "Family",
+    "InvalidKey",
+    "InvalidName",
+    "KcvMismatch",
+    "KekCeremony",
+    "KeyBlockInvalid",
+    "KeyChange",
+    "KeyInfo",
+    "KeyPolicy",
+    "KeyState",
+    "KeyStore",
+    "KeyType",
+    "KeysError",
+    "Lmk",
+    "LmkError",
+    "LmkInvalid",
+    "LmkMismatch",
+    "LmkMissing",
+    "MacAlgorithm",
+    "MacCheck",
+    "MacKey",
+    "MacKeyring",
+    "NoActiveKey",
+    "OwnerInfo",
+    "OwnerKind",
+    "PayloadEntry",
+    "PayloadError",
+    "PreparedMac",
+    "RetailMac",
+    "StaleKeyChange",
+    "StoreConflict",
+    "StoreError",
+    "StoreExists",
+    "StoreNotInitialised",
+    "UnknownKey",
+    "UnknownOwner",
+    "VerifyResult",
+    "WorkingKeys",
+    "aes_cmac",
+    "build_payload",
+    "decode_payload",
+    "default_data_dir",
+    "encode_payload",
+    "generate_key",
+    "install_key_change",
+    "kcv",
+    "load_lmk",
+    "prepare_mac",
+    "retail_mac",
+]

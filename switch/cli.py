@@ -12,6 +12,9 @@ from typing import Protocol, cast
 # sets `func=<callable(args) -> int>` as the parser default.
 COMMAND_MODULES: tuple[str, ...] = (
     "forecourt.codecs.cli",
+    "forecourt.keys.cli",
+    "forecourt.switch.journal_cli",
+    "forecourt.switch.serve_cli",
 )
 
 

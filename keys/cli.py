@@ -1,0 +1,310 @@
+"""`forecourt keys ...`: the operator's key commands.
+
+Every command exits 2 with one line on bad input, never a traceback. Only
+`add-terminal` prints clear key material (the KEK components, once, for the key
+ceremony) and `calc`, which works on test keys given on the command line.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import getpass
+import re
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from forecourt.keys.crypto import Algorithm, Family, kcv
+from forecourt.keys.errors import InvalidKey, KeysError
+from forecourt.keys.mac import aes_cmac, retail_mac
+from forecourt.keys.model import KeyInfo, OwnerKind
+from forecourt.keys.store import KeyStore, default_data_dir
+
+
+class UsageError(Exception):
+    """Bad input on the command line."""
+
+
+def _common(p: argparse.ArgumentParser, suppress: bool) -> None:
+    d = argparse.SUPPRESS if suppress else None
+    p.add_argument(
+        "--data-dir", default=d, help="data directory (default ./data or $FORECOURT_DATA_DIR)"
+    )
+    p.add_argument("--database", default=d, metavar="DSN", help="PostgreSQL DSN instead of SQLite")
+    p.add_argument(
+        "--lmk-file", default=d, help="LMK file (default DATA_DIR/lmk.key; $FORECOURT_LMK wins)"
+    )
+
+
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    keys = subparsers.add_parser(
+        "keys", help="key store, key ceremonies, rotation, calculators", allow_abbrev=False
+    )
+    _common(keys, suppress=False)
+    sub = keys.add_subparsers(dest="keys_command", required=True)
+
+    def leaf(
+        name: str, func: Callable[[argparse.Namespace], int], help: str
+    ) -> argparse.ArgumentParser:
+        p = sub.add_parser(name, help=help, allow_abbrev=False)
+        _common(p, suppress=True)
+        p.set_defaults(func=_guarded(func))
+        return p
+
+    leaf("init", _init, "create the LMK (file, mode 0600) and an empty key store")
+
+    p = leaf(
+        "add-terminal", _add_terminal, "register a terminal: KEK ceremony and first working keys"
+    )
+    p.add_argument("terminal_id")
+    p.add_argument("--algorithm", choices=["tdes", "aes"], default="tdes")
+
+    p = leaf("add-acquirer", _add_acquirer, "register an acquirer link from ZMK components")
+    p.add_argument("name")
+    p.add_argument("--component", action="append", required=True, metavar="HEX")
+    p.add_argument("--kcv", metavar="HEX")
+
+    p = leaf("rotate", _rotate, "make the next working keys (pending until delivered)")
+    p.add_argument("owner", nargs="?", help="terminal id or acquirer name")
+    p.add_argument("--all", action="store_true", help="every terminal and acquirer")
+    p.add_argument("--grace", type=float, metavar="SECONDS")
+    p.add_argument("--reason", default="")
+    p.add_argument(
+        "--activate", action="store_true", help="activate at once (out-of-band delivery)"
+    )
+
+    p = leaf("list", _list, "list keys (never key material)")
+    p.add_argument("--owner")
+
+    p = leaf("audit", _audit, "show the rotation audit")
+    p.add_argument("--since", help="ISO date/time, or an age such as 30m, 12h, 7d")
+    p.add_argument("--owner")
+
+    calc = sub.add_parser("calc", help="calculators for test keys", allow_abbrev=False)
+    csub = calc.add_subparsers(dest="calc_command", required=True)
+    p = csub.add_parser("mac", help="MAC of DATA under KEY")
+    p.add_argument("--algorithm", choices=["retail", "cmac"], required=True)
+    p.add_argument("--key", required=True, metavar="HEX")
+    p.add_argument("--data", required=True, metavar="HEX")
+    p.set_defaults(func=_guarded(_calc_mac))
+    p = csub.add_parser("kcv", help="KCV of KEY")
+    p.add_argument("--key", required=True, metavar="HEX")
+    p.add_argument("--algorithm", choices=["tdes", "aes"])
+    p.set_defaults(func=_guarded(_calc_kcv))
+
+
+def _guarded(func: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Namespace], int]:
+    def run(args: argparse.Namespace) -> int:
+        try:
+            return func(args)
+        except (KeysError, UsageError) as exc:
+            print(f"forecourt keys: error: {exc}", file=sys.stderr)
+            return 2
+        except OSError as exc:
+            print(f"forecourt keys: error: {exc.strerror or type(exc).__name__}", file=sys.stderr)
+            return 2
+
+    return run
+
+
+def _data_dir(args: argparse.Namespace) -> Path:
+    d = getattr(args, "data_dir", None)
+    return Path(d) if d else default_data_dir()
+
+
+def _open(args: argparse.Namespace) -> KeyStore:
+    return KeyStore.open(
+        _data_dir(args),
+        dsn=getattr(args, "database", None),
+        lmk_file=getattr(args, "lmk_file", None),
+    )
+
+
+def _actor() -> str:
+    try:
+        return f"cli:{getpass.getuser()}"
+    except (KeyError, OSError):
+        return "cli"
+
+
+def _hex(text: str, what: str) -> bytes:
+    t = text.strip().replace(" ", "")
+    if not t or not re.fullmatch(r"[0-9A-Fa-f]*", t) or len(t) % 2:
+        raise UsageError(f"{what} must be an even number of hex digits")
+    return bytes.fromhex(t)
+
+
+def _fmt_time(t: float | None) -> str:
+    if t is None:
+        return "-"
+    return dt.datetime.fromtimestamp(t, dt.UTC).strftime("%Y-%m-%d %H:%M:%SZ")
+
+
+def _init(args: argparse.Namespace) -> int:
+    store = KeyStore.init(
+        _data_dir(args),
+        dsn=getattr(args, "database", None),
+        lmk_file=getattr(args, "lmk_file", None),
+    )
+    with store:
+        where = (getattr(args, "database", None) and "PostgreSQL") or str(
+            _data_dir(args) / "keys.db"
+        )
+        print(f"key store initialised at {where}; LMK KCV {store.lmk_kcv}")
+    return 0
+
+
+def _add_terminal(args: argparse.Namespace) -> int:
+    with _open(args) as store:
+        c = store.add_terminal(args.terminal_id, Family(args.algorithm), actor=_actor())
+    print(f"terminal {c.terminal_id} registered ({c.algorithm.value})")
+    print("Load this KEK into the terminal now; it is not shown again.")
+    for i, (comp, ckcv) in enumerate(zip(c.components, c.component_kcvs, strict=True), 1):
+        print(f"  component {i}: {comp.hex().upper()}  KCV {ckcv}")
+    print(f"  KEK KCV:     {c.kcv}")
+    print("First working keys TAK/TPK/TDK v1 are active; the terminal gets them at sign-on.")
+    return 0
+
+
+def _add_acquirer(args: argparse.Namespace) -> int:
+    comps = [_hex(c, "component") for c in args.component]
+    if len(comps) < 2:
+        raise UsageError("give at least two --component values")
+    if len({len(c) for c in comps}) != 1:
+        raise UsageError("components must all have the same length")
+    with _open(args) as store:
+        info = store.add_acquirer(args.name, comps, expected_kcv=args.kcv, actor=_actor())
+    print(
+        f"acquirer {info.name} registered: ZMK {info.algorithm.value} KCV {info.zmk_kcv};"
+        " ZAK/ZPK v1 active"
+    )
+    return 0
+
+
+def _rotate(args: argparse.Namespace) -> int:
+    if bool(args.owner) == bool(args.all):
+        raise UsageError("give a terminal id or acquirer name, or --all")
+    if args.grace is not None and args.grace < 0:
+        raise UsageError("--grace must not be negative")
+    with _open(args) as store:
+        owners = [o.name for o in store.owners()] if args.all else [args.owner]
+        for owner in owners:
+            ch = store.rotate(
+                owner, actor=_actor(), reason=args.reason, grace=args.grace, activate=args.activate
+            )
+            state = "active" if ch.activated else "pending delivery"
+            keys = ", ".join(f"{k.key_type.value} v{k.version} KCV {k.kcv}" for k in ch.keys)
+            print(f"{owner}: {keys} ({state})")
+    return 0
+
+
+def _list(args: argparse.Namespace) -> int:
+    from rich.console import Console
+    from rich.table import Table
+
+    with _open(args) as store:
+        store.retire_expired()
+        keys: list[KeyInfo] = store.list_keys(args.owner)
+        kinds = {o.name: o.kind for o in store.owners()}
+    table = Table(title="keys")
+    for col in (
+        "owner",
+        "kind",
+        "type",
+        "algorithm",
+        "version",
+        "state",
+        "KCV",
+        "activated",
+        "expires",
+    ):
+        table.add_column(col, no_wrap=True)
+    for k in keys:
+        kind = kinds.get(k.owner, OwnerKind.TERMINAL).value
+        table.add_row(
+            k.owner,
+            kind,
+            k.key_type.value,
+            k.algorithm.value,
+            str(k.version),
+            k.state.value,
+            k.kcv,
+            _fmt_time(k.activated_at),
+            _fmt_time(k.expires_at),
+        )
+    Console(file=sys.stdout, width=160 if not sys.stdout.isatty() else None).print(table)
+    return 0
+
+
+_AGE = re.compile(r"^(\d+(?:\.\d+)?)([smhd])$")
+
+
+def _since(text: str | None) -> float | None:
+    if text is None:
+        return None
+    m = _AGE.match(text.strip())
+    if m:
+        return (
+            time.time() - float(m.group(1)) * {"s": 1, "m": 60, "h": 3600, "d": 86400}[m.group(2)]
+        )
+    try:
+        when = dt.datetime.fromisoformat(text.strip())
+    except ValueError:
+        raise UsageError(
+            "--since must be an ISO date/time or an age such as 30m, 12h, 7d"
+        ) from None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=dt.UTC)
+    return when.timestamp()
+
+
+def _audit(args: argparse.Namespace) -> int:
+    from rich.console import Console
+    from rich.table import Table
+
+    since = _since(args.since)
+    with _open(args) as store:
+        entries = store.audit(since, args.owner)
+    table = Table(title="key audit")
+    for col in ("when", "actor", "action", "owner", "type", "old", "new", "reason"):
+        table.add_column(col, no_wrap=True)
+    for e in entries:
+        old = "-" if e.old_version is None else f"v{e.old_version} {e.old_kcv}"
+        new = "-" if e.new_version is None else f"v{e.new_version} {e.new_kcv}"
+        table.add_row(
+            _fmt_time(e.at),
+            e.actor,
+            e.action,
+            e.owner,
+            "-" if e.key_type is None else e.key_type.value,
+            old,
+            new,
+            e.reason,
+        )
+    Console(file=sys.stdout, width=160 if not sys.stdout.isatty() else None).print(table)
+    return 0
+
+
+def _calc_mac(args: argparse.Namespace) -> int:
+    key = _hex(args.key, "--key")
+    data = _hex(args.data, "--data") if args.data.strip() else b""
+    try:
+        mac = retail_mac(key, data) if args.algorithm == "retail" else aes_cmac(key, data)
+    except InvalidKey as exc:
+        raise UsageError(str(exc)) from None
+    print(mac.hex().upper())
+    return 0
+
+
+def _calc_kcv(args: argparse.Namespace) -> int:
+    key = _hex(args.key, "--key")
+    if args.algorithm == "aes" or (args.algorithm is None and len(key) == 32):
+        algorithm = {16: Algorithm.AES128, 24: Algorithm.AES192, 32: Algorithm.AES256}.get(len(key))
+    else:
+        algorithm = {16: Algorithm.TDES2, 24: Algorithm.TDES3}.get(len(key))
+    if algorithm is None:
+        raise UsageError("key length does not fit the algorithm (TDES 16/24, AES 16/24/32 bytes)")
+    print(kcv(key, algorithm))
+    return 0

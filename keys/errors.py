@@ -1,0 +1,83 @@
+"""Typed errors of the key store.
+
+Messages name owners, key types, versions and KCVs, never key material: these
+strings end up in logs and on the operator's terminal.
+"""
+
+from __future__ import annotations
+
+
+class KeysError(Exception):
+    """Base of every error raised by `forecourt.keys`."""
+
+
+class LmkError(KeysError):
+    """The local master key is missing, malformed or badly protected."""
+
+
+class LmkMissing(LmkError):
+    """No LMK in the environment or in the LMK file."""
+
+
+class LmkInvalid(LmkError):
+    """The LMK is not 32 bytes of hex, or its file is readable by others."""
+
+
+class LmkMismatch(LmkError):
+    """The store was created under another LMK (checked by the LMK's KCV)."""
+
+
+class StoreError(KeysError):
+    """The database refused an operation (message carries no parameters)."""
+
+
+class StoreConflict(StoreError):
+    """A uniqueness rule stopped a write (e.g. a concurrent registration)."""
+
+
+class StoreNotInitialised(StoreError):
+    """The store has no schema or no LMK stamp: run `forecourt keys init`."""
+
+
+class StoreExists(StoreError):
+    """`init` found an existing store."""
+
+
+class InvalidKey(KeysError):
+    """A key has the wrong length or form for its algorithm."""
+
+
+class InvalidName(KeysError):
+    """A terminal id or acquirer name is not acceptable."""
+
+
+class UnknownOwner(KeysError):
+    """No terminal or acquirer of that name is registered."""
+
+
+class DuplicateOwner(KeysError):
+    """A terminal or acquirer of that name is already registered."""
+
+
+class UnknownKey(KeysError):
+    """The owner has no key of that type, version or state."""
+
+
+class KcvMismatch(KeysError):
+    """A key does not match the KCV it came with."""
+
+
+class KeyBlockInvalid(KeysError):
+    """A TR-31 key block does not parse, authenticate or fit its use."""
+
+
+class PayloadError(KeysError):
+    """A key-exchange payload (field 96 / field 48) does not parse."""
+
+
+class StaleKeyChange(KeysError):
+    """A key change was superseded by a newer rotation before delivery."""
+
+
+class NoActiveKey(KeysError):
+    """A MAC is needed but the keyring has no active key."""

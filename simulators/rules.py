@@ -1,0 +1,385 @@
+"""The acquirer simulator's decisions: rules (first match wins) and account balances.
+
+Pure logic, no sockets: `HostLogic.decide(message)` says what the host answers
+(action code, approved amount) and how (now, later, twice, never, by closing the
+connection). Balances model fleet/B2B accounts: an authorisation takes what the
+balance allows (a partial approval when it allows less than asked), a completion
+settles a pre-authorisation at the actual amount, and a reversal gives back what
+the original took.
+"""
+
+from __future__ import annotations
+
+import random
+from collections import OrderedDict
+from collections.abc import Mapping, Sequence
+
+import attrs
+from forecourt.codecs.action_codes import Outcome, code_for
+from forecourt.codecs.message import Message
+
+__all__ = [
+    "ACTIONS",
+    "CODE_NAMES",
+    "AccountConfig",
+    "Decision",
+    "Delay",
+    "HostLogic",
+    "Ledger",
+    "Rule",
+    "RuleError",
+    "named_code",
+    "resolve_code",
+]
+
+ACTIONS = ("approve", "decline", "partial", "delay", "drop", "twice", "late", "close")
+
+# Extra names a rule's `code` may use besides the Outcome names ("approved",
+# "insufficient_funds", ...): precise declines and the reconciliation answer.
+_EXTRA_CODES: Mapping[str, tuple[str, str]] = {
+    "expired_card": ("101", "54"),
+    "reconciled": ("500", "00"),
+    "out_of_balance": ("501", "00"),
+}
+CODE_NAMES: tuple[str, ...] = (*(o.value for o in Outcome), *_EXTRA_CODES)
+
+_ORIGINALS_KEPT = 100_000  # originals remembered for reversals and completions
+
+
+class RuleError(ValueError):
+    """A rule or account in the configuration is not acceptable; names the item."""
+
+
+def named_code(name: str, family: str) -> str | None:
+    """The code an outcome name stands for in `family`, or None for an unknown name."""
+    extra = _EXTRA_CODES.get(name)
+    if extra is not None:
+        return extra[0] if family == "1993" else extra[1]
+    try:
+        return code_for(Outcome(name), family)
+    except ValueError:
+        return None
+
+
+def resolve_code(code: str, family: str) -> str:
+    """A named code ("insufficient_funds") or a literal one ("116"), checked for `family`."""
+    named = named_code(code, family)
+    if named is not None:
+        return named
+    width = 3 if family == "1993" else 2
+    if len(code) != width or not code.isalnum():
+        raise RuleError(f"action code {code!r} is not a {family} code of {width} characters")
+    return code
+
+
+@attrs.frozen
+class Delay:
+    """A fixed delay (low == high) or one drawn uniformly from [low, high]."""
+
+    low_s: float
+    high_s: float
+
+    def pick(self, rng: random.Random) -> float:
+        if self.low_s == self.high_s:
+            return self.low_s
+        return rng.uniform(self.low_s, self.high_s)
+
+
+@attrs.frozen
+class AccountConfig:
+    """A fleet/B2B balance; `per_card` gives every PAN its own balance of this size."""
+
+    name: str
+    balance: int
+    per_card: bool = False
+
+
+def _is_authorisation(mti: str) -> bool:
+    """x100 / x200 requests (and their repeats): what rules apply to by default."""
+    return mti[1] in "12" and mti[2] == "0"
+
+
+@attrs.frozen
+class Rule:
+    """One rule: every given criterion must hold; the first matching rule decides.
+
+    Criteria: PAN prefixes, an amount range in minor units (inclusive), MTIs and
+    processing codes (field 3, prefix match: "00" is every goods-and-services
+    code). A rule that names no MTI applies to authorisation and financial
+    requests only (x100, x200), so a catch-all decline does not also refuse the
+    switch's reversals and completions; name 1420 or 1220 to act on those.
+    """
+
+    name: str
+    action: str
+    pan_prefixes: tuple[str, ...] = ()
+    amount_min: int | None = None
+    amount_max: int | None = None
+    mtis: tuple[str, ...] = ()
+    processing_codes: tuple[str, ...] = ()
+    code: str | None = None
+    delay: Delay | None = None
+    account: str | None = None
+
+    def matches(
+        self, mti: str, pan: str | None, amount: int | None, processing: str | None
+    ) -> bool:
+        if self.mtis:
+            if mti not in self.mtis:
+                return False
+        elif not _is_authorisation(mti):
+            return False
+        if self.pan_prefixes and (pan is None or not pan.startswith(self.pan_prefixes)):
+            return False
+        if self.amount_min is not None and (amount is None or amount < self.amount_min):
+            return False
+        if self.amount_max is not None and (amount is None or amount > self.amount_max):
+            return False
+        return not self.processing_codes or (
+            processing is not None and processing.startswith(self.processing_codes)
+        )
+
+
+@attrs.frozen
+class Decision:
+    """What to answer and how.
+
+    delivery: "answer" (after `delay_s`), "twice" (two identical answers),
+    "late" (after `delay_s`, meant to exceed the switch's timeout), "drop"
+    (never), "close" (close the connection instead).
+    """
+
+    delivery: str
+    code: str | None = None
+    approved_amount: int | None = None
+    delay_s: float = 0.0
+    rule: str | None = None
+    approval_code: str | None = None
+
+
+@attrs.define
+class _Original:
+    """An approved authorisation remembered for its reversal or completion."""
+
+    balance_key: str | None
+    amount: int  # what it currently holds on the balance
+    reversed: bool = False
+    completed: bool = False
+
+
+class Ledger:
+    """Balances of the configured accounts; per-card balances open on first use."""
+
+    def __init__(self, accounts: Sequence[AccountConfig]) -> None:
+        self._accounts = {a.name: a for a in accounts}
+        self._balances: dict[str, int] = {}
+
+    def balance_key(self, account: str, pan: str | None) -> str:
+        config = self._accounts.get(account)
+        if config is None:
+            raise RuleError(f"unknown account {account!r}")
+        return f"{account}/{pan or ''}" if config.per_card else account
+
+    def balance(self, key: str) -> int:
+        if key not in self._balances:
+            account = self._accounts[key.split("/", 1)[0]]
+            self._balances[key] = account.balance
+        return self._balances[key]
+
+    def take(self, key: str, amount: int) -> int:
+        """Take up to `amount`; returns what was taken (0 when the balance is empty)."""
+        taken = max(0, min(amount, self.balance(key)))
+        self._balances[key] -= taken
+        return taken
+
+    def adjust(self, key: str, delta: int) -> None:
+        """Give back (positive) or charge (negative) without a limit: advices must pass."""
+        self._balances[key] = self.balance(key) + delta
+
+    def balances(self) -> dict[str, int]:
+        """Account name -> balance (per-card keys are account/PAN: keep in memory only)."""
+        return dict(self._balances)
+
+
+def _amount(message: Message) -> int | None:
+    value = message.fields.get("4")
+    if value is None or not value.isdigit():
+        return None
+    return int(value)
+
+
+def original_stan(message: Message) -> str | None:
+    """The original's STAN from field 56 (1993) or 90 (1987): both start MTI(4) STAN(6)."""
+    data = message.fields.get("56") or message.fields.get("90")
+    if data is None or len(data) < 10:
+        return None
+    return data[4:10]
+
+
+class HostLogic:
+    """Decides every answer of one simulated host; owns the ledger and the originals."""
+
+    def __init__(
+        self,
+        family: str,
+        rules: Sequence[Rule],
+        accounts: Sequence[AccountConfig] = (),
+        seed: int | None = None,
+    ) -> None:
+        self.family = family
+        self.rules = tuple(rules)
+        self.ledger = Ledger(accounts)
+        for rule in self.rules:
+            if rule.action not in ACTIONS:
+                raise RuleError(f"rule {rule.name!r}: unknown action {rule.action!r}")
+            if rule.account is not None:
+                self.ledger.balance_key(rule.account, None)
+            if rule.code is not None:
+                resolve_code(rule.code, family)
+        self._rng = random.Random(seed)
+        self._approval = seed or 0
+        self._originals: OrderedDict[tuple[str, str], _Original] = OrderedDict()
+        self.reversals_applied = 0
+        self.completions_applied = 0
+
+    def code(self, name: str) -> str:
+        return resolve_code(name, self.family)
+
+    def _next_approval_code(self) -> str:
+        self._approval = (self._approval + 1) % 1_000_000
+        return f"{self._approval:06d}"
+
+    def first_match(self, message: Message) -> Rule | None:
+        mti = message.mti
+        pan = message.fields.get("2")
+        amount = _amount(message)
+        processing = message.fields.get("3")
+        for rule in self.rules:
+            if rule.matches(mti, pan, amount, processing):
+                return rule
+        return None
+
+    def decide(self, message: Message) -> Decision:
+        """The decision for one decoded request (any class)."""
+        rule = self.first_match(message)
+        mti = message.mti
+        if rule is not None and rule.action in ("drop", "close"):
+            return Decision(rule.action, rule=rule.name)
+        cls = mti[1]
+        declining = rule is not None and rule.action == "decline"
+        if declining and not _is_authorisation(mti):
+            # A rule that names 1420 / 1220 / 1804 to refuse it: nothing is applied.
+            decision = Decision("answer", self.code("declined"))
+        elif cls == "8":
+            decision = Decision("answer", self.code("network_accepted"))
+        elif cls == "5":
+            decision = Decision("answer", self.code("reconciled"))
+        elif cls == "4":
+            self._reverse(message)
+            decision = Decision("answer", self.code("reversal_accepted"))
+        elif mti[2] == "2":
+            self._complete(message)
+            decision = Decision("answer", self.code("approved"))
+        else:
+            decision = self._authorise(message, rule)
+        if rule is None:
+            return decision
+        if rule.code is not None and rule.action != "partial":
+            decision = attrs.evolve(decision, code=resolve_code(rule.code, self.family))
+        delivery = {"twice": "twice", "late": "late"}.get(rule.action, "answer")
+        delay = rule.delay.pick(self._rng) if rule.delay is not None else 0.0
+        return attrs.evolve(decision, delivery=delivery, delay_s=delay, rule=rule.name)
+
+    # -- authorisations -------------------------------------------------------------
+
+    def _authorise(self, message: Message, rule: Rule | None) -> Decision:
+        amount = _amount(message)
+        action = rule.action if rule is not None else "approve"
+        if action == "decline":
+            return Decision("answer", self.code("declined"))
+        account = rule.account if rule is not None else None
+        if account is None or amount is None:
+            approved = Decision("answer", self.code("approved"), None, approval_code=None)
+            return attrs.evolve(approved, approval_code=self._next_approval_code())
+        key = self.ledger.balance_key(account, message.fields.get("2"))
+        allow_partial = action == "partial"
+        if not allow_partial and self.ledger.balance(key) < amount:
+            return Decision("answer", self.code("insufficient_funds"))
+        taken = self.ledger.take(key, amount)
+        if taken == 0:
+            return Decision("answer", self.code("insufficient_funds"))
+        self._remember(message, _Original(key, taken))
+        if taken < amount:
+            return Decision(
+                "answer",
+                self.code("partial"),
+                approved_amount=taken,
+                approval_code=self._next_approval_code(),
+            )
+        return Decision("answer", self.code("approved"), approval_code=self._next_approval_code())
+
+    def _remember(self, message: Message, original: _Original) -> None:
+        terminal = message.fields.get("41", "")
+        stan = message.fields.get("11")
+        originals = self._originals
+        if stan is not None:
+            originals[(terminal, "stan:" + stan)] = original
+        rrn = message.fields.get("37")
+        if rrn:
+            originals[(terminal, "rrn:" + rrn)] = original
+        while len(originals) > _ORIGINALS_KEPT:
+            originals.popitem(last=False)
+
+    def remember_reference(self, message: Message, answer_fields: Mapping[str, str]) -> None:
+        """Index the original also by the RRN and approval code the answer carried."""
+        terminal = message.fields.get("41", "")
+        stan = message.fields.get("11")
+        original = self._originals.get((terminal, "stan:" + stan)) if stan else None
+        if original is None:
+            return
+        for tag, field in (("rrn:", "37"), ("auth:", "38")):
+            value = answer_fields.get(field)
+            if value:
+                self._originals[(terminal, tag + value)] = original
+
+    def find_original(self, message: Message) -> _Original | None:
+        """By field 56/90 STAN, then RRN (37), then approval code (38), per terminal."""
+        terminal = message.fields.get("41", "")
+        stan = original_stan(message)
+        candidates = []
+        if stan is not None:
+            candidates.append("stan:" + stan)
+        for tag, field in (("rrn:", "37"), ("auth:", "38")):
+            value = message.fields.get(field)
+            if value:
+                candidates.append(tag + value)
+        for candidate in candidates:
+            original = self._originals.get((terminal, candidate))
+            if original is not None:
+                return original
+        return None
+
+    # -- advices and reversals ---------------------------------------------------------
+
+    def _complete(self, message: Message) -> None:
+        """A completion settles its pre-authorisation at the actual amount (field 4)."""
+        actual = _amount(message)
+        original = self.find_original(message)
+        if original is None or actual is None or original.completed or original.reversed:
+            return
+        original.completed = True
+        if original.balance_key is not None:
+            self.ledger.adjust(original.balance_key, original.amount - actual)
+        original.amount = actual
+        self.completions_applied += 1
+        self._remember(message, original)  # a reversal of the completion finds it too
+
+    def _reverse(self, message: Message) -> None:
+        """A reversal gives back what its original holds; a repeat changes nothing."""
+        original = self.find_original(message)
+        if original is None or original.reversed:
+            return
+        original.reversed = True
+        if original.balance_key is not None:
+            self.ledger.adjust(original.balance_key, original.amount)
+        self.reversals_applied += 1

@@ -1,0 +1,366 @@
+"""Certification scripts: the TOML format read into frozen values.
+
+A script has one `[terminal]` table (who the terminal is, how it talks, its
+keys) and a list of `[[cases]]`, each a sequence of steps. The format is
+documented in docs/simulators.md; everything is checked when the script is
+read, so a typo fails before any message is sent.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import attrs
+from forecourt.keys.mac import MacAlgorithm, PreparedMac
+
+from ._toml import SimConfigError, Table, load_toml
+from .rules import named_code
+from .templates import PROFILES, TEMPLATES, TerminalIdentity
+from .wire import WireFormat, parse_mac_key, parse_wire
+
+__all__ = [
+    "Case",
+    "Disconnect",
+    "Expect",
+    "ExpectClose",
+    "ExpectNothing",
+    "Expectation",
+    "Oversize",
+    "Raw",
+    "Reconnect",
+    "Script",
+    "Send",
+    "Step",
+    "TerminalSettings",
+    "Wait",
+    "load_script",
+    "parse_script",
+]
+
+MAC_MODES = ("auto", "none", "corrupt", "previous")
+ANSWER_MAC = ("verify", "required", "absent", "any")
+
+
+@attrs.frozen
+class Expectation:
+    """What an answer must look like; `action_codes` are literal, any one may match."""
+
+    within_s: float
+    action_codes: tuple[str, ...] = ()
+    mti: str | None = None
+    fields: Mapping[str, str] = attrs.field(factory=dict)
+    present: tuple[str, ...] = ()
+    absent: tuple[str, ...] = ()
+    mac: str = "verify"
+    stan: str | None = None  # None: the STAN of the last request sent
+
+
+@attrs.frozen
+class Send:
+    """Send a request built from a template, with field overrides."""
+
+    template: str
+    overrides: Mapping[str, str] = attrs.field(factory=dict)
+    remove: tuple[str, ...] = ()
+    mti: str | None = None
+    stan: str = "next"  # "next", "same" (a retransmission) or six digits
+    mac: str = "auto"  # auto, none, corrupt, previous
+    expect: Expectation | None = None
+
+
+@attrs.frozen
+class Expect:
+    expectation: Expectation
+
+
+@attrs.frozen
+class ExpectNothing:
+    """No frame at all may arrive for `seconds` (e.g. a late host answer must not leak)."""
+
+    seconds: float
+
+
+@attrs.frozen
+class ExpectClose:
+    """The peer must close the connection within `within_s` (malformed or oversize frame)."""
+
+    within_s: float
+
+
+@attrs.frozen
+class Wait:
+    seconds: float
+
+
+@attrs.frozen
+class Disconnect:
+    pass
+
+
+@attrs.frozen
+class Reconnect:
+    pass
+
+
+@attrs.frozen
+class Raw:
+    """Bytes as they are (`framed` false) or as one frame's payload (header added)."""
+
+    data: bytes
+    framed: bool
+    expect: Expectation | None = None
+
+
+@attrs.frozen
+class Oversize:
+    """A length header announcing `length` bytes, then some of them."""
+
+    length: int
+
+
+Step = Send | Expect | ExpectNothing | ExpectClose | Wait | Disconnect | Reconnect | Raw | Oversize
+
+
+@attrs.frozen(repr=False)
+class TerminalSettings:
+    """The terminal a script drives; keys are clear hex in the script (test only)."""
+
+    identity: TerminalIdentity
+    wire: WireFormat
+    profile: str = "indoor"
+    kek: bytes | None = None
+    tak: PreparedMac | None = None
+    mac: bool = True  # MAC requests once a TAK is installed
+    timeout_s: float = 5.0
+    switch: str | None = None
+    stan_start: int = 1
+
+    def __repr__(self) -> str:
+        return f"TerminalSettings(terminal_id={self.identity.terminal_id!r})"
+
+
+@attrs.frozen
+class Case:
+    name: str
+    steps: tuple[Step, ...]
+    terminal_id: str | None = None
+    profile: str | None = None
+    pan: str | None = None
+    amount: int | None = None
+
+
+@attrs.frozen
+class Script:
+    terminal: TerminalSettings
+    cases: tuple[Case, ...]
+    source: str | None = None
+    name: str = "certification"
+
+
+def load_script(path: str | Path) -> Script:
+    """Read and check a certification script; SimConfigError names the key at fault."""
+    return parse_script(load_toml(path), str(path))
+
+
+def parse_script(data: dict[str, Any], source: str | None = None) -> Script:
+    root = Table(data, "", source)
+    name = root.text("name", Path(source).stem if source else "certification")
+    terminal = _parse_terminal(root.table("terminal"))
+    family = terminal.identity.family
+    cases = tuple(_parse_case(t, family, terminal.timeout_s) for t in root.tables("cases"))
+    if not cases:
+        raise SimConfigError("cases", "a script needs at least one case", source)
+    root.done()
+    return Script(terminal, cases, source, name)
+
+
+def _hex_key(t: Table, key: str, lengths: tuple[int, ...]) -> bytes | None:
+    value = t.opt_text(key)
+    if value is None:
+        return None
+    try:
+        raw = bytes.fromhex(value)
+    except ValueError:
+        raise t.error(key, "must be hex") from None
+    if len(raw) not in lengths:
+        raise t.error(key, f"must be {' or '.join(str(n) for n in lengths)} bytes")
+    return raw
+
+
+def _parse_terminal(t: Table) -> TerminalSettings:
+    wire = parse_wire(t)
+    kek = _hex_key(t, "kek", (16, 32))
+    components = t.texts("kek_components")
+    if components:
+        if kek is not None:
+            raise t.error("kek_components", "give kek or kek_components, not both")
+        try:
+            parts = [bytes.fromhex(c) for c in components]
+        except ValueError:
+            raise t.error("kek_components", "must be hex") from None
+        if len({len(p) for p in parts}) != 1 or len(parts[0]) not in (16, 32):
+            raise t.error("kek_components", "must be 16- or 32-byte keys of one length")
+        kek = bytes(len(parts[0]))
+        for part in parts:
+            kek = bytes(a ^ b for a, b in zip(kek, part, strict=True))
+    algorithm = t.text("mac_algorithm", "retail", tuple(a.value for a in MacAlgorithm))
+    tak: PreparedMac | None = None
+    if "tak" in t:
+        tak = parse_mac_key(_MacView(t, algorithm), "tak")
+    profile = t.text("profile", "indoor", tuple(PROFILES))
+    identity = TerminalIdentity(
+        terminal_id=t.text("terminal_id"),
+        merchant_id=t.text("merchant_id", "FORECOURT000001"),
+        family=wire.family,
+        pan=t.text("pan", "4761739001010010"),
+        expiry=t.text("expiry", "2912"),
+        currency=t.text("currency", "978"),
+        acquirer_id=t.opt_text("acquirer_id"),
+        amount=t.integer("amount", 1000, low=0),
+    )
+    settings = TerminalSettings(
+        identity=identity,
+        wire=wire,
+        profile=profile,
+        kek=kek,
+        tak=tak,
+        mac=t.flag("mac", True),
+        timeout_s=t.number("timeout_s", 5.0),
+        switch=t.opt_text("switch"),
+        stan_start=t.integer("stan_start", 1, low=1),
+    )
+    t.done()
+    return settings
+
+
+class _MacView(Table):
+    """The terminal table seen with `mac_algorithm` as `algorithm` for parse_mac_key."""
+
+    def __init__(self, t: Table, algorithm: str) -> None:
+        super().__init__({"tak": t.raw("tak"), "algorithm": algorithm}, t.path, t.source)
+
+
+def _parse_case(t: Table, family: str, timeout_s: float) -> Case:
+    name = t.text("name")
+    steps = tuple(_parse_step(s, family, timeout_s) for s in t.tables("steps"))
+    if not steps:
+        raise t.error("steps", "a case needs at least one step")
+    profile = t.opt_text("profile")
+    if profile is not None and profile not in PROFILES:
+        raise t.error("profile", f"must be one of {', '.join(PROFILES)}")
+    case = Case(
+        name=name,
+        steps=steps,
+        terminal_id=t.opt_text("terminal_id"),
+        profile=profile,
+        pan=t.opt_text("pan"),
+        amount=t.opt_integer("amount"),
+    )
+    t.done()
+    return case
+
+
+_KINDS = (
+    "send",
+    "expect",
+    "expect_nothing",
+    "expect_close",
+    "wait",
+    "disconnect",
+    "reconnect",
+    "raw",
+    "frame",
+    "oversize",
+)
+
+
+_WITH_EXPECT = ("send", "raw", "frame")
+
+
+def _parse_step(t: Table, family: str, timeout_s: float) -> Step:
+    kinds = [k for k in _KINDS if k in t]
+    main = [k for k in kinds if k != "expect"]
+    if len(main) > 1 or not kinds or (main and kinds != main and main[0] not in _WITH_EXPECT):
+        raise SimConfigError(t.path, f"a step needs exactly one of {', '.join(_KINDS)}", t.source)
+    step: Step
+    if "send" in t:
+        template = t.text("send", choices=TEMPLATES)
+        overrides = _fields(t, "fields")
+        stan = t.text("stan", "next")
+        if stan not in ("next", "same") and not (len(stan) == 6 and stan.isdigit()):
+            raise t.error("stan", 'must be "next", "same" or six digits')
+        step = Send(
+            template=template,
+            overrides=overrides,
+            remove=t.texts("remove"),
+            mti=t.opt_text("mti"),
+            stan=stan,
+            mac=t.text("mac", "auto", MAC_MODES),
+            expect=_expectation(t, family, timeout_s),
+        )
+    elif "raw" in t or "frame" in t:
+        key = "raw" if "raw" in t else "frame"
+        try:
+            data = bytes.fromhex(t.text(key))
+        except ValueError:
+            raise t.error(key, "must be hex") from None
+        step = Raw(data, framed=key == "frame", expect=_expectation(t, family, timeout_s))
+    elif "expect" in t:
+        expectation = _expectation(t, family, timeout_s)
+        assert expectation is not None
+        step = Expect(expectation)
+    elif "expect_nothing" in t:
+        step = ExpectNothing(t.number("expect_nothing"))
+    elif "expect_close" in t:
+        step = ExpectClose(t.number("expect_close"))
+    elif "wait" in t:
+        step = Wait(t.number("wait"))
+    elif "disconnect" in t:
+        t.flag("disconnect", True)
+        step = Disconnect()
+    elif "reconnect" in t:
+        t.flag("reconnect", True)
+        step = Reconnect()
+    else:
+        step = Oversize(t.integer("oversize", low=1))
+    t.done()
+    return step
+
+
+def _fields(t: Table, key: str) -> dict[str, str]:
+    raw = t.raw(key, {})
+    if not isinstance(raw, Mapping):
+        raise t.error(key, "must be a table of field number = value")
+    out: dict[str, str] = {}
+    for k, v in raw.items():
+        if not (k.isdigit() and 2 <= int(k) <= 128):
+            raise t.error(f"{key}.{k}", "must be a data element number 2..128")
+        if not isinstance(v, str):
+            raise t.error(f"{key}.{k}", "must be a string (field values are text)")
+        out[str(int(k))] = v
+    return out
+
+
+def _expectation(t: Table, family: str, timeout_s: float) -> Expectation | None:
+    if "expect" not in t:
+        return None
+    e = t.table("expect")
+    codes = []
+    for code in e.texts("action_code"):
+        named = named_code(code, family)
+        codes.append(named if named is not None else code)
+    stan = e.opt_text("stan")
+    expectation = Expectation(
+        within_s=e.number("within_s", timeout_s),
+        action_codes=tuple(codes),
+        mti=e.opt_text("mti"),
+        fields=_fields(e, "fields"),
+        present=e.texts("present"),
+        absent=e.texts("absent"),
+        mac=e.text("mac", "verify", ANSWER_MAC),
+        stan=stan,
+    )
+    e.done()
+    return expectation

@@ -1,0 +1,501 @@
+"""Terminal simulator: runs certification scripts against a switch (or a host).
+
+The simulated terminal holds its KEK, signs on, installs the working keys the
+switch delivers (TR-31 blocks in field 96 / 48, unwrapped with the keys
+package), MACs its requests and verifies the MAC of every answer. Each case
+runs on a fresh connection; keys, STANs and shift totals carry over from case
+to case, as they would on a real terminal.
+"""
+
+from __future__ import annotations
+
+import time
+import xml.etree.ElementTree as ET
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import attrs
+import trio
+from forecourt.codecs.action_codes import is_approved
+from forecourt.codecs.dialect import decode, mac_input
+from forecourt.codecs.errors import CodecError
+from forecourt.codecs.framing import encode_frame
+from forecourt.codecs.message import Message
+from forecourt.codecs.mti import response_mti
+from forecourt.keys.errors import KeysError
+from forecourt.keys.exchange import install_key_change
+from forecourt.keys.mac import PreparedMac
+
+from .client import ConnectionClosed, HostConnection
+from .script import (
+    Case,
+    Disconnect,
+    Expect,
+    Expectation,
+    ExpectClose,
+    ExpectNothing,
+    Oversize,
+    Raw,
+    Reconnect,
+    Script,
+    Send,
+    Step,
+    Wait,
+    load_script,
+)
+from .templates import (
+    PROFILES,
+    Profile,
+    SentRequest,
+    Shift,
+    TemplateError,
+    TerminalIdentity,
+    build,
+)
+
+__all__ = [
+    "CaseResult",
+    "TerminalSimulator",
+    "parse_address",
+    "run_script",
+    "run_script_sync",
+    "write_junit",
+]
+
+
+@attrs.frozen
+class CaseResult:
+    """One case's verdict: `reason` says which step failed and why (None when passed)."""
+
+    name: str
+    passed: bool
+    seconds: float
+    reason: str | None = None
+    steps_run: int = 0
+
+
+class StepFailed(Exception):
+    """A step's expectation did not hold; the message is the reason shown to the user."""
+
+
+def parse_address(address: str | tuple[str, int]) -> tuple[str, int]:
+    """ "host:port" (or a tuple) -> (host, port)."""
+    if isinstance(address, tuple):
+        return address
+    host, sep, port = address.rpartition(":")
+    if not sep or not port.isdigit():
+        raise ValueError(f"switch address must be HOST:PORT, not {address!r}")
+    return host or "127.0.0.1", int(port)
+
+
+@attrs.define
+class _Answer:
+    message: Message
+    raw: bytes
+
+
+class TerminalSimulator:
+    """The state of one simulated terminal across the cases of a script."""
+
+    def __init__(self, script: Script, address: tuple[str, int]) -> None:
+        self.script = script
+        self.settings = script.terminal
+        self.address = address
+        self.tak: PreparedMac | None = self.settings.tak
+        self.previous_tak: PreparedMac | None = None
+        self.key_changes = 0
+        self.shift = Shift()
+        self._stan = self.settings.stan_start - 1
+        self._last: SentRequest | None = None
+        self._last_preauth: SentRequest | None = None
+        self._last_financial: SentRequest | None = None
+        self._conn: HostConnection | None = None
+        self._backlog: list[_Answer] = []
+        self._case: Case | None = None
+
+    # -- running ------------------------------------------------------------------------
+
+    async def run(self) -> list[CaseResult]:
+        results = []
+        for case in self.script.cases:
+            results.append(await self.run_case(case))
+        return results
+
+    async def run_case(self, case: Case) -> CaseResult:
+        self._case = case
+        started = time.perf_counter()
+        done = 0
+        reason: str | None = None
+        try:
+            await self._connect()
+            for number, step in enumerate(case.steps, 1):
+                try:
+                    await self._step(step)
+                except StepFailed as exc:
+                    reason = f"step {number} ({_kind(step)}): {exc}"
+                    break
+                except (OSError, ConnectionClosed) as exc:
+                    reason = f"step {number} ({_kind(step)}): connection: {exc}"
+                    break
+                done = number
+        except OSError as exc:
+            reason = f"cannot connect to {self.address[0]}:{self.address[1]}: {exc.strerror}"
+        finally:
+            await self._disconnect()
+            self._case = None
+        return CaseResult(case.name, reason is None, time.perf_counter() - started, reason, done)
+
+    async def _connect(self) -> None:
+        with trio.fail_after(self.settings.timeout_s):
+            self._conn = await HostConnection.open(*self.address, self.settings.wire)
+        self._backlog = []
+
+    async def _disconnect(self) -> None:
+        if self._conn is not None:
+            await self._conn.aclose()
+            self._conn = None
+        self._backlog = []
+
+    @property
+    def conn(self) -> HostConnection:
+        if self._conn is None:
+            raise StepFailed("not connected (add a reconnect step)")
+        return self._conn
+
+    async def _step(self, step: Step) -> None:
+        if isinstance(step, Send):
+            await self._send(step)
+        elif isinstance(step, Expect):
+            await self._expect(step.expectation)
+        elif isinstance(step, ExpectNothing):
+            await self._expect_nothing(step.seconds)
+        elif isinstance(step, ExpectClose):
+            await self._expect_close(step.within_s)
+        elif isinstance(step, Wait):
+            await trio.sleep(step.seconds)
+        elif isinstance(step, Disconnect):
+            await self._disconnect()
+        elif isinstance(step, Reconnect):
+            await self._disconnect()
+            await self._connect()
+        elif isinstance(step, Raw):
+            await self._raw(step)
+        elif isinstance(step, Oversize):
+            await self._oversize(step.length)
+
+    # -- sending ----------------------------------------------------------------------------
+
+    def _next_stan(self) -> str:
+        self._stan = self._stan % 999_999 + 1
+        return f"{self._stan:06d}"
+
+    def _identity(self) -> tuple[TerminalIdentity, Profile]:
+        case = self._case
+        who = self.settings.identity
+        profile = PROFILES[self.settings.profile]
+        if case is not None:
+            who = attrs.evolve(
+                who,
+                terminal_id=case.terminal_id or who.terminal_id,
+                pan=case.pan or who.pan,
+                amount=who.amount if case.amount is None else case.amount,
+            )
+            if case.profile is not None:
+                profile = PROFILES[case.profile]
+        return who, profile
+
+    async def _send(self, step: Send) -> None:
+        if step.stan == "same":
+            # A retransmission: the very request sent last, as a terminal repeats it.
+            if self._last is None:
+                raise StepFailed('stan = "same" needs a request sent before it')
+            message = self._last.message
+        else:
+            stan = self._next_stan() if step.stan == "next" else step.stan
+            who, profile = self._identity()
+            try:
+                message = build(
+                    step.template,
+                    who,
+                    profile,
+                    stan,
+                    last_preauth=self._last_preauth,
+                    last_financial=self._last_financial,
+                    shift=self.shift,
+                )
+            except TemplateError as exc:
+                raise StepFailed(str(exc)) from None
+        updates: dict[int, str | None] = {int(k): v for k, v in step.overrides.items()}
+        updates.update({int(k): None for k in step.remove})
+        if updates or step.mti:
+            message = message.with_fields(updates, mti=step.mti)
+        await self._send_message(message, step.mac)
+        if step.expect is not None:
+            await self._expect(step.expect)
+
+    async def _send_message(self, message: Message, mode: str) -> None:
+        mac = self._mac_for(message, mode)
+        try:
+            await self.conn.send(message, mac)
+        except CodecError as exc:
+            raise StepFailed(f"cannot encode the request: {exc}") from None
+        sent = SentRequest(message)
+        self._last = sent
+        cls = message.mti[1]
+        if cls == "1" and message.mti[2] == "0":
+            self._last_preauth = sent
+        if cls in "12" and message.mti[2] in "02":
+            self._last_financial = sent
+
+    def _mac_for(self, message: Message, mode: str) -> Callable[[bytes], bytes] | None:
+        if mode == "none" or message.mti[1] == "8":
+            return None  # network management travels without a MAC
+        if mode == "previous":
+            if self.previous_tak is None:
+                raise StepFailed("no previous TAK to MAC with (rotate keys first)")
+            return self.previous_tak.generate
+        if mode == "corrupt":
+            return _Corrupt(self.tak).generate
+        if self.tak is None or not self.settings.mac:
+            return None
+        return self.tak.generate
+
+    async def _raw(self, step: Raw) -> None:
+        data = step.data
+        if step.framed:
+            wire = self.settings.wire
+            data = encode_frame(wire.framing, data, wire.tpdu)
+        await self.conn.send_raw(data)
+        if step.expect is not None:
+            await self._expect(step.expect)
+
+    async def _oversize(self, length: int) -> None:
+        header = self.settings.wire.framing.header
+        if header == "2b":
+            head = min(length, 0xFFFF).to_bytes(2, "big")
+        elif header == "4a":
+            head = b"%04d" % min(length, 9999)
+        else:
+            head = b""
+        await self.conn.send_raw(head + bytes(min(length, 16384)))
+
+    # -- receiving --------------------------------------------------------------------------
+
+    async def _next_answer(self) -> _Answer:
+        payload = await self.conn.receive_payload()
+        try:
+            message = decode(self.settings.wire.dialect, payload)
+        except CodecError as exc:
+            raise StepFailed(f"undecodable answer: {exc}") from None
+        answer = _Answer(message, payload)
+        self._on_answer(answer)
+        return answer
+
+    def _on_answer(self, answer: _Answer) -> None:
+        """Keys delivered, references for completions and reversals, shift totals."""
+        message = answer.message
+        family = self.settings.identity.family
+        if message.mti[1] == "8":
+            self._install_keys(message)
+        code = message.fields.get("39", "")
+        for sent in (self._last, self._last_preauth, self._last_financial):
+            if (
+                sent is not None
+                and sent.answer is None
+                and sent.message.fields.get("11") == message.fields.get("11")
+                and response_mti(sent.message.mti) == message.mti
+            ):
+                self._replace(sent, attrs.evolve(sent, answer=message))
+        if not code or not is_approved(code, family):
+            return
+        amount = message.fields.get("4")
+        value = int(amount) if amount and amount.isdigit() else 0
+        if message.mti[1:3] in ("21", "23"):  # 1210 purchase, 1230 completion
+            self.shift.debits += 1
+            self.shift.debit_amount += value
+        elif message.mti[1] == "4":
+            self.shift.debit_reversals += 1
+            self.shift.debit_reversal_amount += value
+        elif message.mti[1] == "5":
+            self.shift.reset()
+
+    def _replace(self, old: SentRequest, new: SentRequest) -> None:
+        if self._last is old:
+            self._last = new
+        if self._last_preauth is old:
+            self._last_preauth = new
+        if self._last_financial is old:
+            self._last_financial = new
+
+    def _install_keys(self, message: Message) -> None:
+        kek = self.settings.kek
+        if kek is None:
+            return
+        family = self.settings.identity.family
+        field96 = message.fields.get("96") if family == "1993" else None
+        payload = bytes.fromhex(field96) if field96 is not None else message.fields.get("48")
+        if not payload:
+            return
+        try:
+            keys = install_key_change(kek, payload)
+            tak = keys.mac_key().mac
+        except KeysError as exc:
+            raise StepFailed(f"delivered keys do not install: {exc}") from None
+        self.previous_tak = self.tak
+        self.tak = tak
+        self.key_changes += 1
+
+    async def _expect(self, expectation: Expectation) -> None:
+        if self._last is None and expectation.stan is None:
+            raise StepFailed("nothing was sent to expect an answer to")
+        stan = expectation.stan
+        wanted_mti = expectation.mti
+        if stan is None and self._last is not None:
+            stan = self._last.message.fields.get("11")
+            if wanted_mti is None:
+                wanted_mti = response_mti(self._last.message.mti)
+        answer = None
+        for i, candidate in enumerate(self._backlog):
+            if candidate.message.fields.get("11") == stan:
+                answer = self._backlog.pop(i)
+                break
+        with trio.move_on_after(expectation.within_s):
+            while answer is None:
+                candidate = await self._next_answer()
+                if candidate.message.fields.get("11") == stan:
+                    answer = candidate
+                else:
+                    self._backlog.append(candidate)
+        if answer is None:
+            raise StepFailed(f"no answer for STAN {stan} within {expectation.within_s:g} s")
+        self._check(answer, expectation, wanted_mti)
+
+    def _check(self, answer: _Answer, e: Expectation, wanted_mti: str | None) -> None:
+        message = answer.message
+        fields = message.fields
+        if wanted_mti is not None and message.mti != wanted_mti:
+            raise StepFailed(f"answer MTI {message.mti}, expected {wanted_mti}")
+        code = fields.get("39")
+        if e.action_codes and code not in e.action_codes:
+            raise StepFailed(f"action code {code}, expected {' or '.join(e.action_codes)}")
+        for number, value in e.fields.items():
+            got = fields.get(number)
+            if got != value:
+                raise StepFailed(f"field {number} is {_show(number, got)}, expected {value!r}")
+        for number in e.present:
+            if number not in fields:
+                raise StepFailed(f"field {number} is absent, expected present")
+        for number in e.absent:
+            if number in fields:
+                raise StepFailed(f"field {number} is present, expected absent")
+        self._check_mac(answer, e.mac)
+
+    def _check_mac(self, answer: _Answer, mode: str) -> None:
+        if mode == "any":
+            return
+        fields = answer.message.fields
+        mac_hex = fields.get("128") or fields.get("64")
+        if mac_hex is None:
+            if mode == "required":
+                raise StepFailed("answer carries no MAC")
+            return
+        if mode == "absent":
+            raise StepFailed("answer carries a MAC, expected none")
+        if self.tak is None:
+            if mode == "required":
+                raise StepFailed("answer is MAC'd but the terminal has no TAK to verify it")
+            return
+        keys = [k for k in (self.tak, self.previous_tak) if k is not None]
+        data = mac_input(answer.raw)
+        mac = bytes.fromhex(mac_hex)
+        if not any(k.verify(data, mac) for k in keys):
+            raise StepFailed("answer MAC does not verify under the terminal's TAK")
+
+    async def _expect_nothing(self, seconds: float) -> None:
+        with trio.move_on_after(seconds):
+            try:
+                answer = await self._next_answer()
+            except ConnectionClosed:
+                return
+            raise StepFailed(
+                f"unexpected answer {answer.message.mti} STAN {answer.message.fields.get('11')}"
+            )
+
+    async def _expect_close(self, within_s: float) -> None:
+        with trio.move_on_after(within_s):
+            try:
+                while True:
+                    answer = await self._next_answer()
+                    self._backlog.append(answer)
+            except ConnectionClosed:
+                await self._disconnect()
+                return
+            except StepFailed:
+                pass
+        raise StepFailed(f"connection still open after {within_s:g} s")
+
+
+class _Corrupt:
+    """A MAC function that returns a wrong MAC (the right one with its bits flipped)."""
+
+    def __init__(self, key: PreparedMac | None) -> None:
+        self._key = key
+
+    def generate(self, data: bytes) -> bytes:
+        good = self._key.generate(data) if self._key is not None else bytes(8)
+        return bytes(b ^ 0xFF for b in good)
+
+
+def _kind(step: Step) -> str:
+    if isinstance(step, Send):
+        return f"send {step.template}"
+    return type(step).__name__.lower()
+
+
+def _show(number: str, value: str | None) -> str:
+    if value is None:
+        return "absent"
+    if number in ("2", "35", "45", "52", "55"):
+        return "(present, not shown)"
+    return repr(value)
+
+
+async def run_script(
+    script: Script | str | Path, switch_address: str | tuple[str, int] | None = None
+) -> list[CaseResult]:
+    """Run every case of a script against a switch; one CaseResult per case, in order."""
+    if not isinstance(script, Script):
+        script = load_script(script)
+    address = switch_address or script.terminal.switch
+    if address is None:
+        raise ValueError("no switch address: give one or set terminal.switch in the script")
+    return await TerminalSimulator(script, parse_address(address)).run()
+
+
+def run_script_sync(
+    script: Script | str | Path, switch_address: str | tuple[str, int] | None = None
+) -> list[CaseResult]:
+    """`run_script` for callers outside trio (the CLI, the demo)."""
+    return trio.run(run_script, script, switch_address)
+
+
+def write_junit(results: Sequence[CaseResult], path: str | Path, suite: str) -> None:
+    """A JUnit XML report, one testcase per case, for CI."""
+    failures = sum(1 for r in results if not r.passed)
+    total = sum(r.seconds for r in results)
+    root = ET.Element(
+        "testsuite",
+        name=suite,
+        tests=str(len(results)),
+        failures=str(failures),
+        errors="0",
+        time=f"{total:.3f}",
+    )
+    for r in results:
+        case = ET.SubElement(
+            root, "testcase", classname=suite, name=r.name, time=f"{r.seconds:.3f}"
+        )
+        if not r.passed:
+            failure = ET.SubElement(case, "failure", message=r.reason or "failed")
+            failure.text = r.reason or "failed"
+    ET.ElementTree(root).write(path, encoding="utf-8", xml_declaration=True)

@@ -1,0 +1,420 @@
+"""The trio side of the journal: group commit through one writer task.
+
+Callers ``await journal.write(...)`` (or a helper such as ``record_received``)
+and get control back only when the batch holding their write is committed:
+nothing is acknowledged before it is durable. The writer task takes everything
+queued, runs it as ONE database transaction in a worker thread, then wakes every
+waiter — many transactions per fsync. The queue is bounded (``max_pending``): when
+the disk cannot keep up, writers wait instead of memory growing.
+
+If a caller is cancelled while waiting, its write may still be committed (it
+cannot be taken back from a batch in flight); callers treat a cancelled write as
+"unknown" and read the journal when it matters (recovery does).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import AsyncIterator, Callable, Sequence
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any, TypeVar
+
+import attrs
+import trio
+from forecourt.switch.config import SwitchConfig
+from forecourt.switch.journal.backend import JournalBackend, JournalReader, WriteOutcome
+from forecourt.switch.journal.model import (
+    AddEvent,
+    ClaimSaf,
+    CloseShift,
+    CompleteSaf,
+    EnqueueSaf,
+    Event,
+    FlagSaf,
+    InsertTransaction,
+    JournalClosed,
+    JournalError,
+    JournalRow,
+    OpenShift,
+    RetrySaf,
+    SafEntry,
+    SafItem,
+    SafStats,
+    ShiftRecord,
+    ShiftTotals,
+    UpdateTransaction,
+    WriteOp,
+    check_changes,
+    check_pan_free,
+    check_row,
+)
+from forecourt.switch.journal.sealing import SafSealer
+from forecourt.switch.journal.sqlite import SqliteJournal
+
+_R = TypeVar("_R")
+
+
+@attrs.define(eq=False)
+class _PendingWrite:
+    ops: Sequence[WriteOp]
+    done: trio.Event = attrs.field(factory=trio.Event)
+    outcome: WriteOutcome | None = None
+
+
+def open_backend(
+    target: SwitchConfig | Path | str, synchronous: str | None = None
+) -> JournalBackend:
+    """The backend for a configuration, a SQLite file path or a DSN (opens and migrates)."""
+    if isinstance(target, SwitchConfig):
+        if target.database is not None:
+            return open_backend(target.database, synchronous or target.journal.synchronous)
+        return SqliteJournal(target.journal_path, synchronous or target.journal.synchronous)
+    text = str(target)
+    if text.startswith(("postgresql://", "postgres://")):
+        raise JournalError("the PostgreSQL journal is not available yet; omit `database`")
+    return SqliteJournal(Path(target), synchronous or "full")
+
+
+class Journal:
+    """The switch's journal; made by ``open_journal``. All methods are trio-async."""
+
+    def __init__(
+        self,
+        backend: JournalBackend,
+        *,
+        node: str,
+        saf_key: bytes | None = None,
+        max_pending: int = 4096,
+        max_batch: int = 1024,
+        readers: int = 2,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.backend = backend
+        self.node = node
+        self._sealer = SafSealer(saf_key) if saf_key is not None else None
+        self._max_batch = max_batch
+        self._send, self._receive = trio.open_memory_channel[_PendingWrite](max_pending)
+        self._readers: list[JournalReader] = []
+        self._reader_count = readers
+        self._read_limiter = trio.CapacityLimiter(readers)
+        self._clock = clock
+        self.batches = 0  # batches run by the writer (== commits when none failed)
+
+    @property
+    def commits(self) -> int:
+        """Database commits so far: with group commit, far fewer than writes."""
+        return self.backend.commits
+
+    # ------------------------------------------------------------------ writer
+
+    async def write(self, *ops: WriteOp) -> list[object]:
+        """Queue operations as one all-or-nothing write; return once committed.
+
+        Returns one result per operation (the SAF id for ``EnqueueSaf``, rows for
+        ``ClaimSaf``, else None). Raises JournalError if the write failed or was
+        rolled back with its batch, JournalClosed if the journal closed first.
+        Waits (back-pressure) while ``max_pending`` writes are queued.
+        """
+        pending = _PendingWrite(ops)
+        try:
+            await self._send.send(pending)
+        except (trio.ClosedResourceError, trio.BrokenResourceError):
+            raise JournalClosed("journal is closed") from None
+        await pending.done.wait()
+        outcome = pending.outcome
+        if isinstance(outcome, BaseException):
+            raise outcome
+        assert outcome is not None
+        return outcome
+
+    async def run_writer(self) -> None:
+        """The writer task: batch, commit in a thread, wake. Ends when the journal closes."""
+        batch: list[_PendingWrite] = []
+        try:
+            async for first in self._receive:
+                batch = [first]
+                while len(batch) < self._max_batch:
+                    try:
+                        batch.append(self._receive.receive_nowait())
+                    except (trio.WouldBlock, trio.EndOfChannel):
+                        break
+                try:
+                    outcomes = await trio.to_thread.run_sync(
+                        self.backend.run_batch, [p.ops for p in batch], abandon_on_cancel=False
+                    )
+                except Exception as exc:
+                    error = JournalError(
+                        f"journal commit failed; nothing in the batch is durable: "
+                        f"{type(exc).__name__}: {exc}"
+                    )
+                    outcomes = [error] * len(batch)
+                self.batches += 1
+                for p, outcome in zip(batch, outcomes, strict=True):
+                    p.outcome = outcome
+                    p.done.set()
+                batch = []
+        finally:
+            # Cancelled or closed: nobody waits forever for a write that never ran.
+            closed = JournalClosed("journal closed before the write was committed")
+            for p in batch:
+                if not p.done.is_set():
+                    p.outcome = closed
+                    p.done.set()
+            self._receive.close()
+            while True:
+                try:
+                    p = self._receive.receive_nowait()
+                except (trio.WouldBlock, trio.EndOfChannel, trio.ClosedResourceError):
+                    break
+                p.outcome = closed
+                p.done.set()
+
+    async def aclose(self) -> None:
+        """Stop taking writes; the writer commits what is queued, then ends."""
+        await self._send.aclose()
+
+    # ------------------------------------------------------------------ hot path
+
+    async def record_received(self, row: JournalRow, detail: str | None = None) -> None:
+        """Insert a new transaction (state received, or forwarded with route and
+        acquirer STAN already set — one durable write before going upstream)."""
+        check_row(row)
+        check_pan_free("detail", detail)
+        at = row.forwarded_at or row.received_at
+        await self.write(
+            InsertTransaction(row), AddEvent(Event(row.txn_id, at, str(row.state), detail))
+        )
+
+    async def update(self, txn_id: str, /, **changes: Any) -> None:
+        """Change columns of a transaction; a ``state`` change also logs an event."""
+        await self.write(*self.update_ops(txn_id, **changes))
+
+    def update_ops(self, txn_id: str, /, **changes: Any) -> list[WriteOp]:
+        """The operations of ``update``, to combine with others in one ``write``
+        (e.g. state=timed_out together with ``saf_enqueue_op`` of the reversal)."""
+        check_changes(changes)
+        ops: list[WriteOp] = [UpdateTransaction(txn_id, changes)]
+        if "state" in changes:
+            detail = {
+                k: v for k, v in changes.items() if k not in ("state", "response_raw", "flags")
+            }
+            ops.append(
+                AddEvent(
+                    Event(
+                        txn_id,
+                        self._clock(),
+                        str(changes["state"]),
+                        json.dumps(detail, sort_keys=True, default=str) if detail else None,
+                    )
+                )
+            )
+        return ops
+
+    async def add_event(self, txn_id: str, kind: str, detail: str | None = None) -> None:
+        check_pan_free("detail", detail)
+        await self.write(AddEvent(Event(txn_id, self._clock(), kind, detail)))
+
+    # ------------------------------------------------------------------ SAF
+
+    def saf_enqueue_op(
+        self,
+        txn_id: str,
+        link: str,
+        mti: str,
+        payload: bytes,
+        *,
+        now: float | None = None,
+        next_attempt_at: float | None = None,
+    ) -> EnqueueSaf:
+        """The operation of ``saf_enqueue`` (payload sealed here), for combined writes."""
+        if self._sealer is None:
+            raise JournalError("no SAF data key: open the journal with saf_key=...")
+        at = self._clock() if now is None else now
+        return EnqueueSaf(
+            txn_id=txn_id,
+            link=link,
+            mti=mti,
+            sealed_payload=self._sealer.seal(payload, txn_id, link, mti),
+            created_at=at,
+            next_attempt_at=at if next_attempt_at is None else next_attempt_at,
+        )
+
+    async def saf_enqueue(
+        self,
+        txn_id: str,
+        link: str,
+        mti: str,
+        payload: bytes,
+        *,
+        now: float | None = None,
+        next_attempt_at: float | None = None,
+    ) -> int:
+        """Store a reversal/advice to deliver to ``link``; durable on return. Returns its id."""
+        op = self.saf_enqueue_op(
+            txn_id, link, mti, payload, now=now, next_attempt_at=next_attempt_at
+        )
+        (item_id,) = await self.write(op)
+        assert isinstance(item_id, int)
+        return item_id
+
+    async def saf_claim(
+        self,
+        node: str | None = None,
+        limit: int = 10,
+        lease_s: float = 60.0,
+        now: float | None = None,
+        *,
+        link: str | None = None,
+    ) -> list[SafItem]:
+        """Take up to ``limit`` due items (or items whose lease ran out) for this node.
+
+        Each claim counts an attempt; send with the repeat MTI when attempts > 1.
+        Then call ``saf_done``, ``saf_retry`` or ``saf_flag``. An item whose payload
+        cannot be opened (wrong data key) is flagged, not returned.
+        """
+        at = self._clock() if now is None else now
+        (rows,) = await self.write(ClaimSaf(node or self.node, limit, lease_s, at, link))
+        assert isinstance(rows, list)
+        items: list[SafItem] = []
+        unreadable: list[int] = []
+        for item_id, txn_id, link_, mti, sealed, attempts, created_at, last_error in rows:
+            try:
+                if self._sealer is None:
+                    raise JournalError("no SAF data key")
+                payload = self._sealer.open(sealed, txn_id, link_, mti)
+            except JournalError:
+                unreadable.append(item_id)
+                continue
+            items.append(
+                SafItem(item_id, txn_id, link_, mti, payload, attempts, created_at, last_error)
+            )
+        if unreadable:
+            await self.write(
+                *(FlagSaf(i, "payload cannot be opened with this data key") for i in unreadable)
+            )
+        return items
+
+    async def saf_done(self, item_id: int) -> None:
+        """The host acknowledged the item; its payload is erased."""
+        await self.write(CompleteSaf(item_id))
+
+    async def saf_retry(self, item_id: int, error: str, next_at: float) -> None:
+        check_pan_free("last_error", error)
+        await self.write(RetrySaf(item_id, error, next_at))
+
+    async def saf_flag(self, item_id: int, error: str | None = None) -> None:
+        """Give up on an item (max attempts): it stays for an operator to see."""
+        check_pan_free("last_error", error)
+        await self.write(FlagSaf(item_id, error))
+
+    # ------------------------------------------------------------------ shifts
+
+    async def shift_open(self, terminal_id: str, shift_id: str, at: float | None = None) -> None:
+        await self.write(OpenShift(terminal_id, shift_id, self._clock() if at is None else at))
+
+    async def shift_close(
+        self,
+        terminal_id: str,
+        shift_id: str,
+        totals: dict[str, Any],
+        in_balance: bool,
+        at: float | None = None,
+    ) -> None:
+        check_pan_free("totals", totals)
+        await self.write(
+            CloseShift(
+                terminal_id, shift_id, self._clock() if at is None else at, totals, in_balance
+            )
+        )
+
+    # ------------------------------------------------------------------ reads
+
+    async def _read(self, fn: Callable[[JournalReader], _R]) -> _R:
+        async with self._read_limiter:
+            reader = self._readers.pop() if self._readers else None
+            try:
+                if reader is None:
+                    reader = await trio.to_thread.run_sync(self.backend.open_reader)
+                return await trio.to_thread.run_sync(fn, reader, abandon_on_cancel=False)
+            finally:
+                if reader is not None:
+                    self._readers.append(reader)
+
+    async def get(self, txn_id: str) -> JournalRow | None:
+        return await self._read(lambda r: r.get(txn_id))
+
+    async def find_by_terminal_key(
+        self, mti_class: str, terminal_id: str, stan: str
+    ) -> JournalRow | None:
+        """The latest transaction with this matching key (for retransmissions)."""
+        return await self._read(lambda r: r.find_by_terminal_key(mti_class, terminal_id, stan))
+
+    async def recover(self, node: str | None = None) -> list[JournalRow]:
+        """Transactions left received/forwarded (by ``node``, or any): crash recovery."""
+        return await self._read(lambda r: r.recover(node))
+
+    async def events(self, txn_id: str) -> list[Event]:
+        return await self._read(lambda r: r.events(txn_id))
+
+    async def saf_stats(self) -> SafStats:
+        return await self._read(lambda r: r.saf_stats())
+
+    async def saf_entries(self, state: str | None = None, limit: int = 100) -> list[SafEntry]:
+        return await self._read(lambda r: r.saf_entries(state, limit))
+
+    async def totals(self, terminal_id: str, shift_id: str) -> ShiftTotals:
+        return await self._read(lambda r: r.totals(terminal_id, shift_id))
+
+    async def shift(self, terminal_id: str, shift_id: str) -> ShiftRecord | None:
+        return await self._read(lambda r: r.shift(terminal_id, shift_id))
+
+    def _close_readers(self) -> None:
+        while self._readers:
+            self._readers.pop().close()
+
+    # Last in the class: a method named `list` would shadow the type in later annotations.
+    async def list(
+        self, limit: int = 50, terminal: str | None = None, state: str | None = None
+    ) -> list[JournalRow]:
+        """Latest transactions first, optionally of one terminal and/or state."""
+        return await self._read(lambda r: r.list_transactions(limit, terminal, state))
+
+
+@asynccontextmanager
+async def open_journal(
+    config: SwitchConfig | Path | str,
+    *,
+    saf_key: bytes | None = None,
+    node: str | None = None,
+    max_pending: int | None = None,
+    max_batch: int | None = None,
+    backend: JournalBackend | None = None,
+) -> AsyncIterator[Journal]:
+    """Open (and migrate) the journal and run its writer task for the block's duration.
+
+    ``config`` is the switch configuration, or a SQLite file path. ``saf_key`` is
+    the data key that seals SAF payloads (required to use SAF). On leaving the
+    block, queued writes are committed, then the connections close.
+    """
+    if backend is None:
+        backend = await trio.to_thread.run_sync(open_backend, config)
+    cfg = config if isinstance(config, SwitchConfig) else None
+    journal = Journal(
+        backend,
+        node=node or (cfg.node if cfg else "local"),
+        saf_key=saf_key,
+        max_pending=max_pending or (cfg.journal.max_pending if cfg else 4096),
+        max_batch=max_batch or (cfg.journal.max_batch if cfg else 1024),
+    )
+    try:
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(journal.run_writer)
+            try:
+                yield journal
+            finally:
+                await journal.aclose()
+    finally:
+        journal._close_readers()
+        backend.close()

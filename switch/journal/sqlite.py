@@ -1,0 +1,507 @@
+"""The SQLite journal backend: WAL mode, one writer connection, group commit.
+
+Durability choice: ``synchronous=FULL`` (the default, ``[journal] synchronous``).
+In WAL mode FULL syncs the WAL at every commit, so a committed batch survives a
+power cut; NORMAL syncs only at checkpoints and may lose the last batches (the
+database stays consistent). A payment switch must not answer a terminal on the
+strength of a record it may lose, so FULL; group commit pays for the fsync.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from forecourt.switch.journal.backend import WriteOutcome
+from forecourt.switch.journal.model import (
+    COLUMNS,
+    UPDATABLE,
+    AddEvent,
+    ClaimSaf,
+    CloseShift,
+    CompleteSaf,
+    EnqueueSaf,
+    Event,
+    FlagSaf,
+    InsertTransaction,
+    JournalError,
+    JournalRow,
+    OpenShift,
+    RetrySaf,
+    SafEntry,
+    SafState,
+    SafStats,
+    ShiftRecord,
+    ShiftTotals,
+    TotalsLine,
+    TxnState,
+    UnknownTransaction,
+    UpdateTransaction,
+    WriteOp,
+)
+
+_TXN_STATES = ", ".join(f"'{s.value}'" for s in TxnState)
+_SAF_STATES = ", ".join(f"'{s.value}'" for s in SafState)
+
+# Versioned schema migrations, applied in order at open and by `forecourt db migrate`.
+# Statements are separated by ";" (no literal may contain one). Never edit a
+# released migration; add the next version.
+MIGRATIONS: list[tuple[int, str]] = [
+    (
+        1,
+        f"""
+        CREATE TABLE transactions (
+            txn_id          TEXT PRIMARY KEY,
+            node            TEXT NOT NULL,
+            terminal_id     TEXT NOT NULL,
+            stan            TEXT NOT NULL,
+            mti_class       TEXT NOT NULL,
+            request_mti     TEXT NOT NULL,
+            response_mti    TEXT,
+            state           TEXT NOT NULL CHECK (state IN ({_TXN_STATES})),
+            action_code     TEXT,
+            amount          INTEGER,
+            approved_amount INTEGER,
+            currency        TEXT,
+            masked_pan      TEXT,
+            processing_code TEXT,
+            route           TEXT,
+            acquirer_stan   TEXT,
+            rrn             TEXT,
+            auth_code       TEXT,
+            original_txn_id TEXT,
+            shift_id        TEXT,
+            received_at     REAL NOT NULL,
+            forwarded_at    REAL,
+            answered_at     REAL,
+            host_ms         REAL,
+            switch_ms       REAL,
+            response_raw    BLOB,
+            flags           TEXT NOT NULL DEFAULT ''
+        );
+        CREATE INDEX transactions_terminal_key
+            ON transactions (terminal_id, stan, mti_class, received_at);
+        CREATE INDEX transactions_state ON transactions (state);
+        CREATE INDEX transactions_shift ON transactions (terminal_id, shift_id);
+        CREATE INDEX transactions_original ON transactions (original_txn_id);
+        CREATE TABLE events (
+            id      INTEGER PRIMARY KEY,
+            txn_id  TEXT NOT NULL,
+            at      REAL NOT NULL,
+            kind    TEXT NOT NULL,
+            detail  TEXT
+        );
+        CREATE INDEX events_txn ON events (txn_id, id);
+        CREATE TABLE saf (
+            id              INTEGER PRIMARY KEY AUTOINCREMENT,
+            txn_id          TEXT NOT NULL,
+            link            TEXT NOT NULL,
+            mti             TEXT NOT NULL,
+            payload         BLOB NOT NULL,
+            attempts        INTEGER NOT NULL DEFAULT 0,
+            next_attempt_at REAL NOT NULL,
+            state           TEXT NOT NULL DEFAULT 'pending' CHECK (state IN ({_SAF_STATES})),
+            claimed_by      TEXT,
+            lease_until     REAL,
+            created_at      REAL NOT NULL,
+            last_error      TEXT
+        );
+        CREATE INDEX saf_due ON saf (state, next_attempt_at);
+        CREATE TABLE shifts (
+            terminal_id TEXT NOT NULL,
+            shift_id    TEXT NOT NULL,
+            opened_at   REAL NOT NULL,
+            closed_at   REAL,
+            totals      TEXT,
+            in_balance  INTEGER,
+            PRIMARY KEY (terminal_id, shift_id)
+        )
+        """,
+    ),
+]
+
+LATEST_VERSION = MIGRATIONS[-1][0]
+
+
+def _connect(path: Path) -> sqlite3.Connection:
+    conn = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False, timeout=10.0)
+    conn.execute("PRAGMA busy_timeout = 10000")
+    return conn
+
+
+def current_version(conn: sqlite3.Connection) -> int:
+    has = conn.execute(
+        "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'schema_version'"
+    ).fetchone()
+    if not has:
+        return 0
+    row = conn.execute("SELECT max(version) FROM schema_version").fetchone()
+    return int(row[0] or 0)
+
+
+def migrate(conn: sqlite3.Connection) -> int:
+    """Apply every migration the database lacks; returns the schema version."""
+    conn.execute(
+        "CREATE TABLE IF NOT EXISTS schema_version "
+        "(version INTEGER PRIMARY KEY, applied_at REAL NOT NULL)"
+    )
+    for version, sql in MIGRATIONS:
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            if current_version(conn) < version:
+                for stmt in sql.split(";"):
+                    if stmt.strip():
+                        conn.execute(stmt)
+                conn.execute(
+                    "INSERT INTO schema_version (version, applied_at) VALUES (?, ?)",
+                    (version, time.time()),
+                )
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+    version = current_version(conn)
+    if version > LATEST_VERSION:
+        raise JournalError(
+            f"journal schema version {version} is newer than this forecourt ({LATEST_VERSION})"
+        )
+    return version
+
+
+def _row(r: sqlite3.Row) -> JournalRow:
+    values: dict[str, Any] = {k: r[k] for k in COLUMNS}
+    return JournalRow(**values)
+
+
+def _db_value(name: str, value: object) -> object:
+    if name == "flags":
+        return ",".join(value) if isinstance(value, tuple | list) else (value or "")
+    if name == "response_raw" and isinstance(value, bytearray | memoryview):
+        return bytes(value)
+    return value
+
+
+_INSERT_TXN = (
+    f"INSERT INTO transactions ({', '.join(COLUMNS)}) VALUES ({', '.join('?' * len(COLUMNS))})"
+)
+_SAF_COLUMNS = (
+    "id, txn_id, link, mti, attempts, next_attempt_at, state, claimed_by, lease_until, "
+    "created_at, last_error"
+)
+_SAF_FIELDS = tuple(c.strip() for c in _SAF_COLUMNS.split(","))
+
+
+class SqliteJournal:
+    """The SQLite backend (see ``JournalBackend``). Open it with ``open``."""
+
+    def __init__(self, path: Path, synchronous: str = "full") -> None:
+        self.path = path
+        self._commits = 0
+        # Tests use this to prove nothing is acknowledged when a commit fails.
+        self.before_commit: Callable[[], None] | None = None
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self._conn = _connect(path)
+        try:
+            mode = self._conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+            if str(mode).lower() != "wal":
+                raise JournalError(f"journal: cannot switch {path.name} to WAL mode")
+            sync = {"full": "FULL", "normal": "NORMAL"}[synchronous]
+            self._conn.execute(f"PRAGMA synchronous = {sync}")
+            self._version = migrate(self._conn)
+        except BaseException:
+            self._conn.close()
+            raise
+
+    @property
+    def commits(self) -> int:
+        return self._commits
+
+    def schema_version(self) -> int:
+        return self._version
+
+    def open_reader(self) -> SqliteReader:
+        return SqliteReader(self.path)
+
+    def close(self) -> None:
+        self._conn.close()
+
+    # -- the writer
+
+    def run_batch(self, writes: Sequence[Sequence[WriteOp]]) -> list[WriteOutcome]:
+        conn = self._conn
+        outcomes: list[WriteOutcome] = []
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            for ops in writes:
+                conn.execute("SAVEPOINT one_write")
+                try:
+                    results = [self._apply(op) for op in ops]
+                except (sqlite3.Error, JournalError) as exc:
+                    conn.execute("ROLLBACK TO one_write")
+                    conn.execute("RELEASE one_write")
+                    outcomes.append(
+                        exc if isinstance(exc, JournalError) else JournalError(f"journal: {exc}")
+                    )
+                else:
+                    conn.execute("RELEASE one_write")
+                    outcomes.append(results)
+            if self.before_commit is not None:
+                self.before_commit()
+            conn.execute("COMMIT")
+        except BaseException:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            raise
+        self._commits += 1
+        return outcomes
+
+    def _apply(self, op: WriteOp) -> object:
+        c = self._conn
+        match op:
+            case InsertTransaction(row=row):
+                c.execute(_INSERT_TXN, [_db_value(n, getattr(row, n)) for n in COLUMNS])
+                return None
+            case UpdateTransaction(txn_id=txn_id, changes=changes):
+                names = [n for n in changes if n in UPDATABLE]
+                if len(names) != len(changes):
+                    raise JournalError("update: unknown or read-only column")
+                if not names:
+                    return None
+                sets = ", ".join(f"{n} = ?" for n in names)
+                cur = c.execute(
+                    f"UPDATE transactions SET {sets} WHERE txn_id = ?",
+                    [*(_db_value(n, changes[n]) for n in names), txn_id],
+                )
+                if cur.rowcount == 0:
+                    raise UnknownTransaction(f"no transaction {txn_id}")
+                return None
+            case AddEvent(event=ev):
+                c.execute(
+                    "INSERT INTO events (txn_id, at, kind, detail) VALUES (?, ?, ?, ?)",
+                    (ev.txn_id, ev.at, ev.kind, ev.detail),
+                )
+                return None
+            case EnqueueSaf():
+                cur = c.execute(
+                    "INSERT INTO saf (txn_id, link, mti, payload, next_attempt_at, created_at) "
+                    "VALUES (?, ?, ?, ?, ?, ?)",
+                    (
+                        op.txn_id,
+                        op.link,
+                        op.mti,
+                        op.sealed_payload,
+                        op.next_attempt_at,
+                        op.created_at,
+                    ),
+                )
+                return cur.lastrowid
+            case ClaimSaf():
+                link_sql = "AND link = ?" if op.link is not None else ""
+                params: list[object] = [op.node, op.now + op.lease_s, op.now, op.now]
+                if op.link is not None:
+                    params.append(op.link)
+                params.append(op.limit)
+                rows = c.execute(
+                    "UPDATE saf SET state = 'in_flight', claimed_by = ?, lease_until = ?, "
+                    "attempts = attempts + 1 WHERE id IN (SELECT id FROM saf WHERE "
+                    "((state = 'pending' AND next_attempt_at <= ?) OR "
+                    f"(state = 'in_flight' AND lease_until <= ?)) {link_sql} "
+                    "ORDER BY id LIMIT ?) "
+                    "RETURNING id, txn_id, link, mti, payload, attempts, created_at, last_error",
+                    params,
+                ).fetchall()
+                return sorted(tuple(r) for r in rows)
+            case CompleteSaf(item_id=item_id):
+                self._saf_update(
+                    "state = 'done', payload = x'', claimed_by = NULL, lease_until = NULL",
+                    (),
+                    item_id,
+                )
+                return None
+            case RetrySaf():
+                self._saf_update(
+                    "state = 'pending', last_error = ?, next_attempt_at = ?, "
+                    "claimed_by = NULL, lease_until = NULL",
+                    (op.error, op.next_attempt_at),
+                    op.item_id,
+                )
+                return None
+            case FlagSaf():
+                self._saf_update(
+                    "state = 'flagged', last_error = coalesce(?, last_error), "
+                    "claimed_by = NULL, lease_until = NULL",
+                    (op.error,),
+                    op.item_id,
+                )
+                return None
+            case OpenShift():
+                c.execute(
+                    "INSERT INTO shifts (terminal_id, shift_id, opened_at) VALUES (?, ?, ?) "
+                    "ON CONFLICT (terminal_id, shift_id) DO NOTHING",
+                    (op.terminal_id, op.shift_id, op.at),
+                )
+                return None
+            case CloseShift():
+                c.execute(
+                    "INSERT INTO shifts (terminal_id, shift_id, opened_at, closed_at, totals, "
+                    "in_balance) VALUES (?, ?, ?, ?, ?, ?) "
+                    "ON CONFLICT (terminal_id, shift_id) DO UPDATE SET "
+                    "closed_at = excluded.closed_at, totals = excluded.totals, "
+                    "in_balance = excluded.in_balance",
+                    (
+                        op.terminal_id,
+                        op.shift_id,
+                        op.at,
+                        op.at,
+                        json.dumps(dict(op.totals), sort_keys=True),
+                        int(op.in_balance),
+                    ),
+                )
+                return None
+        raise JournalError(f"unknown journal operation {type(op).__name__}")
+
+    def _saf_update(self, sets: str, params: tuple[object, ...], item_id: int) -> None:
+        cur = self._conn.execute(f"UPDATE saf SET {sets} WHERE id = ?", (*params, item_id))
+        if cur.rowcount == 0:
+            raise JournalError(f"no SAF item {item_id}")
+
+
+class SqliteReader:
+    """A read connection (query_only); used by one thread at a time."""
+
+    def __init__(self, path: Path) -> None:
+        if not path.exists():
+            raise JournalError(f"no journal at {path}")
+        self._conn = _connect(path)
+        self._conn.row_factory = sqlite3.Row
+        self._conn.execute("PRAGMA query_only = ON")
+
+    def close(self) -> None:
+        self._conn.close()
+
+    def schema_version(self) -> int:
+        return current_version(self._conn)
+
+    def _rows(self, sql: str, params: Sequence[object] = ()) -> list[sqlite3.Row]:
+        return self._conn.execute(sql, params).fetchall()
+
+    def get(self, txn_id: str) -> JournalRow | None:
+        rows = self._rows("SELECT * FROM transactions WHERE txn_id = ?", (txn_id,))
+        return _row(rows[0]) if rows else None
+
+    def find_by_terminal_key(
+        self, mti_class: str, terminal_id: str, stan: str
+    ) -> JournalRow | None:
+        rows = self._rows(
+            "SELECT * FROM transactions WHERE terminal_id = ? AND stan = ? AND mti_class = ? "
+            "ORDER BY received_at DESC LIMIT 1",
+            (terminal_id, stan, mti_class),
+        )
+        return _row(rows[0]) if rows else None
+
+    def list_transactions(
+        self, limit: int, terminal: str | None, state: str | None
+    ) -> list[JournalRow]:
+        where, params = [], []
+        if terminal is not None:
+            where.append("terminal_id = ?")
+            params.append(terminal)
+        if state is not None:
+            where.append("state = ?")
+            params.append(state)
+        clause = f"WHERE {' AND '.join(where)}" if where else ""
+        rows = self._rows(
+            f"SELECT * FROM transactions {clause} ORDER BY received_at DESC LIMIT ?",
+            (*params, limit),
+        )
+        return [_row(r) for r in rows]
+
+    def recover(self, node: str | None) -> list[JournalRow]:
+        sql = "SELECT * FROM transactions WHERE state IN ('received', 'forwarded')"
+        params: tuple[object, ...] = ()
+        if node is not None:
+            sql += " AND node = ?"
+            params = (node,)
+        return [_row(r) for r in self._rows(sql + " ORDER BY received_at", params)]
+
+    def events(self, txn_id: str) -> list[Event]:
+        rows = self._rows(
+            "SELECT txn_id, at, kind, detail FROM events WHERE txn_id = ? ORDER BY id", (txn_id,)
+        )
+        return [Event(r["txn_id"], r["at"], r["kind"], r["detail"]) for r in rows]
+
+    def saf_stats(self) -> SafStats:
+        counts = {r[0]: r[1] for r in self._rows("SELECT state, count(*) FROM saf GROUP BY state")}
+        oldest = self._rows(
+            "SELECT min(created_at) FROM saf WHERE state IN ('pending', 'in_flight')"
+        )[0][0]
+        by_link = {
+            r[0]: r[1]
+            for r in self._rows(
+                "SELECT link, count(*) FROM saf WHERE state IN ('pending', 'in_flight') "
+                "GROUP BY link"
+            )
+        }
+        return SafStats(
+            pending=counts.get("pending", 0),
+            in_flight=counts.get("in_flight", 0),
+            flagged=counts.get("flagged", 0),
+            done=counts.get("done", 0),
+            oldest_created_at=oldest,
+            depth_by_link=by_link,
+        )
+
+    def saf_entries(self, state: str | None, limit: int) -> list[SafEntry]:
+        if state is None:
+            rows = self._rows(f"SELECT {_SAF_COLUMNS} FROM saf ORDER BY id LIMIT ?", (limit,))
+        else:
+            rows = self._rows(
+                f"SELECT {_SAF_COLUMNS} FROM saf WHERE state = ? ORDER BY id LIMIT ?",
+                (state, limit),
+            )
+        return [SafEntry(**{k: r[k] for k in _SAF_FIELDS}) for r in rows]
+
+    def totals(self, terminal_id: str, shift_id: str) -> ShiftTotals:
+        rows = self._rows(
+            """
+            SELECT coalesce(currency, '') AS currency,
+                CASE
+                    WHEN mti_class = '2' AND state = 'approved'
+                         AND substr(coalesce(processing_code, '00'), 1, 2) = '20' THEN 'credit'
+                    WHEN mti_class = '2' AND state = 'approved' THEN 'debit'
+                    WHEN mti_class = '2' AND state = 'reversed' THEN 'reversed'
+                    WHEN mti_class = '1' AND state = 'approved' THEN 'authorised'
+                    WHEN mti_class IN ('1', '2') AND state = 'declined' THEN 'declined'
+                END AS category,
+                count(*) AS n,
+                coalesce(sum(coalesce(approved_amount, amount, 0)), 0) AS total
+            FROM transactions
+            WHERE terminal_id = ? AND shift_id = ?
+            GROUP BY 1, 2
+            HAVING category IS NOT NULL
+            ORDER BY 2, 1
+            """,
+            (terminal_id, shift_id),
+        )
+        lines = tuple(TotalsLine(r["currency"], r["category"], r["n"], r["total"]) for r in rows)
+        return ShiftTotals(terminal_id, shift_id, lines)
+
+    def shift(self, terminal_id: str, shift_id: str) -> ShiftRecord | None:
+        rows = self._rows(
+            "SELECT * FROM shifts WHERE terminal_id = ? AND shift_id = ?", (terminal_id, shift_id)
+        )
+        if not rows:
+            return None
+        r = rows[0]
+        return ShiftRecord(
+            terminal_id=r["terminal_id"],
+            shift_id=r["shift_id"],
+            opened_at=r["opened_at"],
+            closed_at=r["closed_at"],
+            totals=json.loads(r["totals"]) if r["totals"] else None,
+            in_balance=None if r["in_balance"] is None else bool(r["in_balance"]),
+        )

@@ -1,0 +1,260 @@
+"""Prometheus metrics and the tiny HTTP endpoint that serves them (and /healthz).
+
+Each ``SwitchMetrics`` has its own ``CollectorRegistry`` (never the global one),
+so tests and several switches in one process do not collide. The endpoint is a
+minimal HTTP/1.0 server on trio sockets: one request per connection, bounded
+request size and time, nothing else exposed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import trio
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+)
+from prometheus_client import Enum as EnumMetric
+
+# 0.1 ms .. 10 s: the switch adds well under a millisecond, hosts take 100 ms .. seconds.
+LATENCY_BUCKETS: tuple[float, ...] = (
+    0.0001,
+    0.00025,
+    0.0005,
+    0.001,
+    0.0025,
+    0.005,
+    0.01,
+    0.025,
+    0.05,
+    0.1,
+    0.25,
+    0.5,
+    1.0,
+    2.5,
+    5.0,
+    10.0,
+)
+
+LINK_STATES = ("down", "connecting", "signing_on", "up", "draining")
+
+
+class SwitchMetrics:
+    """Every metric the switch exports, on a dedicated registry.
+
+    Labels: ``direction`` from_terminal | to_terminal | to_acquirer | from_acquirer;
+    ``side`` terminal | acquirer; ``link`` acquirer link name; ``listener`` name.
+    """
+
+    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+        r = self.registry = registry if registry is not None else CollectorRegistry()
+        self.messages = Counter(
+            "forecourt_messages",
+            "ISO 8583 messages by direction, MTI and action code",
+            ["direction", "mti", "action_code"],
+            registry=r,
+        )
+        self.switch_latency = Histogram(
+            "forecourt_switch_latency_seconds",
+            "Time the switch adds to a transaction (total minus host time)",
+            buckets=LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.host_latency = Histogram(
+            "forecourt_host_latency_seconds",
+            "Acquirer host round trip",
+            ["link"],
+            buckets=LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.in_flight = Gauge(
+            "forecourt_in_flight", "Terminal requests being processed", registry=r
+        )
+        self.connections = Gauge(
+            "forecourt_connections", "Open terminal connections", ["listener"], registry=r
+        )
+        self.connections_refused = Counter(
+            "forecourt_connections_refused",
+            "Terminal connections refused (max_connections)",
+            ["listener"],
+            registry=r,
+        )
+        self.idle_closed = Counter(
+            "forecourt_idle_closed", "Terminal connections closed for idleness", registry=r
+        )
+        self.link_state = EnumMetric(
+            "forecourt_acquirer_link_state",
+            "Acquirer link state",
+            ["link"],
+            states=list(LINK_STATES),
+            registry=r,
+        )
+        self.link_connections = Gauge(
+            "forecourt_acquirer_link_connections",
+            "Open connections of an acquirer link",
+            ["link"],
+            registry=r,
+        )
+        self.host_timeouts = Counter(
+            "forecourt_host_timeouts",
+            "Requests the host did not answer in time",
+            ["link"],
+            registry=r,
+        )
+        self.unmatched_answers = Counter(
+            "forecourt_unmatched_answers",
+            "Host answers that matched no request (late or unknown)",
+            ["link", "kind"],
+            registry=r,
+        )
+        self.saf_depth = Gauge(
+            "forecourt_saf_depth",
+            "Store-and-forward items not yet delivered",
+            ["link"],
+            registry=r,
+        )
+        self.saf_flagged = Gauge(
+            "forecourt_saf_flagged", "Store-and-forward items given up on", registry=r
+        )
+        self.mac_failures = Counter(
+            "forecourt_mac_failures", "MAC verification failures", ["side"], registry=r
+        )
+        self.malformed = Counter(
+            "forecourt_malformed_frames",
+            "Frames that could not be used",
+            ["side", "reason"],
+            registry=r,
+        )
+        self.rejections = Counter(
+            "forecourt_rejections",
+            "Requests refused by the switch itself",
+            ["reason"],
+            registry=r,
+        )
+        self.duplicates = Counter(
+            "forecourt_duplicates", "Duplicate terminal requests", ["kind"], registry=r
+        )
+        self.journal_commits = Counter(
+            "forecourt_journal_commits", "Journal group commits", registry=r
+        )
+
+    def count_message(self, direction: str, mti: str, action_code: str | None = None) -> None:
+        self.messages.labels(direction=direction, mti=mti, action_code=action_code or "").inc()
+
+    def set_link_state(self, link: str, state: str) -> None:
+        self.link_state.labels(link=link).state(state)
+
+    def render(self) -> bytes:
+        """The Prometheus text exposition of this registry."""
+        return generate_latest(self.registry)
+
+
+_MAX_REQUEST = 8192
+_REQUEST_TIMEOUT_S = 5.0
+_MAX_CONNECTIONS = 64
+
+
+async def serve_metrics(
+    host: str,
+    port: int,
+    registry: CollectorRegistry,
+    healthy: Callable[[], bool],
+    task_status: trio.TaskStatus[int] = trio.TASK_STATUS_IGNORED,
+) -> None:
+    """Serve GET /metrics and GET /healthz until cancelled; reports the bound port.
+
+    /healthz answers 200 "ok" while ``healthy()`` is true (and does not raise),
+    else 503. Use port 0 for an ephemeral port (tests).
+    """
+    listeners = await trio.open_tcp_listeners(port, host=host)
+    bound = listeners[0].socket.getsockname()[1]
+    limiter = trio.CapacityLimiter(_MAX_CONNECTIONS)
+
+    async def handle(stream: trio.SocketStream) -> None:
+        async with limiter:
+            await _handle(stream, registry, healthy)
+
+    async with trio.open_nursery() as nursery:
+        task_status.started(bound)
+        await trio.serve_listeners(handle, listeners, handler_nursery=nursery)
+
+
+async def _handle(
+    stream: trio.SocketStream, registry: CollectorRegistry, healthy: Callable[[], bool]
+) -> None:
+    async with stream:
+        try:
+            with trio.move_on_after(_REQUEST_TIMEOUT_S):
+                request = await _read_head(stream)
+                if request is None:
+                    await _respond(stream, 400, b"bad request\n")
+                    return
+                method, path = request
+                path = path.split("?", 1)[0]
+                if method not in ("GET", "HEAD"):
+                    await _respond(stream, 405, b"method not allowed\n", head=False)
+                elif path == "/metrics":
+                    body = generate_latest(registry)
+                    await _respond(stream, 200, body, CONTENT_TYPE_LATEST, method == "HEAD")
+                elif path == "/healthz":
+                    try:
+                        ok = bool(healthy())
+                    except Exception:
+                        ok = False
+                    if ok:
+                        await _respond(stream, 200, b"ok\n", head=method == "HEAD")
+                    else:
+                        await _respond(stream, 503, b"unhealthy\n", head=method == "HEAD")
+                else:
+                    await _respond(stream, 404, b"not found\n", head=method == "HEAD")
+        except (trio.BrokenResourceError, trio.ClosedResourceError, OSError):
+            pass
+
+
+async def _read_head(stream: trio.SocketStream) -> tuple[str, str] | None:
+    data = b""
+    while b"\r\n\r\n" not in data and b"\n\n" not in data:
+        if len(data) > _MAX_REQUEST:
+            return None
+        chunk = await stream.receive_some(4096)
+        if not chunk:
+            break
+        data += chunk
+    line = data.split(b"\n", 1)[0].strip()
+    parts = line.split()
+    if len(parts) != 3 or not parts[2].startswith(b"HTTP/"):
+        return None
+    try:
+        return parts[0].decode("ascii"), parts[1].decode("ascii")
+    except UnicodeDecodeError:
+        return None
+
+
+_REASONS = {
+    200: "OK",
+    400: "Bad Request",
+    404: "Not Found",
+    405: "Method Not Allowed",
+    503: "Service Unavailable",
+}
+
+
+async def _respond(
+    stream: trio.SocketStream,
+    status: int,
+    body: bytes,
+    content_type: str = "text/plain; charset=utf-8",
+    head: bool = False,
+) -> None:
+    header = (
+        f"HTTP/1.0 {status} {_REASONS[status]}\r\n"
+        f"Content-Type: {content_type}\r\n"
+        f"Content-Length: {len(body)}\r\n"
+        "Connection: close\r\n\r\n"
+    ).encode("ascii")
+    await stream.send_all(header + (b"" if head else body))

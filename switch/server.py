@@ -1,0 +1,249 @@
+"""The switch process: listeners, sessions, acquirer links, journal and metrics.
+
+One nursery tree: `run_switch` owns the journal, the links, the metrics endpoint
+and one nursery per listener; each session owns the tasks of its requests. Draining
+stops the listeners, stops every session reading, lets the requests in hand finish
+(bounded), then closes links and flushes the journal.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+import ssl
+from collections.abc import Callable
+
+import attrs
+import structlog
+import trio
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+from forecourt.codecs.dialect import get_dialect
+from forecourt.codecs.framing import Framing
+from forecourt.keys.lmk import Lmk, default_lmk_path, load_lmk
+from forecourt.keys.store import KeyStore
+from forecourt.switch.acquirer_link import AcquirerLink, MacKey, link_settings
+from forecourt.switch.config import ListenerConfig, SwitchConfig
+from forecourt.switch.journal import open_journal
+from forecourt.switch.metrics import SwitchMetrics, serve_metrics
+from forecourt.switch.pipeline import ListenerContext, Pipeline, TerminalPolicy
+from forecourt.switch.session import TerminalSession
+from forecourt.switch.terminal_keys import KeyringCache
+
+log = structlog.get_logger("forecourt.server")
+
+
+@attrs.frozen
+class RunningSwitch:
+    """What a started switch tells its owner (tests, the demo)."""
+
+    ports: dict[str, int]
+    metrics_port: int | None
+
+
+class Listener:
+    """One listening port: accepts, enforces the connection cap, runs sessions."""
+
+    def __init__(
+        self,
+        config: ListenerConfig,
+        ctx: ListenerContext,
+        pipeline: Pipeline,
+        metrics: SwitchMetrics,
+    ) -> None:
+        self.config = config
+        self.ctx = ctx
+        self.framing = Framing(header=config.framing, tpdu=config.tpdu, max_frame=config.max_frame)
+        self._pipeline = pipeline
+        self._metrics = metrics
+        self._sessions: set[TerminalSession] = set()
+        self._accept_scope = trio.CancelScope()
+        self._ssl: ssl.SSLContext | None = None
+        if config.tls is not None:
+            self._ssl = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+            self._ssl.load_cert_chain(str(config.tls.certificate), str(config.tls.key))
+        self.up = False
+
+    async def run(self, *, task_status: trio.TaskStatus[int] = trio.TASK_STATUS_IGNORED) -> None:
+        listeners = await trio.open_tcp_listeners(self.config.port, host=self.config.host)
+        port = listeners[0].socket.getsockname()[1]
+        self.up = True
+        log.info("listening", listener=self.config.name, host=self.config.host, port=port)
+        try:
+            async with trio.open_nursery() as sessions:
+                task_status.started(port)
+                with self._accept_scope:
+                    async with trio.open_nursery() as accepting:
+                        for listener in listeners:
+                            accepting.start_soon(self._accept, listener, sessions)
+        finally:
+            self.up = False
+            with trio.CancelScope(shield=True):
+                for listener in listeners:
+                    await listener.aclose()
+
+    async def _accept(self, listener: trio.SocketListener, sessions: trio.Nursery) -> None:
+        while True:
+            try:
+                stream = await listener.accept()
+            except OSError as exc:
+                log.warning("accept_failed", listener=self.config.name, error=type(exc).__name__)
+                await trio.sleep(0.05)
+                continue
+            if len(self._sessions) >= self.config.max_connections:
+                self._metrics.connections_refused.labels(listener=self.config.name).inc()
+                log.warning("connection_refused_cap", listener=self.config.name)
+                await stream.aclose()
+                continue
+            sessions.start_soon(self._serve, stream)
+
+    async def _serve(self, stream: trio.SocketStream) -> None:
+        try:
+            host, port = stream.socket.getpeername()[:2]
+            peer = f"{host}:{port}"
+        except OSError:
+            peer = "?"
+        wrapped: trio.abc.Stream = stream
+        if self._ssl is not None:
+            wrapped = trio.SSLStream(stream, self._ssl, server_side=True)
+        session = TerminalSession(
+            wrapped,
+            self.ctx,
+            self.framing,
+            self._pipeline,
+            self._metrics,
+            self.config.idle_timeout_s,
+            peer,
+        )
+        self._sessions.add(session)
+        gauge = self._metrics.connections.labels(listener=self.config.name)
+        gauge.inc()
+        try:
+            await session.run()
+        finally:
+            self._sessions.discard(session)
+            gauge.dec()
+
+    def drain(self) -> None:
+        """Stop accepting and stop every session reading; requests in hand go on."""
+        self._accept_scope.cancel()
+        for session in list(self._sessions):
+            session.stop_reading()
+
+
+def listener_context(config: SwitchConfig, listener: ListenerConfig) -> ListenerContext:
+    group = config.terminal_group(listener.terminal_group)
+    policy = TerminalPolicy(
+        terminals=None if group.uses_registry else frozenset(group.terminals),
+        mac_required=group.mac_required,
+        max_in_flight=group.max_in_flight,
+        mac_failures_before_lock=group.mac_failures_before_lock or 1 << 30,
+    )
+    return ListenerContext(
+        name=listener.name,
+        dialect=get_dialect(listener.dialect, listener.bitmap),
+        policy=policy,
+    )
+
+
+def build_links(
+    config: SwitchConfig, metrics: SwitchMetrics, zak: Callable[[str], MacKey | None]
+) -> dict[str, AcquirerLink]:
+    links: dict[str, AcquirerLink] = {}
+    for acquirer in config.acquirers:
+        settings = link_settings(
+            acquirer,
+            get_dialect(acquirer.dialect, acquirer.bitmap),
+            Framing(header=acquirer.framing, tpdu=acquirer.tpdu, max_frame=acquirer.max_frame),
+        )
+        links[acquirer.name] = AcquirerLink(
+            settings, metrics, zak=functools.partial(zak, acquirer.name) if acquirer.mac else None
+        )
+    return links
+
+
+def drain_deadline(config: SwitchConfig) -> float:
+    """How long in-flight requests get to finish when the switch stops."""
+    longest = max((a.request_timeout_s for a in config.acquirers), default=0.0)
+    return min(longest + 2.0, 60.0) if math.isfinite(longest) else 60.0
+
+
+def saf_data_key(lmk: Lmk) -> bytes:
+    """The key that seals SAF payloads, derived from the LMK so nothing extra is stored."""
+    return HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=b"forecourt saf v1").derive(
+        lmk.key
+    )
+
+
+async def run_switch(
+    config: SwitchConfig,
+    *,
+    stop: trio.Event,
+    lmk: Lmk | None = None,
+    task_status: trio.TaskStatus[RunningSwitch] = trio.TASK_STATUS_IGNORED,
+) -> None:
+    """Run the switch until `stop` is set, then drain and return."""
+    metrics = SwitchMetrics()
+    if lmk is None:
+        lmk = await trio.to_thread.run_sync(lambda: load_lmk(default_lmk_path(config.data_dir)))
+    store = await trio.to_thread.run_sync(
+        lambda: KeyStore.open(config.data_dir, dsn=config.database, lmk=lmk)
+    )
+    try:
+        keys = KeyringCache(store)
+        await keys.load()
+        for acquirer in config.acquirers:
+            if acquirer.mac:
+                await keys.keyring(acquirer.name)
+        async with open_journal(config, saf_key=saf_data_key(lmk), node=config.node) as journal:
+            links = build_links(config, metrics, keys.zone_mac)
+            pipeline = Pipeline(
+                router=config.build_router(),
+                links=links,
+                keys=keys,
+                journal=journal,
+                metrics=metrics,
+                node=config.node,
+            )
+            listeners = [
+                Listener(lc, listener_context(config, lc), pipeline, metrics)
+                for lc in config.listeners
+            ]
+
+            def healthy() -> bool:
+                return all(lst.up for lst in listeners) and any(
+                    link.connected for link in links.values()
+                )
+
+            async with trio.open_nursery() as outer:
+                for link in links.values():
+                    await outer.start(link.run)
+                metrics_port: int | None = None
+                if config.metrics.enabled:
+                    metrics_port = await outer.start(
+                        serve_metrics,
+                        config.metrics.host,
+                        config.metrics.port,
+                        metrics.registry,
+                        healthy,
+                    )
+                with trio.CancelScope() as listening:
+                    async with trio.open_nursery() as serving:
+                        ports: dict[str, int] = {}
+                        for lst in listeners:
+                            ports[lst.config.name] = await serving.start(lst.run)
+                        task_status.started(RunningSwitch(ports, metrics_port))
+                        log.info("switch_started", node=config.node, ports=ports)
+                        await stop.wait()
+                        log.info("switch_draining", in_flight=pipeline.requests.in_flight_count)
+                        for lst in listeners:
+                            lst.drain()
+                        listening.deadline = trio.current_time() + drain_deadline(config)
+                if listening.cancelled_caught:
+                    log.warning(
+                        "drain_deadline_reached", in_flight=pipeline.requests.in_flight_count
+                    )
+                outer.cancel_scope.cancel()
+        log.info("switch_stopped", node=config.node)
+    finally:
+        store.close()

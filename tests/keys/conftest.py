@@ -1,0 +1,48 @@
+"""Fixtures for the key tests.
+
+psec 1.3 reaches TripleDES through cryptography's deprecated location; that
+warning is psec's own, so it (and only it, from psec modules) is ignored here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from forecourt.keys import KeyPolicy, KeyStore
+
+PSEC_WARNING = "ignore::cryptography.utils.CryptographyDeprecationWarning:psec.*"
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    here = Path(__file__).parent
+    for item in items:
+        if here in Path(str(item.fspath)).parents:
+            item.add_marker(pytest.mark.filterwarnings(PSEC_WARNING))
+
+
+class Clock:
+    """A settable clock for the store (seconds since the epoch)."""
+
+    def __init__(self, start: float = 1_700_000_000.0) -> None:
+        self.t = start
+
+    def __call__(self) -> float:
+        return self.t
+
+    def advance(self, seconds: float) -> None:
+        self.t += seconds
+
+
+@pytest.fixture
+def clock() -> Clock:
+    return Clock()
+
+
+@pytest.fixture
+def store(tmp_path: Path, clock: Clock, monkeypatch: pytest.MonkeyPatch) -> Iterator[KeyStore]:
+    monkeypatch.delenv("FORECOURT_LMK", raising=False)
+    s = KeyStore.init(tmp_path / "data", policy=KeyPolicy(), clock=clock)
+    yield s
+    s.close()

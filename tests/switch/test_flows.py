@@ -1,0 +1,112 @@
+"""End-to-end flows through the switch over real sockets."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import trio
+from forecourt.codecs.dialect import encode_with_mac
+from forecourt.switch.journal import open_journal
+
+from tests.switch.harness import started_switch
+
+
+async def test_purchase_approved_with_mac(tmp_path: Path) -> None:
+    async with started_switch(tmp_path) as sut, sut.terminal() as terminal:
+        request = terminal.purchase(4250)
+        answer = await terminal.exchange(request)
+        assert answer.mti == "1210"
+        assert answer.fields["39"] == "000"
+        assert answer.fields["11"] == request.fields["11"]
+        assert "2" not in answer.fields
+        # the answer is MAC'd under the terminal's TAK
+        assert answer.raw is not None
+        assert terminal.tak is not None
+        assert terminal.tak.verify(answer.raw[:-8], answer.raw[-8:])
+        # the host saw the switch's own STAN and the acquirer id
+        (seen,) = [m for m in sut.host.received if m.mti == "1200"]
+        assert seen.fields["32"] == "12345678901"
+        assert seen.fields["4"] == "000000004250"
+    async with open_journal(tmp_path / "journal.db") as journal:
+        rows = await journal.list(limit=10)
+    assert [r.state for r in rows] == ["approved"]
+    assert rows[0].masked_pan == "476173******0010"
+    assert rows[0].acquirer_stan == seen.fields["11"]
+
+
+async def test_decline_and_partial(tmp_path: Path) -> None:
+    async with started_switch(tmp_path) as sut, sut.terminal() as terminal:
+        declined = await terminal.exchange(terminal.purchase(100000))
+        assert declined.fields["39"] == "100"
+        partial = await terminal.exchange(terminal.purchase(400000))
+        assert partial.fields["39"] == "002"
+        assert partial.fields["4"] == "000000200000"
+
+
+async def test_host_timeout_answers_911(tmp_path: Path) -> None:
+    async with started_switch(tmp_path, request_timeout_s=0.3) as sut, sut.terminal() as t:
+        answer = await t.exchange(t.purchase(300000))
+        assert answer.fields["39"] == "911"
+    async with open_journal(tmp_path / "journal.db") as journal:
+        rows = await journal.list(limit=10)
+    assert rows[0].state == "timed_out"
+
+
+async def test_retransmission_replayed_not_forwarded_twice(tmp_path: Path) -> None:
+    async with started_switch(tmp_path) as sut, sut.terminal() as terminal:
+        request = terminal.purchase(1234)
+        first = await terminal.exchange(request)
+        second = await terminal.exchange(request)
+        assert first.fields == second.fields
+        assert len([m for m in sut.host.received if m.mti == "1200"]) == 1
+        # same key, different amount: duplicate transmission
+        other = request.with_fields({4: "000000009999"})
+        third = await terminal.exchange(other)
+        assert third.fields["39"] == "913"
+        assert len([m for m in sut.host.received if m.mti == "1200"]) == 1
+
+
+async def test_duplicate_while_in_flight_is_not_forwarded(tmp_path: Path) -> None:
+    async with started_switch(tmp_path, request_timeout_s=5.0) as sut, sut.terminal() as t:
+        request = t.purchase(200000)  # the host takes 2 s
+        await t.send(request)
+        await trio.sleep(0.2)
+        await t.send(request)
+        answers = [await t.receive(timeout=5), await t.receive(timeout=5)]
+        assert [a.fields["39"] for a in answers] == ["000", "000"]
+        assert len([m for m in sut.host.received if m.mti == "1200"]) == 1
+
+
+async def test_bad_mac_then_lock(tmp_path: Path) -> None:
+    async with started_switch(tmp_path, mac_failures_before_lock=2) as sut:
+        async with sut.terminal() as t:
+            for expected in ("916", "916", "917"):
+                request = t.purchase(100)
+                payload = bytearray(encode_with_mac(t.dialect, request, t.tak.generate))  # type: ignore[union-attr]
+                payload[-1] ^= 0x01
+                await t.send_raw(len(payload).to_bytes(2, "big") + bytes(payload))
+                answer = await t.receive()
+                assert answer.fields["39"] == expected
+            assert not [m for m in sut.host.received if m.mti == "1200"]
+        # another terminal is unaffected
+        async with sut.terminal("T0000002") as other:
+            assert (await other.exchange(other.purchase(500))).fields["39"] == "000"
+
+
+async def test_unknown_terminal_declined(tmp_path: Path) -> None:
+    async with started_switch(tmp_path) as sut, sut.terminal("T0000009") as t:
+        answer = await t.exchange(t.purchase(500))
+        assert answer.fields["39"] != "000"
+        assert not sut.host.received or all(m.mti != "1200" for m in sut.host.received)
+
+
+async def test_pipelined_requests_on_one_connection(tmp_path: Path) -> None:
+    async with started_switch(tmp_path, request_timeout_s=5.0) as sut, sut.terminal() as t:
+        slow = t.purchase(200000)
+        fast = t.purchase(700)
+        await t.send(slow)
+        await t.send(fast)
+        first = await t.receive(timeout=5)
+        assert first.fields["11"] == fast.fields["11"]
+        second = await t.receive(timeout=5)
+        assert second.fields["11"] == slow.fields["11"]
