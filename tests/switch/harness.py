@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import itertools
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -28,6 +29,7 @@ from forecourt.switch.config import SwitchConfig, parse_config
 from forecourt.switch.server import RunningSwitch, run_switch
 
 TEST_PAN = "4761739001010010"
+_STANS = itertools.count(1)
 
 
 @attrs.define
@@ -94,17 +96,16 @@ class Terminal:
     dialect: Dialect
     terminal_id: str
     tak: MacKey | None
-    framing: Framing = Framing()
+    framing: Framing = attrs.field(factory=Framing)
     _decoder: FrameDecoder = attrs.field(init=False)
     _pending: list[bytes] = attrs.field(init=False, factory=list)
-    _stan: int = 0
 
     def __attrs_post_init__(self) -> None:
         self._decoder = FrameDecoder(self.framing)
 
     def next_stan(self) -> str:
-        self._stan += 1
-        return f"{self._stan:06d}"
+        # one sequence for the whole test run, as a terminal keeps its STAN across connections
+        return f"{next(_STANS) % 999_999 + 1:06d}"
 
     def purchase(self, amount: int, stan: str | None = None, pan: str = TEST_PAN) -> Message:
         family93 = self.dialect.family == "1993"
@@ -241,6 +242,7 @@ async def started_switch(
     data_dir: Path,
     *,
     terminals: tuple[str, ...] = ("T0000001", "T0000002"),
+    link_up: bool = True,
     **config_over: Any,
 ) -> AsyncIterator[SwitchUnderTest]:
     lmk = Lmk.generate()
@@ -256,6 +258,8 @@ async def started_switch(
     stop = trio.Event()
     async with trio.open_nursery() as outer:
         host_port = await outer.start(host.serve)
+        if not link_up:
+            host_port = _unused_port()
         config = switch_config(data_dir, host_port, **config_over)
         async with trio.open_nursery() as switch_nursery:
             running = await switch_nursery.start(
@@ -263,7 +267,7 @@ async def started_switch(
             )
             sut = SwitchUnderTest(config, running, host, store, terminal_keys, keks, stop)
             with trio.fail_after(5):
-                while host.connections < 2:
+                while link_up and host.connections < 2:
                     await trio.sleep(0.01)
             try:
                 yield sut
@@ -271,3 +275,13 @@ async def started_switch(
                 stop.set()
         outer.cancel_scope.cancel()
     store.close()
+
+
+def _unused_port() -> int:
+    """A port nothing listens on (bound then released)."""
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+    return port

@@ -7,7 +7,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
 from forecourt.switch.config import ConfigError, SafConfig, load_config, parse_config
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -89,56 +88,121 @@ def test_relative_paths_follow_the_file(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("data", "message"),
     [
-        (cfg(listeners=[{"name": "l1", "port": 70000, "terminal_group": "g1"}]),
-         "listeners[0].port: must be 1..65535"),
-        (cfg(listeners=[{"name": "l1", "port": 0, "terminal_group": "g1"}]),
-         "listeners[0].port: must be 1..65535"),
-        (cfg(listeners=[{"name": "l1", "port": "5000", "terminal_group": "g1"}]),
-         "listeners[0].port: must be an integer"),
-        (cfg(listeners=[{"name": "l1", "port": True, "terminal_group": "g1"}]),
-         "listeners[0].port: must be an integer"),
-        (cfg(listeners=[{"name": "l1", "port": 5000, "terminal_group": "g1", "prot": 1}]),
-         "listeners[0].prot: unknown key"),
-        (cfg(listeners=[{"name": "l1", "port": 5000, "terminal_group": "g1", "dialect": "x"}]),
-         "listeners[0].dialect: must be one of ifsf, iso87ascii, iso87bcd"),
-        (cfg(listeners=[{"name": "l1", "port": 5000, "terminal_group": "nope"}]),
-         "listeners[0].terminal_group: no terminal group named 'nope'"),
+        (
+            cfg(listeners=[{"name": "l1", "port": 70000, "terminal_group": "g1"}]),
+            "listeners[0].port: must be 1..65535",
+        ),
+        (
+            cfg(listeners=[{"name": "l1", "port": 0, "terminal_group": "g1"}]),
+            "listeners[0].port: must be 1..65535",
+        ),
+        (
+            cfg(listeners=[{"name": "l1", "port": "5000", "terminal_group": "g1"}]),
+            "listeners[0].port: must be an integer",
+        ),
+        (
+            cfg(listeners=[{"name": "l1", "port": True, "terminal_group": "g1"}]),
+            "listeners[0].port: must be an integer",
+        ),
+        (
+            cfg(listeners=[{"name": "l1", "port": 5000, "terminal_group": "g1", "prot": 1}]),
+            "listeners[0].prot: unknown key",
+        ),
+        (
+            cfg(listeners=[{"name": "l1", "port": 5000, "terminal_group": "g1", "dialect": "x"}]),
+            "listeners[0].dialect: must be one of ifsf, iso87ascii, iso87bcd",
+        ),
+        (
+            cfg(listeners=[{"name": "l1", "port": 5000, "terminal_group": "nope"}]),
+            "listeners[0].terminal_group: no terminal group named 'nope'",
+        ),
         (cfg(listeners=[{"name": "l1", "port": 5000}]), "listeners[0].terminal_group: is required"),
-        (cfg(listeners=[{"name": "l1", "port": 5000, "terminal_group": "g1", "framing": "2a"}]),
-         "listeners[0].framing: must be one of 2b, 4a"),
-        (cfg(listeners=[{"name": "l1", "port": 5000, "terminal_group": "g1", "tls": {"key": "k"}}]),
-         "listeners[0].tls.certificate: is required"),
-        (cfg(listeners=[{"name": "l1", "port": 5000, "terminal_group": "g1"},
-                        {"name": "l1", "port": 5001, "terminal_group": "g1"}]),
-         "listeners[1]: duplicate name 'l1'"),
-        (cfg(listeners=[{"name": "a", "port": 5000, "terminal_group": "g1"},
-                        {"name": "b", "port": 5000, "terminal_group": "g1"}]),
-         "listeners[1]: duplicate address '0.0.0.0:5000'"),
-        (cfg(routes=[{"acquirer": "nobody", "prefixes": ["4"]}]),
-         "routes[0].acquirer: no acquirer named 'nobody'"),
+        (
+            cfg(listeners=[{"name": "l1", "port": 5000, "terminal_group": "g1", "framing": "2a"}]),
+            "listeners[0].framing: must be one of 2b, 4a",
+        ),
+        (
+            cfg(
+                listeners=[
+                    {"name": "l1", "port": 5000, "terminal_group": "g1", "tls": {"key": "k"}}
+                ]
+            ),
+            "listeners[0].tls.certificate: is required",
+        ),
+        (
+            cfg(
+                listeners=[
+                    {"name": "l1", "port": 5000, "terminal_group": "g1"},
+                    {"name": "l1", "port": 5001, "terminal_group": "g1"},
+                ]
+            ),
+            "listeners[1]: duplicate name 'l1'",
+        ),
+        (
+            cfg(
+                listeners=[
+                    {"name": "a", "port": 5000, "terminal_group": "g1"},
+                    {"name": "b", "port": 5000, "terminal_group": "g1"},
+                ]
+            ),
+            "listeners[1]: duplicate address '0.0.0.0:5000'",
+        ),
+        (
+            cfg(routes=[{"acquirer": "nobody", "prefixes": ["4"]}]),
+            "routes[0].acquirer: no acquirer named 'nobody'",
+        ),
         (cfg(routes=[{"acquirer": "bank", "prefixes": ["4x"]}]), "routes[0].prefixes[0]:"),
         (cfg(routes=[{"acquirer": "bank", "prefixes": ["51-5"]}]), "routes[0].prefixes[0]:"),
         (cfg(routes=[{"acquirer": "bank"}]), "routes[0].prefixes: a route needs"),
-        (cfg(routes=[{"acquirer": "bank", "card_types": ["visa", "diner"]}]),
-         "routes[0].card_types[1]: must be one of"),
+        (
+            cfg(routes=[{"acquirer": "bank", "card_types": ["visa", "diner"]}]),
+            "routes[0].card_types[1]: must be one of",
+        ),
         (cfg(default_route="ghost"), "default_route: no acquirer named 'ghost'"),
-        (cfg(acquirers=[{"name": "bank", "host": "h", "port": 6000, "acquirer_id": "12ab"}]),
-         "acquirers[0].acquirer_id: must be 1-11 digits"),
-        (cfg(acquirers=[{"name": "bank", "host": "h", "port": 6000, "reconnect_initial_s": 9.0,
-                         "reconnect_max_s": 1.0}]),
-         "acquirers[0].reconnect_max_s: must not be less than reconnect_initial_s"),
+        (
+            cfg(acquirers=[{"name": "bank", "host": "h", "port": 6000, "acquirer_id": "12ab"}]),
+            "acquirers[0].acquirer_id: must be 1-11 digits",
+        ),
+        (
+            cfg(
+                acquirers=[
+                    {
+                        "name": "bank",
+                        "host": "h",
+                        "port": 6000,
+                        "reconnect_initial_s": 9.0,
+                        "reconnect_max_s": 1.0,
+                    }
+                ]
+            ),
+            "acquirers[0].reconnect_max_s: must not be less than reconnect_initial_s",
+        ),
         (cfg(acquirers=[{"name": "bank", "port": 6000}]), "acquirers[0].host: is required"),
-        (cfg(terminal_groups=[{"name": "g1", "terminals": "all"}]),
-         'terminal_groups[0].terminals: must be a list of terminal ids or "registry"'),
-        (cfg(terminal_groups=[{"name": "g1", "terminals": ["TOOLONG12"]}]),
-         "terminal_groups[0].terminals[0]: a terminal id is 1-8"),
-        (cfg(terminal_groups=[{"name": "g1", "mac_algorithm": "des"}]),
-         "terminal_groups[0].mac_algorithm: must be one of retail, cmac"),
-        (cfg(terminal_groups=[{"name": "g1", "terminals": ["T1"]},
-                              {"name": "g2", "terminals": ["T1"]}]),
-         "terminal_groups[1].terminals: terminal 'T1' is already in group 'g1'"),
-        (cfg(terminal_groups=[{"name": "g1", "shift_cutover": "25:00"}]),
-         "terminal_groups[0].shift_cutover:"),
+        (
+            cfg(terminal_groups=[{"name": "g1", "terminals": "all"}]),
+            'terminal_groups[0].terminals: must be a list of terminal ids or "registry"',
+        ),
+        (
+            cfg(terminal_groups=[{"name": "g1", "terminals": ["TOOLONG12"]}]),
+            "terminal_groups[0].terminals[0]: a terminal id is 1-8",
+        ),
+        (
+            cfg(terminal_groups=[{"name": "g1", "mac_algorithm": "des"}]),
+            "terminal_groups[0].mac_algorithm: must be one of retail, cmac",
+        ),
+        (
+            cfg(
+                terminal_groups=[
+                    {"name": "g1", "terminals": ["T1"]},
+                    {"name": "g2", "terminals": ["T1"]},
+                ]
+            ),
+            "terminal_groups[1].terminals: terminal 'T1' is already in group 'g1'",
+        ),
+        (
+            cfg(terminal_groups=[{"name": "g1", "shift_cutover": "25:00"}]),
+            "terminal_groups[0].shift_cutover:",
+        ),
         (cfg(saf={"max_attempts": 0}), "saf.max_attempts: must be 1..1000"),
         (cfg(saf={"in_flight_share": 1.5}), "saf.in_flight_share: must be between"),
         (cfg(saf={"backof_initial_s": 1}), "saf.backof_initial_s: unknown key"),
@@ -159,7 +223,10 @@ def test_errors_name_the_key_path(data: dict[str, Any], message: str) -> None:
 
 def test_overlapping_routes_to_different_acquirers_are_refused() -> None:
     data = cfg(
-        acquirers=[{"name": "bank", "host": "h", "port": 1}, {"name": "b2", "host": "h", "port": 2}],
+        acquirers=[
+            {"name": "bank", "host": "h", "port": 1},
+            {"name": "b2", "host": "h", "port": 2},
+        ],
         routes=[
             {"acquirer": "bank", "prefixes": ["51-53"]},
             {"acquirer": "b2", "prefixes": ["53-55"]},

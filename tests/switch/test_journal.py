@@ -10,7 +10,6 @@ from typing import Any
 
 import pytest
 import trio
-
 from forecourt.switch.config import parse_config
 from forecourt.switch.journal import (
     MIGRATIONS,
@@ -242,11 +241,10 @@ async def test_write_after_close(tmp_path: Path) -> None:
 
 async def test_queued_writes_are_committed_on_close(tmp_path: Path) -> None:
     db = tmp_path / "j.db"
-    async with trio.open_nursery() as outer:
-        async with open_journal(db) as journal:
-            for i in range(30):
-                outer.start_soon(journal.record_received, row(i))
-            await trio.testing.wait_all_tasks_blocked()
+    async with trio.open_nursery() as outer, open_journal(db) as journal:
+        for i in range(30):
+            outer.start_soon(journal.record_received, row(i))
+        await trio.testing.wait_all_tasks_blocked()
     assert count(db) == 30
 
 

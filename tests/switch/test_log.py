@@ -9,7 +9,6 @@ from typing import Any
 
 import pytest
 import structlog
-
 from forecourt.switch.log import (
     REDACTED,
     configure_logging,

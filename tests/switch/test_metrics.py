@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import trio
-
 from forecourt.switch.metrics import SwitchMetrics, serve_metrics
 
 
@@ -65,15 +64,21 @@ async def test_metrics_and_healthz_over_a_socket() -> None:
         assert 'forecourt_host_latency_seconds_bucket{le="0.25",link="bank"} 1.0' in text
         assert "forecourt_in_flight 1.0" in text
         assert 'forecourt_connections{listener="indoor"} 3.0' in text
-        assert 'forecourt_acquirer_link_state{forecourt_acquirer_link_state="up",link="bank"} 1.0' in text
+        assert (
+            'forecourt_acquirer_link_state{forecourt_acquirer_link_state="up",link="bank"} 1.0'
+            in text
+        )
         assert 'forecourt_saf_depth{link="bank"} 2.0' in text
         assert 'forecourt_mac_failures_total{side="terminal"} 1.0' in text
         assert 'forecourt_malformed_frames_total{reason="frame_too_large",side="terminal"}' in text
 
         assert await get(port, "/healthz") == (
             200,
-            {"Content-Type": "text/plain; charset=utf-8", "Content-Length": "3",
-             "Connection": "close"},
+            {
+                "Content-Type": "text/plain; charset=utf-8",
+                "Content-Length": "3",
+                "Connection": "close",
+            },
             b"ok\n",
         )
         health["ok"] = False

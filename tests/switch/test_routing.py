@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pytest
-
 from forecourt.switch.routing import CARD_TYPES, NoRoute, Router, RoutingError
 
 
