@@ -62,6 +62,9 @@ class KeyPolicy:
     max_age: float = 24 * 3600.0
     max_uses: int | None = None
     grace: float = 300.0
+    # How many previous versions stay in grace after an activation; older ones
+    # are retired at once (a terminal holds one key; two is the usual "old/new").
+    grace_versions: int = 1
 
 
 @attrs.frozen

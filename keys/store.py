@@ -435,6 +435,23 @@ class KeyStore:
 
     def _activate(self, tx: Tx, row: _KeyRow, now: float, actor: str, reason: str) -> None:
         olds = self._rows(tx, row.owner, row.key_type, (KeyState.ACTIVE,))
+        retiring = self._rows(tx, row.owner, row.key_type, (KeyState.RETIRING,))
+        keep = max(0, self.policy.grace_versions - len(olds))
+        for r in retiring[: max(0, len(retiring) - keep)]:
+            tx.execute(
+                "UPDATE key_entries SET state = ?, retired_at = ? WHERE id = ?",
+                (KeyState.RETIRED.value, now, r.id),
+            )
+            self._audit(
+                tx,
+                now,
+                actor,
+                "retire",
+                r.owner,
+                r.key_type,
+                old=(r.version, r.kcv),
+                reason="replaced twice",
+            )
         for old in olds:
             tx.execute(
                 "UPDATE key_entries SET state = ?, retiring_until = ? WHERE id = ?",
@@ -826,6 +843,7 @@ class KeyStore:
                 0,
                 attrs.evolve(old.current, state=KeyState.RETIRING, retiring_until=now + grace),
             )
+        graces = graces[: self.policy.grace_versions]
         stale = tuple(k for k in old.stale if k.version != version)
         return MacKeyring(
             owner=owner,

@@ -18,13 +18,12 @@ import multiprocessing
 import multiprocessing.connection
 import random
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
 import attrs
 import trio
-
 from forecourt.codecs.dialect import decode, encode, encode_with_mac
 from forecourt.codecs.errors import CodecError
 from forecourt.codecs.framing import FrameDecoder, encode_frame
@@ -199,7 +198,9 @@ class _Template:
         high = encode(dialect, build_with("999999", 999_999_999_999))
         self.body = bytearray(low)
         self.stan_at = self._span(low, high, first=True)
-        self.amount_at = self._span(low, high, first=False) if self._has_amount(build_with) else None
+        self.amount_at = (
+            self._span(low, high, first=False) if self._has_amount(build_with) else None
+        )
         self.bcd = dialect.name == "iso87bcd"
         self.mac_len = 0
 
@@ -448,7 +449,9 @@ async def run_load(
     return result
 
 
-async def _report(progress: Callable[[LoadResult, float], None], result: LoadResult, started: float) -> None:
+async def _report(
+    progress: Callable[[LoadResult, float], None], result: LoadResult, started: float
+) -> None:
     while True:
         await trio.sleep(0.25)
         progress(result, time.perf_counter() - started)
@@ -480,7 +483,9 @@ def _share(options: LoadOptions, index: int, processes: int) -> LoadOptions:
     )
 
 
-def _worker(spec: dict[str, Any], conn: multiprocessing.connection.Connection, counters: Any, index: int) -> None:
+def _worker(
+    spec: dict[str, Any], conn: multiprocessing.connection.Connection, counters: Any, index: int
+) -> None:
     options = options_from_spec(spec)
 
     def progress(result: LoadResult, _: float) -> None:
@@ -594,4 +599,3 @@ def run_load_processes(
                 process.terminate()
                 process.join()
     return merged
-

@@ -9,7 +9,7 @@ reports); a script step then overrides single fields.
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 
 import attrs
 from forecourt.codecs.fields import OriginalData, OriginalElements
@@ -60,12 +60,19 @@ PROFILES: Mapping[str, Profile] = {
 }
 
 
+def _ans(width: int) -> Callable[[str], str]:
+    def pad(value: str) -> str:
+        return value.ljust(width)
+
+    return pad
+
+
 @attrs.frozen
 class TerminalIdentity:
-    """What every request of a terminal carries."""
+    """What every request of a terminal carries (41 and 42 space-padded to ans8 / ans15)."""
 
-    terminal_id: str
-    merchant_id: str
+    terminal_id: str = attrs.field(converter=_ans(8))
+    merchant_id: str = attrs.field(converter=_ans(15))
     family: str
     pan: str
     expiry: str = "2912"

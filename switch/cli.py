@@ -15,6 +15,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "forecourt.keys.cli",
     "forecourt.switch.journal_cli",
     "forecourt.switch.serve_cli",
+    "forecourt.simulators.cli",
 )
 
 

@@ -21,7 +21,12 @@ def _length(layout: Layout, cap: int | None) -> st.SearchStrategy[int]:
     return st.just(layout.length)
 
 
-def field_value(dialect: Dialect, number: int, cap: int | None = None) -> st.SearchStrategy[str]:
+PRINTABLE_ASCII = st.characters(min_codepoint=0x20, max_codepoint=0x7E)
+
+
+def field_value(
+    dialect: Dialect, number: int, cap: int | None = None, ascii_text: bool = False
+) -> st.SearchStrategy[str]:
     """A value that the dialect's field `number` can carry, in decoded form.
 
     `cap` bounds the length drawn for variable fields (keeps many-field
@@ -41,7 +46,10 @@ def field_value(dialect: Dialect, number: int, cap: int | None = None) -> st.Sea
         return _length(layout, cap).flatmap(
             lambda n: st.text(alphabet=DIGITS + separator, min_size=n, max_size=n)
         )
-    return _length(layout, cap).flatmap(lambda n: st.text(alphabet=LATIN1, min_size=n, max_size=n))
+    alphabet = PRINTABLE_ASCII if ascii_text else LATIN1
+    return _length(layout, cap).flatmap(
+        lambda n: st.text(alphabet=alphabet, min_size=n, max_size=n)
+    )
 
 
 def mti(dialect: Dialect) -> st.SearchStrategy[str]:

@@ -88,7 +88,8 @@ class Rotation(RuleBasedStateMachine):
             assert v != self.pending and v != self.active
             return
         if v == self.pending:
-            self.until[self.active] = self.clock() + self.grace_of[v]
+            # policy.grace_versions == 1: only the version just replaced stays in grace
+            self.until = {self.active: self.clock() + self.grace_of[v]}
             self.active = v
             self.activated_at = self.clock()
             self.pending = None

@@ -276,3 +276,17 @@ def test_no_clear_key_in_store_files_or_logs(
     for needle in _needles(clear):
         for name, blob in blobs.items():
             assert needle not in blob, f"clear key material found in {name}"
+
+
+def test_only_the_previous_version_stays_in_grace(store: KeyStore, clock: Clock) -> None:
+    c = store.add_terminal("T1")
+    v1 = install_key_change(c.clear_kek, c.payload).keyring()
+    store.rotate("T1", activate=True)
+    clock.advance(10)
+    store.rotate("T1", activate=True)
+    ring = store.mac_keyring("T1")
+    assert ring.current is not None and ring.current.version == 3
+    assert [k.version for k in ring.grace] == [2]
+    assert ring.verify(DATA, v1.generate(DATA)) is VerifyResult.KEY_SYNC
+    states = {(k.key_type, k.version): k.state for k in store.list_keys("T1")}
+    assert states[(KeyType.TAK, 1)] is KeyState.RETIRED

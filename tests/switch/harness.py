@@ -33,7 +33,7 @@ _STANS = itertools.count(1)
 
 
 @attrs.define
-class TestHost:
+class SmallHost:
     dialect: Dialect
     port: int = 0
     received: list[Message] = attrs.field(factory=list)
@@ -165,7 +165,7 @@ class Terminal:
 class SwitchUnderTest:
     config: SwitchConfig
     running: RunningSwitch
-    host: TestHost
+    host: SmallHost
     store: KeyStore
     terminal_keys: dict[str, MacKey]
     keks: dict[str, bytes]
@@ -254,7 +254,7 @@ async def started_switch(
         keks[tid] = ceremony.clear_kek
         terminal_keys[tid] = install_key_change(ceremony.clear_kek, ceremony.payload).mac_key()
     dialect = config_over.get("host_dialect", config_over.get("dialect", "ifsf"))
-    host = TestHost(get_dialect(dialect))
+    host = SmallHost(get_dialect(dialect))
     stop = trio.Event()
     async with trio.open_nursery() as outer:
         host_port = await outer.start(host.serve)

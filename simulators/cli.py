@@ -1,0 +1,280 @@
+"""`forecourt sim acquirer|terminal|load`: the simulators from the command line."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import trio
+
+from ._toml import SimConfigError
+
+__all__ = ["register"]
+
+
+def register(subparsers: argparse._SubParsersAction[Any]) -> None:
+    sim = subparsers.add_parser("sim", help="simulators: acquirer host, terminal, load generator")
+    kinds = sim.add_subparsers(dest="sim_command", required=True)
+
+    acquirer = kinds.add_parser("acquirer", help="run the acquirer host simulator")
+    acquirer.add_argument("--config", required=True, type=Path, help="host TOML (conf/sim/)")
+    acquirer.add_argument("--port", type=int, help="override listen.port")
+    acquirer.set_defaults(func=_acquirer)
+
+    terminal = kinds.add_parser("terminal", help="run a certification script")
+    terminal.add_argument(
+        "--script",
+        required=True,
+        type=Path,
+        action="append",
+        help="script TOML (repeat for several)",
+    )
+    terminal.add_argument("--switch", help="HOST:PORT (default: terminal.switch in the script)")
+    terminal.add_argument("--junit", type=Path, help="write a JUnit XML report here")
+    terminal.set_defaults(func=_terminal)
+
+    load = kinds.add_parser("load", help="drive many terminals at a switch or host")
+    load.add_argument("--switch", required=True, help="HOST:PORT")
+    load.add_argument("--terminals", type=int, default=10)
+    pace = load.add_mutually_exclusive_group()
+    pace.add_argument("--rate", type=float, help="requests per second in total (open loop)")
+    pace.add_argument("--concurrency", type=int, help="requests outstanding in total (closed loop)")
+    load.add_argument("--duration", type=float, default=10.0, help="seconds")
+    load.add_argument("--mix", type=Path, help="mix TOML ([[mix]] template, weight, pan, amount)")
+    load.add_argument("--json", type=Path, help="write the report as JSON here")
+    load.add_argument("--dialect", default="ifsf", choices=("ifsf", "iso87ascii", "iso87bcd"))
+    load.add_argument("--bitmap", default="binary", choices=("binary", "hex"))
+    load.add_argument("--framing", default="2b", choices=("2b", "4a"))
+    load.add_argument("--tpdu", action="store_true", help="send a TPDU after the length")
+    load.add_argument("--timeout", type=float, default=10.0, help="seconds before a timeout")
+    load.add_argument("--terminal-prefix", default="L", help="terminal ids are PREFIX000001...")
+    load.add_argument("--first-terminal", type=int, default=1)
+    load.add_argument(
+        "--mac",
+        choices=("none", "key", "store"),
+        default="none",
+        help="none; key: one clear --mac-key for all; store: TAKs from --data-dir",
+    )
+    load.add_argument("--mac-key", help="clear hex key for --mac key (test only)")
+    load.add_argument("--mac-algorithm", choices=("retail", "cmac"), default="retail")
+    load.add_argument("--data-dir", type=Path, help="switch data directory (key store)")
+    load.add_argument("--lmk-file", type=Path, help="LMK file (default: DATA_DIR/lmk.key)")
+    load.add_argument(
+        "--provision",
+        action="store_true",
+        help="register load terminals missing from the key store",
+    )
+    load.add_argument("--processes", type=int, default=1, help="worker processes")
+    load.add_argument("--quiet", action="store_true", help="no live progress")
+    load.add_argument("--seed", type=int)
+    load.set_defaults(func=_load)
+
+
+def _fail(message: str, code: int = 2) -> int:
+    sys.stderr.write(f"forecourt sim: {message}\n")
+    return code
+
+
+# -- acquirer ------------------------------------------------------------------------------
+
+
+def _acquirer(args: argparse.Namespace) -> int:
+    import attrs
+
+    from .acquirer import AcquirerSimulator, load_acquirer_config
+
+    try:
+        config = load_acquirer_config(args.config)
+    except SimConfigError as exc:
+        return _fail(str(exc))
+    if args.port is not None:
+        config = attrs.evolve(config, port=args.port)
+    sim = AcquirerSimulator(config)
+
+    async def main() -> None:
+        async with trio.open_nursery() as nursery:
+            port = await nursery.start(sim.run)
+            sys.stderr.write(
+                f"acquirer simulator on {config.host}:{port} "
+                f"({config.wire.dialect.name}, {config.wire.framing.header}, "
+                f"{len(config.rules)} rules)\n"
+            )
+
+    try:
+        trio.run(main)
+    except OSError as exc:
+        return _fail(f"cannot listen on {config.host}:{config.port}: {exc.strerror}", 1)
+    return 0
+
+
+# -- terminal -------------------------------------------------------------------------------
+
+
+def _terminal(args: argparse.Namespace) -> int:
+    from rich.console import Console
+    from rich.table import Table
+
+    from .script import load_script
+    from .terminal import CaseResult, run_script, write_junit
+
+    try:
+        scripts = [load_script(p) for p in args.script]
+    except SimConfigError as exc:
+        return _fail(str(exc))
+
+    async def main() -> list[tuple[str, CaseResult]]:
+        out: list[tuple[str, CaseResult]] = []
+        for script in scripts:
+            for result in await run_script(script, args.switch):
+                out.append((script.name, result))
+        return out
+
+    try:
+        results = trio.run(main)
+    except ValueError as exc:
+        return _fail(str(exc))
+    console = Console()
+    table = Table(title="certification")
+    for column in ("script", "case", "result", "time", "reason"):
+        table.add_column(column)
+    for name, r in results:
+        verdict = "[green]PASS[/green]" if r.passed else "[red]FAIL[/red]"
+        table.add_row(name, r.name, verdict, f"{r.seconds * 1000:.0f} ms", r.reason or "")
+    console.print(table)
+    passed = sum(1 for _, r in results if r.passed)
+    console.print(f"{passed}/{len(results)} cases passed")
+    if args.junit is not None:
+        suite = ",".join(s.name for s in scripts)
+        write_junit([r for _, r in results], args.junit, suite)
+    return 0 if results and passed == len(results) else 1
+
+
+# -- load ----------------------------------------------------------------------------------
+
+
+def _load(args: argparse.Namespace) -> int:
+    from .load import LoadOptions, MixEntry, load_mix, run_load, run_load_processes
+    from .loadkeys import LoadKeyError, macs_for
+    from .terminal import parse_address
+    from .wire import wire_format
+
+    try:
+        host, port = parse_address(args.switch)
+        mix = load_mix(args.mix) if args.mix else (MixEntry(),)
+        wire = wire_format(args.dialect, args.bitmap, args.framing, args.tpdu)
+    except (ValueError, SimConfigError) as exc:
+        return _fail(str(exc))
+    if args.terminals < 1 or args.duration <= 0:
+        return _fail("--terminals and --duration must be positive")
+    mac_spec: dict[str, Any] | None = None
+    if args.mac == "key":
+        if not args.mac_key:
+            return _fail("--mac key needs --mac-key HEX")
+        mac_spec = {"mode": "key", "key": args.mac_key, "algorithm": args.mac_algorithm}
+    elif args.mac == "store":
+        if args.data_dir is None:
+            return _fail("--mac store needs --data-dir")
+        mac_spec = {
+            "mode": "store",
+            "data_dir": str(args.data_dir),
+            "lmk_file": str(args.lmk_file) if args.lmk_file else None,
+            "provision": args.provision,
+        }
+    options = LoadOptions(
+        host=host,
+        port=port,
+        wire=wire,
+        terminals=args.terminals,
+        duration_s=args.duration,
+        rate=args.rate,
+        concurrency=args.concurrency,
+        mix=mix,
+        timeout_s=args.timeout,
+        terminal_prefix=args.terminal_prefix,
+        first_terminal=args.first_terminal,
+        seed=args.seed,
+    )
+    live = not args.quiet and sys.stderr.isatty()
+    with _ProgressBar(live, args.duration) as bar:
+        if args.processes > 1:
+            result = run_load_processes(options, args.processes, mac_spec, bar.update)
+        else:
+            if mac_spec is not None:
+                try:
+                    import attrs
+
+                    options = attrs.evolve(options, macs=macs_for(mac_spec, options.terminal_ids()))
+                except LoadKeyError as exc:
+                    return _fail(str(exc), 1)
+
+            def progress(r: Any, elapsed: float) -> None:
+                bar.update(r.sent, r.answered, r.latency.percentile_ms(99.0), elapsed)
+
+            result = trio.run(lambda: run_load(options, progress=progress))
+    report = result.as_dict()
+    _print_report(report)
+    if args.json is not None:
+        args.json.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
+    return 0 if result.answered > 0 else 1
+
+
+class _ProgressBar:
+    """A rich progress bar (sent, answered, rate, p99 so far), or nothing when not a TTY."""
+
+    def __init__(self, live: bool, duration: float) -> None:
+        self.live = live
+        self.duration = duration
+        self._progress: Any = None
+        self._task: Any = None
+
+    def __enter__(self) -> _ProgressBar:
+        if self.live:
+            from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
+
+            self._progress = Progress(
+                TextColumn("load"),
+                BarColumn(),
+                TextColumn("{task.fields[info]}"),
+                TimeRemainingColumn(),
+                transient=True,
+            )
+            self._progress.start()
+            self._task = self._progress.add_task("load", total=self.duration, info="")
+        return self
+
+    def update(self, sent: int, answered: int, p99_ms: float, elapsed: float) -> None:
+        if self._progress is None:
+            return
+        rate = answered / elapsed if elapsed > 0 else 0.0
+        info = f"sent {sent}  answered {answered}  {rate:,.0f}/s  p99 {p99_ms:.1f} ms"
+        self._progress.update(self._task, completed=min(elapsed, self.duration), info=info)
+
+    def __exit__(self, *exc: object) -> None:
+        if self._progress is not None:
+            self._progress.stop()
+
+
+def _print_report(report: dict[str, Any]) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console()
+    table = Table(title="load", show_header=False)
+    latency = report["latency_ms"]
+    rows: Sequence[tuple[str, str]] = (
+        ("duration", f"{report['duration_s']} s"),
+        ("sent / answered", f"{report['sent']} / {report['answered']}"),
+        ("throughput", f"{report['throughput_per_s']:,.1f} /s"),
+        ("latency p50 / p90", f"{latency['p50_ms']:.3f} / {latency['p90_ms']:.3f} ms"),
+        ("latency p99 / p99.9", f"{latency['p99_ms']:.3f} / {latency['p999_ms']:.3f} ms"),
+        ("latency max", f"{latency['max_ms']:.3f} ms"),
+        ("action codes", ", ".join(f"{k}: {v}" for k, v in report["by_action_code"].items())),
+        ("timeouts / errors", f"{report['timeouts']} / {report['errors']}"),
+    )
+    for key, value in rows:
+        table.add_row(key, value)
+    console.print(table)

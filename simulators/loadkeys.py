@@ -1,0 +1,68 @@
+"""MAC keys for load runs: one clear test key for every terminal, or the key store.
+
+- `{"mode": "key", "key": HEX, "algorithm": "retail"|"cmac"}`: every terminal
+  MACs with the same clear key; meant for runs straight at the acquirer
+  simulator (its ZAK) in tests and benchmarks.
+- `{"mode": "store", "data_dir": DIR, "lmk_file": FILE|None, "provision": bool,
+  "family": "tdes"|"aes"}`: each terminal MACs with its current TAK from the
+  switch's key store (the same data directory and LMK the switch uses);
+  `provision` registers terminals that are not there yet.
+
+The spec is plain data so a worker process can rebuild the keys itself.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+from forecourt.keys.errors import KeysError
+from forecourt.keys.mac import MacAlgorithm, prepare_mac
+
+__all__ = ["LoadKeyError", "macs_for"]
+
+
+class LoadKeyError(Exception):
+    """The load run's keys cannot be prepared (message names the cause, never a key)."""
+
+
+def macs_for(
+    spec: Mapping[str, Any], terminal_ids: Sequence[str]
+) -> dict[str, Callable[[bytes], bytes]]:
+    """Terminal id -> MAC function, per the spec."""
+    mode = spec.get("mode")
+    try:
+        if mode == "key":
+            mac = prepare_mac(
+                bytes.fromhex(spec["key"]), MacAlgorithm(spec.get("algorithm", "retail"))
+            )
+            return dict.fromkeys(terminal_ids, mac.generate)
+        if mode == "store":
+            return _from_store(spec, terminal_ids)
+    except (KeysError, ValueError) as exc:
+        raise LoadKeyError(str(exc)) from None
+    raise LoadKeyError(f"unknown MAC mode {mode!r}")
+
+
+def _from_store(
+    spec: Mapping[str, Any], terminal_ids: Sequence[str]
+) -> dict[str, Callable[[bytes], bytes]]:
+    from forecourt.keys.store import KeyStore
+
+    store = KeyStore.open(spec["data_dir"], lmk_file=spec.get("lmk_file"))
+    try:
+        out: dict[str, Callable[[bytes], bytes]] = {}
+        for terminal_id in terminal_ids:
+            if not store.is_registered(terminal_id):
+                if not spec.get("provision"):
+                    raise LoadKeyError(
+                        f"terminal {terminal_id} is not registered (use --provision)"
+                    )
+                store.add_terminal(terminal_id, spec.get("family", "tdes"), actor="sim-load")
+            current = store.mac_keyring(terminal_id).current
+            if current is None:
+                raise LoadKeyError(f"terminal {terminal_id} has no active TAK")
+            out[terminal_id] = current.mac.generate
+        return out
+    finally:
+        store.close()

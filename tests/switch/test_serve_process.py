@@ -1,0 +1,100 @@
+"""`forecourt serve` as a real process: SIGTERM drains in-flight work and exits 0."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import trio
+
+from forecourt.codecs.dialect import get_dialect
+from forecourt.switch.journal import open_journal
+from tests.switch.harness import SmallHost, Terminal, _unused_port
+
+FORECOURT = [sys.executable, "-m", "forecourt.switch.cli"]
+
+
+def _config(data_dir: Path, port: int, host_port: int) -> str:
+    return f"""
+node = "proc-test"
+data_dir = "{data_dir}"
+default_route = "bank"
+[logging]
+level = "info"
+format = "json"
+[[listeners]]
+name = "pos"
+host = "127.0.0.1"
+port = {port}
+dialect = "ifsf"
+terminal_group = "site"
+[[terminal_groups]]
+name = "site"
+terminals = ["T0000001"]
+mac_required = false
+[[acquirers]]
+name = "bank"
+host = "127.0.0.1"
+port = {host_port}
+request_timeout_s = 5.0
+echo_interval_s = 0.0
+reconnect_initial_s = 0.05
+"""
+
+
+async def _connect(port: int) -> trio.SocketStream:
+    with trio.fail_after(20):
+        while True:
+            try:
+                return await trio.open_tcp_stream("127.0.0.1", port)
+            except OSError:
+                await trio.sleep(0.1)
+
+
+async def test_sigterm_drains_and_exits_zero(tmp_path: Path) -> None:
+    data_dir = tmp_path / "data"
+    subprocess.run([*FORECOURT, "keys", "init", "--data-dir", str(data_dir)], check=True, capture_output=True)
+    host = SmallHost(get_dialect("ifsf"))
+    async with trio.open_nursery() as nursery:
+        host_port = await nursery.start(host.serve)
+        port = _unused_port()
+        config = tmp_path / "forecourt.toml"
+        config.write_text(_config(data_dir, port, host_port))
+        env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+        process = await trio.lowlevel.open_process(
+            [*FORECOURT, "serve", "--config", str(config)],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            env=env,
+        )
+        try:
+            stream = await _connect(port)
+            with trio.fail_after(10):
+                while host.connections < 1:
+                    await trio.sleep(0.05)
+            terminal = Terminal(stream, get_dialect("ifsf"), "T0000001", None)
+            await terminal.send(terminal.purchase(200000))  # answered after 2 s
+            await trio.sleep(0.5)
+            process.send_signal(signal.SIGTERM)
+            answer = await terminal.receive(timeout=10)
+            assert answer.fields["39"] == "000"
+            await stream.aclose()
+            with trio.fail_after(15):
+                code = await process.wait()
+            assert code == 0
+        finally:
+            if process.returncode is None:
+                process.kill()
+                await process.wait()
+        assert process.stdout is not None
+        output = b""
+        while chunk := await process.stdout.receive_some(65536):
+            output += chunk
+        assert b"switch_stopped" in output
+        nursery.cancel_scope.cancel()
+    async with open_journal(data_dir / "journal.db") as journal:
+        rows = await journal.list(limit=5)
+    assert [r.state for r in rows] == ["approved"]
