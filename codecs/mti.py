@@ -48,8 +48,8 @@ class MTIFunction(enum.Enum):
 
 
 def _check(mti: str) -> str:
-    if len(mti) != 4 or not _DIGITS.issuperset(mti):
-        raise MTIError(mti, "not four decimal digits")
+    if not isinstance(mti, str) or len(mti) != 4 or not _DIGITS.issuperset(mti):
+        raise MTIError(str(mti), "not four decimal digits")
     return mti
 
 

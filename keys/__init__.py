@@ -58,6 +58,12 @@ from forecourt.keys.model import (
     OwnerInfo,
     OwnerKind,
 )
+from forecourt.keys.pin import (
+    PinBlockError,
+    decrypt_pin_block,
+    encrypt_pin_block,
+    translate_pin_block,
+)
 from forecourt.keys.store import ChangedKey, KeyChange, KeyStore, default_data_dir
 
 __all__ = [
@@ -96,6 +102,7 @@ __all__ = [
     "OwnerKind",
     "PayloadEntry",
     "PayloadError",
+    "PinBlockError",
     "PreparedMac",
     "RetailMac",
     "StaleKeyChange",
@@ -110,12 +117,15 @@ __all__ = [
     "aes_cmac",
     "build_payload",
     "decode_payload",
+    "decrypt_pin_block",
     "default_data_dir",
     "encode_payload",
+    "encrypt_pin_block",
     "generate_key",
     "install_key_change",
     "kcv",
     "load_lmk",
     "prepare_mac",
     "retail_mac",
+    "translate_pin_block",
 ]

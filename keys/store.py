@@ -43,7 +43,7 @@ from forecourt.keys.errors import (
 )
 from forecourt.keys.exchange import build_payload
 from forecourt.keys.keyring import MacKey, MacKeyring, _Uses
-from forecourt.keys.lmk import Lmk, default_lmk_path, load_lmk
+from forecourt.keys.lmk import LMK_ENV, Lmk, default_lmk_path, load_lmk
 from forecourt.keys.mac import MacAlgorithm, prepare_mac
 from forecourt.keys.model import (
     MAC_TYPE,
@@ -254,7 +254,7 @@ class KeyStore:
                 try:
                     lmk = load_lmk(path)
                 except KeysError:
-                    if path.exists() or os.environ.get("FORECOURT_LMK"):
+                    if path.exists() or os.environ.get(LMK_ENV):
                         raise
                     lmk = Lmk.generate()
                     lmk.write(path)
@@ -907,3 +907,18 @@ class KeyStore:
         if self.policy.max_uses is not None and r.uses >= self.policy.max_uses:
             return True
         return r.expires_at is not None and t + margin >= r.expires_at
+
+    def translate_pin_block(self, terminal_id: str, acquirer: str, block: bytes, pan: str) -> bytes:
+        """Field 52: re-encrypt a PIN block from the terminal's active TPK to the
+        acquirer link's active ZPK; the clear keys never leave this call."""
+        from forecourt.keys.pin import translate_pin_block
+
+        with self._db.read() as tx:
+            tpk = self._rows(tx, terminal_id, KeyType.TPK, (KeyState.ACTIVE,))
+            zpk = self._rows(tx, acquirer, KeyType.ZPK, (KeyState.ACTIVE,))
+        if not tpk or not zpk:
+            raise UnknownKey(f"no active TPK for {terminal_id!r} or ZPK for {acquirer!r}")
+        t, z = tpk[0], zpk[0]
+        return translate_pin_block(
+            self._unwrap(t), t.algorithm, self._unwrap(z), z.algorithm, block, pan
+        )

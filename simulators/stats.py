@@ -89,7 +89,7 @@ class LatencyHistogram:
 
     def record(self, seconds: float) -> None:
         """Add one latency, in seconds (negative values count as zero)."""
-        micros = int(seconds * 1_000_000.0) if seconds > 0 else 0
+        micros = int(seconds * 1_000_000.0 + 0.5) if seconds > 0 else 0
         index = _bucket(micros)
         counts = self._counts
         counts[index] = counts.get(index, 0) + 1

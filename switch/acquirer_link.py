@@ -281,14 +281,15 @@ class AcquirerLink:
         self,
         request: Message,
         *,
-        before_send: Callable[[str], Awaitable[None]] | None = None,
+        before_send: Callable[[Message], Awaitable[None]] | None = None,
         timeout: float | None = None,
     ) -> HostAnswer:
         """Send a request with a switch STAN and wait for its answer.
 
         The caller's field 11 is replaced; the answer comes back with the switch STAN
-        in field 11 and the caller restores its own. `before_send` gets the switch STAN
-        and runs before anything leaves, so the journal holds it durably first.
+        in field 11 and the caller restores its own. `before_send` gets the message as
+        the host will see it (switch STAN in field 11) and runs before anything leaves,
+        so the journal holds it durably first.
         """
         if len(self._waiting) >= self.settings.max_in_flight:
             raise LinkBusy(self.name)
@@ -310,14 +311,14 @@ class AcquirerLink:
         request: Message,
         stan: str,
         timeout: float | None,
-        before_send: Callable[[str], Awaitable[None]] | None = None,
+        before_send: Callable[[Message], Awaitable[None]] | None = None,
     ) -> HostAnswer:
         waiting = _Waiting(request.fields.get("41"), response_mti(request.mti))
         self._waiting[stan] = waiting
         answered = False
         try:
             if before_send is not None:
-                await before_send(stan)
+                await before_send(request)
             zak = self._zak() if self._zak is not None else None
             if zak is not None:
                 payload = encode_with_mac(self.settings.dialect, request, zak.generate)

@@ -20,8 +20,7 @@ COMMAND_MODULES: tuple[str, ...] = (
 
 
 class _Registrar(Protocol):
-    def register(self, subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-        ...
+    def register(self, subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None: ...
 
 
 class _ArgumentParser(argparse.ArgumentParser):
@@ -32,10 +31,13 @@ class _ArgumentParser(argparse.ArgumentParser):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = _ArgumentParser(prog="forecourt", description="ISO 8583 / IFSF fuel-retail payment switch")
+    parser = _ArgumentParser(
+        prog="forecourt", description="ISO 8583 / IFSF fuel-retail payment switch"
+    )
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_ArgumentParser)
     for name in COMMAND_MODULES:
-        cast(_Registrar, importlib.import_module(name)).register(sub)
+        registrar = cast(_Registrar, importlib.import_module(name))
+        registrar.register(cast("argparse._SubParsersAction[argparse.ArgumentParser]", sub))
     return parser
 
 

@@ -5,6 +5,13 @@ forward -> await the match or the timeout -> journal -> MAC the answer -> answer
 
 Every failure is a typed error caught here and turned into an action code and one
 log line; nothing a terminal sends can stop the switch.
+
+Losing nothing: before a request leaves for the host, its reversal is parked in the
+store-and-forward queue in the same durable write as the journal row. The answer's
+write cancels it (or, for an approved pre-authorisation, re-arms it for the end of
+the completion window); a timeout, a terminal that went away, or a crash makes it
+due, and SAF delivers it. So nothing is approved at a host without either a
+journalled answer or a queued reversal.
 """
 
 from __future__ import annotations
@@ -15,22 +22,45 @@ from typing import Protocol
 
 import attrs
 import structlog
-from forecourt.codecs.action_codes import Outcome, is_approved
+
+from forecourt.codecs.action_codes import Outcome, code_for, is_approved
 from forecourt.codecs.dialect import Dialect, decode, encode, encode_with_mac, identify, mac_input
-from forecourt.codecs.errors import DecodeError
+from forecourt.codecs.errors import CodecError, DecodeError
 from forecourt.codecs.fields import mask_pan
 from forecourt.codecs.message import Message
-from forecourt.codecs.mti import is_request, mti_class
+from forecourt.codecs.mti import is_advice, is_request, mti_class
 from forecourt.codecs.network import NetworkFunction, network_function
 from forecourt.switch.acquirer_link import AcquirerLink, HostTimeout, LinkBusy, LinkError
 from forecourt.switch.answers import local_answer, relay_answer
-from forecourt.switch.journal import Journal, JournalRow, new_txn_id
-from forecourt.switch.matching import TerminalKey, TerminalRequests
+from forecourt.switch.journal import (
+    AddEvent,
+    CompleteSaf,
+    Event,
+    InsertTransaction,
+    Journal,
+    JournalRow,
+    RetrySaf,
+    WriteOp,
+    new_txn_id,
+)
+from forecourt.switch.matching import FinishedRequest, TerminalKey, TerminalRequests
 from forecourt.switch.metrics import SwitchMetrics
+from forecourt.switch.reversal import (
+    ReversalReason,
+    original_reference,
+    point_at_host_original,
+    saf_payload,
+    switch_reversal,
+)
 from forecourt.switch.routing import NoRoute, Router
-from forecourt.switch.translate import across_families
+from forecourt.switch.shifts import ShiftBook, reconcile
+from forecourt.switch.transaction import TxnRecord, journal_row, pan_of
+from forecourt.switch.translate import across_families, convert_mti
 
 log = structlog.get_logger("forecourt.pipeline")
+
+# A parked reversal waits this long unless something makes it due sooner.
+_PARKED_S = 10 * 365 * 86400.0
 
 
 class CloseConnection(Exception):
@@ -49,26 +79,26 @@ class MacKeySyncError(Exception):
     """No acceptable TAK (expired, retired, or locked after failures): 917."""
 
 
+class MacGenerator(Protocol):
+    def generate(self, data: bytes) -> bytes: ...
+
+
 class TerminalKeys(Protocol):
-    """What the pipeline needs of the key store, per terminal (see switch/terminal_keys)."""
+    """What the pipeline needs of the key store (see switch/terminal_keys)."""
 
     def is_known(self, terminal_id: str) -> bool: ...
 
-    async def verify(self, terminal_id: str, data: bytes, mac: bytes) -> str:
-        """ "ok", "mismatch" or "key_sync"."""
-        ...
+    async def verify(self, terminal_id: str, data: bytes, mac: bytes) -> str: ...
 
     async def answer_mac(self, terminal_id: str) -> MacGenerator | None: ...
 
-    async def sign_on(self, terminal_id: str, family: str) -> tuple[int, str]:
-        """Rotate the terminal's working keys; the (field, value) that delivers them."""
-        ...
+    async def sign_on(self, terminal_id: str, family: str) -> tuple[int, str]: ...
 
     async def delivered(self, terminal_id: str) -> None: ...
 
 
-class MacGenerator(Protocol):
-    def generate(self, data: bytes) -> bytes: ...
+class SafWaker(Protocol):
+    def wake(self) -> None: ...
 
 
 @attrs.frozen
@@ -88,77 +118,21 @@ class ListenerContext:
     policy: TerminalPolicy
 
 
-@attrs.define
-class TxnRecord:
-    """One transaction as the journal sees it; never a full PAN."""
+@attrs.frozen
+class Reply:
+    """An encoded answer, and the transaction to reverse if it cannot be delivered."""
 
-    txn_id: str
-    terminal_id: str
-    stan: str
-    mti_class: str
-    request_mti: str
-    masked_pan: str | None
-    amount: str | None
-    processing_code: str | None
-    received_at: float
-    currency: str | None = None
-    state: str = "received"
-    forwarded_at: float | None = None
-    route: str | None = None
-    acquirer_stan: str | None = None
-    response_mti: str | None = None
-    action_code: str | None = None
-    approved_amount: str | None = None
-    answered_at: float | None = None
-    host_ms: float | None = None
-    switch_ms: float | None = None
-    answer_raw: bytes | None = None
-    original_txn_id: str | None = None
+    payload: bytes
+    record: TxnRecord | None = None
 
 
-def _minor(amount: str | None) -> int | None:
-    return int(amount) if amount and amount.isdigit() else None
-
-
-def journal_row(record: TxnRecord, node: str) -> JournalRow:
-    """The row the journal stores for a transaction that is about to go upstream."""
-    return JournalRow(
-        txn_id=record.txn_id,
-        node=node,
-        terminal_id=record.terminal_id,
-        stan=record.stan,
-        mti_class=record.mti_class,
-        request_mti=record.request_mti,
-        received_at=record.received_at,
-        state=record.state,
-        amount=_minor(record.amount),
-        currency=record.currency,
-        masked_pan=record.masked_pan,
-        processing_code=record.processing_code,
-        route=record.route,
-        acquirer_stan=record.acquirer_stan,
-        original_txn_id=record.original_txn_id,
-        forwarded_at=record.forwarded_at,
-        response_mti=record.response_mti,
-        action_code=record.action_code,
-        approved_amount=_minor(record.approved_amount),
-        answered_at=record.answered_at,
-        host_ms=record.host_ms,
-        switch_ms=record.switch_ms,
-        response_raw=record.answer_raw,
-    )
-
-
-def _pan_of(message: Message) -> str | None:
-    pan = message.fields.get("2")
-    if pan:
-        return pan
-    track = message.fields.get("35")
-    if track:
-        for sep in ("=", "D", "d"):
-            if sep in track:
-                return track.split(sep, 1)[0]
-    return None
+@attrs.frozen
+class PipelineSettings:
+    reverse_on_disconnect: bool = True
+    preauth_window_s: float = 1800.0
+    # Ask the journal about keys not in the in-memory window (several nodes share
+    # one journal); a single node warms the window at start instead.
+    duplicates_from_journal: bool = False
 
 
 class Pipeline:
@@ -173,7 +147,10 @@ class Pipeline:
         journal: Journal,
         metrics: SwitchMetrics,
         node: str = "local",
+        settings: PipelineSettings | None = None,
+        saf: SafWaker | None = None,
         requests: TerminalRequests | None = None,
+        shifts: ShiftBook | None = None,
     ) -> None:
         self.node = node
         self.router = router
@@ -181,15 +158,18 @@ class Pipeline:
         self.keys = keys
         self.journal = journal
         self.metrics = metrics
+        self.settings = settings or PipelineSettings()
+        self.saf = saf
         self.requests = requests or TerminalRequests()
+        self.shifts = shifts or ShiftBook()
         self._mac_failures: dict[str, int] = {}
         self._locked: set[str] = set()
         self._per_terminal: dict[str, int] = {}
 
     # -- entry -----------------------------------------------------------------
 
-    async def handle(self, ctx: ListenerContext, payload: bytes) -> bytes | None:
-        """The encoded answer to one frame, or None when nothing is to be sent.
+    async def handle(self, ctx: ListenerContext, payload: bytes) -> Reply | None:
+        """The answer to one frame, or None when nothing is to be sent.
 
         Raises CloseConnection when the frame cannot even be identified.
         """
@@ -198,17 +178,22 @@ class Pipeline:
         try:
             request = decode(dialect, payload)
         except DecodeError as exc:
-            return self._undecodable(ctx, payload, exc)
+            return Reply(self._undecodable(ctx, payload, exc))
         if not is_request(request.mti):
             self.metrics.malformed.labels(side="terminal", reason="not_a_request").inc()
             log.warning("terminal_sent_non_request", mti=request.mti, listener=ctx.name)
             return None
+        self.metrics.messages.labels(
+            direction="from_terminal", mti=request.mti, action_code=""
+        ).inc()
         terminal_id = request.fields.get("41")
         stan = request.fields.get("11")
         if terminal_id is None or stan is None:
             self.metrics.malformed.labels(side="terminal", reason="no_41_or_11").inc()
-            return self._encode_plain(
-                dialect, local_answer(request, dialect.family, Outcome.FORMAT_ERROR)
+            return Reply(
+                self._encode_plain(
+                    dialect, local_answer(request, dialect.family, Outcome.FORMAT_ERROR)
+                )
             )
         bound = log.bind(terminal_id=terminal_id, stan=stan, mti=request.mti)
         try:
@@ -216,20 +201,23 @@ class Pipeline:
         except UnknownTerminal:
             self.metrics.rejections.labels(reason="unknown_terminal").inc()
             bound.warning("unknown_terminal")
-            return self._encode_plain(
-                dialect, local_answer(request, dialect.family, Outcome.UNKNOWN_TERMINAL)
-            )
+            answer = local_answer(request, dialect.family, Outcome.UNKNOWN_TERMINAL)
+            return Reply(self._encode_plain(dialect, answer))
         except MacMismatch:
             self.metrics.rejections.labels(reason="mac_mismatch").inc()
-            return await self._answer_local(ctx, request, terminal_id, Outcome.MAC_INCORRECT)
+            return Reply(await self._answer_local(ctx, request, terminal_id, Outcome.MAC_INCORRECT))
         except MacKeySyncError:
             self.metrics.rejections.labels(reason="mac_key_sync").inc()
-            return await self._answer_local(ctx, request, terminal_id, Outcome.MAC_KEY_SYNC)
+            return Reply(await self._answer_local(ctx, request, terminal_id, Outcome.MAC_KEY_SYNC))
 
     def _undecodable(self, ctx: ListenerContext, payload: bytes, exc: DecodeError) -> bytes:
         self.metrics.malformed.labels(side="terminal", reason="decode").inc()
         mti, terminal_id, stan = identify(ctx.dialect, payload)
-        if mti is None or terminal_id is None or stan is None or not is_request(mti):
+        try:
+            answerable = mti is not None and is_request(mti)
+        except CodecError:
+            answerable = False
+        if not answerable or mti is None or terminal_id is None or stan is None:
             log.warning(
                 "undecodable_frame_closed", listener=ctx.name, field=exc.field, reason=exc.reason
             )
@@ -251,10 +239,13 @@ class Pipeline:
         return self._encode_plain(ctx.dialect, answer)
 
     def _encode_plain(self, dialect: Dialect, answer: Message) -> bytes:
+        self._count_answer(answer)
+        return encode(dialect, answer)
+
+    def _count_answer(self, answer: Message) -> None:
         self.metrics.messages.labels(
             direction="to_terminal", mti=answer.mti, action_code=answer.fields.get("39", "")
         ).inc()
-        return encode(dialect, answer)
 
     # -- requests ----------------------------------------------------------------
 
@@ -266,7 +257,7 @@ class Pipeline:
         stan: str,
         received: float,
         bound: structlog.typing.FilteringBoundLogger,
-    ) -> bytes | None:
+    ) -> Reply | None:
         policy = ctx.policy
         if policy.terminals is not None:
             if terminal_id not in policy.terminals:
@@ -276,7 +267,7 @@ class Pipeline:
 
         function = network_function(request)
         if function is not None:
-            return await self._network(ctx, request, terminal_id, function, bound)
+            return Reply(await self._network(ctx, request, terminal_id, function, bound))
 
         if policy.mac_required:
             await self._check_mac(ctx, request, terminal_id, bound)
@@ -285,16 +276,17 @@ class Pipeline:
         amount = request.fields.get("4")
         replay = await self._duplicate(ctx, key, amount, request, bound)
         if replay is not None:
-            return replay
+            return Reply(replay)
 
         if self._per_terminal.get(terminal_id, 0) >= policy.max_in_flight:
             bound.warning("terminal_in_flight_cap")
-            return await self._answer_local(ctx, request, terminal_id, Outcome.ISSUER_UNAVAILABLE)
+            return Reply(
+                await self._answer_local(ctx, request, terminal_id, Outcome.ISSUER_UNAVAILABLE)
+            )
 
-        txn_id = new_txn_id()
-        pan = _pan_of(request)
+        pan = pan_of(request)
         record = TxnRecord(
-            txn_id=txn_id,
+            txn_id=new_txn_id(),
             terminal_id=terminal_id,
             stan=stan,
             mti_class=key[0],
@@ -304,64 +296,84 @@ class Pipeline:
             processing_code=request.fields.get("3"),
             received_at=time.time(),
             currency=request.fields.get("49"),
+            shift_id=self.shifts.current(terminal_id),
         )
-        entry = self.requests.begin(key, txn_id, amount)
+        self.requests.begin(key, record.txn_id, amount)
         self._per_terminal[terminal_id] = self._per_terminal.get(terminal_id, 0) + 1
         self.metrics.in_flight.inc()
-        answer_message: Message | None = None
+        answer: Message | None = None
         try:
-            answer_message = await self._forward(ctx, request, record, bound)
-            answer_bytes = await self._mac_answer(ctx, terminal_id, answer_message)
-            record.answer_raw = encode(ctx.dialect, answer_message)
-            record.response_mti = answer_message.mti
-            record.action_code = answer_message.fields.get("39")
+            answer = await self._dispatch(ctx, request, record, bound)
+            payload = await self._mac_answer(ctx, terminal_id, answer)
+            record.answer_raw = encode(ctx.dialect, answer)
+            record.response_mti = answer.mti
+            record.action_code = answer.fields.get("39")
             record.answered_at = time.time()
             total = time.perf_counter() - received
             host_s = (record.host_ms or 0.0) / 1000.0
             record.switch_ms = (total - host_s) * 1000.0
             await self._journal_answer(record)
+            if self.saf is not None and record.pending_ops:
+                self.saf.wake()
             self.metrics.switch_latency.observe(total - host_s)
-            self.metrics.messages.labels(
-                direction="to_terminal",
-                mti=answer_message.mti,
-                action_code=record.action_code or "",
-            ).inc()
+            self._count_answer(answer)
             bound.info(
                 "transaction",
-                txn_id=txn_id,
+                txn_id=record.txn_id,
                 route=record.route,
                 action_code=record.action_code,
                 state=record.state,
                 switch_ms=round(record.switch_ms, 3),
                 host_ms=None if record.host_ms is None else round(record.host_ms, 3),
             )
-            return answer_bytes
+            return Reply(payload, record)
         finally:
-            self.requests.finish(key, answer_message)
+            self.requests.finish(key, answer)
             self.metrics.in_flight.dec()
             remaining = self._per_terminal.get(terminal_id, 1) - 1
             if remaining:
                 self._per_terminal[terminal_id] = remaining
             else:
                 self._per_terminal.pop(terminal_id, None)
-            del entry
+
+    async def _dispatch(
+        self,
+        ctx: ListenerContext,
+        request: Message,
+        record: TxnRecord,
+        bound: structlog.typing.FilteringBoundLogger,
+    ) -> Message:
+        cls = record.mti_class
+        if cls == "4":
+            return await self._terminal_reversal(ctx, request, record, bound)
+        if cls == "5":
+            return await self._reconciliation(ctx, request, record, bound)
+        if is_advice(request.mti):
+            return await self._advice(ctx, request, record, bound)
+        return await self._forward(ctx, request, record, bound)
 
     async def _journal_answer(self, record: TxnRecord) -> None:
         """One durable write before the terminal hears the answer."""
-        if record.forwarded_at is None:
-            await self.journal.record_received(journal_row(record, self.node))
-            return
-        await self.journal.update(
-            record.txn_id,
-            state=record.state,
-            response_mti=record.response_mti,
-            action_code=record.action_code,
-            approved_amount=_minor(record.approved_amount),
-            answered_at=record.answered_at,
-            host_ms=record.host_ms,
-            switch_ms=record.switch_ms,
-            response_raw=record.answer_raw,
-        )
+        ops: list[WriteOp]
+        if not record.inserted:
+            ops = [
+                InsertTransaction(journal_row(record, self.node)),
+                AddEvent(Event(record.txn_id, record.received_at, record.state, None)),
+            ]
+        else:
+            ops = self.journal.update_ops(
+                record.txn_id,
+                state=record.state,
+                response_mti=record.response_mti,
+                action_code=record.action_code,
+                approved_amount=journal_amount(record.approved_amount),
+                answered_at=record.answered_at,
+                host_ms=record.host_ms,
+                switch_ms=record.switch_ms,
+                response_raw=record.answer_raw,
+            )
+        await self.journal.write(*ops, *record.pending_ops)
+        record.inserted = True
 
     async def _duplicate(
         self,
@@ -378,17 +390,51 @@ class Pipeline:
             bound.info("duplicate_in_flight", txn_id=entry.txn_id)
             await entry.done.wait()
             if entry.answer is not None and entry.amount == amount:
-                return await self._mac_answer(ctx, key[1], entry.answer)
+                return await self._mac_answer(ctx, key[1], _as_reply_to(entry.answer, request))
             return await self._answer_local(ctx, request, key[1], Outcome.DUPLICATE)
         finished = self.requests.finished(key)
         if finished is None:
-            return None
+            if not self.settings.duplicates_from_journal:
+                return None
+            row = await self.journal.find_by_terminal_key(*key)
+            if row is None or row.response_raw is None:
+                return None
+            finished = self.remember(key, row, ctx.dialect)
+            if finished is None:
+                return None
         self.metrics.duplicates.labels(kind="retransmission").inc()
         if finished.amount != amount:
             bound.warning("duplicate_different_amount", txn_id=finished.txn_id)
             return await self._answer_local(ctx, request, key[1], Outcome.DUPLICATE)
         bound.info("retransmission_replayed", txn_id=finished.txn_id)
-        return await self._mac_answer(ctx, key[1], finished.answer)
+        return await self._mac_answer(ctx, key[1], _as_reply_to(finished.answer, request))
+
+    def remember(
+        self, key: TerminalKey, row: JournalRow, dialect: Dialect
+    ) -> FinishedRequest | None:
+        if row.response_raw is None:
+            return None
+        try:
+            answer = decode(dialect, row.response_raw)
+        except CodecError:
+            return None
+        amount = None if row.amount is None else f"{row.amount:012d}"
+        finished = FinishedRequest(row.txn_id, amount, answer)
+        self.requests.remember(key, finished)
+        return finished
+
+    # -- forwarding ----------------------------------------------------------------
+
+    def _link_for(self, request: Message, record: TxnRecord) -> AcquirerLink | Outcome:
+        try:
+            route = self.router.route(pan_of(request) or "")
+        except NoRoute:
+            return Outcome.DECLINED
+        record.route = route
+        link = self.links.get(route)
+        if link is None or not link.connected:
+            return Outcome.ISSUER_UNAVAILABLE
+        return link
 
     async def _forward(
         self,
@@ -398,41 +444,55 @@ class Pipeline:
         bound: structlog.typing.FilteringBoundLogger,
     ) -> Message:
         family = ctx.dialect.family
-        try:
-            route = self.router.route(_pan_of(request) or "")
-        except NoRoute:
+        link = self._link_for(request, record)
+        if isinstance(link, Outcome):
             record.state = "declined"
-            bound.warning("no_route")
-            return local_answer(request, family, Outcome.DECLINED)
-        record.route = route
-        link = self.links.get(route)
-        if link is None or not link.connected:
-            record.state = "declined"
-            bound.warning("route_unavailable", route=route)
-            return local_answer(request, family, Outcome.ISSUER_UNAVAILABLE)
+            bound.warning("route_unavailable", route=record.route)
+            return local_answer(request, family, link)
+        route = link.name
         host_family = link.settings.dialect.family
         upstream = across_families(request.with_fields({64: None, 128: None}), family, host_family)
 
-        async def journal_before_send(link_stan: str) -> None:
-            record.acquirer_stan = link_stan
+        async def journal_before_send(sent: Message) -> None:
+            record.sent = sent
+            record.acquirer_stan = sent.fields["11"]
             record.state = "forwarded"
             record.forwarded_at = time.time()
-            await self.journal.record_received(journal_row(record, self.node))
+            reversal = switch_reversal(
+                sent, sent.fields["11"], host_family, ReversalReason.HOST_TIMEOUT
+            )
+            parked = self.journal.saf_enqueue_op(
+                record.txn_id,
+                route,
+                reversal.mti,
+                saf_payload(reversal),
+                next_attempt_at=record.forwarded_at + _PARKED_S,
+            )
+            results = await self.journal.write(
+                InsertTransaction(journal_row(record, self.node)),
+                AddEvent(Event(record.txn_id, record.forwarded_at, "forwarded", route)),
+                parked,
+            )
+            record.inserted = True
+            saf_id = results[-1]
+            record.parked_saf_id = saf_id if isinstance(saf_id, int) else None
 
         try:
             answer = await link.exchange(upstream, before_send=journal_before_send)
         except HostTimeout:
-            record.state = "timed_out"
             self.metrics.host_timeouts.labels(link=route).inc()
-            bound.warning("host_timeout", route=route, txn_id=record.txn_id)
+            bound.warning("host_timeout_reversal_queued", route=route, txn_id=record.txn_id)
+            self._arm_reversal(record, "host timeout", time.time())
             return local_answer(request, family, Outcome.ISSUER_TIMEOUT)
-        except LinkBusy:
+        except LinkError as exc:
+            # nothing reached the host (busy, or the connection broke before sending)
             record.state = "declined"
-            bound.warning("link_busy", route=route)
-            return local_answer(request, family, Outcome.ISSUER_UNAVAILABLE)
-        except LinkError:
-            record.state = "declined"
-            bound.warning("link_unavailable", route=route)
+            bound.warning("link_unavailable", route=route, reason=type(exc).__name__)
+            if record.parked_saf_id is not None:
+                if isinstance(exc, LinkBusy) or record.sent is None:
+                    record.pending_ops.append(CompleteSaf(record.parked_saf_id))
+                else:
+                    self._arm_reversal(record, "link broke while sending", time.time())
             return local_answer(request, family, Outcome.ISSUER_UNAVAILABLE)
         record.host_ms = answer.host_seconds * 1000.0
         self.metrics.host_latency.labels(link=route).observe(answer.host_seconds)
@@ -440,9 +500,193 @@ class Pipeline:
             request, across_families(answer.message, host_family, family), family, host_family
         )
         code = relayed.fields.get("39", "")
-        record.state = "approved" if is_approved(code, family) else "declined"
-        record.approved_amount = relayed.fields.get("4") if record.state == "approved" else None
+        approved = is_approved(code, family)
+        record.state = "approved" if approved else "declined"
+        record.approved_amount = relayed.fields.get("4", record.amount) if approved else None
+        if record.parked_saf_id is not None:
+            if approved and record.mti_class == "1":
+                # an approved pre-authorisation is reversed unless completed in time
+                record.pending_ops.append(
+                    RetrySaf(
+                        record.parked_saf_id,
+                        "pre-authorisation not completed",
+                        time.time() + self.settings.preauth_window_s,
+                    )
+                )
+                self.shifts.preauth_parked(record.txn_id, record.parked_saf_id)
+            else:
+                record.pending_ops.append(CompleteSaf(record.parked_saf_id))
         return relayed
+
+    def _arm_reversal(self, record: TxnRecord, reason: str, at: float) -> None:
+        record.state = "reversal_pending"
+        if record.parked_saf_id is not None:
+            record.pending_ops.append(RetrySaf(record.parked_saf_id, reason, at))
+
+    async def undelivered(self, record: TxnRecord) -> None:
+        """The terminal went before it heard an approval: reverse it."""
+        if not self.settings.reverse_on_disconnect or record.state != "approved":
+            return
+        if record.mti_class not in ("1", "2") or record.parked_saf_id is None:
+            return
+        log.warning("answer_undelivered_reversal_queued", txn_id=record.txn_id)
+        await self.journal.write(
+            *self.journal.update_ops(record.txn_id, state="reversal_pending"),
+            RetrySaf(record.parked_saf_id, "terminal gone before the answer", time.time()),
+        )
+        if self.saf is not None:
+            self.saf.wake()
+
+    # -- reversals and advices from terminals -----------------------------------------
+
+    async def _find_original(self, key: TerminalKey) -> JournalRow | None:
+        return await self.journal.find_by_terminal_key(*key)
+
+    async def _terminal_reversal(
+        self,
+        ctx: ListenerContext,
+        request: Message,
+        record: TxnRecord,
+        bound: structlog.typing.FilteringBoundLogger,
+    ) -> Message:
+        family = ctx.dialect.family
+        record.state = "answered_locally"
+        ref = original_reference(request, family)
+        if ref is None:
+            return local_answer(request, family, Outcome.FORMAT_ERROR)
+        original = await self._find_original((mti_class(ref[0]), record.terminal_id, ref[1]))
+        if original is None:
+            bound.warning("reversal_original_not_found")
+            return local_answer(request, family, Outcome.ORIGINAL_NOT_FOUND)
+        record.original_txn_id = original.txn_id
+        record.route = original.route
+        partial = "30" in request.fields and request.fields.get("4") is not None
+        record.flags = ("partial",) if partial else ()
+        if original.forwarded_at is None or original.route is None:
+            bound.info("reversal_answered_locally_original_never_left", original=original.txn_id)
+            return local_answer(request, family, Outcome.REVERSAL_ACCEPTED)
+        if original.state in ("reversal_pending", "reversed") and not partial:
+            bound.info("reversal_already_under_way", original=original.txn_id)
+            return local_answer(request, family, Outcome.REVERSAL_ACCEPTED)
+        link = self.links.get(original.route)
+        if link is None:
+            return local_answer(request, family, Outcome.ISSUER_UNAVAILABLE)
+        host_family = link.settings.dialect.family
+        upstream = across_families(request.with_fields({64: None, 128: None}), family, host_family)
+        upstream = point_at_host_original(
+            upstream,
+            host_family,
+            convert_mti(original.request_mti, host_family),
+            original.acquirer_stan or "000000",
+            link.settings.acquirer_id,
+        )
+        record.state = "reversal_pending"
+        record.pending_ops.append(
+            self.journal.saf_enqueue_op(
+                record.txn_id, link.name, upstream.mti, saf_payload(upstream)
+            )
+        )
+        if not partial:
+            record.pending_ops += self.journal.update_ops(original.txn_id, state="reversal_pending")
+        cancel = self.shifts.completed(original.txn_id)
+        if cancel is not None:
+            record.pending_ops.append(CompleteSaf(cancel))
+        bound.info("reversal_queued", original=original.txn_id, partial=partial)
+        return local_answer(request, family, Outcome.REVERSAL_ACCEPTED)
+
+    async def _advice(
+        self,
+        ctx: ListenerContext,
+        request: Message,
+        record: TxnRecord,
+        bound: structlog.typing.FilteringBoundLogger,
+    ) -> Message:
+        """A completion (1220/0220): acknowledged once durably queued for the host."""
+        family = ctx.dialect.family
+        ref = original_reference(request, family)
+        preauth: JournalRow | None = None
+        if ref is not None:
+            preauth = await self._find_original(("1", record.terminal_id, ref[1]))
+        flags: list[str] = []
+        link: AcquirerLink | None = None
+        if preauth is None:
+            flags.append("preauth_unknown")
+        else:
+            record.original_txn_id = preauth.txn_id
+            answered = preauth.answered_at or preauth.received_at
+            if (
+                preauth.state != "approved"
+                or time.time() - answered > self.settings.preauth_window_s
+            ):
+                flags.append("preauth_expired")
+            if preauth.route is not None:
+                link = self.links.get(preauth.route)
+                record.route = preauth.route
+        if link is None:
+            routed = self._link_for(request, record)
+            if isinstance(routed, Outcome):
+                link = self.links.get(record.route or "")
+            else:
+                link = routed
+        if link is None:
+            record.state = "declined"
+            return local_answer(request, family, Outcome.ISSUER_UNAVAILABLE)
+        record.route = link.name
+        host_family = link.settings.dialect.family
+        upstream = across_families(request.with_fields({64: None, 128: None}), family, host_family)
+        if preauth is not None and preauth.acquirer_stan is not None:
+            upstream = point_at_host_original(
+                upstream,
+                host_family,
+                convert_mti(preauth.request_mti, host_family),
+                preauth.acquirer_stan,
+                link.settings.acquirer_id,
+            )
+        record.flags = tuple(flags)
+        record.state = "approved"
+        record.approved_amount = record.amount
+        record.pending_ops.append(
+            self.journal.saf_enqueue_op(
+                record.txn_id, link.name, upstream.mti, saf_payload(upstream)
+            )
+        )
+        if preauth is not None:
+            cancel = self.shifts.completed(preauth.txn_id)
+            if cancel is not None:
+                record.pending_ops.append(CompleteSaf(cancel))
+        if flags:
+            bound.warning("completion_flagged", flags=",".join(flags))
+        return local_answer(request, family, Outcome.APPROVED)
+
+    # -- reconciliation ----------------------------------------------------------------
+
+    async def _reconciliation(
+        self,
+        ctx: ListenerContext,
+        request: Message,
+        record: TxnRecord,
+        bound: structlog.typing.FilteringBoundLogger,
+    ) -> Message:
+        family = ctx.dialect.family
+        record.state = "answered_locally"
+        shift_id = self.shifts.current(record.terminal_id)
+        if shift_id is None:
+            bound.warning("shift_close_without_open_shift")
+            return local_answer(request, family, Outcome.DECLINED)
+        totals = await self.journal.totals(record.terminal_id, shift_id)
+        result = reconcile(request, totals)
+        await self.journal.shift_close(
+            record.terminal_id, shift_id, result.as_journal(), result.in_balance
+        )
+        self.shifts.closed(record.terminal_id)
+        record.flags = ("in_balance",) if result.in_balance else ("out_of_balance",)
+        bound.info("shift_closed", shift_id=shift_id, in_balance=result.in_balance)
+        answer = local_answer(request, family, Outcome.APPROVED)
+        if family == "1993":
+            return answer.with_fields({39: "500" if result.in_balance else "501"})
+        return answer.with_fields({66: "1" if result.in_balance else "2"})
+
+    # -- checks ----------------------------------------------------------------------
 
     async def _check_mac(
         self,
@@ -480,9 +724,7 @@ class Pipeline:
         self, ctx: ListenerContext, request: Message, terminal_id: str, outcome: Outcome
     ) -> bytes:
         answer = local_answer(request, ctx.dialect.family, outcome)
-        self.metrics.messages.labels(
-            direction="to_terminal", mti=answer.mti, action_code=answer.fields.get("39", "")
-        ).inc()
+        self._count_answer(answer)
         return await self._mac_answer(ctx, terminal_id, answer)
 
     async def _mac_answer(self, ctx: ListenerContext, terminal_id: str, answer: Message) -> bytes:
@@ -503,20 +745,30 @@ class Pipeline:
         bound: structlog.typing.FilteringBoundLogger,
     ) -> bytes:
         family = ctx.dialect.family
-        approved = "800" if family == "1993" else "00"
-        answer = local_answer(request, family, Outcome.APPROVED)
-        updates: dict[int, str | None] = {39: approved}
-        if function in (NetworkFunction.SIGN_ON, NetworkFunction.KEY_CHANGE):
+        accepted = code_for(Outcome.NETWORK_ACCEPTED, family)
+        updates: dict[int, str | None] = {39: accepted}
+        delivers_keys = function in (NetworkFunction.SIGN_ON, NetworkFunction.KEY_CHANGE)
+        if delivers_keys:
             field, value = await self.keys.sign_on(terminal_id, family)
             updates[field] = value
             self._locked.discard(terminal_id)
             self._mac_failures.pop(terminal_id, None)
-        answer = answer.with_fields(updates)
+        if function is NetworkFunction.SIGN_ON and self.shifts.current(terminal_id) is None:
+            shift_id = self.shifts.open(terminal_id)
+            await self.journal.shift_open(terminal_id, shift_id)
+        answer = local_answer(request, family, Outcome.NETWORK_ACCEPTED).with_fields(updates)
         encoded = encode(ctx.dialect, answer)
-        if function in (NetworkFunction.SIGN_ON, NetworkFunction.KEY_CHANGE):
+        if delivers_keys:
             await self.keys.delivered(terminal_id)
-        self.metrics.messages.labels(
-            direction="to_terminal", mti=answer.mti, action_code=approved
-        ).inc()
+        self._count_answer(answer)
         bound.info("network_management", function=function.value)
         return encoded
+
+
+def journal_amount(amount: str | None) -> int | None:
+    return int(amount) if amount and amount.isdigit() else None
+
+
+def _as_reply_to(answer: Message, request: Message) -> Message:
+    """A remembered answer, sent again for a retransmission (1221 -> 1230 as well)."""
+    return answer

@@ -26,7 +26,9 @@ from forecourt.switch.acquirer_link import AcquirerLink, MacKey, link_settings
 from forecourt.switch.config import ListenerConfig, SwitchConfig
 from forecourt.switch.journal import open_journal
 from forecourt.switch.metrics import SwitchMetrics, serve_metrics
-from forecourt.switch.pipeline import ListenerContext, Pipeline, TerminalPolicy
+from forecourt.switch.pipeline import ListenerContext, Pipeline, PipelineSettings, TerminalPolicy
+from forecourt.switch.recovery import recover
+from forecourt.switch.saf import SafSender
 from forecourt.switch.session import TerminalSession
 from forecourt.switch.terminal_keys import KeyringCache
 
@@ -197,6 +199,7 @@ async def run_switch(
                 await keys.keyring(acquirer.name)
         async with open_journal(config, saf_key=saf_data_key(lmk), node=config.node) as journal:
             links = build_links(config, metrics, keys.zone_mac)
+            saf = SafSender(journal, links, config.saf, metrics, config.node)
             pipeline = Pipeline(
                 router=config.build_router(),
                 links=links,
@@ -204,6 +207,24 @@ async def run_switch(
                 journal=journal,
                 metrics=metrics,
                 node=config.node,
+                settings=PipelineSettings(
+                    reverse_on_disconnect=config.reversal.on_disconnect,
+                    preauth_window_s=config.reversal.preauth_completion_window_s,
+                    duplicates_from_journal=config.database is not None,
+                ),
+                saf=saf,
+            )
+            first_dialect = (
+                get_dialect(config.listeners[0].dialect, config.listeners[0].bitmap)
+                if config.listeners
+                else None
+            )
+            report = await recover(journal, pipeline, first_dialect, config.node)
+            log.info(
+                "recovery_done",
+                reversals_queued=report.reversed,
+                never_left=report.never_left,
+                duplicate_window=report.warmed,
             )
             listeners = [
                 Listener(lc, listener_context(config, lc), pipeline, metrics)
@@ -218,6 +239,7 @@ async def run_switch(
             async with trio.open_nursery() as outer:
                 for link in links.values():
                     await outer.start(link.run)
+                await outer.start(saf.run)
                 metrics_port: int | None = None
                 if config.metrics.enabled:
                     metrics_port = await outer.start(

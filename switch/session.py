@@ -72,6 +72,9 @@ class TerminalSession:
                 except (trio.BrokenResourceError, trio.ClosedResourceError, OSError):
                     return
                 if not data:
+                    # terminals do not half-close: the terminal is gone, and an answer
+                    # written now would only reach its kernel, not the terminal
+                    self._open = False
                     return
                 try:
                     frames = decoder.feed(data)
@@ -99,14 +102,16 @@ class TerminalSession:
 
     async def _process(self, frame: Frame) -> None:
         try:
-            answer = await self._pipeline.handle(self._ctx, frame.payload)
+            reply = await self._pipeline.handle(self._ctx, frame.payload)
         except CloseConnection:
             self._reader_scope.cancel()
             return
-        if answer is None:
+        if reply is None:
             return
         tpdu = reply_tpdu(frame.tpdu) if frame.tpdu is not None else None
-        await self.send(encode_frame(self._framing, answer, tpdu))
+        delivered = await self.send(encode_frame(self._framing, reply.payload, tpdu))
+        if not delivered and reply.record is not None:
+            await self._pipeline.undelivered(reply.record)
 
     async def send(self, data: bytes) -> bool:
         """False when the terminal is gone and the answer was not delivered."""

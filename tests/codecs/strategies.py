@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-from hypothesis import strategies as st
-
 from forecourt.codecs._layout import Layout
 from forecourt.codecs.dialect import Dialect
 from forecourt.codecs.message import Message
+from hypothesis import strategies as st
 
 DIGITS = "0123456789"
 HEX_UPPER = "0123456789ABCDEF"

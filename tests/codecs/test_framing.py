@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import pytest
-from hypothesis import given, settings
-from hypothesis import strategies as st
-
 from forecourt.codecs.errors import DecodeError, EncodeError, FrameTooLarge
 from forecourt.codecs.framing import Frame, FrameDecoder, Framing, encode_frame, reply_tpdu
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 TPDU = bytes.fromhex("6000010002")
 FRAMINGS = [

@@ -4,9 +4,6 @@ to the same bytes; identify never raises."""
 from __future__ import annotations
 
 import pytest
-from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
-
 from forecourt.codecs.dialect import (
     DIALECT_NAMES,
     Dialect,
@@ -16,6 +13,8 @@ from forecourt.codecs.dialect import (
     identify,
 )
 from forecourt.codecs.errors import DecodeError
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from .strategies import message
 

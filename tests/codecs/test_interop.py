@@ -5,13 +5,12 @@ ASCII LL/LLL prefixes and numerics, binary fields raw, the message behind a
 from __future__ import annotations
 
 import iso8583
-from hypothesis import given, settings
-from hypothesis import strategies as st
-from iso8583.specs import default as pyiso8583_default_1987
-
 from forecourt.codecs.dialect import decode, encode, get_dialect
 from forecourt.codecs.framing import FrameDecoder, Framing, encode_frame
 from forecourt.codecs.message import Message
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from iso8583.specs import default as pyiso8583_default_1987
 
 from .strategies import field_value
 
@@ -24,7 +23,8 @@ STANDARD_0200 = (
     b"0200"
     # 2 3 4 | 7 | 11 12 13 14 | 18 | 22 | 25 | 37 | 41 42 43 | 49 52 | 55 | 64
     + bytes.fromhex("72 3C 44 80 08 E0 92 01")
-    + b"16" + b"4761739001010010"  # 2 LL n..19
+    + b"16"
+    + b"4761739001010010"  # 2 LL n..19
     + b"000000"  # 3
     + b"000000004217"  # 4
     + b"1121144041"  # 7
@@ -41,7 +41,8 @@ STANDARD_0200 = (
     + b"FORECOURT STATION 7    GUNDERSHEIM    DE"  # 43 ans40
     + b"978"  # 49
     + bytes.fromhex("0123456789ABCDEF")  # 52
-    + b"025" + ICC  # 55 LLL b, ASCII length counting bytes
+    + b"025"
+    + ICC  # 55 LLL b, ASCII length counting bytes
     + bytes.fromhex("A1B2C3D4E5F60718")  # 64
 )
 FRAMED = len(STANDARD_0200).to_bytes(2, "big") + STANDARD_0200
@@ -80,7 +81,9 @@ def test_interoperates_with_an_independent_1987_spec(
 ) -> None:
     # pyiso8583's bundled ASCII/binary 1987 spec was written independently of
     # ours: what it encodes we decode identically, and the other way round.
-    fields = {str(n): data.draw(field_value(ASCII87, n, cap=30, ascii_text=True)) for n in sorted(numbers)}
+    fields = {
+        str(n): data.draw(field_value(ASCII87, n, cap=30, ascii_text=True)) for n in sorted(numbers)
+    }
     theirs, _ = iso8583.encode({"t": "0200", **fields}, pyiso8583_default_1987)
     assert decode(ASCII87, bytes(theirs)) == Message("0200", fields)
     assert encode(ASCII87, Message("0200", fields)) == bytes(theirs)

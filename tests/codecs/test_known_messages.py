@@ -9,8 +9,7 @@ the comments), length prefixes and BCD nibbles are typed in.
 from __future__ import annotations
 
 import pytest
-
-from forecourt.codecs.dialect import decode, encode, get_dialect, mac_input
+from forecourt.codecs.dialect import Dialect, decode, encode, get_dialect, mac_input
 from forecourt.codecs.fields import OriginalAmounts, OriginalData, OriginalElements, ProductData
 from forecourt.codecs.message import Message
 
@@ -37,13 +36,16 @@ IFSF_1200 = (
     + b"210101213141"  # 22 POS data code an12
     + b"200"  # 24 function code
     + b"5541"  # 26 business code: indoor
-    + b"10" + b"0000000005"  # 32 LL acquirer id
-    + b"24" + TRACK2.encode()  # 35 LL track 2
+    + b"10"
+    + b"0000000005"  # 32 LL acquirer id
+    + b"24"
+    + TRACK2.encode()  # 35 LL track 2
     + b"POS00001"  # 41
     + b"000000123456789"  # 42
     + b"978"  # 49
     + PIN_BLOCK  # 52 b8
-    + b"029" + PRODUCTS.encode()  # 63 LLL product data
+    + b"029"
+    + PRODUCTS.encode()  # 63 LLL product data
     + MAC  # 64 b8
 )
 IFSF_1200_FIELDS = {
@@ -82,13 +84,17 @@ IFSF_1100 = (
     + b"210101213141"
     + b"101"  # 24 original authorisation, amount estimated
     + b"5542"  # 26 outdoor
-    + b"10" + b"0000000005"
-    + b"24" + TRACK2.encode()
+    + b"10"
+    + b"0000000005"
+    + b"24"
+    + TRACK2.encode()
     + b"OPT00007"
     + b"000000123456789"
-    + b"011" + FIELD_48  # 48 LLL, counted in bytes
+    + b"011"
+    + FIELD_48  # 48 LLL, counted in bytes
     + b"978"
-    + b"18" + FIELD_53  # 53 LL b
+    + b"18"
+    + FIELD_53  # 53 LL b
     + MAC
 )
 IFSF_1100_FIELDS = {
@@ -123,14 +129,20 @@ IFSF_1220 = (
     + b"202"  # 24 previously approved authorisation, amount differs
     + b"1004"  # 25 reason: terminal processed
     + b"5542"
-    + b"000000015000" + b"000000000000"  # 30 original amounts n24
-    + b"10" + b"0000000005"
+    + b"000000015000"
+    + b"000000000000"  # 30 original amounts n24
+    + b"10"
+    + b"0000000005"
     + b"A1B2C3"  # 38 approval code
     + b"OPT00007"
     + b"000000123456789"
     + b"978"
-    + b"22" + b"1100" + b"000124" + b"251121154041"  # 56: MTI, STAN, date-time
-    + b"029" + PRODUCTS.encode()
+    + b"22"
+    + b"1100"
+    + b"000124"
+    + b"251121154041"  # 56: MTI, STAN, date-time
+    + b"029"
+    + PRODUCTS.encode()
     + MAC
 )
 IFSF_1220_FIELDS = {
@@ -165,11 +177,17 @@ IFSF_1420 = (
     + b"251121154141"
     + b"400"  # 24 full reversal
     + b"4021"  # 25 reason: timeout waiting for response
-    + b"10" + b"0000000005"
+    + b"10"
+    + b"0000000005"
     + b"POS00001"
     + b"000000123456789"
     + b"978"
-    + b"34" + b"1200" + b"000123" + b"251121154041" + b"10" + b"0000000005"  # 56 + acquirer
+    + b"34"
+    + b"1200"
+    + b"000123"
+    + b"251121154041"
+    + b"10"
+    + b"0000000005"  # 56 + acquirer
     + MAC
 )
 IFSF_1420_FIELDS = {
@@ -327,7 +345,8 @@ ASCII87_0220 = (
     + b"OPT00007"
     + b"000000123456789"
     + b"978"
-    + b"029" + PRODUCTS.encode()
+    + b"029"
+    + PRODUCTS.encode()
     + MAC
 )
 ASCII87_0220_FIELDS = {
@@ -498,7 +517,8 @@ BCD87_0220 = (
     + b"OPT00007"
     + b"000000123456789"
     + b"978"
-    + bytes.fromhex("0029") + PRODUCTS.encode()  # 63: LLL is two BCD bytes
+    + bytes.fromhex("0029")
+    + PRODUCTS.encode()  # 63: LLL is two BCD bytes
     + MAC
 )
 BCD87_0220_FIELDS = ASCII87_0220_FIELDS
@@ -578,12 +598,12 @@ CASES = [
     ("dialect", "mti", "raw", "fields"),
     [pytest.param(*case[1:], id=case[0]) for case in CASES],
 )
-def test_known_message(dialect: object, mti: str, raw: bytes, fields: dict[str, str]) -> None:
-    msg = decode(dialect, raw)  # type: ignore[arg-type]
+def test_known_message(dialect: Dialect, mti: str, raw: bytes, fields: dict[str, str]) -> None:
+    msg = decode(dialect, raw)
     assert msg.mti == mti
     assert dict(msg.fields) == fields
     assert msg.raw == raw
-    assert encode(dialect, Message(mti, fields)) == raw  # type: ignore[arg-type]
+    assert encode(dialect, Message(mti, fields)) == raw
     if "64" in fields or "128" in fields:
         assert mac_input(raw) == raw[:-8]
         assert raw[-8:] == MAC

@@ -4,11 +4,10 @@ encode(decode(x)) == x, for values drawn from each field's format."""
 from __future__ import annotations
 
 import pytest
-from hypothesis import given, settings
-from hypothesis import strategies as st
-
 from forecourt.codecs.dialect import DIALECT_NAMES, Dialect, decode, encode, get_dialect
 from forecourt.codecs.message import Message
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from .strategies import message
 

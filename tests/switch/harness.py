@@ -70,6 +70,10 @@ class SmallHost:
         code = "000" if fam93 else "00"
         if request.mti[1] == "8":
             code = "800" if fam93 else "00"
+        elif request.mti[1] == "4":
+            code = "400" if fam93 else "00"
+        elif request.mti[2] == "2":
+            code = "000" if fam93 else "00"
         elif amount == "000000100000":
             code = "100" if fam93 else "05"
         elif amount == "000000200000":

@@ -62,7 +62,10 @@ async def test_metrics_and_healthz(tmp_path: Path) -> None:
         assert status == 200
         status, text = await _http_get(port, "/metrics")
         assert status == 200
-        assert 'forecourt_messages_total{action_code="000",direction="to_terminal",mti="1210"} 1.0' in text
+        assert (
+            'forecourt_messages_total{action_code="000",direction="to_terminal",mti="1210"} 1.0'
+            in text
+        )
         assert "forecourt_switch_latency_seconds_count 1.0" in text
         assert 'forecourt_acquirer_link_connections{link="bank"} 2.0' in text
 

@@ -43,13 +43,25 @@ async def test_decline_and_partial(tmp_path: Path) -> None:
         assert partial.fields["4"] == "000000200000"
 
 
-async def test_host_timeout_answers_911(tmp_path: Path) -> None:
+async def test_host_timeout_answers_911_and_reverses(tmp_path: Path) -> None:
     async with started_switch(tmp_path, request_timeout_s=0.3) as sut, sut.terminal() as t:
         answer = await t.exchange(t.purchase(300000))
         assert answer.fields["39"] == "911"
-    async with open_journal(tmp_path / "journal.db") as journal:
-        rows = await journal.list(limit=10)
-    assert rows[0].state == "timed_out"
+        with trio.fail_after(5):
+            while not [m for m in sut.host.received if m.mti == "1420"]:
+                await trio.sleep(0.02)
+        (original,) = [m for m in sut.host.received if m.mti == "1200"]
+        (reversal,) = [m for m in sut.host.received if m.mti == "1420"]
+        assert reversal.fields["25"] == "4021"
+        assert reversal.fields["56"].startswith("1200" + original.fields["11"])
+        assert reversal.fields["4"] == original.fields["4"]
+        with trio.fail_after(5):
+            while True:
+                async with open_journal(tmp_path / "journal.db") as journal:
+                    rows = await journal.list(limit=10)
+                if rows[0].state == "reversed":
+                    break
+                await trio.sleep(0.05)
 
 
 async def test_retransmission_replayed_not_forwarded_twice(tmp_path: Path) -> None:

@@ -56,7 +56,9 @@ async def _connect(port: int) -> trio.SocketStream:
 
 async def test_sigterm_drains_and_exits_zero(tmp_path: Path) -> None:
     data_dir = tmp_path / "data"
-    subprocess.run([*FORECOURT, "keys", "init", "--data-dir", str(data_dir)], check=True, capture_output=True)
+    subprocess.run(
+        [*FORECOURT, "keys", "init", "--data-dir", str(data_dir)], check=True, capture_output=True
+    )
     host = SmallHost(get_dialect("ifsf"))
     async with trio.open_nursery() as nursery:
         host_port = await nursery.start(host.serve)

@@ -1,0 +1,65 @@
+"""What a switch does at start with what the last run left behind.
+
+Every transaction still `forwarded` may have been approved at the host with no
+answer journalled: its parked reversal becomes due now. One still `received` never
+left the switch: it is marked failed. Recent answers are loaded into the
+in-memory duplicate window, and parked pre-authorisation reversals are
+remembered so that a completion can cancel them.
+"""
+
+from __future__ import annotations
+
+import time
+
+import attrs
+import structlog
+
+from forecourt.codecs.dialect import Dialect
+from forecourt.switch.journal import Journal, RetrySaf, WriteOp
+from forecourt.switch.pipeline import Pipeline
+
+log = structlog.get_logger("forecourt.recovery")
+
+
+@attrs.frozen
+class RecoveryReport:
+    reversed: int
+    never_left: int
+    warmed: int
+
+
+async def recover(
+    journal: Journal, pipeline: Pipeline, dialect: Dialect | None, node: str, window: int = 50_000
+) -> RecoveryReport:
+    now = time.time()
+    pending = await journal.saf_entries("pending", limit=10_000_000)
+    parked = {entry.txn_id: entry.id for entry in pending}
+    rows = await journal.recover(node)
+    ops: list[WriteOp] = []
+    reversed_, never_left = 0, 0
+    for row in rows:
+        if row.state == "forwarded":
+            ops += journal.update_ops(row.txn_id, state="reversal_pending")
+            saf_id = parked.get(row.txn_id)
+            if saf_id is not None:
+                ops.append(RetrySaf(saf_id, "in flight when the switch stopped", now))
+            reversed_ += 1
+        else:
+            ops += journal.update_ops(row.txn_id, state="failed")
+            never_left += 1
+    if ops:
+        await journal.write(*ops)
+    in_flight = {r.txn_id for r in rows}
+    for entry in pending:
+        if entry.txn_id not in in_flight and entry.mti[1] == "4":
+            pipeline.shifts.preauth_parked(entry.txn_id, entry.id)
+    warmed = 0
+    if dialect is not None:
+        for row in reversed(await journal.list(limit=window)):
+            if row.response_raw is not None and row.state not in ("forwarded", "received"):
+                key = (row.mti_class, row.terminal_id, row.stan)
+                if pipeline.remember(key, row, dialect) is not None:
+                    warmed += 1
+    if rows:
+        log.warning("recovered_in_flight", reversals_queued=reversed_, never_left=never_left)
+    return RecoveryReport(reversed_, never_left, warmed)

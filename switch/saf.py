@@ -1,0 +1,152 @@
+"""Store-and-forward: deliver queued reversals and advices until the host says yes.
+
+Items are claimed from the journal with a lease (another node takes them over if
+this one dies), sent with the repeat MTI after the first attempt, and retried
+with exponential backoff and jitter. A technical answer (system malfunction,
+issuer unavailable, format error, MAC trouble) or no answer keeps an item queued;
+after `max_attempts` it is flagged for an operator. SAF has its own share of each
+link's in-flight cap, so it never starves live traffic.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from collections.abc import Mapping
+
+import structlog
+import trio
+
+from forecourt.codecs.action_codes import Outcome, outcome_of
+from forecourt.codecs.mti import mti_class, repeat_mti
+from forecourt.switch.acquirer_link import AcquirerLink, LinkError
+from forecourt.switch.config import SafConfig
+from forecourt.switch.journal import AddEvent, CompleteSaf, Event, Journal, SafItem, WriteOp
+from forecourt.switch.metrics import SwitchMetrics
+from forecourt.switch.reversal import saf_message
+
+log = structlog.get_logger("forecourt.saf")
+
+# Answers that say "not now" rather than "no": the item stays queued.
+_TECHNICAL = frozenset(
+    {
+        Outcome.SYSTEM_MALFUNCTION,
+        Outcome.ISSUER_TIMEOUT,
+        Outcome.ISSUER_UNAVAILABLE,
+        Outcome.FORMAT_ERROR,
+        Outcome.MAC_INCORRECT,
+        Outcome.MAC_KEY_SYNC,
+        Outcome.DUPLICATE,
+    }
+)
+
+
+class SafSender:
+    """The one owner of SAF delivery in a switch process."""
+
+    def __init__(
+        self,
+        journal: Journal,
+        links: Mapping[str, AcquirerLink],
+        config: SafConfig,
+        metrics: SwitchMetrics,
+        node: str,
+        poll_s: float = 0.5,
+    ) -> None:
+        self._journal = journal
+        self._links = links
+        self._config = config
+        self._metrics = metrics
+        self._node = node
+        self._poll_s = poll_s
+        self._wake = trio.Event()
+        self._busy: dict[str, int] = dict.fromkeys(links, 0)
+        self.delivered = 0
+
+    def wake(self) -> None:
+        """Something was queued: look now rather than at the next poll."""
+        self._wake.set()
+
+    def _share(self, link: AcquirerLink) -> int:
+        return max(1, int(link.settings.max_in_flight * self._config.in_flight_share))
+
+    async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        async with trio.open_nursery() as nursery:
+            task_status.started()
+            while True:
+                for name, link in self._links.items():
+                    room = self._share(link) - self._busy[name]
+                    if not link.connected or room <= 0:
+                        continue
+                    items = await self._journal.saf_claim(
+                        self._node, limit=room, lease_s=self._config.lease_s, link=name
+                    )
+                    for item in items:
+                        self._busy[name] += 1
+                        nursery.start_soon(self._deliver, item, link)
+                await self._publish_depth()
+                with trio.move_on_after(self._poll_s):
+                    await self._wake.wait()
+                self._wake = trio.Event()
+
+    async def _publish_depth(self) -> None:
+        stats = await self._journal.saf_stats()
+        for name in self._links:
+            self._metrics.saf_depth.labels(link=name).set(stats.depth_by_link.get(name, 0))
+        self._metrics.saf_flagged.set(stats.flagged)
+
+    async def _deliver(self, item: SafItem, link: AcquirerLink) -> None:
+        try:
+            message = saf_message(item.payload)
+            if item.attempts > 1:
+                message = message.with_fields({}, mti=repeat_mti(message.mti))
+            bound = log.bind(
+                txn_id=item.txn_id, link=link.name, mti=message.mti, attempt=item.attempts
+            )
+            try:
+                answer = await link.exchange(message)
+            except LinkError as exc:
+                await self._not_yet(item, type(exc).__name__, bound)
+                return
+            code = answer.message.fields.get("39", "")
+            outcome = outcome_of(code, link.settings.dialect.family)
+            if outcome in _TECHNICAL:
+                await self._not_yet(item, f"host answered {code}", bound)
+                return
+            await self._acknowledged(item, code)
+            bound.info("saf_delivered", action_code=code)
+        finally:
+            self._busy[link.name] -= 1
+
+    async def _not_yet(
+        self, item: SafItem, reason: str, bound: structlog.typing.FilteringBoundLogger
+    ) -> None:
+        if item.attempts >= self._config.max_attempts:
+            await self._journal.saf_flag(item.id, reason)
+            bound.error("saf_flagged_for_manual_handling", reason=reason)
+            return
+        delay = self._config.backoff(item.attempts) * random.uniform(0.5, 1.0)
+        await self._journal.saf_retry(item.id, reason, time.time() + delay)
+        bound.warning("saf_retry", reason=reason, retry_in_s=round(delay, 3))
+
+    async def _acknowledged(self, item: SafItem, code: str) -> None:
+        """The host took it: close the item and settle the transactions it concerns."""
+        ops: list[WriteOp] = [CompleteSaf(item.id)]
+        row = await self._journal.get(item.txn_id)
+        if mti_class(item.mti) == "4":
+            if row is not None and row.mti_class == "4":
+                # a terminal's reversal: it is done, and its original is settled
+                ops += self._journal.update_ops(item.txn_id, state="approved", action_code=code)
+                if row.original_txn_id is not None:
+                    if "partial" in row.flags:
+                        ops += self._journal.update_ops(
+                            row.original_txn_id, approved_amount=row.amount
+                        )
+                    else:
+                        ops += self._journal.update_ops(row.original_txn_id, state="reversed")
+            else:
+                ops += self._journal.update_ops(item.txn_id, state="reversed")
+        else:
+            ops += [AddEvent(Event(item.txn_id, time.time(), "advice_delivered", code))]
+        await self._journal.write(*ops)
+        self.delivered += 1

@@ -1,0 +1,101 @@
+"""Shifts and the shift-close reconciliation (1520/0500).
+
+A shift begins when the terminal signs on with no shift open and ends at its
+shift close; every transaction in between carries the shift id, so the switch
+can total a shift from its own journal and compare with what the terminal counted.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import attrs
+
+from forecourt.codecs.message import Message
+from forecourt.switch.journal import ShiftTotals
+
+
+class ShiftBook:
+    """The one owner of "which shift is open" per terminal, and of parked pre-auth reversals."""
+
+    def __init__(self) -> None:
+        self._open: dict[str, str] = {}
+        self._preauth_reversals: dict[str, int] = {}
+
+    def current(self, terminal_id: str) -> str | None:
+        return self._open.get(terminal_id)
+
+    def open(self, terminal_id: str, at: float | None = None) -> str:
+        stamp = time.gmtime(time.time() if at is None else at)
+        shift_id = time.strftime("%Y%m%d-%H%M%S", stamp)
+        self._open[terminal_id] = shift_id
+        return shift_id
+
+    def restore(self, terminal_id: str, shift_id: str) -> None:
+        self._open[terminal_id] = shift_id
+
+    def closed(self, terminal_id: str) -> None:
+        self._open.pop(terminal_id, None)
+
+    def preauth_parked(self, txn_id: str, saf_id: int) -> None:
+        """An approved pre-authorisation's reversal waits in SAF for the window to end."""
+        self._preauth_reversals[txn_id] = saf_id
+
+    def completed(self, txn_id: str) -> int | None:
+        """The pre-authorisation was completed or reversed: the parked reversal to cancel."""
+        return self._preauth_reversals.pop(txn_id, None)
+
+
+def _count(message: Message, field: str) -> int:
+    value = message.fields.get(field)
+    return int(value) if value and value.isdigit() else 0
+
+
+@attrs.frozen
+class Reconciliation:
+    terminal_debits: tuple[int, int]
+    terminal_credits: tuple[int, int]
+    switch_debits: tuple[int, int]
+    switch_credits: tuple[int, int]
+
+    @property
+    def in_balance(self) -> bool:
+        return (
+            self.terminal_debits == self.switch_debits
+            and self.terminal_credits == self.switch_credits
+        )
+
+    def as_journal(self) -> dict[str, Any]:
+        def diff(a: tuple[int, int], b: tuple[int, int]) -> list[int]:
+            return [a[0] - b[0], a[1] - b[1]]
+
+        return {
+            "terminal": {
+                "debits": list(self.terminal_debits),
+                "credits": list(self.terminal_credits),
+            },
+            "switch": {"debits": list(self.switch_debits), "credits": list(self.switch_credits)},
+            "difference": {
+                "debits": diff(self.terminal_debits, self.switch_debits),
+                "credits": diff(self.terminal_credits, self.switch_credits),
+            },
+        }
+
+
+def reconcile(request: Message, totals: ShiftTotals) -> Reconciliation:
+    """Compare the terminal's counts (74-77, 86-89: net of reversals) with the journal's."""
+    debits = (
+        _count(request, "76") - _count(request, "77"),
+        _count(request, "88") - _count(request, "89"),
+    )
+    credits = (
+        _count(request, "74") - _count(request, "75"),
+        _count(request, "86") - _count(request, "87"),
+    )
+    return Reconciliation(
+        terminal_debits=debits,
+        terminal_credits=credits,
+        switch_debits=totals.get("debit"),
+        switch_credits=totals.get("credit"),
+    )

@@ -1,0 +1,161 @@
+"""The load generator: its byte-patching, answer scanning, and real runs against the host."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+
+import attrs
+import pytest
+import trio
+
+from forecourt.codecs.dialect import decode, encode, get_dialect
+from forecourt.codecs.message import Message
+from forecourt.keys.mac import MacAlgorithm, prepare_mac
+from forecourt.simulators.acquirer import AcquirerSimulator
+from forecourt.simulators.fastwire import FastEncoder
+from forecourt.simulators.load import (
+    LoadOptions,
+    LoadResult,
+    _AnswerScanner,
+    _Terminal,
+    load_mix,
+    run_load,
+    run_load_processes,
+)
+from forecourt.simulators.loadkeys import macs_for
+from forecourt.simulators.rules import Rule
+from forecourt.simulators.templates import PROFILES, SentRequest, Shift, TerminalIdentity, build
+from forecourt.simulators.wire import wire_format
+
+from .conftest import ZAK
+
+StartHost = Callable[..., Awaitable[AcquirerSimulator]]
+DIALECTS = [("ifsf", "binary"), ("ifsf", "hex"), ("iso87ascii", "binary"),
+            ("iso87ascii", "hex"), ("iso87bcd", "binary")]
+
+
+def options(sim: AcquirerSimulator, **changes: object) -> LoadOptions:
+    assert sim.port is not None
+    base = LoadOptions("127.0.0.1", sim.port, sim.wire, terminals=4, duration_s=0.5, timeout_s=2.0)
+    return attrs.evolve(base, **changes)
+
+
+async def test_closed_loop_run_against_the_host(start_host: StartHost) -> None:
+    sim = await start_host()
+    result = await run_load(options(sim, concurrency=16))
+    assert result.answered == result.sent > 50
+    assert result.by_action_code == {"000": result.answered}
+    assert (result.timeouts, result.errors, result.unmatched) == (0, 0, 0)
+    assert sim.total == result.sent
+    assert len({r.terminal_id for r in sim.received}) == 4
+    report = result.as_dict()
+    assert report["latency_ms"]["count"] == result.answered
+    assert report["throughput_per_s"] > 0
+
+
+async def test_open_loop_keeps_the_rate(start_host: StartHost) -> None:
+    sim = await start_host()
+    result = await run_load(options(sim, rate=200.0, duration_s=1.0))
+    assert 150 <= result.sent <= 210
+    assert result.answered == result.sent
+
+
+async def test_timeouts_and_decline_codes_are_counted(start_host: StartHost) -> None:
+    sim = await start_host([
+        Rule("drop", "drop", amount_min=3000, amount_max=3000),
+        Rule("nsf", "decline", amount_min=2000, amount_max=2000, code="insufficient_funds"),
+    ])
+    mix = tmp_mix = None
+    del mix, tmp_mix
+    from forecourt.simulators.load import MixEntry
+
+    result = await run_load(options(
+        sim, terminals=2, concurrency=2, timeout_s=0.3, duration_s=0.6,
+        mix=(MixEntry("purchase", 1.0, amount_min=2000, amount_max=2000),
+             MixEntry("purchase", 1.0, amount_min=3000, amount_max=3000)),
+    ))
+    assert result.timeouts > 0
+    assert set(result.by_action_code) == {"116"}
+    assert result.sent == result.answered + result.timeouts
+
+
+async def test_macd_run_verifies_at_the_host(start_host: StartHost) -> None:
+    zak = prepare_mac(ZAK, MacAlgorithm.RETAIL)
+    sim = await start_host(zak=zak)
+    base = options(sim, concurrency=4)
+    macs = macs_for({"mode": "key", "key": ZAK.hex()}, base.terminal_ids())
+    result = await run_load(attrs.evolve(base, macs=macs))
+    assert result.answered > 10
+    assert result.by_action_code == {"000": result.answered}
+    assert {r.mac for r in sim.received} == {"ok"}
+
+
+async def test_several_processes_merge(start_host: StartHost) -> None:
+    sim = await start_host()
+    opts = options(sim, terminals=4, concurrency=8, duration_s=1.0)
+    result = await trio.to_thread.run_sync(run_load_processes, opts, 2)
+    assert result.answered == result.sent > 20
+    assert result.latency.count == result.answered
+    assert sim.total == result.sent
+    assert len({r.terminal_id for r in sim.received}) == 4
+
+
+@pytest.mark.parametrize(("dialect", "bitmap"), DIALECTS)
+def test_patched_requests_equal_encoded_ones(dialect: str, bitmap: str) -> None:
+    wire = wire_format(dialect, bitmap)
+    opts = LoadOptions("127.0.0.1", 1, wire, terminals=1)
+    terminal = _Terminal("L0000001", opts, LoadResult(), __import__("random").Random(1))
+    template, _ = terminal.templates[0]
+    payload = template.payload(123456, 98765, None)
+    message = decode(wire.dialect, payload)
+    assert (message.get(11), message.get(4)) == ("123456", "000000098765")
+    assert encode(wire.dialect, message) == payload
+
+
+@pytest.mark.parametrize(("dialect", "bitmap"), DIALECTS)
+def test_answer_scanner_matches_decode(dialect: str, bitmap: str) -> None:
+    d = get_dialect(dialect, bitmap)
+    code = "000" if d.family == "1993" else "00"
+    answer = Message("1210" if d.family == "1993" else "0210", {
+        "2": "4761739001010010", "3": "000000", "4": "000000001000", "11": "004711",
+        "32": "12345", "37": "000000000001", "38": "ABC123", "39": code,
+        "41": "L0000001", "64": "0011223344556677",
+    })
+    scanner = _AnswerScanner(wire_format(dialect, bitmap))
+    assert scanner.scan(encode(d, answer)) == ("004711", code)
+
+
+@pytest.mark.parametrize(("dialect", "bitmap"), DIALECTS)
+def test_fast_encoder_equals_the_codec(dialect: str, bitmap: str) -> None:
+    d = get_dialect(dialect, bitmap)
+    fast = FastEncoder(d)
+    who = TerminalIdentity("T1", "M1", d.family, "4761739001010010", acquirer_id="12345")
+    pre = build("preauth", who, PROFILES["outdoor"], "000002")
+    for name in ("purchase", "preauth", "sign_on", "echo", "key_change", "completion",
+                 "reversal", "reconciliation"):
+        message = build(name, who, PROFILES["indoor"], "000001", last_preauth=SentRequest(pre),
+                        last_financial=SentRequest(pre), shift=Shift(2, 3000))
+        for m in (message, message.with_fields({64: "0011223344556677"})):
+            assert fast.encode(m) == encode(d, m)
+
+
+def test_mix_file(tmp_path: Path) -> None:
+    path = tmp_path / "mix.toml"
+    path.write_text("""
+[[mix]]
+template = "purchase"
+weight = 9
+amount = [100, 9000]
+pan = ["4761739001010010", "5100000000000008"]
+
+[[mix]]
+template = "echo"
+weight = 1
+""")
+    mix = load_mix(path)
+    assert [m.template for m in mix] == ["purchase", "echo"]
+    assert (mix[0].amount_min, mix[0].amount_max, len(mix[0].pans)) == (100, 9000, 2)
+    path.write_text('[[mix]]\ntemplate = "refund"\n')
+    with pytest.raises(ValueError, match=r"mix\[0\]\.template"):
+        load_mix(path)
