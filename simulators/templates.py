@@ -9,7 +9,7 @@ reports); a script step then overrides single fields.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 
 import attrs
 from forecourt.codecs.fields import OriginalData, OriginalElements
@@ -60,19 +60,20 @@ PROFILES: Mapping[str, Profile] = {
 }
 
 
-def _ans(width: int) -> Callable[[str], str]:
-    def pad(value: str) -> str:
-        return value.ljust(width)
+def _ans8(value: str) -> str:
+    return value.ljust(8)
 
-    return pad
+
+def _ans15(value: str) -> str:
+    return value.ljust(15)
 
 
 @attrs.frozen
 class TerminalIdentity:
     """What every request of a terminal carries (41 and 42 space-padded to ans8 / ans15)."""
 
-    terminal_id: str = attrs.field(converter=_ans(8))
-    merchant_id: str = attrs.field(converter=_ans(15))
+    terminal_id: str = attrs.field(converter=_ans8)
+    merchant_id: str = attrs.field(converter=_ans15)
     family: str
     pan: str
     expiry: str = "2912"

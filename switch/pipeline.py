@@ -527,13 +527,24 @@ class Pipeline:
         """The terminal went before it heard an approval: reverse it."""
         if not self.settings.reverse_on_disconnect or record.state != "approved":
             return
-        if record.mti_class not in ("1", "2") or record.parked_saf_id is None:
+        sent, route = record.sent, record.route
+        if record.mti_class not in ("1", "2") or sent is None or route is None:
             return
-        log.warning("answer_undelivered_reversal_queued", txn_id=record.txn_id)
-        await self.journal.write(
-            *self.journal.update_ops(record.txn_id, state="reversal_pending"),
-            RetrySaf(record.parked_saf_id, "terminal gone before the answer", time.time()),
+        link = self.links.get(route)
+        if link is None:
+            return
+        reversal = switch_reversal(
+            sent, sent.fields["11"], link.settings.dialect.family, ReversalReason.UNDELIVERED
         )
+        ops: list[WriteOp] = [
+            *self.journal.update_ops(record.txn_id, state="reversal_pending"),
+            self.journal.saf_enqueue_op(record.txn_id, route, reversal.mti, saf_payload(reversal)),
+        ]
+        cancel = self.shifts.completed(record.txn_id)
+        if cancel is not None:
+            ops.append(CompleteSaf(cancel))
+        await self.journal.write(*ops)
+        log.warning("answer_undelivered_reversal_queued", txn_id=record.txn_id)
         if self.saf is not None:
             self.saf.wake()
 

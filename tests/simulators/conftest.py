@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
-
 from typing import Any
 
 import pytest
 import trio
-
 from forecourt.simulators.acquirer import AcquirerConfig, AcquirerSimulator, simple_config
 from forecourt.simulators.rules import AccountConfig, Rule
 
@@ -16,6 +14,7 @@ TEST_PAN = "4761739001010010"
 FLEET_PAN = "7077001234567890"
 KEK = bytes.fromhex("0123456789ABCDEFFEDCBA9876543210")
 ZAK = bytes.fromhex("89ABCDEF0123456776543210FEDCBA98")
+
 
 @pytest.fixture
 async def start_host(

@@ -8,7 +8,6 @@ from pathlib import Path
 
 import pytest
 import trio
-
 from forecourt.codecs.dialect import encode, mac_input
 from forecourt.codecs.framing import encode_frame
 from forecourt.codecs.message import Message
@@ -30,10 +29,20 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def purchase(amount: int, stan: str, pan: str = TEST_PAN, mti: str = "1200") -> Message:
-    return Message(mti, {
-        "2": pan, "3": "000000", "4": f"{amount:012d}", "7": "1122101010", "11": stan,
-        "12": "261122101010", "41": "T0000001", "42": "FORECOURT000001", "49": "978",
-    })
+    return Message(
+        mti,
+        {
+            "2": pan,
+            "3": "000000",
+            "4": f"{amount:012d}",
+            "7": "1122101010",
+            "11": stan,
+            "12": "261122101010",
+            "41": "T0000001",
+            "42": "FORECOURT000001",
+            "49": "978",
+        },
+    )
 
 
 _open: list[HostConnection] = []
@@ -137,11 +146,14 @@ async def test_pipelined_requests_on_many_connections(start_host: StartHost) -> 
     assert sim.total == 100 and sim.connections_accepted == 5
 
 
-@pytest.mark.parametrize(("dialect", "mti", "function", "code"), [
-    ("ifsf", "1804", {"24": "831"}, "800"),
-    ("iso87ascii", "0800", {"70": "301"}, "00"),
-    ("iso87bcd", "0800", {"70": "001"}, "00"),
-])
+@pytest.mark.parametrize(
+    ("dialect", "mti", "function", "code"),
+    [
+        ("ifsf", "1804", {"24": "831"}, "800"),
+        ("iso87ascii", "0800", {"70": "301"}, "00"),
+        ("iso87bcd", "0800", {"70": "001"}, "00"),
+    ],
+)
 async def test_echo_and_sign_on(
     start_host: StartHost, dialect: str, mti: str, function: dict[str, str], code: str
 ) -> None:
@@ -155,7 +167,9 @@ async def test_echo_and_sign_on(
 
 
 @pytest.mark.parametrize("algorithm", ["retail", "cmac"])
-async def test_mac_verified_and_generated_under_the_zak(start_host: StartHost, algorithm: str) -> None:
+async def test_mac_verified_and_generated_under_the_zak(
+    start_host: StartHost, algorithm: str
+) -> None:
     zak = prepare_mac(ZAK, MacAlgorithm(algorithm))
     sim = await start_host(zak=zak)
     conn = await connect(sim)
@@ -240,6 +254,7 @@ async def test_config_errors_name_the_key() -> None:
     with pytest.raises(ValueError, match=r"rules\[0\]\.account"):
         parse_acquirer_config({"rules": [{"action": "partial"}]})
     with pytest.raises(ValueError, match=r"rules\[0\]\.code"):
-        parse_acquirer_config({"listen": {"dialect": "iso87ascii"},
-                               "rules": [{"action": "decline", "code": "116"}]})
+        parse_acquirer_config(
+            {"listen": {"dialect": "iso87ascii"}, "rules": [{"action": "decline", "code": "116"}]}
+        )
     assert simple_config().wire.dialect.name == "ifsf"

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
+import random
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import attrs
 import pytest
 import trio
-
 from forecourt.codecs.dialect import decode, encode, get_dialect
 from forecourt.codecs.message import Message
 from forecourt.keys.mac import MacAlgorithm, prepare_mac
@@ -17,6 +17,7 @@ from forecourt.simulators.fastwire import FastEncoder
 from forecourt.simulators.load import (
     LoadOptions,
     LoadResult,
+    MixEntry,
     _AnswerScanner,
     _Terminal,
     load_mix,
@@ -31,8 +32,13 @@ from forecourt.simulators.wire import wire_format
 from .conftest import ZAK
 
 StartHost = Callable[..., Awaitable[AcquirerSimulator]]
-DIALECTS = [("ifsf", "binary"), ("ifsf", "hex"), ("iso87ascii", "binary"),
-            ("iso87ascii", "hex"), ("iso87bcd", "binary")]
+DIALECTS = [
+    ("ifsf", "binary"),
+    ("ifsf", "hex"),
+    ("iso87ascii", "binary"),
+    ("iso87ascii", "hex"),
+    ("iso87bcd", "binary"),
+]
 
 
 def options(sim: AcquirerSimulator, **changes: object) -> LoadOptions:
@@ -62,19 +68,25 @@ async def test_open_loop_keeps_the_rate(start_host: StartHost) -> None:
 
 
 async def test_timeouts_and_decline_codes_are_counted(start_host: StartHost) -> None:
-    sim = await start_host([
-        Rule("drop", "drop", amount_min=3000, amount_max=3000),
-        Rule("nsf", "decline", amount_min=2000, amount_max=2000, code="insufficient_funds"),
-    ])
-    mix = tmp_mix = None
-    del mix, tmp_mix
-    from forecourt.simulators.load import MixEntry
-
-    result = await run_load(options(
-        sim, terminals=2, concurrency=2, timeout_s=0.3, duration_s=0.6,
-        mix=(MixEntry("purchase", 1.0, amount_min=2000, amount_max=2000),
-             MixEntry("purchase", 1.0, amount_min=3000, amount_max=3000)),
-    ))
+    sim = await start_host(
+        [
+            Rule("drop", "drop", amount_min=3000, amount_max=3000),
+            Rule("nsf", "decline", amount_min=2000, amount_max=2000, code="insufficient_funds"),
+        ]
+    )
+    result = await run_load(
+        options(
+            sim,
+            terminals=2,
+            concurrency=2,
+            timeout_s=0.3,
+            duration_s=0.6,
+            mix=(
+                MixEntry("purchase", 1.0, amount_min=2000, amount_max=2000),
+                MixEntry("purchase", 1.0, amount_min=3000, amount_max=3000),
+            ),
+        )
+    )
     assert result.timeouts > 0
     assert set(result.by_action_code) == {"116"}
     assert result.sent == result.answered + result.timeouts
@@ -105,7 +117,7 @@ async def test_several_processes_merge(start_host: StartHost) -> None:
 def test_patched_requests_equal_encoded_ones(dialect: str, bitmap: str) -> None:
     wire = wire_format(dialect, bitmap)
     opts = LoadOptions("127.0.0.1", 1, wire, terminals=1)
-    terminal = _Terminal("L0000001", opts, LoadResult(), __import__("random").Random(1))
+    terminal = _Terminal("L0000001", opts, LoadResult(), random.Random(1))
     template, _ = terminal.templates[0]
     payload = template.payload(123456, 98765, None)
     message = decode(wire.dialect, payload)
@@ -117,11 +129,21 @@ def test_patched_requests_equal_encoded_ones(dialect: str, bitmap: str) -> None:
 def test_answer_scanner_matches_decode(dialect: str, bitmap: str) -> None:
     d = get_dialect(dialect, bitmap)
     code = "000" if d.family == "1993" else "00"
-    answer = Message("1210" if d.family == "1993" else "0210", {
-        "2": "4761739001010010", "3": "000000", "4": "000000001000", "11": "004711",
-        "32": "12345", "37": "000000000001", "38": "ABC123", "39": code,
-        "41": "L0000001", "64": "0011223344556677",
-    })
+    answer = Message(
+        "1210" if d.family == "1993" else "0210",
+        {
+            "2": "4761739001010010",
+            "3": "000000",
+            "4": "000000001000",
+            "11": "004711",
+            "32": "12345",
+            "37": "000000000001",
+            "38": "ABC123",
+            "39": code,
+            "41": "L0000001",
+            "64": "0011223344556677",
+        },
+    )
     scanner = _AnswerScanner(wire_format(dialect, bitmap))
     assert scanner.scan(encode(d, answer)) == ("004711", code)
 
@@ -132,10 +154,25 @@ def test_fast_encoder_equals_the_codec(dialect: str, bitmap: str) -> None:
     fast = FastEncoder(d)
     who = TerminalIdentity("T1", "M1", d.family, "4761739001010010", acquirer_id="12345")
     pre = build("preauth", who, PROFILES["outdoor"], "000002")
-    for name in ("purchase", "preauth", "sign_on", "echo", "key_change", "completion",
-                 "reversal", "reconciliation"):
-        message = build(name, who, PROFILES["indoor"], "000001", last_preauth=SentRequest(pre),
-                        last_financial=SentRequest(pre), shift=Shift(2, 3000))
+    for name in (
+        "purchase",
+        "preauth",
+        "sign_on",
+        "echo",
+        "key_change",
+        "completion",
+        "reversal",
+        "reconciliation",
+    ):
+        message = build(
+            name,
+            who,
+            PROFILES["indoor"],
+            "000001",
+            last_preauth=SentRequest(pre),
+            last_financial=SentRequest(pre),
+            shift=Shift(2, 3000),
+        )
         for m in (message, message.with_fields({64: "0011223344556677"})):
             assert fast.encode(m) == encode(d, m)
 

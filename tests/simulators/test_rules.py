@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pytest
-
 from forecourt.codecs.fields import OriginalData
 from forecourt.codecs.message import Message
 from forecourt.simulators.rules import (
@@ -18,21 +17,36 @@ from forecourt.simulators.rules import (
 from .conftest import FLEET_PAN, TEST_PAN
 
 
-def request(mti: str = "1200", pan: str = TEST_PAN, amount: int = 1000, stan: str = "000001",
-            processing: str = "000000", **extra: str) -> Message:
-    fields = {"2": pan, "3": processing, "4": f"{amount:012d}", "11": stan, "41": "T0000001",
-              "12": "261122101010"}
+def request(
+    mti: str = "1200",
+    pan: str = TEST_PAN,
+    amount: int = 1000,
+    stan: str = "000001",
+    processing: str = "000000",
+    **extra: str,
+) -> Message:
+    fields = {
+        "2": pan,
+        "3": processing,
+        "4": f"{amount:012d}",
+        "11": stan,
+        "41": "T0000001",
+        "12": "261122101010",
+    }
     fields.update(extra)
     return Message(mti, fields)
 
 
 def test_first_match_wins_and_criteria_combine() -> None:
-    logic = HostLogic("1993", [
-        Rule("big", "decline", amount_min=50_000, code="insufficient_funds"),
-        Rule("4761", "decline", pan_prefixes=("4761",), processing_codes=("01",)),
-        Rule("4761 again", "approve", pan_prefixes=("4761",)),
-        Rule("catch-all", "decline"),
-    ])
+    logic = HostLogic(
+        "1993",
+        [
+            Rule("big", "decline", amount_min=50_000, code="insufficient_funds"),
+            Rule("4761", "decline", pan_prefixes=("4761",), processing_codes=("01",)),
+            Rule("4761 again", "approve", pan_prefixes=("4761",)),
+            Rule("catch-all", "decline"),
+        ],
+    )
     assert logic.decide(request(amount=60_000)).code == "116"
     assert logic.decide(request(amount=60_000)).rule == "big"
     assert logic.decide(request(processing="010000")).rule == "4761"
@@ -52,8 +66,13 @@ def test_rules_without_mti_leave_reversals_and_network_alone() -> None:
 
 
 def test_1987_codes_and_literal_codes() -> None:
-    logic = HostLogic("1987", [Rule("nsf", "decline", amount_min=5000, code="insufficient_funds"),
-                               Rule("lost", "decline", amount_min=4000, code="41")])
+    logic = HostLogic(
+        "1987",
+        [
+            Rule("nsf", "decline", amount_min=5000, code="insufficient_funds"),
+            Rule("lost", "decline", amount_min=4000, code="41"),
+        ],
+    )
     assert logic.decide(request("0200", amount=6000)).code == "51"
     assert logic.decide(request("0200", amount=4500)).code == "41"
     assert logic.decide(request("0200")).code == "00"
@@ -68,8 +87,10 @@ def test_1987_codes_and_literal_codes() -> None:
 def fleet_logic(per_card: bool = False) -> HostLogic:
     return HostLogic(
         "1993",
-        [Rule("fleet", "partial", pan_prefixes=("7077",), account="fleet"),
-         Rule("strict", "approve", pan_prefixes=("7078",), account="fleet")],
+        [
+            Rule("fleet", "partial", pan_prefixes=("7077",), account="fleet"),
+            Rule("strict", "approve", pan_prefixes=("7078",), account="fleet"),
+        ],
         [AccountConfig("fleet", 10_000, per_card=per_card)],
     )
 
@@ -111,8 +132,13 @@ def test_completion_settles_preauth_at_actual_amount_and_reversal_gives_back() -
     assert logic.ledger.balance("fleet") == 7000  # 10000 - actual 3000
     assert logic.decide(completion.with_fields({}, mti="1221")).code == "000"
     assert logic.ledger.balance("fleet") == 7000  # a repeat changes nothing
-    reversal = request("1420", pan=FLEET_PAN, amount=3000, stan="000012",
-                       **{"56": OriginalData.of("1220", completion.fields).encode()})
+    reversal = request(
+        "1420",
+        pan=FLEET_PAN,
+        amount=3000,
+        stan="000012",
+        **{"56": OriginalData.of("1220", completion.fields).encode()},
+    )
     assert logic.decide(reversal).code == "400"
     assert logic.ledger.balance("fleet") == 10_000
     assert logic.decide(reversal.with_fields({}, mti="1421")).code == "400"
@@ -126,19 +152,25 @@ def test_reversal_of_purchase_by_rrn() -> None:
     logic.decide(purchase)
     logic.remember_reference(purchase, {"37": "RRN000000001"})
     assert logic.ledger.balance("fleet") == 6000
-    logic.decide(request("1420", pan=FLEET_PAN, amount=4000, stan="000021", **{"37": "RRN000000001"}))
+    logic.decide(
+        request("1420", pan=FLEET_PAN, amount=4000, stan="000021", **{"37": "RRN000000001"})
+    )
     assert logic.ledger.balance("fleet") == 10_000
 
 
 def test_delivery_actions() -> None:
-    logic = HostLogic("1993", [
-        Rule("slow", "delay", amount_min=1, amount_max=1, delay=Delay(0.5, 0.5)),
-        Rule("jitter", "delay", amount_min=2, amount_max=2, delay=Delay(0.1, 0.2)),
-        Rule("twice", "twice", amount_min=3, amount_max=3),
-        Rule("late", "late", amount_min=4, amount_max=4, delay=Delay(30, 30)),
-        Rule("close", "close", amount_min=5, amount_max=5),
-        Rule("drop", "drop", amount_min=6, amount_max=6),
-    ], seed=7)
+    logic = HostLogic(
+        "1993",
+        [
+            Rule("slow", "delay", amount_min=1, amount_max=1, delay=Delay(0.5, 0.5)),
+            Rule("jitter", "delay", amount_min=2, amount_max=2, delay=Delay(0.1, 0.2)),
+            Rule("twice", "twice", amount_min=3, amount_max=3),
+            Rule("late", "late", amount_min=4, amount_max=4, delay=Delay(30, 30)),
+            Rule("close", "close", amount_min=5, amount_max=5),
+            Rule("drop", "drop", amount_min=6, amount_max=6),
+        ],
+        seed=7,
+    )
     slow = logic.decide(request(amount=1))
     assert (slow.delivery, slow.delay_s, slow.code) == ("answer", 0.5, "000")
     assert 0.1 <= logic.decide(request(amount=2)).delay_s <= 0.2

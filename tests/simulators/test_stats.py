@@ -5,10 +5,9 @@ from __future__ import annotations
 import math
 
 import pytest
+from forecourt.simulators.stats import LatencyHistogram, nearest_rank
 from hypothesis import given, settings
 from hypothesis import strategies as st
-
-from forecourt.simulators.stats import LatencyHistogram, nearest_rank
 
 
 def test_nearest_rank_is_a_sample_at_rank_ceil() -> None:

@@ -14,7 +14,6 @@ from pathlib import Path
 
 import pytest
 import trio
-
 from forecourt.simulators.acquirer import AcquirerSimulator, simple_config
 from forecourt.simulators.rules import Delay, Rule
 from forecourt.simulators.script import load_script, parse_script
@@ -36,7 +35,9 @@ pan = "4761739001010010"
 timeout_s = 2.0
 """
 
-SCRIPT = HEADER + """
+SCRIPT = (
+    HEADER
+    + """
 [[cases]]
 name = "sign-on delivers a TAK"
 [[cases.steps]]
@@ -48,7 +49,10 @@ name = "indoor purchase, MAC'd both ways"
 [[cases.steps]]
 send = "purchase"
 fields = { "4" = "000000002500" }
-expect = { action_code = "approved", mac = "required", present = ["38"], fields = { "4" = "000000002500" } }
+expect.action_code = "approved"
+expect.mac = "required"
+expect.present = ["38"]
+expect.fields = { "4" = "000000002500" }
 
 [[cases]]
 name = "bad MAC is refused"
@@ -127,6 +131,7 @@ frame = "00FF"
 [[cases.steps]]
 expect_close = 2.0
 """
+)
 
 RULES = [Rule("drop", "drop", amount_min=300, amount_max=300)]
 
@@ -151,17 +156,23 @@ async def test_script_passes_against_the_host(start_host: StartHost, tmp_path: P
 
 async def test_a_wrong_expectation_fails_with_a_reason(start_host: StartHost) -> None:
     sim = await start_host()
-    script = parse_script({
-        "terminal": {"terminal_id": "T0000002", "dialect": "ifsf", "timeout_s": 1.0},
-        "cases": [
-            {"name": "expects a decline", "steps": [
-                {"send": "purchase", "expect": {"action_code": "declined"}}]},
-            {"name": "expects a field", "steps": [
-                {"send": "purchase", "expect": {"fields": {"4": "000000000001"}}}]},
-            {"name": "waits for nothing", "steps": [{"expect": {"within_s": 0.1}}]},
-            {"name": "passes", "steps": [{"send": "echo", "expect": {"action_code": "800"}}]},
-        ],
-    })
+    script = parse_script(
+        {
+            "terminal": {"terminal_id": "T0000002", "dialect": "ifsf", "timeout_s": 1.0},
+            "cases": [
+                {
+                    "name": "expects a decline",
+                    "steps": [{"send": "purchase", "expect": {"action_code": "declined"}}],
+                },
+                {
+                    "name": "expects a field",
+                    "steps": [{"send": "purchase", "expect": {"fields": {"4": "000000000001"}}}],
+                },
+                {"name": "waits for nothing", "steps": [{"expect": {"within_s": 0.1}}]},
+                {"name": "passes", "steps": [{"send": "echo", "expect": {"action_code": "800"}}]},
+            ],
+        }
+    )
     assert sim.port is not None
     results = await run_script(script, f"127.0.0.1:{sim.port}")
     assert [r.passed for r in results] == [False, False, False, True]
@@ -172,10 +183,12 @@ async def test_a_wrong_expectation_fails_with_a_reason(start_host: StartHost) ->
 
 async def test_no_answer_in_time_fails(start_host: StartHost) -> None:
     sim = await start_host([Rule("slow", "delay", delay=Delay(0.5, 0.5))])
-    script = parse_script({
-        "terminal": {"terminal_id": "T0000003", "timeout_s": 0.2},
-        "cases": [{"name": "too slow", "steps": [{"send": "purchase", "expect": {}}]}],
-    })
+    script = parse_script(
+        {
+            "terminal": {"terminal_id": "T0000003", "timeout_s": 0.2},
+            "cases": [{"name": "too slow", "steps": [{"send": "purchase", "expect": {}}]}],
+        }
+    )
     assert sim.port is not None
     [result] = await run_script(script, ("127.0.0.1", sim.port))
     assert not result.passed
@@ -184,15 +197,29 @@ async def test_no_answer_in_time_fails(start_host: StartHost) -> None:
 
 async def test_1987_bcd_with_tpdu(start_host: StartHost) -> None:
     sim = await start_host(dialect="iso87bcd", tpdu=True, kek=KEK)
-    script = parse_script({
-        "terminal": {"terminal_id": "T0000004", "dialect": "iso87bcd", "tpdu": "6000010000",
-                     "kek": KEK.hex()},
-        "cases": [{"name": "sign-on and purchase", "steps": [
-            {"send": "sign_on", "expect": {"action_code": "00", "present": ["48"]}},
-            {"send": "purchase", "expect": {"action_code": "approved", "mac": "required"}},
-            {"send": "reversal", "expect": {"action_code": "00", "mti": "0410"}},
-        ]}],
-    })
+    script = parse_script(
+        {
+            "terminal": {
+                "terminal_id": "T0000004",
+                "dialect": "iso87bcd",
+                "tpdu": "6000010000",
+                "kek": KEK.hex(),
+            },
+            "cases": [
+                {
+                    "name": "sign-on and purchase",
+                    "steps": [
+                        {"send": "sign_on", "expect": {"action_code": "00", "present": ["48"]}},
+                        {
+                            "send": "purchase",
+                            "expect": {"action_code": "approved", "mac": "required"},
+                        },
+                        {"send": "reversal", "expect": {"action_code": "00", "mti": "0410"}},
+                    ],
+                }
+            ],
+        }
+    )
     assert sim.port is not None
     [result] = await run_script(script, ("127.0.0.1", sim.port))
     assert result.passed, result.reason
@@ -208,19 +235,28 @@ async def test_certification_suite_parses() -> None:
 
 async def test_script_errors_name_the_key() -> None:
     with pytest.raises(ValueError, match=r"cases\[0\]\.steps\[0\]\.send: must be one of"):
-        parse_script({"terminal": {"terminal_id": "T1"},
-                      "cases": [{"name": "x", "steps": [{"send": "purchse"}]}]})
+        parse_script(
+            {
+                "terminal": {"terminal_id": "T1"},
+                "cases": [{"name": "x", "steps": [{"send": "purchse"}]}],
+            }
+        )
     with pytest.raises(ValueError, match=r"cases\[0\]\.steps\[0\]: a step needs exactly one"):
-        parse_script({"terminal": {"terminal_id": "T1"},
-                      "cases": [{"name": "x", "steps": [{"wait": 1, "disconnect": True}]}]})
+        parse_script(
+            {
+                "terminal": {"terminal_id": "T1"},
+                "cases": [{"name": "x", "steps": [{"wait": 1, "disconnect": True}]}],
+            }
+        )
 
 
 async def test_junit_report(tmp_path: Path) -> None:
     from forecourt.simulators.terminal import CaseResult
 
     path = tmp_path / "junit.xml"
-    write_junit([CaseResult("ok", True, 0.1), CaseResult("bad", False, 0.2, "step 1: no")],
-                path, "cert")
+    write_junit(
+        [CaseResult("ok", True, 0.1), CaseResult("bad", False, 0.2, "step 1: no")], path, "cert"
+    )
     root = ET.parse(path).getroot()
     assert (root.get("tests"), root.get("failures")) == ("2", "1")
     assert root.findall("testcase")[1].find("failure") is not None
@@ -249,28 +285,60 @@ def test_cli_exit_code_and_junit(tmp_path: Path) -> None:
     try:
         assert ready.wait(5)
         good = tmp_path / "good.toml"
-        good.write_text(HEADER + """
+        good.write_text(
+            HEADER
+            + """
 [[cases]]
 name = "sign-on"
 [[cases.steps]]
 send = "sign_on"
 expect = { action_code = "800" }
-""")
+"""
+        )
         bad = tmp_path / "bad.toml"
-        bad.write_text(HEADER + """
+        bad.write_text(
+            HEADER
+            + """
 [[cases]]
 name = "wrong"
 [[cases.steps]]
 send = "echo"
 expect = { action_code = "000" }
-""")
+"""
+        )
         address = f"127.0.0.1:{box['port']}"
         junit = tmp_path / "out.xml"
-        assert forecourt_main(["sim", "terminal", "--script", str(good), "--switch", address,
-                               "--junit", str(junit)]) == 0
+        assert (
+            forecourt_main(
+                [
+                    "sim",
+                    "terminal",
+                    "--script",
+                    str(good),
+                    "--switch",
+                    address,
+                    "--junit",
+                    str(junit),
+                ]
+            )
+            == 0
+        )
         assert ET.parse(junit).getroot().get("failures") == "0"
-        assert forecourt_main(["sim", "terminal", "--script", str(good), "--script", str(bad),
-                               "--switch", address]) == 1
+        assert (
+            forecourt_main(
+                [
+                    "sim",
+                    "terminal",
+                    "--script",
+                    str(good),
+                    "--script",
+                    str(bad),
+                    "--switch",
+                    address,
+                ]
+            )
+            == 1
+        )
     finally:
         stop.set()
         thread.join()

@@ -18,6 +18,7 @@ from typing import Any
 import attrs
 import trio
 from forecourt.codecs.dialect import Dialect, decode, encode, encode_with_mac, get_dialect
+from forecourt.codecs.fields import OriginalData, OriginalElements
 from forecourt.codecs.framing import FrameDecoder, Framing, encode_frame
 from forecourt.codecs.message import Message
 from forecourt.codecs.mti import response_mti
@@ -38,6 +39,8 @@ class SmallHost:
     port: int = 0
     received: list[Message] = attrs.field(factory=list)
     connections: int = 0
+    # answers to the next reversals/advices, one each ("909" keeps them queued); then 400/000
+    advice_codes: list[str] = attrs.field(factory=list)
 
     async def serve(self, *, task_status: trio.TaskStatus[int] = trio.TASK_STATUS_IGNORED) -> None:
         listeners = await trio.open_tcp_listeners(0, host="127.0.0.1")
@@ -70,6 +73,8 @@ class SmallHost:
         code = "000" if fam93 else "00"
         if request.mti[1] == "8":
             code = "800" if fam93 else "00"
+        elif self.advice_codes and (request.mti[1] == "4" or request.mti[2] == "2"):
+            code = self.advice_codes.pop(0)
         elif request.mti[1] == "4":
             code = "400" if fam93 else "00"
         elif request.mti[2] == "2":
@@ -129,6 +134,54 @@ class Terminal:
             fields["12"] = "093015"
             fields["13"] = "1122"
         return Message(mti="1200" if family93 else "0200", fields=fields)
+
+    def preauth(self, amount: int) -> Message:
+        purchase = self.purchase(amount)
+        return purchase.with_fields({}, mti="1100" if self.dialect.family == "1993" else "0100")
+
+    def referring(self, mti: str, original: Message, amount: int | None = None) -> Message:
+        """A completion or reversal that names `original` (field 56 / 90)."""
+        fields = {k: v for k, v in original.fields.items() if k not in ("64", "128")}
+        fields["11"] = self.next_stan()
+        if amount is not None:
+            fields["4"] = f"{amount:012d}"
+        if self.dialect.family == "1993":
+            fields["56"] = OriginalData.of(original.mti, original.fields).encode()
+        else:
+            fields["90"] = OriginalElements.of(original.mti, original.fields).encode()
+        return Message(mti=mti, fields=fields)
+
+    def completion(self, preauth: Message, amount: int) -> Message:
+        mti = "1220" if self.dialect.family == "1993" else "0220"
+        completion = self.referring(mti, preauth, amount)
+        if self.dialect.family == "1993":
+            maximum = int(preauth.fields["4"])
+            extra = {24: "201" if amount == maximum else "202", 30: f"{maximum:012d}{0:012d}"}
+            completion = completion.with_fields(extra)
+        return completion
+
+    def reversal(self, original: Message, final_amount: int | None = None) -> Message:
+        mti = "1420" if self.dialect.family == "1993" else "0400"
+        reversal = self.referring(mti, original)
+        if final_amount is not None:
+            first = int(original.fields["4"])
+            reversal = reversal.with_fields(
+                {4: f"{final_amount:012d}", 30: f"{first:012d}{0:012d}"}
+            )
+        return reversal
+
+    def shift_close(self, debits: tuple[int, int], credits: tuple[int, int] = (0, 0)) -> Message:
+        fields = {
+            "11": self.next_stan(),
+            "41": self.terminal_id,
+            "42": "FORECOURT000001",
+            "7": "1122093015",
+            "74": f"{credits[0]:010d}",
+            "86": f"{credits[1]:016d}",
+            "76": f"{debits[0]:010d}",
+            "88": f"{debits[1]:016d}",
+        }
+        return Message(mti="1520" if self.dialect.family == "1993" else "0500", fields=fields)
 
     async def send(self, message: Message, *, mac: bool = True) -> None:
         if mac and self.tak is not None:
@@ -237,6 +290,9 @@ def switch_config(
             }
         ],
     }
+    if "preauth_window_s" in over:
+        doc["reversal"] = {"preauth_completion_window_s": over.pop("preauth_window_s")}
+    doc["saf"] = {"backoff_initial_s": over.pop("saf_backoff_s", 0.2), "backoff_max_s": 1.0}
     assert not over, f"unknown overrides {over}"
     return parse_config(doc, source="test")
 
