@@ -19,7 +19,6 @@ import timeit
 from collections.abc import Callable
 
 import iso8583
-
 from forecourt.codecs.dialect import Dialect, decode, encode, get_dialect
 from forecourt.codecs.framing import FrameDecoder, Framing, encode_frame
 from forecourt.codecs.message import Message

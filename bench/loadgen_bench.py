@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import subprocess
 import sys
 import tempfile
@@ -30,6 +31,12 @@ framing = "2b"
 [record]
 keep = 10000
 """
+
+
+def _cpu_seconds(pid: int) -> float:
+    """User + system CPU of a process, from /proc (Linux)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def main() -> int:
@@ -55,6 +62,8 @@ def main() -> int:
             time.sleep(1.5)
             for processes in args.processes:
                 report = Path(tmp) / f"load-{processes}.json"
+                host_cpu = _cpu_seconds(host.pid)
+                before = resource.getrusage(resource.RUSAGE_CHILDREN)
                 subprocess.run(
                     [
                         *FORECOURT,
@@ -80,7 +89,11 @@ def main() -> int:
                     stdout=subprocess.DEVNULL,
                     cwd=ROOT,
                 )
+                after = resource.getrusage(resource.RUSAGE_CHILDREN)
+                load_cpu = (after.ru_utime + after.ru_stime) - (before.ru_utime + before.ru_stime)
+                host_cpu = _cpu_seconds(host.pid) - host_cpu
                 data = json.loads(report.read_text())
+                answered = max(1, data["answered"])
                 print(
                     json.dumps(
                         {
@@ -90,6 +103,9 @@ def main() -> int:
                             "latency_ms": data["latency_ms"],
                             "timeouts": data["timeouts"],
                             "errors": data["errors"],
+                            # CPU cost per request: what each side could do with a core of its own.
+                            "loadgen_us_per_request": round(load_cpu / answered * 1e6, 1),
+                            "host_us_per_request": round(host_cpu / answered * 1e6, 1),
                         }
                     )
                 )

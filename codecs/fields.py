@@ -319,7 +319,7 @@ SUBELEMENTS_48: dict[int, Layout] = {
     9: _sub("z", "LL", 37, "Track 2 for second card"),
     10: _sub("an", "LL", 76, "Track 1 for second card"),
     14: _sub("an", "", 2, "PIN encryption methodology"),
-    33: _sub("an", "LL", 104, "Track 3 for second card"),
+    33: _sub("an", "LLL", 104, "Track 3 for second card"),  # 104 needs three digits
     37: _sub("an", "", 1, "Vehicle identification entry mode"),
     38: _sub("n", "", 1, "Pump linked indicator"),
     39: _sub("n", "", 10, "Delivery note number"),
@@ -408,7 +408,7 @@ def encode_field48(elements: Mapping[int, str | bytes]) -> str:
                 raise EncodeError("48", f"sub-element {number}: not ISO 8859-1") from None
         digits = _PREFIX_DIGITS[layout.prefix]
         if digits:
-            if len(raw) > layout.length:
+            if len(raw) > layout.length or len(raw) >= 10**digits:
                 raise EncodeError("48", f"sub-element {number}: longer than {layout.length}")
             body += b"%0*d" % (digits, len(raw))
         elif len(raw) != layout.length:

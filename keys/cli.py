@@ -60,6 +60,12 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     )
     p.add_argument("terminal_id")
     p.add_argument("--algorithm", choices=["tdes", "aes"], default="tdes")
+    p.add_argument(
+        "--component",
+        action="append",
+        metavar="HEX",
+        help="load a KEK the terminal already holds (two components) instead of a new one",
+    )
 
     p = leaf("add-acquirer", _add_acquirer, "register an acquirer link from ZMK components")
     p.add_argument("name")
@@ -157,12 +163,23 @@ def _init(args: argparse.Namespace) -> int:
 
 
 def _add_terminal(args: argparse.Namespace) -> int:
+    comps = None
+    if args.component:
+        comps = [_hex(c, "component") for c in args.component]
+        if len(comps) != 2:
+            raise UsageError("give exactly two --component values")
     with _open(args) as store:
-        c = store.add_terminal(args.terminal_id, Family(args.algorithm), actor=_actor())
+        c = store.add_terminal(
+            args.terminal_id, Family(args.algorithm), actor=_actor(), components=comps
+        )
     print(f"terminal {c.terminal_id} registered ({c.algorithm.value})")
-    print("Load this KEK into the terminal now; it is not shown again.")
-    for i, (comp, ckcv) in enumerate(zip(c.components, c.component_kcvs, strict=True), 1):
-        print(f"  component {i}: {comp.hex().upper()}  KCV {ckcv}")
+    if comps is not None:
+        for i, ckcv in enumerate(c.component_kcvs, 1):
+            print(f"  component {i} KCV {ckcv}")
+    else:
+        print("Load this KEK into the terminal now; it is not shown again.")
+        for i, (comp, ckcv) in enumerate(zip(c.components, c.component_kcvs, strict=True), 1):
+            print(f"  component {i}: {comp.hex().upper()}  KCV {ckcv}")
     print(f"  KEK KCV:     {c.kcv}")
     print("First working keys TAK/TPK/TDK v1 are active; the terminal gets them at sign-on.")
     return 0

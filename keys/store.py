@@ -519,15 +519,26 @@ class KeyStore:
         *,
         actor: str = "api",
         now: float | None = None,
+        components: Sequence[bytes] | None = None,
     ) -> KekCeremony:
         """Register a terminal: a fresh KEK from two random components (the key
-        ceremony) and first working keys TAK/TPK/TDK, version 1, active."""
+        ceremony) and first working keys TAK/TPK/TDK, version 1, active.
+
+        `components` loads a KEK the terminal already holds (two clear components,
+        e.g. a certification test key) instead of making a new one."""
         if not _TERMINAL_ID.match(terminal_id):
             raise InvalidName("terminal id must be 1 to 8 letters or digits")
         fam = Family(family)
         algorithm = fam.kek_algorithm
         t = self._now(now)
-        c1, c2 = generate_key(algorithm), generate_key(algorithm)
+        if components is not None:
+            if len(components) != 2 or any(len(c) != algorithm.key_length for c in components):
+                raise InvalidKey(
+                    f"a {algorithm.value} KEK is loaded from two {algorithm.key_length}-byte components"
+                )
+            c1, c2 = bytes(components[0]), bytes(components[1])
+        else:
+            c1, c2 = generate_key(algorithm), generate_key(algorithm)
         kek = xor(c1, c2)
         if not algorithm.is_aes:
             kek = adjust_parity(kek)

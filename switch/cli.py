@@ -16,6 +16,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "forecourt.switch.journal_cli",
     "forecourt.switch.serve_cli",
     "forecourt.simulators.cli",
+    "forecourt.switch.demo",
 )
 
 

@@ -147,6 +147,14 @@ class ReversalConfig:
 
 
 @attrs.frozen
+class KeysConfig:
+    """Working-key policy: how long a replaced key is still accepted, how old a key may be."""
+
+    grace_s: float = 300.0
+    max_age_s: float = 86400.0
+
+
+@attrs.frozen
 class MetricsConfig:
     host: str = "127.0.0.1"
     port: int = 0  # 0 = no metrics endpoint
@@ -183,6 +191,7 @@ class SwitchConfig:
     acquirers: tuple[AcquirerConfig, ...] = ()
     saf: SafConfig = SafConfig()
     reversal: ReversalConfig = ReversalConfig()
+    keys: KeysConfig = KeysConfig()
     metrics: MetricsConfig = MetricsConfig()
     logging: LoggingConfig = LoggingConfig()
     journal: JournalConfig = JournalConfig()
@@ -391,7 +400,12 @@ def parse_config(
             raise s.error("terminal_group", f"no terminal group named {listener.terminal_group!r}")
         listeners.append(listener)
     _unique(root, "listeners", [x.name for x in listeners])
-    _unique(root, "listeners", [f"{x.host}:{x.port}" for x in listeners], what="address")
+    _unique(
+        root,
+        "listeners",
+        [f"{x.host}:{x.port}" if x.port else f"ephemeral-{i}" for i, x in enumerate(listeners)],
+        what="address",
+    )
 
     acquirers = [_acquirer(s) for s in root.tables("acquirers")]
     _unique(root, "acquirers", [a.name for a in acquirers])
@@ -431,6 +445,13 @@ def parse_config(
         ),
     )
     rv.finish()
+
+    ks = root.table("keys")
+    keys = KeysConfig(
+        grace_s=ks.float_("grace_s", 300.0, 0.0, 7 * 86400.0),
+        max_age_s=ks.float_("max_age_s", 86400.0, 60.0, 365 * 86400.0),
+    )
+    ks.finish()
     root.finish()
     return SwitchConfig(
         node=node,
@@ -443,6 +464,7 @@ def parse_config(
         acquirers=tuple(acquirers),
         saf=saf,
         reversal=reversal,
+        keys=keys,
         metrics=metrics,
         logging=logging_,
         journal=journal,

@@ -68,12 +68,21 @@ def _location(p: argparse.ArgumentParser) -> None:
 def _cmd(fn: Any) -> Any:
     def run(args: argparse.Namespace) -> int:
         try:
-            return int(fn(args, Console(soft_wrap=True)))
+            return int(fn(args, _console()))
         except (_BadInput, JournalError, ConfigError) as exc:
             print(f"forecourt: error: {exc}", file=sys.stderr)
             return 2
 
     return run
+
+
+def _console() -> Console:
+    """Rich tables; wide when piped, so columns are not cut for grep and less."""
+    try:
+        tty = sys.stdout.isatty()
+    except (AttributeError, ValueError):
+        tty = False
+    return Console(width=None if tty else 200, soft_wrap=True)
 
 
 def _target(args: argparse.Namespace) -> Path | str:

@@ -21,6 +21,7 @@ from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from forecourt.codecs.dialect import get_dialect
 from forecourt.codecs.framing import Framing
 from forecourt.keys.lmk import Lmk, default_lmk_path, load_lmk
+from forecourt.keys.model import KeyPolicy
 from forecourt.keys.store import KeyStore
 from forecourt.switch.acquirer_link import AcquirerLink, MacKey, link_settings
 from forecourt.switch.config import ListenerConfig, SwitchConfig
@@ -188,8 +189,9 @@ async def run_switch(
     metrics = SwitchMetrics()
     if lmk is None:
         lmk = await trio.to_thread.run_sync(lambda: load_lmk(default_lmk_path(config.data_dir)))
+    policy = KeyPolicy(max_age=config.keys.max_age_s, grace=config.keys.grace_s)
     store = await trio.to_thread.run_sync(
-        lambda: KeyStore.open(config.data_dir, dsn=config.database, lmk=lmk)
+        lambda: KeyStore.open(config.data_dir, dsn=config.database, lmk=lmk, policy=policy)
     )
     try:
         keys = KeyringCache(store)

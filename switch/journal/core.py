@@ -162,7 +162,6 @@ class Journal:
                 if not p.done.is_set():
                     p.outcome = closed
                     p.done.set()
-            self._receive.close()
             while True:
                 try:
                     p = self._receive.receive_nowait()
@@ -170,6 +169,7 @@ class Journal:
                     break
                 p.outcome = closed
                 p.done.set()
+            self._receive.close()  # later writers get JournalClosed at once
 
     async def aclose(self) -> None:
         """Stop taking writes; the writer commits what is queued, then ends."""

@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 import trio
+import trio.testing
 from forecourt.switch.config import parse_config
 from forecourt.switch.journal import (
     MIGRATIONS,
@@ -385,7 +386,7 @@ async def test_shift_totals(tmp_path: Path) -> None:
     async with open_journal(tmp_path / "j.db") as journal:
 
         async def txn(state: str, amount: int, **kw: Any) -> None:
-            r = row(shift_id="S7", amount=amount, **kw)
+            r = row(**{"shift_id": "S7", "amount": amount, **kw})
             await journal.record_received(r)
             await journal.update(r.txn_id, state=state)
 

@@ -1,0 +1,259 @@
+"""`forecourt demo`: the switch, an acquirer simulator and the certification suite.
+
+One process tree, embedded defaults: keys made in a data directory (a temporary
+one unless given), the switch on an SQLite journal, the acquirer simulator with
+rules that approve, decline, partially approve and time out, the certification
+scripts of conf/cert/ against the switch, a short load run, then a clean stop.
+Exit 0 only when every certification case passed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import functools
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import attrs
+import trio
+from rich.console import Console
+from rich.table import Table
+
+from forecourt.codecs.errors import CodecError
+from forecourt.keys.errors import KeysError
+from forecourt.keys.lmk import Lmk, default_lmk_path, load_lmk
+from forecourt.keys.store import KeyStore
+from forecourt.simulators.acquirer import AcquirerSimulator, load_acquirer_config
+from forecourt.simulators.load import LoadOptions, LoadResult, run_load
+from forecourt.simulators.loadkeys import macs_for
+from forecourt.simulators.script import load_script
+from forecourt.simulators.terminal import CaseResult, run_script
+from forecourt.simulators.wire import wire_format
+from forecourt.switch.config import SwitchConfig, parse_config
+from forecourt.switch.log import configure_logging
+from forecourt.switch.server import RunningSwitch, run_switch
+
+REPO = Path(__file__).resolve().parents[1]
+CONF = REPO / "conf"
+# The certification scripts' terminals hold this test KEK (two components XOR to it).
+TEST_KEK = bytes.fromhex("0123456789ABCDEFFEDCBA9876543210")
+TEST_COMPONENT_1 = bytes.fromhex("1F1F1F1F1F1F1F1F2E2E2E2E2E2E2E2E")
+CERT_TERMINALS = ("T0000001", "T0000002", "T0000003", "T0000004")
+LOAD_TERMINALS = 20
+
+
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    parser = subparsers.add_parser(
+        "demo", help="run the switch, an acquirer simulator and the certification suite"
+    )
+    parser.add_argument("--data-dir", type=Path, help="keep keys and journal here (default: temp)")
+    parser.add_argument("--load-seconds", type=float, default=3.0, help="0 skips the load run")
+    parser.add_argument("--cert", type=Path, default=CONF / "cert", help="certification scripts")
+    parser.add_argument("--verbose", action="store_true", help="show the switch's log")
+    parser.set_defaults(func=run)
+
+
+def _prepare_keys(data_dir: Path) -> Lmk:
+    """The LMK and a store with the certification and load terminals registered."""
+    lmk_path = default_lmk_path(data_dir)
+    if not lmk_path.exists():
+        KeyStore.init(data_dir).close()
+    lmk = load_lmk(lmk_path)
+    store = KeyStore.open(data_dir, lmk=lmk)
+    try:
+        component_2 = bytes(a ^ b for a, b in zip(TEST_KEK, TEST_COMPONENT_1, strict=True))
+        for terminal_id in CERT_TERMINALS:
+            if not store.is_registered(terminal_id):
+                store.add_terminal(
+                    terminal_id, actor="demo", components=(TEST_COMPONENT_1, component_2)
+                )
+        for n in range(1, LOAD_TERMINALS + 1):
+            terminal_id = f"L{n:07d}"
+            if not store.is_registered(terminal_id):
+                store.add_terminal(terminal_id, actor="demo")
+    finally:
+        store.close()
+    return lmk
+
+
+def demo_config(data_dir: Path, acquirer_port: int) -> SwitchConfig:
+    doc: dict[str, Any] = {
+        "node": "demo",
+        "data_dir": str(data_dir),
+        "default_route": "acquirer-sim",
+        "logging": {"level": "warning", "format": "console"},
+        "keys": {"grace_s": 2.0},
+        "saf": {"backoff_initial_s": 0.5, "backoff_max_s": 5.0},
+        "listeners": [
+            {
+                "name": "ifsf",
+                "host": "127.0.0.1",
+                "port": 0,
+                "dialect": "ifsf",
+                "terminal_group": "forecourt",
+            },
+            {
+                "name": "iso87",
+                "host": "127.0.0.1",
+                "port": 0,
+                "dialect": "iso87ascii",
+                "framing": "4a",
+                "terminal_group": "forecourt",
+            },
+        ],
+        "terminal_groups": [
+            {
+                "name": "forecourt",
+                "terminals": "registry",
+                "mac_required": True,
+                "max_in_flight": 8,
+                "mac_failures_before_lock": 5,
+            }
+        ],
+        "acquirers": [
+            {
+                "name": "acquirer-sim",
+                "host": "127.0.0.1",
+                "port": acquirer_port,
+                "dialect": "ifsf",
+                "mac": False,
+                "connections": 2,
+                "max_in_flight": 500,
+                "request_timeout_s": 2.0,
+                "echo_interval_s": 30.0,
+                "sign_on": True,
+                "reconnect_initial_s": 0.1,
+                "reconnect_max_s": 2.0,
+                "acquirer_id": "12345678",
+            }
+        ],
+    }
+    return parse_config(doc, source="demo")
+
+
+@attrs.frozen
+class DemoResult:
+    results: dict[str, list[CaseResult]]
+    load: LoadResult | None
+    seconds: float
+
+    @property
+    def passed(self) -> bool:
+        return all(r.passed for case in self.results.values() for r in case)
+
+
+async def run_demo(
+    data_dir: Path, cert_dir: Path, load_seconds: float, console: Console
+) -> DemoResult:
+    started = time.monotonic()
+    lmk = await trio.to_thread.run_sync(_prepare_keys, data_dir)
+    acquirer_config = attrs.evolve(
+        load_acquirer_config(CONF / "sim" / "acquirer.toml"), port=0, zak=None, record_file=None
+    )
+    acquirer = AcquirerSimulator(acquirer_config)
+    scripts = sorted(cert_dir.glob("*.toml"))
+    stop = trio.Event()
+    results: dict[str, list[CaseResult]] = {}
+    load: LoadResult | None = None
+    async with trio.open_nursery() as nursery:
+        acquirer_port = await nursery.start(acquirer.run)
+        config = demo_config(data_dir, acquirer_port)
+        running: RunningSwitch = await nursery.start(
+            functools.partial(run_switch, config, stop=stop, lmk=lmk)
+        )
+        console.print(
+            f"switch up: ifsf on 127.0.0.1:{running.ports['ifsf']}, iso87ascii on "
+            f"127.0.0.1:{running.ports['iso87']}; acquirer simulator on 127.0.0.1:{acquirer_port}"
+        )
+        await trio.sleep(0.3)  # let the acquirer link sign on
+
+        async def certify(path: Path) -> None:
+            script = load_script(path)
+            port = running.ports["ifsf" if script.terminal.wire.family == "1993" else "iso87"]
+            results[script.name] = await run_script(script, ("127.0.0.1", port))
+
+        console.print(f"running {len(scripts)} certification scripts ...")
+        async with trio.open_nursery() as certs:
+            for path in scripts:
+                certs.start_soon(certify, path)
+        if load_seconds > 0:
+            console.print(f"load: {LOAD_TERMINALS} terminals for {load_seconds:g} s ...")
+            load = await _load(data_dir, running.ports["ifsf"], load_seconds)
+        stop.set()
+        with trio.move_on_after(30):
+            while nursery.child_tasks and any("run_switch" in t.name for t in nursery.child_tasks):
+                await trio.sleep(0.05)
+        nursery.cancel_scope.cancel()
+    return DemoResult(results, load, time.monotonic() - started)
+
+
+async def _load(data_dir: Path, port: int, seconds: float) -> LoadResult:
+    options = LoadOptions(
+        host="127.0.0.1",
+        port=port,
+        wire=wire_format("ifsf"),
+        terminals=LOAD_TERMINALS,
+        duration_s=seconds,
+        concurrency=LOAD_TERMINALS,
+        terminal_prefix="L",
+        timeout_s=5.0,
+    )
+    macs = await trio.to_thread.run_sync(
+        macs_for, {"mode": "store", "data_dir": str(data_dir)}, options.terminal_ids()
+    )
+    return await run_load(attrs.evolve(options, macs=macs))
+
+
+def show(result: DemoResult, console: Console) -> None:
+    table = Table(title="certification")
+    table.add_column("script")
+    table.add_column("case")
+    table.add_column("result")
+    table.add_column("time", justify="right")
+    table.add_column("reason")
+    for script, cases in result.results.items():
+        for case in cases:
+            table.add_row(
+                script,
+                case.name,
+                "[green]pass[/green]" if case.passed else "[red]FAIL[/red]",
+                f"{case.seconds:.2f}s",
+                case.reason or "",
+            )
+    console.print(table)
+    total = sum(len(c) for c in result.results.values())
+    passed = sum(1 for c in result.results.values() for r in c if r.passed)
+    console.print(f"certification: {passed}/{total} cases passed")
+    if result.load is not None:
+        summary = result.load.as_dict()
+        lat = summary["latency_ms"]
+        console.print(
+            f"load: {summary['answered']} answered in {summary['duration_s']} s = "
+            f"{summary['throughput_per_s']}/s; latency p50 {lat['p50_ms']} ms, "
+            f"p99 {lat['p99_ms']} ms; action codes {summary['by_action_code']}; "
+            f"timeouts {summary['timeouts']}, errors {summary['errors']}"
+        )
+    console.print(f"demo finished in {result.seconds:.1f} s")
+
+
+def run(args: argparse.Namespace) -> int:
+    console = Console()
+    configure_logging("info" if args.verbose else "error", "console", stream=sys.stderr)
+    temporary = args.data_dir is None
+    data_dir = Path(tempfile.mkdtemp(prefix="forecourt-demo-")) if temporary else args.data_dir
+    data_dir.mkdir(parents=True, exist_ok=True)
+    console.print(f"data directory: {data_dir}")
+    try:
+        result = trio.run(run_demo, data_dir, args.cert, args.load_seconds, console)
+    except (KeysError, CodecError, OSError) as exc:
+        print(f"forecourt demo: {exc}", file=sys.stderr)
+        return 2
+    finally:
+        if temporary:
+            shutil.rmtree(data_dir, ignore_errors=True)
+    show(result, console)
+    return 0 if result.passed else 1
