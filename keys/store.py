@@ -534,7 +534,8 @@ class KeyStore:
         if components is not None:
             if len(components) != 2 or any(len(c) != algorithm.key_length for c in components):
                 raise InvalidKey(
-                    f"a {algorithm.value} KEK is loaded from two {algorithm.key_length}-byte components"
+                    f"a {algorithm.value} KEK is loaded from two"
+                    f" {algorithm.key_length}-byte components"
                 )
             c1, c2 = bytes(components[0]), bytes(components[1])
         else:

@@ -20,9 +20,6 @@ from typing import Any
 
 import attrs
 import trio
-from rich.console import Console
-from rich.table import Table
-
 from forecourt.codecs.errors import CodecError
 from forecourt.keys.errors import KeysError
 from forecourt.keys.lmk import Lmk, default_lmk_path, load_lmk
@@ -36,6 +33,8 @@ from forecourt.simulators.wire import wire_format
 from forecourt.switch.config import SwitchConfig, parse_config
 from forecourt.switch.log import configure_logging
 from forecourt.switch.server import RunningSwitch, run_switch
+from rich.console import Console
+from rich.table import Table
 
 REPO = Path(__file__).resolve().parents[1]
 CONF = REPO / "conf"

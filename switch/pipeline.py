@@ -22,7 +22,6 @@ from typing import Protocol
 
 import attrs
 import structlog
-
 from forecourt.codecs.action_codes import Outcome, code_for, is_approved
 from forecourt.codecs.dialect import Dialect, decode, encode, encode_with_mac, identify, mac_input
 from forecourt.codecs.errors import CodecError, DecodeError
@@ -635,10 +634,7 @@ class Pipeline:
                 record.route = preauth.route
         if link is None:
             routed = self._link_for(request, record)
-            if isinstance(routed, Outcome):
-                link = self.links.get(record.route or "")
-            else:
-                link = routed
+            link = self.links.get(record.route or "") if isinstance(routed, Outcome) else routed
         if link is None:
             record.state = "declined"
             return local_answer(request, family, Outcome.ISSUER_UNAVAILABLE)

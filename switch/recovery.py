@@ -13,7 +13,6 @@ import time
 
 import attrs
 import structlog
-
 from forecourt.codecs.dialect import Dialect
 from forecourt.switch.journal import Journal, RetrySaf, WriteOp
 from forecourt.switch.pipeline import Pipeline

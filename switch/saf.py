@@ -16,7 +16,6 @@ from collections.abc import Mapping
 
 import structlog
 import trio
-
 from forecourt.codecs.action_codes import Outcome, outcome_of
 from forecourt.codecs.mti import mti_class, repeat_mti
 from forecourt.switch.acquirer_link import AcquirerLink, LinkError

@@ -58,9 +58,11 @@ class TerminalSession:
                     await self._read(nursery)
         finally:
             self._open = False
-            with trio.CancelScope(shield=True):
-                with contextlib.suppress(trio.BrokenResourceError, OSError):
-                    await self._stream.aclose()
+            with (
+                trio.CancelScope(shield=True),
+                contextlib.suppress(trio.BrokenResourceError, OSError),
+            ):
+                await self._stream.aclose()
 
     async def _read(self, nursery: trio.Nursery) -> None:
         decoder = FrameDecoder(self._framing)

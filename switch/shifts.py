@@ -11,7 +11,6 @@ import time
 from typing import Any
 
 import attrs
-
 from forecourt.codecs.message import Message
 from forecourt.switch.journal import ShiftTotals
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import attrs
-
 from forecourt.codecs.message import Message
 from forecourt.switch.journal import JournalRow, WriteOp
 

@@ -72,24 +72,29 @@ async def test_too_many_connections_refused_at_accept(tmp_path: Path) -> None:
 
 
 async def test_link_down_answers_912_within_the_timeout(tmp_path: Path) -> None:
-    async with started_switch(tmp_path, link_up=False, request_timeout_s=2.0) as sut:
-        async with sut.terminal() as t:
-            started = trio.current_time()
-            answer = await t.exchange(t.purchase(100))
-            assert answer.fields["39"] == "912"
-            assert trio.current_time() - started < 2.0
+    async with (
+        started_switch(tmp_path, link_up=False, request_timeout_s=2.0) as sut,
+        sut.terminal() as t,
+    ):
+        started = trio.current_time()
+        answer = await t.exchange(t.purchase(100))
+        assert answer.fields["39"] == "912"
+        assert trio.current_time() - started < 2.0
 
 
 async def test_link_full_answers_912_at_once(tmp_path: Path) -> None:
-    async with started_switch(tmp_path, link_max_in_flight=1, request_timeout_s=5.0) as sut:
-        async with sut.terminal() as slow, sut.terminal("T0000002") as fast:
-            await slow.send(slow.purchase(200000))  # holds the link's only slot for 2 s
-            await trio.sleep(0.2)
-            started = trio.current_time()
-            answer = await fast.exchange(fast.purchase(100))
-            assert answer.fields["39"] == "912"
-            assert trio.current_time() - started < 1.0
-            assert (await slow.receive(timeout=5)).fields["39"] == "000"
+    async with (
+        started_switch(tmp_path, link_max_in_flight=1, request_timeout_s=5.0) as sut,
+        sut.terminal() as slow,
+        sut.terminal("T0000002") as fast,
+    ):
+        await slow.send(slow.purchase(200000))  # holds the link's only slot for 2 s
+        await trio.sleep(0.2)
+        started = trio.current_time()
+        answer = await fast.exchange(fast.purchase(100))
+        assert answer.fields["39"] == "912"
+        assert trio.current_time() - started < 1.0
+        assert (await slow.receive(timeout=5)).fields["39"] == "000"
 
 
 async def test_shutdown_lets_in_flight_transactions_finish(tmp_path: Path) -> None:

@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 import structlog
 import trio
-
 from forecourt.switch.log import configure_logging
+
 from tests.switch.harness import TEST_PAN, started_switch
 
 

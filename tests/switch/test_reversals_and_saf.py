@@ -6,9 +6,9 @@ from collections.abc import Callable
 from pathlib import Path
 
 import trio
-
 from forecourt.codecs.network import NetworkFunction, network_request
 from forecourt.switch.journal import JournalRow, open_journal
+
 from tests.switch.harness import SwitchUnderTest, started_switch
 
 
@@ -88,7 +88,7 @@ async def test_pay_at_pump_preauth_then_completion(tmp_path: Path) -> None:
         assert answer.mti == "1230"
         assert answer.fields["39"] == "000"
         await _until(lambda: "1220" in _host_mtis(sut))
-        host_completion = [m for m in sut.host.received if m.mti == "1220"][0]
+        host_completion = next(m for m in sut.host.received if m.mti == "1220")
         assert host_completion.fields["4"] == "000000006234"
         assert host_completion.fields["24"] == "202"
     rows = {r.request_mti: r for r in await _rows(tmp_path)}

@@ -9,9 +9,9 @@ import sys
 from pathlib import Path
 
 import trio
-
 from forecourt.codecs.dialect import get_dialect
 from forecourt.switch.journal import open_journal
+
 from tests.switch.harness import SmallHost, Terminal, _unused_port
 
 FORECOURT = [sys.executable, "-m", "forecourt.switch.cli"]
