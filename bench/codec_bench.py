@@ -84,8 +84,9 @@ TYPICAL_0200_BCD = TYPICAL_0200.with_fields({35: TYPICAL_0200.fields["35"].repla
 
 
 def _best_us(funcs: list[Callable[[], object]], number: int, repeat: int) -> list[float]:
-    """CPU microseconds per call, best of `repeat` rounds; the functions take
-    turns within each round so that load from elsewhere hits them alike."""
+    """CPU microseconds per call, best of `repeat` short rounds; the functions
+    take turns within each round so that load from elsewhere hits them alike,
+    and the best round is one the rest of the machine left alone."""
     timers = [timeit.Timer(f, timer=time.process_time) for f in funcs]
     best = [float("inf")] * len(funcs)
     for _ in range(repeat):
@@ -141,7 +142,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--quick", action="store_true", help="fewer iterations (smoke test)")
     args = parser.parse_args(argv)
-    number, repeat = (200, 3) if args.quick else (2000, 15)
+    number, repeat = (100, 3) if args.quick else (200, 80)
     ifsf, iso87 = get_dialect("ifsf"), get_dialect("iso87ascii")
     result = {
         "python": platform.python_version(),

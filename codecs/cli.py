@@ -74,7 +74,7 @@ def run_decode(args: argparse.Namespace) -> int:
             out["tpdu"] = frame.tpdu.hex().upper()
     except (CodecError, _InputError) as exc:
         return _fail(str(exc))
-    print(json.dumps(out, ensure_ascii=False))
+    print(json.dumps(out))  # ASCII escapes: safe on any terminal encoding
     return 0
 
 

@@ -181,7 +181,7 @@ def encode_with_mac(dialect: Dialect, msg: Message, mac: Callable[[bytes], bytes
 
 def _mac_field_for(msg: Message) -> str:
     for key in msg.fields:
-        if key != "64" and key != "128" and int(key) > 64:
+        if key.isdigit() and key not in ("64", "128") and int(key) > 64:
             return "128"
     return "64"
 

@@ -642,6 +642,21 @@ class KeyStore:
             rows = tx.query(sql + " ORDER BY owner, key_type, version", params)
         return [_KeyRow.of(r).info() for r in rows]
 
+    def audit_mark(self) -> int:
+        """The newest key audit row's id: where `changed_since` starts."""
+        with self._db.read() as tx:
+            rows = tx.query("SELECT max(id) FROM key_audit")
+        return int(rows[0][0] or 0) if rows else 0
+
+    def changed_since(self, mark: int) -> tuple[int, set[str]]:
+        """Owners with key audit rows after `mark` (a rotation, an activation, a
+        new registration: made by any process sharing the store), and the new mark."""
+        with self._db.read() as tx:
+            rows = tx.query("SELECT id, owner FROM key_audit WHERE id > ? ORDER BY id", (mark,))
+        if not rows:
+            return mark, set()
+        return int(rows[-1][0]), {str(r[1]) for r in rows}
+
     def audit(self, since: float | None = None, owner: str | None = None) -> list[AuditEntry]:
         sql = (
             "SELECT at, actor, action, owner, key_type, old_version, old_kcv, new_version,"

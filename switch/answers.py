@@ -44,7 +44,8 @@ def relay_answer(
             fields[echoed] = value
     if "32" not in request.fields:
         fields.pop("32", None)
+    mti = response_mti(request.mti)
     code = fields.get("39")
     if code is not None and terminal_family != host_family:
-        fields["39"] = to_1987(code) if terminal_family == "1987" else to_1993(code)
-    return Message(mti=response_mti(request.mti), fields=fields)
+        fields["39"] = to_1987(code) if terminal_family == "1987" else to_1993(code, mti)
+    return Message(mti=mti, fields=fields)

@@ -8,15 +8,22 @@ journal never holds one.
 from __future__ import annotations
 
 import argparse
+import re
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import psycopg
 from forecourt.switch.config import ConfigError, load_config
 from forecourt.switch.journal.core import open_backend
 from forecourt.switch.journal.model import JournalError, SafState, TxnState
+from forecourt.switch.journal.postgres import PostgresReader
 from forecourt.switch.journal.sqlite import SqliteReader
+from forecourt.switch.operator_reversal import add_parser as add_reverse_parser
+from psycopg.rows import dict_row
 from rich.console import Console
 from rich.table import Table
 
@@ -50,6 +57,8 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     p.add_argument("--terminal", required=True)
     p.add_argument("--shift", required=True)
     p.set_defaults(func=_cmd(_totals))
+
+    add_reverse_parser(jsub, _location)
 
     db = subparsers.add_parser("db", help="journal database administration")
     dsub = db.add_subparsers(dest="db_command", required=True)
@@ -96,10 +105,44 @@ def _target(args: argparse.Namespace) -> Path | str:
     return Path("data") / "journal.db"
 
 
-def _reader(args: argparse.Namespace) -> SqliteReader:
+class _OneConnection:
+    """Stands in for a pool: the CLI reads on one connection (and fails fast)."""
+
+    def __init__(self, dsn: str) -> None:
+        try:
+            self._conn = psycopg.connect(
+                dsn, autocommit=True, row_factory=dict_row, connect_timeout=10
+            )
+        except psycopg.Error as exc:
+            raise _BadInput(
+                f"cannot connect to the PostgreSQL journal: {type(exc).__name__}"
+            ) from None
+
+    @contextmanager
+    def connection(self) -> Iterator[psycopg.Connection[dict[str, Any]]]:
+        yield self._conn
+
+    def close(self) -> None:
+        self._conn.close()
+
+
+class _PgReader(PostgresReader):
+    def __init__(self, dsn: str) -> None:
+        self._one = _OneConnection(dsn)
+        super().__init__(self._one)
+
+    def close(self) -> None:
+        self._one.close()
+
+
+def _reader(args: argparse.Namespace) -> SqliteReader | PostgresReader:
     target = _target(args)
     if isinstance(target, str):
-        raise _BadInput("the PostgreSQL journal is not available yet")
+        pg = _PgReader(target)
+        if pg.schema_version() == 0:
+            pg.close()
+            raise _BadInput("the database has no journal schema (run `forecourt db migrate`)")
+        return pg
     if not target.exists():
         raise _BadInput(f"no journal at {target} (run `forecourt db migrate` or start the switch)")
     reader = SqliteReader(target)
@@ -250,6 +293,11 @@ def _totals(args: argparse.Namespace, console: Console) -> int:
     return 0
 
 
+def _redact_dsn(dsn: str) -> str:
+    """The DSN without a password (never print a secret)."""
+    return re.sub(r"(://[^:/@]+):[^@]*@", r"\1:***@", dsn)
+
+
 def _migrate(args: argparse.Namespace, console: Console) -> int:
     target = _target(args)
     backend = open_backend(target)
@@ -257,5 +305,6 @@ def _migrate(args: argparse.Namespace, console: Console) -> int:
         version = backend.schema_version()
     finally:
         backend.close()
-    console.print(f"journal {target}: schema version {version}")
+    shown = target if isinstance(target, Path) else _redact_dsn(target)
+    console.print(f"journal {shown}: schema version {version}")
     return 0

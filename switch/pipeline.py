@@ -22,6 +22,7 @@ from typing import Protocol
 
 import attrs
 import structlog
+import trio
 from forecourt.codecs.action_codes import Outcome, code_for, is_approved
 from forecourt.codecs.dialect import Dialect, decode, encode, encode_with_mac, identify, mac_input
 from forecourt.codecs.errors import CodecError, DecodeError
@@ -58,7 +59,8 @@ from forecourt.switch.translate import across_families, convert_mti
 
 log = structlog.get_logger("forecourt.pipeline")
 
-# A parked reversal waits this long unless something makes it due sooner.
+# A parked reversal waits this long unless something makes it due sooner
+# (beyond the journal's PARKED_HORIZON_S, so it is not counted as SAF work).
 _PARKED_S = 10 * 365 * 86400.0
 
 
@@ -396,6 +398,11 @@ class Pipeline:
             if not self.settings.duplicates_from_journal:
                 return None
             row = await self.journal.find_by_terminal_key(*key)
+            if row is not None and row.response_raw is None and row.state == "forwarded":
+                # in flight at another node: wait for its answer, never forward twice
+                row = await self._answered_elsewhere(key, row)
+                if row is None:
+                    return await self._answer_local(ctx, request, key[1], Outcome.DUPLICATE)
             if row is None or row.response_raw is None:
                 return None
             finished = self.remember(key, row, ctx.dialect)
@@ -407,6 +414,20 @@ class Pipeline:
             return await self._answer_local(ctx, request, key[1], Outcome.DUPLICATE)
         bound.info("retransmission_replayed", txn_id=finished.txn_id)
         return await self._mac_answer(ctx, key[1], _as_reply_to(finished.answer, request))
+
+    async def _answered_elsewhere(self, key: TerminalKey, row: JournalRow) -> JournalRow | None:
+        """Poll the shared journal while another node's request with this key is in
+        flight (bounded by the longest request timeout); None if never answered."""
+        limit = max((link.settings.request_timeout_s for link in self.links.values()), default=5)
+        deadline = trio.current_time() + min(limit, 60.0) + 1.0
+        while trio.current_time() < deadline:
+            await trio.sleep(0.05)
+            got = await self.journal.find_by_terminal_key(*key)
+            if got is None or got.txn_id != row.txn_id:
+                return got
+            if got.response_raw is not None or got.state != "forwarded":
+                return got
+        return None
 
     def remember(
         self, key: TerminalKey, row: JournalRow, dialect: Dialect
@@ -503,18 +524,19 @@ class Pipeline:
         record.state = "approved" if approved else "declined"
         record.approved_amount = relayed.fields.get("4", record.amount) if approved else None
         if record.parked_saf_id is not None:
-            if approved and record.mti_class == "1":
-                # an approved pre-authorisation is reversed unless completed in time
-                record.pending_ops.append(
-                    RetrySaf(
-                        record.parked_saf_id,
-                        "pre-authorisation not completed",
-                        time.time() + self.settings.preauth_window_s,
-                    )
-                )
-                self.shifts.preauth_parked(record.txn_id, record.parked_saf_id)
-            else:
+            if not approved:
                 record.pending_ops.append(CompleteSaf(record.parked_saf_id))
+            else:
+                self.shifts.parked(record.terminal_id, record.txn_id, record.parked_saf_id)
+                if record.mti_class == "1":
+                    # an approved pre-authorisation is reversed unless completed in time
+                    record.pending_ops.append(
+                        RetrySaf(
+                            record.parked_saf_id,
+                            "pre-authorisation not completed",
+                            time.time() + self.settings.preauth_window_s,
+                        )
+                    )
         return relayed
 
     def _arm_reversal(self, record: TxnRecord, reason: str, at: float) -> None:
@@ -523,25 +545,32 @@ class Pipeline:
             record.pending_ops.append(RetrySaf(record.parked_saf_id, reason, at))
 
     async def undelivered(self, record: TxnRecord) -> None:
-        """The terminal went before it heard an approval: reverse it."""
+        """The terminal went before it heard an approval: reverse it (reason 4020)."""
         if not self.settings.reverse_on_disconnect or record.state != "approved":
             return
-        sent, route = record.sent, record.route
-        if record.mti_class not in ("1", "2") or sent is None or route is None:
+        if record.mti_class not in ("1", "2"):
             return
-        link = self.links.get(route)
-        if link is None:
+        parked = self.shifts.completed(record.txn_id)
+        link = self.links.get(record.route or "")
+        ops: list[WriteOp] = [*self.journal.update_ops(record.txn_id, state="reversal_pending")]
+        if record.sent is not None and link is not None:
+            reversal = switch_reversal(
+                record.sent,
+                record.sent.fields["11"],
+                link.settings.dialect.family,
+                ReversalReason.UNDELIVERED,
+            )
+            ops.append(
+                self.journal.saf_enqueue_op(
+                    record.txn_id, link.name, reversal.mti, saf_payload(reversal)
+                )
+            )
+            if parked is not None:
+                ops.append(CompleteSaf(parked))
+        elif parked is not None:
+            ops.append(RetrySaf(parked, "terminal gone before the answer", time.time()))
+        else:
             return
-        reversal = switch_reversal(
-            sent, sent.fields["11"], link.settings.dialect.family, ReversalReason.UNDELIVERED
-        )
-        ops: list[WriteOp] = [
-            *self.journal.update_ops(record.txn_id, state="reversal_pending"),
-            self.journal.saf_enqueue_op(record.txn_id, route, reversal.mti, saf_payload(reversal)),
-        ]
-        cancel = self.shifts.completed(record.txn_id)
-        if cancel is not None:
-            ops.append(CompleteSaf(cancel))
         await self.journal.write(*ops)
         log.warning("answer_undelivered_reversal_queued", txn_id=record.txn_id)
         if self.saf is not None:
@@ -685,7 +714,7 @@ class Pipeline:
         await self.journal.shift_close(
             record.terminal_id, shift_id, result.as_journal(), result.in_balance
         )
-        self.shifts.closed(record.terminal_id)
+        record.pending_ops += [CompleteSaf(i) for i in self.shifts.closed(record.terminal_id)]
         record.flags = ("in_balance",) if result.in_balance else ("out_of_balance",)
         bound.info("shift_closed", shift_id=shift_id, in_balance=result.in_balance)
         answer = local_answer(request, family, Outcome.APPROVED)

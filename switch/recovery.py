@@ -3,8 +3,9 @@
 Every transaction still `forwarded` may have been approved at the host with no
 answer journalled: its parked reversal becomes due now. One still `received` never
 left the switch: it is marked failed. Recent answers are loaded into the
-in-memory duplicate window, and parked pre-authorisation reversals are
-remembered so that a completion can cancel them.
+in-memory duplicate window, open shifts are restored, and the reversals parked
+for approved transactions are remembered so that a completion, a terminal's
+reversal or a shift close can cancel them.
 """
 
 from __future__ import annotations
@@ -50,8 +51,13 @@ async def recover(
         await journal.write(*ops)
     in_flight = {r.txn_id for r in rows}
     for entry in pending:
-        if entry.txn_id not in in_flight and entry.mti[1] == "4":
-            pipeline.shifts.preauth_parked(entry.txn_id, entry.id)
+        if entry.txn_id in in_flight or entry.next_attempt_at <= now:
+            continue
+        answered = await journal.get(entry.txn_id)
+        if answered is not None and answered.state == "approved" and answered.mti_class in "12":
+            pipeline.shifts.parked(answered.terminal_id, answered.txn_id, entry.id)
+    for terminal_id, shift_id in await journal.open_shifts():
+        pipeline.shifts.restore(terminal_id, shift_id)
     warmed = 0
     if dialect is not None:
         for row in reversed(await journal.list(limit=window)):

@@ -31,7 +31,9 @@ from forecourt.switch.pipeline import ListenerContext, Pipeline, PipelineSetting
 from forecourt.switch.recovery import recover
 from forecourt.switch.saf import SafSender
 from forecourt.switch.session import TerminalSession
+from forecourt.switch.takeover import run_takeover, takeover_threshold
 from forecourt.switch.terminal_keys import KeyringCache
+from forecourt.switch.workers import reuseport_listener
 
 log = structlog.get_logger("forecourt.server")
 
@@ -66,9 +68,13 @@ class Listener:
             self._ssl = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
             self._ssl.load_cert_chain(str(config.tls.certificate), str(config.tls.key))
         self.up = False
+        self.reuse_port = False
 
     async def run(self, *, task_status: trio.TaskStatus[int] = trio.TASK_STATUS_IGNORED) -> None:
-        listeners = await trio.open_tcp_listeners(self.config.port, host=self.config.host)
+        if self.reuse_port:  # `serve --workers N`: N processes share the port
+            listeners = [reuseport_listener(self.config.host, self.config.port)]
+        else:
+            listeners = await trio.open_tcp_listeners(self.config.port, host=self.config.host)
         port = listeners[0].socket.getsockname()[1]
         self.up = True
         log.info("listening", listener=self.config.name, host=self.config.host, port=port)
@@ -183,9 +189,19 @@ async def run_switch(
     *,
     stop: trio.Event,
     lmk: Lmk | None = None,
+    cluster: bool | None = None,
+    reuse_port: bool = False,
     task_status: trio.TaskStatus[RunningSwitch] = trio.TASK_STATUS_IGNORED,
 ) -> None:
-    """Run the switch until `stop` is set, then drain and return."""
+    """Run the switch until `stop` is set, then drain and return.
+
+    `cluster` (default: a shared PostgreSQL `database` is configured): other nodes
+    share the journal and key store — ask the journal about retransmissions, take
+    over what dead nodes left in flight, follow key rotations made elsewhere.
+    `reuse_port`: listen with SO_REUSEPORT (`serve --workers`).
+    """
+    if cluster is None:
+        cluster = config.database is not None
     metrics = SwitchMetrics()
     if lmk is None:
         lmk = await trio.to_thread.run_sync(lambda: load_lmk(default_lmk_path(config.data_dir)))
@@ -212,7 +228,7 @@ async def run_switch(
                 settings=PipelineSettings(
                     reverse_on_disconnect=config.reversal.on_disconnect,
                     preauth_window_s=config.reversal.preauth_completion_window_s,
-                    duplicates_from_journal=config.database is not None,
+                    duplicates_from_journal=cluster,
                 ),
                 saf=saf,
             )
@@ -232,6 +248,8 @@ async def run_switch(
                 Listener(lc, listener_context(config, lc), pipeline, metrics)
                 for lc in config.listeners
             ]
+            for lst in listeners:
+                lst.reuse_port = reuse_port
 
             def healthy() -> bool:
                 return all(lst.up for lst in listeners) and any(
@@ -242,6 +260,18 @@ async def run_switch(
                 for link in links.values():
                     await outer.start(link.run)
                 await outer.start(saf.run)
+                if cluster:
+                    await outer.start(
+                        functools.partial(
+                            run_takeover,
+                            journal,
+                            config.node,
+                            every_s=min(config.saf.lease_s, 30.0),
+                            threshold_s=takeover_threshold(config),
+                            saf=saf,
+                        )
+                    )
+                    outer.start_soon(keys.watch)
                 metrics_port: int | None = None
                 if config.metrics.enabled:
                     metrics_port = await outer.start(

@@ -16,11 +16,18 @@ from forecourt.switch.journal import ShiftTotals
 
 
 class ShiftBook:
-    """The one owner of "which shift is open" per terminal, and of parked pre-auth reversals."""
+    """The one owner of "which shift is open" per terminal, and of parked reversals.
+
+    An approved purchase or pre-authorisation keeps its reversal parked in SAF
+    (the card data it needs is sealed there) until the terminal reverses or
+    completes it, or its shift closes: so a terminal that went away, an operator
+    (`forecourt journal reverse`) or the pre-authorisation window can still reverse it.
+    """
 
     def __init__(self) -> None:
         self._open: dict[str, str] = {}
-        self._preauth_reversals: dict[str, int] = {}
+        self._parked: dict[str, int] = {}  # txn id -> SAF item id
+        self._by_terminal: dict[str, set[str]] = {}  # terminal id -> txn ids parked
 
     def current(self, terminal_id: str) -> str | None:
         return self._open.get(terminal_id)
@@ -34,16 +41,26 @@ class ShiftBook:
     def restore(self, terminal_id: str, shift_id: str) -> None:
         self._open[terminal_id] = shift_id
 
-    def closed(self, terminal_id: str) -> None:
+    def closed(self, terminal_id: str) -> list[int]:
+        """Close the shift; the parked reversals it no longer needs (to cancel)."""
         self._open.pop(terminal_id, None)
+        txns = self._by_terminal.pop(terminal_id, set())
+        return [self._parked.pop(t) for t in txns if t in self._parked]
 
-    def preauth_parked(self, txn_id: str, saf_id: int) -> None:
-        """An approved pre-authorisation's reversal waits in SAF for the window to end."""
-        self._preauth_reversals[txn_id] = saf_id
+    def parked(self, terminal_id: str, txn_id: str, saf_id: int) -> None:
+        self._parked[txn_id] = saf_id
+        self._by_terminal.setdefault(terminal_id, set()).add(txn_id)
+
+    def parked_id(self, txn_id: str) -> int | None:
+        return self._parked.get(txn_id)
 
     def completed(self, txn_id: str) -> int | None:
-        """The pre-authorisation was completed or reversed: the parked reversal to cancel."""
-        return self._preauth_reversals.pop(txn_id, None)
+        """Reversed, completed or reversing: the parked reversal to cancel or use, if any."""
+        saf_id = self._parked.pop(txn_id, None)
+        if saf_id is not None:
+            for txns in self._by_terminal.values():
+                txns.discard(txn_id)
+        return saf_id
 
 
 def _count(message: Message, field: str) -> int:

@@ -112,6 +112,28 @@ class KeyringCache:
         ring = self._rings.get(link)
         return ZoneMac(ring) if ring is not None else None
 
+    async def reload(self, owners: set[str]) -> None:
+        """Replace the cached keyrings of `owners` from the store (rotated elsewhere)."""
+        for owner in owners:
+            if owner in self._rings:
+                ring = await trio.to_thread.run_sync(self._store.mac_keyring, owner)
+                self._rings[owner] = ring
+
+    async def watch(self, every_s: float = 2.0) -> None:
+        """Follow rotations made by other nodes (or the CLI) on a shared key store:
+        every `every_s`, the owners with new key audit rows get their keyrings
+        reloaded; a new owner refreshes the terminal registry."""
+        mark = await trio.to_thread.run_sync(self._store.audit_mark)
+        while True:
+            await trio.sleep(every_s)
+            try:
+                mark, owners = await trio.to_thread.run_sync(self._store.changed_since, mark)
+                if owners - self._registered:
+                    await self.refresh_registry()
+                await self.reload(owners)
+            except Exception as exc:  # store unreachable: keep the cache, try again
+                log.warning("key_watch_failed", error=type(exc).__name__)
+
     def forget(self, owner: str) -> None:
         """Drop a cached keyring (a rotation made elsewhere, e.g. the CLI)."""
         self._rings.pop(owner, None)

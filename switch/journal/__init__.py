@@ -9,6 +9,7 @@ from forecourt.switch.journal.backend import JournalBackend, JournalReader
 from forecourt.switch.journal.core import Journal, open_backend, open_journal
 from forecourt.switch.journal.model import (
     OPEN_STATES,
+    PARKED_HORIZON_S,
     AddEvent,
     ClaimSaf,
     CloseShift,
@@ -29,6 +30,7 @@ from forecourt.switch.journal.model import (
     SafStats,
     ShiftRecord,
     ShiftTotals,
+    TakeOverStale,
     TotalsLine,
     TxnState,
     UnknownTransaction,
@@ -43,6 +45,7 @@ __all__ = [
     "LATEST_VERSION",
     "MIGRATIONS",
     "OPEN_STATES",
+    "PARKED_HORIZON_S",
     "AddEvent",
     "ClaimSaf",
     "CloseShift",
@@ -68,6 +71,7 @@ __all__ = [
     "ShiftRecord",
     "ShiftTotals",
     "SqliteJournal",
+    "TakeOverStale",
     "TotalsLine",
     "TxnState",
     "UnknownTransaction",

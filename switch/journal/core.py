@@ -73,7 +73,9 @@ def open_backend(
         return SqliteJournal(target.journal_path, synchronous or target.journal.synchronous)
     text = str(target)
     if text.startswith(("postgresql://", "postgres://")):
-        raise JournalError("the PostgreSQL journal is not available yet; omit `database`")
+        from forecourt.switch.journal.postgres import PostgresJournal
+
+        return PostgresJournal(text)
     return SqliteJournal(Path(target), synchronous or "full")
 
 
@@ -366,6 +368,10 @@ class Journal:
 
     async def totals(self, terminal_id: str, shift_id: str) -> ShiftTotals:
         return await self._read(lambda r: r.totals(terminal_id, shift_id))
+
+    async def open_shifts(self) -> list[tuple[str, str]]:
+        """(terminal id, shift id) of every shift not closed yet."""
+        return await self._read(lambda r: r.open_shifts())
 
     async def shift(self, terminal_id: str, shift_id: str) -> ShiftRecord | None:
         return await self._read(lambda r: r.shift(terminal_id, shift_id))

@@ -31,6 +31,11 @@ class TxnState(enum.StrEnum):
 
 OPEN_STATES = (TxnState.RECEIVED, TxnState.FORWARDED)
 
+# A pending SAF item due further away than this is a parked reversal: the switch
+# holds it for a transaction in flight or answered, and makes it due only if the
+# transaction must be reversed (timeout, crash, terminal gone, operator).
+PARKED_HORIZON_S = 5 * 365 * 86400.0
+
 
 class SafState(enum.StrEnum):
     PENDING = "pending"
@@ -170,6 +175,7 @@ class SafStats:
     done: int
     oldest_created_at: float | None  # oldest item still to be delivered
     depth_by_link: Mapping[str, int]
+    parked: int = 0  # reversals held for answered transactions, not due
 
     @property
     def depth(self) -> int:
@@ -283,6 +289,20 @@ class CloseShift:
     in_balance: bool
 
 
+@attrs.frozen
+class TakeOverStale:
+    """Another node's in-flight transactions, left ``forwarded`` since before
+    ``forwarded_before``, become ``reversal_pending`` and their parked reversals due.
+
+    One conditional UPDATE decides which node takes a row, so two survivors never
+    both take it. Result: ``[(txn_id, node), ...]`` of the rows taken.
+    """
+
+    node: str  # the node taking over (its own rows are left to its own recovery)
+    forwarded_before: float
+    now: float
+
+
 WriteOp = (
     InsertTransaction
     | UpdateTransaction
@@ -294,6 +314,7 @@ WriteOp = (
     | FlagSaf
     | OpenShift
     | CloseShift
+    | TakeOverStale
 )
 
 

@@ -19,6 +19,7 @@ from typing import Any
 from forecourt.switch.journal.backend import WriteOutcome
 from forecourt.switch.journal.model import (
     COLUMNS,
+    PARKED_HORIZON_S,
     UPDATABLE,
     AddEvent,
     ClaimSaf,
@@ -37,6 +38,7 @@ from forecourt.switch.journal.model import (
     SafStats,
     ShiftRecord,
     ShiftTotals,
+    TakeOverStale,
     TotalsLine,
     TxnState,
     UnknownTransaction,
@@ -234,7 +236,7 @@ class SqliteJournal:
     def run_batch(self, writes: Sequence[Sequence[WriteOp]]) -> list[WriteOutcome]:
         conn = self._conn
         outcomes: list[WriteOutcome] = []
-        conn.execute("BEGIN IMMEDIATE")
+        self._begin_immediate()
         try:
             for ops in writes:
                 conn.execute("SAVEPOINT one_write")
@@ -258,6 +260,20 @@ class SqliteJournal:
             raise
         self._commits += 1
         return outcomes
+
+    def _begin_immediate(self, attempts: int = 5) -> None:
+        """Take the write lock; other processes' writers (``serve --workers``) may hold
+        it: busy_timeout waits up to 10 s each time, then a few more tries."""
+        for attempt in range(attempts):
+            try:
+                self._conn.execute("BEGIN IMMEDIATE")
+                return
+            except sqlite3.OperationalError as exc:
+                if "locked" not in str(exc) and "busy" not in str(exc):
+                    raise
+                if attempt == attempts - 1:
+                    raise
+                time.sleep(0.01 * (attempt + 1))
 
     def _apply(self, op: WriteOp) -> object:
         c = self._conn
@@ -362,6 +378,23 @@ class SqliteJournal:
                     ),
                 )
                 return None
+            case TakeOverStale():
+                taken = c.execute(
+                    "UPDATE transactions SET state = 'reversal_pending' WHERE state = "
+                    "'forwarded' AND node <> ? AND forwarded_at < ? RETURNING txn_id, node",
+                    (op.node, op.forwarded_before),
+                ).fetchall()
+                for txn_id, _ in taken:
+                    c.execute(
+                        "INSERT INTO events (txn_id, at, kind, detail) VALUES (?, ?, ?, ?)",
+                        (txn_id, op.now, "reversal_pending", json.dumps({"taken_over": op.node})),
+                    )
+                    c.execute(
+                        "UPDATE saf SET next_attempt_at = ?, last_error = ? "
+                        "WHERE state = 'pending' AND txn_id = ?",
+                        (op.now, "in flight when its node stopped; taken over", txn_id),
+                    )
+                return sorted((str(t), str(n)) for t, n in taken)
         raise JournalError(f"unknown journal operation {type(op).__name__}")
 
     def _saf_update(self, sets: str, params: tuple[object, ...], item_id: int) -> None:
@@ -435,15 +468,24 @@ class SqliteReader:
         return [Event(r["txn_id"], r["at"], r["kind"], r["detail"]) for r in rows]
 
     def saf_stats(self) -> SafStats:
-        counts = {r[0]: r[1] for r in self._rows("SELECT state, count(*) FROM saf GROUP BY state")}
-        oldest = self._rows(
-            "SELECT min(created_at) FROM saf WHERE state IN ('pending', 'in_flight')"
-        )[0][0]
+        # A reversal parked for an answered transaction is not work to do: counted apart.
+        horizon = time.time() + PARKED_HORIZON_S
+        counts = {
+            r[0]: r[1]
+            for r in self._rows(
+                "SELECT CASE WHEN state = 'pending' AND next_attempt_at > ? THEN 'parked'"
+                " ELSE state END, count(*) FROM saf GROUP BY 1",
+                (horizon,),
+            )
+        }
+        live = (
+            "state IN ('pending', 'in_flight') AND NOT (state = 'pending' AND next_attempt_at > ?)"
+        )
+        oldest = self._rows(f"SELECT min(created_at) FROM saf WHERE {live}", (horizon,))[0][0]
         by_link = {
             r[0]: r[1]
             for r in self._rows(
-                "SELECT link, count(*) FROM saf WHERE state IN ('pending', 'in_flight') "
-                "GROUP BY link"
+                f"SELECT link, count(*) FROM saf WHERE {live} GROUP BY link", (horizon,)
             )
         }
         return SafStats(
@@ -453,7 +495,14 @@ class SqliteReader:
             done=counts.get("done", 0),
             oldest_created_at=oldest,
             depth_by_link=by_link,
+            parked=counts.get("parked", 0),
         )
+
+    def open_shifts(self) -> list[tuple[str, str]]:
+        rows = self._rows(
+            "SELECT terminal_id, shift_id FROM shifts WHERE closed_at IS NULL ORDER BY opened_at"
+        )
+        return [(r[0], r[1]) for r in rows]
 
     def saf_entries(self, state: str | None, limit: int) -> list[SafEntry]:
         if state is None:

@@ -1,4 +1,8 @@
-"""Journal: group commit, durability before acknowledgement, SAF, totals, the PAN guard."""
+"""Journal: group commit, durability before acknowledgement, SAF, totals, the PAN guard.
+
+Backend-level tests run against both backends (`target`: a SQLite file, or the DSN of
+a fresh PostgreSQL database, marked `postgres`); SQLite-only ones take `tmp_path`.
+"""
 
 from __future__ import annotations
 
@@ -15,6 +19,7 @@ from forecourt.switch.config import parse_config
 from forecourt.switch.journal import (
     MIGRATIONS,
     Journal,
+    JournalBackend,
     JournalClosed,
     JournalError,
     JournalRow,
@@ -24,6 +29,7 @@ from forecourt.switch.journal import (
     TxnState,
     UnknownTransaction,
     new_txn_id,
+    open_backend,
     open_journal,
 )
 
@@ -49,10 +55,41 @@ def row(n: int = 1, **changes: Any) -> JournalRow:
     return JournalRow(**values)
 
 
-def count(db: Path, sql: str = "SELECT count(*) FROM transactions") -> int:
+Target = Path | str  # a SQLite file or a PostgreSQL DSN
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def target(request: pytest.FixtureRequest, tmp_path: Path) -> Target:
+    if request.param == "sqlite":
+        return tmp_path / "j.db"
+    dsn: str = request.getfixturevalue("postgres_db")
+    return dsn
+
+
+def count(db: Target, sql: str = "SELECT count(*) FROM transactions") -> int:
+    if isinstance(db, str):
+        import psycopg
+
+        with psycopg.connect(db) as pg:
+            got = pg.execute(sql).fetchone()  # type: ignore[call-overload]
+            assert got is not None
+            return int(got[0])
     conn = sqlite3.connect(db)
     try:
         return int(conn.execute(sql).fetchone()[0])
+    finally:
+        conn.close()
+
+
+def payloads(db: Target) -> list[bytes]:
+    if isinstance(db, str):
+        import psycopg
+
+        with psycopg.connect(db) as pg:
+            return [bytes(p) for (p,) in pg.execute("SELECT payload FROM saf ORDER BY id")]
+    conn = sqlite3.connect(db)
+    try:
+        return [bytes(p) for (p,) in conn.execute("SELECT payload FROM saf ORDER BY id")]
     finally:
         conn.close()
 
@@ -80,8 +117,8 @@ async def test_opens_from_config(tmp_path: Path) -> None:
     assert count(tmp_path / "d" / "journal.db") == 1
 
 
-async def test_hot_path_two_writes_and_reads(tmp_path: Path) -> None:
-    async with open_journal(tmp_path / "j.db") as journal:
+async def test_hot_path_two_writes_and_reads(target: Target) -> None:
+    async with open_journal(target) as journal:
         r = row(
             42,
             state=TxnState.FORWARDED,
@@ -118,8 +155,8 @@ async def test_hot_path_two_writes_and_reads(tmp_path: Path) -> None:
         assert await journal.get("nope") is None
 
 
-async def test_find_returns_the_latest_with_the_key(tmp_path: Path) -> None:
-    async with open_journal(tmp_path / "j.db") as journal:
+async def test_find_returns_the_latest_with_the_key(target: Target) -> None:
+    async with open_journal(target) as journal:
         old = row(7, received_at=1000.0)
         new = row(7, received_at=2000.0)
         await journal.record_received(old)
@@ -128,8 +165,8 @@ async def test_find_returns_the_latest_with_the_key(tmp_path: Path) -> None:
         assert found is not None and found.txn_id == new.txn_id
 
 
-async def test_list_and_recover(tmp_path: Path) -> None:
-    async with open_journal(tmp_path / "j.db") as journal:
+async def test_list_and_recover(target: Target) -> None:
+    async with open_journal(target) as journal:
         rows = [row(i, received_at=1000.0 + i) for i in range(5)]
         for r in rows:
             await journal.record_received(r)
@@ -144,8 +181,8 @@ async def test_list_and_recover(tmp_path: Path) -> None:
         assert [x.stan for x in await journal.recover(node="n2")] == ["000009"]
 
 
-async def test_group_commit_500_concurrent_writers(tmp_path: Path) -> None:
-    db = tmp_path / "j.db"
+async def test_group_commit_500_concurrent_writers(target: Target) -> None:
+    db = target
     async with open_journal(db) as journal:
         async with trio.open_nursery() as nursery:
             for i in range(500):
@@ -156,8 +193,8 @@ async def test_group_commit_500_concurrent_writers(tmp_path: Path) -> None:
     assert commits < 50, commits  # many transactions per fsync
 
 
-async def test_back_pressure_bounded_queue(tmp_path: Path) -> None:
-    async with open_journal(tmp_path / "j.db", max_pending=2, max_batch=4) as journal:
+async def test_back_pressure_bounded_queue(target: Target) -> None:
+    async with open_journal(target, max_pending=2, max_batch=4) as journal:
         async with trio.open_nursery() as nursery:
             for i in range(50):
                 nursery.start_soon(journal.record_received, row(i))
@@ -169,11 +206,11 @@ async def test_back_pressure_bounded_queue(tmp_path: Path) -> None:
         assert journal.commits >= 50 // 4
 
 
-async def test_nothing_acknowledged_when_the_commit_fails(tmp_path: Path) -> None:
-    db = tmp_path / "j.db"
+async def test_nothing_acknowledged_when_the_commit_fails(target: Target) -> None:
+    db = target
     async with open_journal(db) as journal:
         backend = journal.backend
-        assert isinstance(backend, SqliteJournal)
+        assert hasattr(backend, "before_commit")  # both backends have the test hook
 
         def disk_full() -> None:
             raise sqlite3.OperationalError("database or disk is full")
@@ -199,8 +236,8 @@ async def test_nothing_acknowledged_when_the_commit_fails(tmp_path: Path) -> Non
     assert count(db) == 1
 
 
-async def test_one_bad_write_fails_alone_in_its_batch(tmp_path: Path) -> None:
-    db = tmp_path / "j.db"
+async def test_one_bad_write_fails_alone_in_its_batch(target: Target) -> None:
+    db = target
     async with open_journal(db) as journal:
         dup = row(1)
         await journal.record_received(dup)
@@ -233,15 +270,15 @@ async def test_one_bad_write_fails_alone_in_its_batch(tmp_path: Path) -> None:
     assert count(db, "SELECT count(*) FROM events") == 20
 
 
-async def test_write_after_close(tmp_path: Path) -> None:
-    async with open_journal(tmp_path / "j.db") as journal:
+async def test_write_after_close(target: Target) -> None:
+    async with open_journal(target) as journal:
         pass
     with pytest.raises(JournalClosed):
         await journal.record_received(row())
 
 
-async def test_queued_writes_are_committed_on_close(tmp_path: Path) -> None:
-    db = tmp_path / "j.db"
+async def test_queued_writes_are_committed_on_close(target: Target) -> None:
+    db = target
     async with trio.open_nursery() as outer, open_journal(db) as journal:
         for i in range(30):
             outer.start_soon(journal.record_received, row(i))
@@ -249,8 +286,8 @@ async def test_queued_writes_are_committed_on_close(tmp_path: Path) -> None:
     assert count(db) == 30
 
 
-async def test_cancelled_writer_fails_waiters_instead_of_hanging(tmp_path: Path) -> None:
-    backend = SqliteJournal(tmp_path / "j.db")
+async def test_cancelled_writer_fails_waiters_instead_of_hanging(target: Target) -> None:
+    backend: JournalBackend = open_backend(target)
     journal = Journal(backend, node="n1")
     errors: list[BaseException] = []
 
@@ -280,8 +317,8 @@ async def test_cancelled_writer_fails_waiters_instead_of_hanging(tmp_path: Path)
         {"flags": ("4111 1111 1111 1111",)},
     ],
 )
-async def test_pan_guard(tmp_path: Path, changes: dict[str, Any]) -> None:
-    async with open_journal(tmp_path / "j.db") as journal:
+async def test_pan_guard(target: Target, changes: dict[str, Any]) -> None:
+    async with open_journal(target) as journal:
         with pytest.raises(PanRefused) as info:
             await journal.record_received(row(**changes))
         assert "4111111111111111" not in str(info.value)
@@ -293,7 +330,7 @@ async def test_pan_guard(tmp_path: Path, changes: dict[str, Any]) -> None:
             await journal.update(r.txn_id, txn_id="other")
         with pytest.raises(PanRefused):
             await journal.add_event(r.txn_id, "note", "card 4111111111111111")
-    assert count(tmp_path / "j.db") == 1
+    assert count(target) == 1
 
 
 def test_txn_ids_are_ordered_and_never_look_like_a_pan() -> None:
@@ -307,8 +344,8 @@ def test_txn_ids_are_ordered_and_never_look_like_a_pan() -> None:
 # ----------------------------------------------------------------------- SAF
 
 
-async def test_saf_lifecycle(tmp_path: Path) -> None:
-    db = tmp_path / "j.db"
+async def test_saf_lifecycle(target: Target) -> None:
+    db = target
     async with open_journal(db, saf_key=KEY, node="n1") as journal:
         r = row()
         await journal.record_received(r)
@@ -350,15 +387,13 @@ async def test_saf_lifecycle(tmp_path: Path) -> None:
         with pytest.raises(JournalError, match="no SAF item"):
             await journal.saf_done(99999)
 
-    conn = sqlite3.connect(db)
-    payloads = [bytes(p) for (p,) in conn.execute("SELECT payload FROM saf")]
-    conn.close()
-    assert all(b"4111111111111111" not in p for p in payloads)
-    assert payloads[0] == b""  # delivered: payload erased
+    stored = payloads(db)
+    assert all(b"4111111111111111" not in p for p in stored)
+    assert stored[0] == b""  # delivered: payload erased
 
 
-async def test_saf_requires_a_key_and_the_right_key(tmp_path: Path) -> None:
-    db = tmp_path / "j.db"
+async def test_saf_requires_a_key_and_the_right_key(target: Target) -> None:
+    db = target
     async with open_journal(db) as journal:
         with pytest.raises(JournalError, match="no SAF data key"):
             await journal.saf_enqueue("t1", "bank", "1420", b"x")
@@ -370,8 +405,8 @@ async def test_saf_requires_a_key_and_the_right_key(tmp_path: Path) -> None:
         assert entry.state == "flagged" and "data key" in (entry.last_error or "")
 
 
-async def test_saf_survives_a_restart(tmp_path: Path) -> None:
-    db = tmp_path / "j.db"
+async def test_saf_survives_a_restart(target: Target) -> None:
+    db = target
     async with open_journal(db, saf_key=KEY) as journal:
         item_id = await journal.saf_enqueue("t1", "bank", "1420", b"reversal", now=1.0)
     async with open_journal(db, saf_key=KEY) as journal:
@@ -382,8 +417,8 @@ async def test_saf_survives_a_restart(tmp_path: Path) -> None:
 # ----------------------------------------------------------------------- shifts
 
 
-async def test_shift_totals(tmp_path: Path) -> None:
-    async with open_journal(tmp_path / "j.db") as journal:
+async def test_shift_totals(target: Target) -> None:
+    async with open_journal(target) as journal:
 
         async def txn(state: str, amount: int, **kw: Any) -> None:
             r = row(**{"shift_id": "S7", "amount": amount, **kw})

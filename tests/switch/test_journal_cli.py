@@ -108,3 +108,39 @@ def test_usage_errors_exit_2(capsys: pytest.CaptureFixture[str]) -> None:
         run("journal", "list", "--state", "bogus")
     assert info.value.code == 2
     assert capsys.readouterr().err.count("\n") == 1
+
+
+@pytest.mark.postgres
+async def test_postgres_migrate_and_read(
+    postgres_db: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert run("db", "migrate", "--database", postgres_db) == 0
+    out = capsys.readouterr().out
+    assert "schema version 1" in out
+    assert run("db", "migrate", "--database", postgres_db) == 0  # twice is harmless
+    capsys.readouterr()
+    async with open_journal(postgres_db, saf_key=KEY) as journal:
+        await journal.record_received(
+            JournalRow(
+                txn_id="TXNPG",
+                node="n1",
+                terminal_id="T0000009",
+                stan="000001",
+                mti_class="2",
+                request_mti="1200",
+                received_at=time.time(),
+                amount=1234,
+                masked_pan="411111******1111",
+                shift_id="S1",
+            )
+        )
+        await journal.update("TXNPG", state="approved", action_code="000")
+    assert run("journal", "list", "--database", postgres_db) == 0
+    assert "TXNPG" in capsys.readouterr().out
+    assert run("journal", "show", "TXNPG", "--database", postgres_db) == 0
+    assert "approved" in capsys.readouterr().out
+    assert run("journal", "saf", "--database", postgres_db) == 0
+    assert "depth" in capsys.readouterr().out
+    cmd = ("journal", "totals", "--terminal", "T0000009", "--shift", "S1")
+    assert run(*cmd, "--database", postgres_db) == 0
+    assert "1234" in capsys.readouterr().out

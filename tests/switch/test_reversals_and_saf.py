@@ -197,3 +197,39 @@ async def test_saf_flags_an_item_after_max_attempts(tmp_path: Path) -> None:
     assert stats.flagged == 1
     assert flagged[0].attempts == 6
     assert "909" in (flagged[0].last_error or "")
+
+
+async def test_operator_reversal_from_the_cli(tmp_path: Path, capsys: object) -> None:
+    from forecourt.switch.cli import main
+
+    async with started_switch(tmp_path) as sut, sut.terminal() as t:
+        assert (await t.exchange(t.purchase(4321))).fields["39"] == "000"
+        assert (await t.exchange(t.purchase(100000))).fields["39"] == "100"
+        rows = {r.action_code: r for r in await _rows(tmp_path)}
+        approved, declined = rows["000"], rows["100"]
+        code = await trio.to_thread.run_sync(
+            main,
+            [
+                "journal",
+                "reverse",
+                approved.txn_id,
+                "--data-dir",
+                str(tmp_path),
+                "--reason",
+                "pump fault",
+            ],
+        )
+        assert code == 0
+        refused = await trio.to_thread.run_sync(
+            main, ["journal", "reverse", declined.txn_id, "--data-dir", str(tmp_path)]
+        )
+        assert refused == 2
+        await _until(lambda: "1420" in _host_mtis(sut), timeout=5)
+        (reversal,) = [m for m in sut.host.received if m.mti == "1420"]
+        assert reversal.fields["4"] == "000000004321"
+        await trio.sleep(0.3)
+    rows = {r.txn_id: r for r in await _rows(tmp_path)}
+    assert rows[approved.txn_id].state == "reversed"
+    async with open_journal(tmp_path / "journal.db") as journal:
+        events = await journal.events(approved.txn_id)
+    assert any(e.kind == "operator_reversal" and "pump fault" in (e.detail or "") for e in events)
