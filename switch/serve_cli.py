@@ -12,12 +12,14 @@ import signal
 import sys
 from pathlib import Path
 
+import attrs
 import structlog
 import trio
 from forecourt.keys.errors import KeysError
 from forecourt.switch.config import ConfigError, SwitchConfig, load_config
 from forecourt.switch.log import configure_logging
 from forecourt.switch.server import run_switch
+from forecourt.switch.workers import supervise, worker_metrics_port, worker_node
 
 log = structlog.get_logger("forecourt.serve")
 
@@ -25,10 +27,17 @@ log = structlog.get_logger("forecourt.serve")
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = subparsers.add_parser("serve", help="run the switch")
     parser.add_argument("--config", type=Path, default=Path("conf/forecourt.toml"))
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        help="switch processes sharing the port (SO_REUSEPORT) and the database (default 1)",
+    )
+    parser.add_argument("--worker-index", type=int, help=argparse.SUPPRESS)
     parser.set_defaults(func=run)
 
 
-async def serve(config: SwitchConfig) -> None:
+async def serve(config: SwitchConfig, worker: bool = False) -> None:
     stop = trio.Event()
     with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
         async with trio.open_nursery() as nursery:
@@ -42,7 +51,10 @@ async def serve(config: SwitchConfig) -> None:
                     stop.set()
 
             nursery.start_soon(watch_signals)
-            await run_switch(config, stop=stop)
+            if worker:
+                await run_switch(config, stop=stop, cluster=True, reuse_port=True)
+            else:
+                await run_switch(config, stop=stop)
             nursery.cancel_scope.cancel()
 
 
@@ -55,9 +67,23 @@ def run(args: argparse.Namespace) -> int:
     except OSError as exc:
         print(f"forecourt serve: cannot read {args.config}: {exc.strerror}", file=sys.stderr)
         return 2
+    if args.workers < 1 or args.workers > 64:
+        print("forecourt serve: --workers must be 1..64", file=sys.stderr)
+        return 2
     configure_logging(config.logging.level, config.logging.format)
+    worker = args.worker_index is not None
+    if worker:
+        config = attrs.evolve(
+            config,
+            node=worker_node(config.node, args.worker_index),
+            metrics=attrs.evolve(
+                config.metrics, port=worker_metrics_port(config.metrics.port, args.worker_index)
+            ),
+        )
+    elif args.workers > 1:
+        return supervise(args.config, args.workers)
     try:
-        trio.run(serve, config)
+        trio.run(serve, config, worker)
     except KeysError as exc:
         print(f"forecourt serve: {exc}", file=sys.stderr)
         return 2

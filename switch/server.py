@@ -72,7 +72,7 @@ class Listener:
 
     async def run(self, *, task_status: trio.TaskStatus[int] = trio.TASK_STATUS_IGNORED) -> None:
         if self.reuse_port:  # `serve --workers N`: N processes share the port
-            listeners = [reuseport_listener(self.config.host, self.config.port)]
+            listeners = [await reuseport_listener(self.config.host, self.config.port)]
         else:
             listeners = await trio.open_tcp_listeners(self.config.port, host=self.config.host)
         port = listeners[0].socket.getsockname()[1]

@@ -261,6 +261,7 @@ def switch_config(
                 "max_connections": over.pop("max_connections", 50),
                 "idle_timeout_s": over.pop("idle_timeout_s", 30.0),
                 "max_frame": over.pop("max_frame", 8192),
+                **({"tls": over.pop("tls")} if "tls" in over else {}),
             }
         ],
         "terminal_groups": [
