@@ -304,6 +304,7 @@ class Pipeline:
         self.metrics.in_flight.inc()
         answer: Message | None = None
         try:
+            bound = bound.bind(txn_id=record.txn_id)
             answer = await self._dispatch(ctx, request, record, bound)
             payload = await self._mac_answer(ctx, terminal_id, answer)
             record.answer_raw = encode(ctx.dialect, answer)
@@ -320,7 +321,6 @@ class Pipeline:
             self._count_answer(answer)
             bound.info(
                 "transaction",
-                txn_id=record.txn_id,
                 route=record.route,
                 action_code=record.action_code,
                 state=record.state,
@@ -501,7 +501,7 @@ class Pipeline:
             answer = await link.exchange(upstream, before_send=journal_before_send)
         except HostTimeout:
             self.metrics.host_timeouts.labels(link=route).inc()
-            bound.warning("host_timeout_reversal_queued", route=route, txn_id=record.txn_id)
+            bound.warning("host_timeout_reversal_queued", route=route)
             self._arm_reversal(record, "host timeout", time.time())
             return local_answer(request, family, Outcome.ISSUER_TIMEOUT)
         except LinkError as exc:

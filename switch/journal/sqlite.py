@@ -190,6 +190,25 @@ def _db_value(name: str, value: object) -> object:
 _INSERT_TXN = (
     f"INSERT INTO transactions ({', '.join(COLUMNS)}) VALUES ({', '.join('?' * len(COLUMNS))})"
 )
+_INSERT_EVENT = "INSERT INTO events (txn_id, at, kind, detail) VALUES (?, ?, ?, ?)"
+_INSERT_SAF = (
+    "INSERT INTO saf (txn_id, link, mti, payload, next_attempt_at, created_at) "
+    "VALUES (?, ?, ?, ?, ?, ?)"
+)
+_DONE_SAF = (
+    "UPDATE saf SET state = 'done', payload = x'', claimed_by = NULL, lease_until = NULL "
+    "WHERE id = ?"
+)
+_RETRY_SAF = (
+    "UPDATE saf SET state = 'pending', last_error = ?, next_attempt_at = ?, "
+    "claimed_by = NULL, lease_until = NULL WHERE id = ?"
+)
+
+
+class _Regroup(Exception):
+    """A grouped batch must go the per-write path (an UPDATE missed its row)."""
+
+
 _SAF_COLUMNS = (
     "id, txn_id, link, mti, attempts, next_attempt_at, state, claimed_by, lease_until, "
     "created_at, last_error"
@@ -234,6 +253,10 @@ class SqliteJournal:
     # -- the writer
 
     def run_batch(self, writes: Sequence[Sequence[WriteOp]]) -> list[WriteOutcome]:
+        if len(writes) > 1:
+            grouped = self._run_grouped(writes)
+            if grouped is not None:
+                return grouped
         conn = self._conn
         outcomes: list[WriteOutcome] = []
         self._begin_immediate()
@@ -260,6 +283,113 @@ class SqliteJournal:
             raise
         self._commits += 1
         return outcomes
+
+    def _run_grouped(self, writes: Sequence[Sequence[WriteOp]]) -> list[WriteOutcome] | None:
+        """The batch as one ``executemany`` per statement, or None for the per-write path.
+
+        The per-write path runs every statement and two savepoints per write through
+        Python; each call releases and retakes the GIL, and a worker thread waiting
+        for the GIL behind a busy event loop is what limited the writer (profiled:
+        ~40 writes per batch, ~50 ms per batch). Grouped, a batch costs a handful of
+        calls. It applies only to the hot path's operations, when no two operations
+        of the batch touch the same row (so the grouped order gives the same result
+        as the written order); if any statement fails or an UPDATE misses its row,
+        the whole transaction is rolled back and the batch goes the per-write path,
+        which tells each write its own outcome. Nothing is committed twice: the
+        rollback happens before any COMMIT.
+        """
+        results: list[list[object]] = [[None] * len(ops) for ops in writes]
+        inserts: list[list[object]] = []
+        events: list[tuple[object, ...]] = []
+        safs: list[tuple[object, ...]] = []
+        saf_slots: list[tuple[int, int]] = []
+        saf_done: list[tuple[int]] = []
+        saf_retry: list[tuple[object, ...]] = []
+        updates: dict[str, list[list[object]]] = {}
+        txn_rows: set[str] = set()
+        saf_rows: set[int] = set()
+        for w, ops in enumerate(writes):
+            for i, op in enumerate(ops):
+                kind = type(op)
+                if kind is AddEvent:
+                    ev = op.event  # type: ignore[union-attr]
+                    events.append((ev.txn_id, ev.at, ev.kind, ev.detail))
+                elif kind is InsertTransaction:
+                    row = op.row  # type: ignore[union-attr]
+                    if row.txn_id in txn_rows:
+                        return None
+                    txn_rows.add(row.txn_id)
+                    inserts.append([_db_value(n, getattr(row, n)) for n in COLUMNS])
+                elif kind is EnqueueSaf:
+                    assert isinstance(op, EnqueueSaf)
+                    saf_slots.append((w, i))
+                    safs.append(
+                        (
+                            op.txn_id,
+                            op.link,
+                            op.mti,
+                            op.sealed_payload,
+                            op.next_attempt_at,
+                            op.created_at,
+                        )
+                    )
+                elif kind is UpdateTransaction:
+                    assert isinstance(op, UpdateTransaction)
+                    names = tuple(op.changes)
+                    if op.txn_id in txn_rows or not names or not UPDATABLE.issuperset(names):
+                        return None
+                    txn_rows.add(op.txn_id)
+                    sql = f"UPDATE transactions SET {', '.join(f'{n} = ?' for n in names)} "
+                    updates.setdefault(sql + "WHERE txn_id = ?", []).append(
+                        [*(_db_value(n, op.changes[n]) for n in names), op.txn_id]
+                    )
+                elif kind is CompleteSaf or kind is RetrySaf:
+                    item_id = op.item_id  # type: ignore[union-attr]
+                    if item_id in saf_rows:
+                        return None
+                    saf_rows.add(item_id)
+                    if isinstance(op, RetrySaf):
+                        saf_retry.append((op.error, op.next_attempt_at, item_id))
+                    else:
+                        saf_done.append((item_id,))
+                else:
+                    return None
+        conn = self._conn
+        self._begin_immediate()
+        try:
+            try:
+                if inserts:
+                    conn.executemany(_INSERT_TXN, inserts)
+                for sql, params in updates.items():
+                    if conn.executemany(sql, params).rowcount != len(params):
+                        raise _Regroup
+                if events:
+                    conn.executemany(_INSERT_EVENT, events)
+                if safs:
+                    conn.executemany(_INSERT_SAF, safs)
+                    # AUTOINCREMENT under the write lock: one statement's rows get
+                    # consecutive ids ending at the last one inserted.
+                    last = int(conn.execute("SELECT last_insert_rowid()").fetchone()[0])
+                    for n, (w, i) in enumerate(saf_slots):
+                        results[w][i] = last - len(safs) + 1 + n
+                if saf_done and conn.executemany(_DONE_SAF, saf_done).rowcount != len(saf_done):
+                    raise _Regroup
+                if saf_retry and conn.executemany(_RETRY_SAF, saf_retry).rowcount != len(
+                    saf_retry
+                ):
+                    raise _Regroup
+            except (sqlite3.Error, _Regroup):
+                conn.execute("ROLLBACK")
+                return None
+            if self.before_commit is not None:
+                self.before_commit()
+            conn.execute("COMMIT")
+        except BaseException:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            raise
+        self._commits += 1
+        return list(results)
 
     def _begin_immediate(self, attempts: int = 5) -> None:
         """Take the write lock; other processes' writers (``serve --workers``) may hold

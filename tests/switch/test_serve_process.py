@@ -100,3 +100,38 @@ async def test_sigterm_drains_and_exits_zero(tmp_path: Path) -> None:
     async with open_journal(data_dir / "journal.db") as journal:
         rows = await journal.list(limit=5)
     assert [r.state for r in rows] == ["approved"]
+
+
+async def test_second_signal_exits_at_once(tmp_path: Path) -> None:
+    data_dir = tmp_path / "data"
+    subprocess.run(
+        [*FORECOURT, "keys", "init", "--data-dir", str(data_dir)], check=True, capture_output=True
+    )
+    host = SmallHost(get_dialect("ifsf"))
+    async with trio.open_nursery() as nursery:
+        host_port = await nursery.start(host.serve)
+        port = _unused_port()
+        config = tmp_path / "forecourt.toml"
+        config.write_text(_config(data_dir, port, host_port))
+        process = await trio.lowlevel.open_process(
+            [*FORECOURT, "serve", "--config", str(config)],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        try:
+            stream = await _connect(port)
+            terminal = Terminal(stream, get_dialect("ifsf"), "T0000001", None)
+            await terminal.send(terminal.purchase(200000))  # in flight for 2 s
+            await trio.sleep(0.3)
+            process.send_signal(signal.SIGINT)
+            await trio.sleep(0.2)
+            process.send_signal(signal.SIGINT)
+            with trio.fail_after(1.5):  # well before the host would have answered
+                code = await process.wait()
+            assert code == 130
+            await stream.aclose()
+        finally:
+            if process.returncode is None:
+                process.kill()
+                await process.wait()
+        nursery.cancel_scope.cancel()
