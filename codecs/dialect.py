@@ -19,6 +19,7 @@ from iso8583.decoder import DecodeError as _IsoDecodeError
 from iso8583.encoder import EncodeError as _IsoEncodeError
 
 from . import ifsf, iso87ascii, iso87bcd
+from ._fast import FastCodec
 from ._layout import Layout
 from .errors import DecodeError, EncodeError, UnknownDialect
 from .message import Message
@@ -60,6 +61,7 @@ class Dialect:
     elements: frozenset[str] = attrs.field(init=False, repr=False, eq=False)
     version: str = attrs.field(init=False, repr=False, eq=False)
     text_lengths: bool = attrs.field(init=False, repr=False, eq=False)
+    fast: FastCodec | None = attrs.field(init=False, repr=False, eq=False)
 
     @elements.default
     def _elements(self) -> frozenset[str]:
@@ -72,6 +74,10 @@ class Dialect:
     @text_lengths.default
     def _text_lengths(self) -> bool:
         return all(f["len_enc"] == "ascii" for f in self.spec.values())
+
+    @fast.default
+    def _fast(self) -> FastCodec | None:
+        return FastCodec(self.spec, self.version) if FastCodec.supports(self.spec) else None
 
 
 @functools.cache
@@ -99,6 +105,11 @@ def decode(dialect: Dialect, data: bytes | bytearray | memoryview) -> Message:
     empty secondary bitmap, a tertiary bitmap, a length prefix that is not
     plain digits (Python's int() would take " 5", "+5" or "1_0").
     """
+    fast = dialect.fast
+    if fast is not None and type(data) is bytes:
+        done = fast.decode(data)
+        if done is not None:
+            return Message(done[0], done[1], data)
     try:
         raw = data if type(data) is bytes else bytes(memoryview(data))
         doc, enc = _iso_decode(raw, dialect.spec)
@@ -151,6 +162,11 @@ def encode(dialect: Dialect, msg: Message) -> bytes:
     if not doc.keys() <= dialect.elements:
         stray = sorted(doc.keys() - dialect.elements, key=str)
         raise EncodeError(str(stray[0]), f"not a data element of {dialect.name}")
+    fast = dialect.fast
+    if fast is not None:
+        raw_fast = fast.encode(mti, doc)
+        if raw_fast is not None:
+            return raw_fast
     doc["t"] = mti
     try:
         raw, _ = _iso_encode(doc, dialect.spec)

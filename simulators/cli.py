@@ -63,6 +63,7 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> None:
     load.add_argument("--mac-algorithm", choices=("retail", "cmac"), default="retail")
     load.add_argument("--data-dir", type=Path, help="switch data directory (key store)")
     load.add_argument("--lmk-file", type=Path, help="LMK file (default: DATA_DIR/lmk.key)")
+    load.add_argument("--database", help="key store in PostgreSQL (the switch's `database`)")
     load.add_argument(
         "--provision",
         action="store_true",
@@ -71,6 +72,11 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> None:
     load.add_argument("--processes", type=int, default=1, help="worker processes")
     load.add_argument("--quiet", action="store_true", help="no live progress")
     load.add_argument("--seed", type=int)
+    load.add_argument(
+        "--reconnect",
+        action="store_true",
+        help="reconnect when the switch closes a connection mid-run (failover tests)",
+    )
     load.set_defaults(func=_load)
 
 
@@ -181,6 +187,7 @@ def _load(args: argparse.Namespace) -> int:
         mac_spec = {
             "mode": "store",
             "data_dir": str(args.data_dir),
+            "dsn": args.database,
             "lmk_file": str(args.lmk_file) if args.lmk_file else None,
             "provision": args.provision,
         }
@@ -197,6 +204,7 @@ def _load(args: argparse.Namespace) -> int:
         terminal_prefix=args.terminal_prefix,
         first_terminal=args.first_terminal,
         seed=args.seed,
+        reconnect=args.reconnect,
     )
     live = not args.quiet and sys.stderr.isatty()
     with _ProgressBar(live, args.duration) as bar:

@@ -31,7 +31,7 @@ from forecourt.codecs.message import Message
 
 from ._toml import SimConfigError, Table, load_toml
 from .stats import LatencyHistogram
-from .templates import PROFILES, TerminalIdentity, build
+from .templates import DEFAULT_TEST_PAN, PROFILES, TerminalIdentity, build
 from .wire import WireFormat, wire_format
 
 __all__ = [
@@ -44,7 +44,7 @@ __all__ = [
 ]
 
 MIX_TEMPLATES = ("purchase", "preauth", "echo")
-TEST_PAN = "4761739001010010"
+TEST_PAN = DEFAULT_TEST_PAN
 
 
 @attrs.frozen
@@ -77,6 +77,9 @@ class LoadOptions:
     # terminal id -> MAC function; None: requests go without a MAC.
     macs: Mapping[str, Callable[[bytes], bytes]] | None = attrs.field(default=None, repr=False)
     seed: int | None = None
+    # reconnect when the switch closes the connection before the end of the run
+    # (a node behind a load balancer died); what was in flight counts as timeouts
+    reconnect: bool = False
 
     def terminal_ids(self) -> list[str]:
         width = max(1, 8 - len(self.terminal_prefix))
@@ -99,6 +102,7 @@ class LoadResult:
     by_action_code: dict[str, int] = attrs.field(factory=dict)
     latency: LatencyHistogram = attrs.field(factory=LatencyHistogram)
     connections_failed: int = 0
+    reconnects: int = 0
 
     @property
     def throughput(self) -> float:
@@ -113,6 +117,7 @@ class LoadResult:
         self.errors += other.errors
         self.unmatched += other.unmatched
         self.connections_failed += other.connections_failed
+        self.reconnects += other.reconnects
         for code, n in other.by_action_code.items():
             self.by_action_code[code] = self.by_action_code.get(code, 0) + n
         self.latency.merge(other.latency)
@@ -130,6 +135,7 @@ class LoadResult:
             "errors": self.errors,
             "unmatched": self.unmatched,
             "connections_failed": self.connections_failed,
+            "reconnects": self.reconnects,
         }
 
     def wire_form(self) -> dict[str, Any]:
@@ -151,6 +157,7 @@ class LoadResult:
             by_action_code={str(k): int(v) for k, v in data["by_action_code"].items()},
             latency=LatencyHistogram.from_dict(data["histogram"]),
             connections_failed=int(data["connections_failed"]),
+            reconnects=int(data.get("reconnects", 0)),
         )
 
 
@@ -345,6 +352,7 @@ class _Terminal:
         self.stan = rng.randrange(1, 999_999)
         self.pending: dict[int, float] = {}
         self._slots: trio.Semaphore | None = None
+        self._lost = False  # the connection ended before the run did
         now = time.time()
         self.templates: list[tuple[_Template, MixEntry]] = []
         self.weights: list[float] = []
@@ -383,6 +391,15 @@ class _Terminal:
         return self.stan, encode_frame(self.wire.framing, payload, self.tpdu)
 
     async def run(self, deadline: float, slots: int, interval: float | None) -> None:
+        while True:
+            self._lost = False
+            await self._connection(deadline, slots, interval)
+            if not (self.options.reconnect and self._lost and trio.current_time() < deadline):
+                return
+            self.result.reconnects += 1
+            await trio.sleep(0.05)
+
+    async def _connection(self, deadline: float, slots: int, interval: float | None) -> None:
         result = self.result
         try:
             with trio.fail_after(self.options.timeout_s):
@@ -406,6 +423,7 @@ class _Terminal:
                 nursery.cancel_scope.cancel()
         except (trio.BrokenResourceError, trio.ClosedResourceError, OSError):
             result.errors += 1
+            self._lost = True
         finally:
             result.timeouts += len(self.pending)
             self.pending.clear()
@@ -474,7 +492,8 @@ class _Terminal:
                         self._slots.release()
         except (trio.BrokenResourceError, trio.ClosedResourceError, OSError, CodecError):
             result.errors += 1
-        if pending:
+        self._lost = True
+        if pending or self.options.reconnect:
             scope.cancel()
 
     async def _sweep(self) -> None:
@@ -592,6 +611,7 @@ def options_to_spec(options: LoadOptions, mac_spec: Mapping[str, Any] | None) ->
         "terminal_prefix": options.terminal_prefix,
         "merchant_id": options.merchant_id,
         "seed": options.seed,
+        "reconnect": options.reconnect,
         "mac": dict(mac_spec) if mac_spec else None,
     }
 
@@ -616,6 +636,7 @@ def options_from_spec(spec: Mapping[str, Any]) -> LoadOptions:
         terminal_prefix=spec["terminal_prefix"],
         merchant_id=spec["merchant_id"],
         seed=spec["seed"],
+        reconnect=bool(spec.get("reconnect", False)),
     )
     if spec.get("mac"):
         from .loadkeys import macs_for

@@ -49,7 +49,7 @@ def _from_store(
 ) -> dict[str, Callable[[bytes], bytes]]:
     from forecourt.keys.store import KeyStore
 
-    store = KeyStore.open(spec["data_dir"], lmk_file=spec.get("lmk_file"))
+    store = KeyStore.open(spec["data_dir"], dsn=spec.get("dsn"), lmk_file=spec.get("lmk_file"))
     try:
         out: dict[str, Callable[[bytes], bytes]] = {}
         for terminal_id in terminal_ids:

@@ -17,7 +17,7 @@ from forecourt.keys.mac import MacAlgorithm, PreparedMac
 
 from ._toml import SimConfigError, Table, load_toml
 from .rules import named_code
-from .templates import PROFILES, TEMPLATES, TerminalIdentity
+from .templates import DEFAULT_TEST_PAN, PROFILES, TEMPLATES, TerminalIdentity
 from .wire import WireFormat, parse_mac_key, parse_wire
 
 __all__ = [
@@ -214,7 +214,7 @@ def _parse_terminal(t: Table) -> TerminalSettings:
         terminal_id=t.text("terminal_id"),
         merchant_id=t.text("merchant_id", "FORECOURT000001"),
         family=wire.family,
-        pan=t.text("pan", "4761739001010010"),
+        pan=t.text("pan", DEFAULT_TEST_PAN),
         expiry=t.text("expiry", "2912"),
         currency=t.text("currency", "978"),
         acquirer_id=t.opt_text("acquirer_id"),

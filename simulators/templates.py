@@ -17,6 +17,7 @@ from forecourt.codecs.message import Message
 from forecourt.codecs.network import NetworkFunction, network_request
 
 __all__ = [
+    "DEFAULT_TEST_PAN",
     "TEMPLATES",
     "Profile",
     "SentRequest",
@@ -25,6 +26,10 @@ __all__ = [
     "TerminalIdentity",
     "build",
 ]
+
+# The public Visa test card the simulators use when a script or mix names none.
+# Test data only: it is never a real card.
+DEFAULT_TEST_PAN = "4761739001010010"
 
 TEMPLATES = (
     "purchase",

@@ -253,7 +253,7 @@ class SqliteJournal:
     # -- the writer
 
     def run_batch(self, writes: Sequence[Sequence[WriteOp]]) -> list[WriteOutcome]:
-        if len(writes) > 1:
+        if writes:
             grouped = self._run_grouped(writes)
             if grouped is not None:
                 return grouped
@@ -374,9 +374,7 @@ class SqliteJournal:
                         results[w][i] = last - len(safs) + 1 + n
                 if saf_done and conn.executemany(_DONE_SAF, saf_done).rowcount != len(saf_done):
                     raise _Regroup
-                if saf_retry and conn.executemany(_RETRY_SAF, saf_retry).rowcount != len(
-                    saf_retry
-                ):
+                if saf_retry and conn.executemany(_RETRY_SAF, saf_retry).rowcount != len(saf_retry):
                     raise _Regroup
             except (sqlite3.Error, _Regroup):
                 conn.execute("ROLLBACK")
