@@ -56,6 +56,7 @@ from forecourt.switch.routing import NoRoute, Router
 from forecourt.switch.shifts import ShiftBook, reconcile
 from forecourt.switch.transaction import TxnRecord, journal_row, pan_of
 from forecourt.switch.translate import across_families, convert_mti
+from prometheus_client import Counter
 
 log = structlog.get_logger("forecourt.pipeline")
 
@@ -166,6 +167,7 @@ class Pipeline:
         self._mac_failures: dict[str, int] = {}
         self._locked: set[str] = set()
         self._per_terminal: dict[str, int] = {}
+        self._counters: dict[tuple[str, str, str], Counter] = {}
 
     # -- entry -----------------------------------------------------------------
 
@@ -184,9 +186,7 @@ class Pipeline:
             self.metrics.malformed.labels(side="terminal", reason="not_a_request").inc()
             log.warning("terminal_sent_non_request", mti=request.mti, listener=ctx.name)
             return None
-        self.metrics.messages.labels(
-            direction="from_terminal", mti=request.mti, action_code=""
-        ).inc()
+        self._message_counter("from_terminal", request.mti, "").inc()
         terminal_id = request.fields.get("41")
         stan = request.fields.get("11")
         if terminal_id is None or stan is None:
@@ -244,9 +244,19 @@ class Pipeline:
         return encode(dialect, answer)
 
     def _count_answer(self, answer: Message) -> None:
-        self.metrics.messages.labels(
-            direction="to_terminal", mti=answer.mti, action_code=answer.fields.get("39", "")
-        ).inc()
+        self._message_counter("to_terminal", answer.mti, answer.fields.get("39", "")).inc()
+
+    def _message_counter(self, direction: str, mti: str, action_code: str) -> Counter:
+        """The labelled counter child, cached (``labels()`` costs more than ``inc()``)."""
+        key = (direction, mti, action_code)
+        child = self._counters.get(key)
+        if child is None:
+            child = self.metrics.messages.labels(
+                direction=direction, mti=mti, action_code=action_code
+            )
+            if len(self._counters) < 10_000:  # bounded whatever MTIs and codes arrive
+                self._counters[key] = child
+        return child
 
     # -- requests ----------------------------------------------------------------
 
@@ -307,7 +317,7 @@ class Pipeline:
             bound = bound.bind(txn_id=record.txn_id)
             answer = await self._dispatch(ctx, request, record, bound)
             payload = await self._mac_answer(ctx, terminal_id, answer)
-            record.answer_raw = encode(ctx.dialect, answer)
+            record.answer_raw = payload  # the bytes sent (MAC included): no second encode
             record.response_mti = answer.mti
             record.action_code = answer.fields.get("39")
             record.answered_at = time.time()
@@ -435,7 +445,8 @@ class Pipeline:
         if row.response_raw is None:
             return None
         try:
-            answer = decode(dialect, row.response_raw)
+            # the bytes sent carry the MAC of their time: a replay is MAC'd anew
+            answer = decode(dialect, row.response_raw).with_fields({64: None, 128: None})
         except CodecError:
             return None
         amount = None if row.amount is None else f"{row.amount:012d}"

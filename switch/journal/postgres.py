@@ -261,6 +261,13 @@ class PostgresJournal:
     # -- the writer
 
     def run_batch(self, writes: Sequence[Sequence[WriteOp]]) -> list[WriteOutcome]:
+        if self._conn.closed or self._conn.broken:
+            # the server restarted or the network broke: a new connection for this batch
+            # (the last batch failed as a whole, so nothing half-done is lost)
+            try:
+                self._conn = psycopg.connect(self.dsn, autocommit=True, connect_timeout=10)
+            except psycopg.Error as exc:
+                raise _error(exc) from None
         try:
             outcomes = self._fast(writes)
         except _Retry:

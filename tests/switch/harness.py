@@ -4,14 +4,16 @@ The host lives in the tests (it really listens on 127.0.0.1) so the switch core 
 tested without the simulators. Its behaviour is chosen by amount:
   100000 -> decline 100 / 05;   200000 -> delay 2 s;   300000 -> never answer;
   400000 -> partial approval of half the amount (002 / 10);   else approve.
+
+`RecordingHost` is the host of the invariant tests: a test-chosen plan per request,
+and a ledger of what it approved and what reversals took back.
 """
 
 from __future__ import annotations
 
 import contextlib
-import functools
 import itertools
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
@@ -95,6 +97,104 @@ class SmallHost:
         async with lock:
             with contextlib.suppress(trio.BrokenResourceError):
                 await stream.send_all(encode_frame(Framing(), encode(self.dialect, answer)))
+
+
+# An original as the host knows it: terminal id (41), the switch's STAN on the link
+# (11) and the original date-time (12) -- what a reversal names in field 41 and 56.
+HostKey = tuple[str, str, str]
+
+
+@attrs.frozen
+class HostPlan:
+    """What `RecordingHost` does with one authorisation or purchase."""
+
+    code: str = "000"  # 000 approves, 002 approves half the amount, anything else declines
+    delay_s: float = 0.0
+    answer: bool = True  # False: booked all the same, but no answer ever leaves
+
+
+@attrs.define
+class Booking:
+    """An original as the host booked it (approved 0 when it declined)."""
+
+    request: Message
+    code: str
+    approved: int
+    reversed: int = 0
+    reversals: int = 0  # reversals that named it; only the first takes anything back
+
+
+def approve_at_once(request: Message) -> HostPlan:
+    return HostPlan()
+
+
+@attrs.define
+class RecordingHost(SmallHost):
+    """An IFSF host that keeps a ledger of what it approved and what was reversed.
+
+    An authorisation or purchase is booked when it arrives, whatever becomes of its
+    answer (delayed, never sent, sent on a connection that is gone): approved at the
+    host is what charges the card. A reversal (1420/1421) names its original by field
+    41 and field 56 and takes back the booked amount once; one naming nothing booked
+    is kept in `orphans`. Reversals are acknowledged 400, network management 800.
+    """
+
+    dialect: Dialect = attrs.field(factory=lambda: get_dialect("ifsf"))
+    plan: Callable[[Message], HostPlan] = approve_at_once
+    bookings: list[Booking] = attrs.field(factory=list)
+    orphans: list[Message] = attrs.field(factory=list)
+    _by_key: dict[HostKey, Booking] = attrs.field(factory=dict)
+
+    @staticmethod
+    def key(message: Message) -> HostKey:
+        return (message.fields["41"], message.fields["11"], message.fields.get("12", ""))
+
+    def booking(self, key: HostKey) -> Booking | None:
+        return self._by_key.get(key)
+
+    async def _answer(self, stream: trio.SocketStream, lock: trio.Lock, payload: bytes) -> None:
+        request = decode(self.dialect, payload)
+        self.received.append(request)
+        fields = {k: v for k, v in request.fields.items() if k not in ("2", "35", "52", "64")}
+        plan = HostPlan()
+        if request.mti[1] == "8":
+            fields["39"] = "800"
+        elif request.mti[1] == "4":
+            self._reverse(request)
+            fields["39"] = "400"
+        elif request.mti[2] == "2":
+            fields["39"] = "000"
+        else:
+            plan = self.plan(request)
+            amount = int(request.fields.get("4", "0"))
+            approved = {"000": amount, "002": amount // 2}.get(plan.code, 0)
+            booking = Booking(request, plan.code, approved)
+            self.bookings.append(booking)
+            self._by_key[self.key(request)] = booking
+            fields["39"] = plan.code
+            if approved:
+                fields["4"] = f"{approved:012d}"
+                fields["38"] = "A1B2C3"
+        if not plan.answer:
+            return
+        await trio.sleep(plan.delay_s)
+        answer = encode_frame(
+            Framing(), encode(self.dialect, Message(response_mti(request.mti), fields))
+        )
+        async with lock:
+            with contextlib.suppress(trio.BrokenResourceError, trio.ClosedResourceError):
+                await stream.send_all(answer)
+
+    def _reverse(self, reversal: Message) -> None:
+        original = OriginalData.decode(reversal.fields["56"])
+        key = (reversal.fields["41"], original.stan, original.local_datetime)
+        booking = self._by_key.get(key)
+        if booking is None:
+            self.orphans.append(reversal)
+            return
+        booking.reversals += 1
+        if booking.reversals == 1:
+            booking.reversed = booking.approved
 
 
 @attrs.define
@@ -227,10 +327,36 @@ class SwitchUnderTest:
     terminal_keys: dict[str, MacKey]
     keks: dict[str, bytes]
     stop: trio.Event
+    # set by started_switch so that `restart` can run the switch again
+    _nursery: trio.Nursery | None = None
+    _lmk: Lmk | None = None
+    _stopped: trio.Event = attrs.field(factory=trio.Event)
 
     @property
     def port(self) -> int:
         return next(iter(self.running.ports.values()))
+
+    async def start(self) -> None:
+        """Run the switch (again) on its data dir; return once its links are up."""
+        assert self._nursery is not None
+        self.stop, self._stopped = trio.Event(), trio.Event()
+        before = self.host.connections
+        self.running = await self._nursery.start(
+            _run_switch, self.config, self.stop, self._stopped, self._lmk
+        )
+        with trio.fail_after(5):
+            while self.host.connections < before + self.config.acquirers[0].connections:
+                await trio.sleep(0.01)
+
+    async def restart(self) -> None:
+        """Stop the switch as SIGTERM does (drain, flush the journal) and start it again.
+
+        Terminals connect again afterwards: the listening port changes.
+        """
+        self.stop.set()
+        await self._stopped.wait()
+        await self.start()
+        await trio.sleep(0.05)  # the links' sign-on answers
 
     @contextlib.asynccontextmanager
     async def terminal(self, terminal_id: str = "T0000001") -> AsyncIterator[Terminal]:
@@ -304,6 +430,7 @@ async def started_switch(
     *,
     terminals: tuple[str, ...] = ("T0000001", "T0000002"),
     link_up: bool = True,
+    host: SmallHost | None = None,
     **config_over: Any,
 ) -> AsyncIterator[SwitchUnderTest]:
     lmk = Lmk.generate()
@@ -315,7 +442,8 @@ async def started_switch(
         keks[tid] = ceremony.clear_kek
         terminal_keys[tid] = install_key_change(ceremony.clear_kek, ceremony.payload).mac_key()
     dialect = config_over.get("host_dialect", config_over.get("dialect", "ifsf"))
-    host = SmallHost(get_dialect(dialect))
+    if host is None:
+        host = SmallHost(get_dialect(dialect))
     stop = trio.Event()
     async with trio.open_nursery() as outer:
         host_port = await outer.start(host.serve)
@@ -323,19 +451,36 @@ async def started_switch(
             host_port = _unused_port()
         config = switch_config(data_dir, host_port, **config_over)
         async with trio.open_nursery() as switch_nursery:
-            running = await switch_nursery.start(
-                functools.partial(run_switch, config, stop=stop, lmk=lmk)
+            sut = SwitchUnderTest(
+                config, RunningSwitch({}, None), host, store, terminal_keys, keks, stop
             )
-            sut = SwitchUnderTest(config, running, host, store, terminal_keys, keks, stop)
-            with trio.fail_after(5):
-                while link_up and host.connections < 2:
-                    await trio.sleep(0.01)
+            sut._nursery, sut._lmk = switch_nursery, lmk
+            if link_up:
+                await sut.start()
+            else:
+                sut.running = await switch_nursery.start(
+                    _run_switch, config, sut.stop, sut._stopped, lmk
+                )
             try:
                 yield sut
             finally:
-                stop.set()
+                sut.stop.set()
         outer.cancel_scope.cancel()
     store.close()
+
+
+async def _run_switch(
+    config: SwitchConfig,
+    stop: trio.Event,
+    stopped: trio.Event,
+    lmk: Lmk | None,
+    *,
+    task_status: trio.TaskStatus[RunningSwitch] = trio.TASK_STATUS_IGNORED,
+) -> None:
+    try:
+        await run_switch(config, stop=stop, lmk=lmk, task_status=task_status)
+    finally:
+        stopped.set()
 
 
 def _unused_port() -> int:

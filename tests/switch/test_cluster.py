@@ -72,37 +72,39 @@ async def cluster(
         taks[tid] = install_key_change(ceremony.clear_kek, ceremony.payload).mac_key()
     host = SmallHost(get_dialect("ifsf"))
     c = Cluster(dsn, host, lmk, store, taks, keks)
-    async with trio.open_nursery() as outer:
-        host_port = await outer.start(host.serve)
-        stop = trio.Event()
+    try:
+        async with trio.open_nursery() as outer:
+            host_port = await outer.start(host.serve)
+            stop = trio.Event()
 
-        async def node(name: str, *, task_status: trio.TaskStatus[RunningSwitch]) -> None:
-            base = switch_config(
-                tmp_path / name, host_port, request_timeout_s=1.0, saf_backoff_s=0.1
-            )
-            config = attrs.evolve(
-                base,
-                node=f"node-{name}",
-                database=dsn,
-                saf=attrs.evolve(base.saf, lease_s=1.0),
-            )
-            with trio.CancelScope() as scope:
-                c.scopes[name] = scope
-                await run_switch(config, stop=stop, lmk=lmk, task_status=task_status)
+            async def node(name: str, *, task_status: trio.TaskStatus[RunningSwitch]) -> None:
+                base = switch_config(
+                    tmp_path / name, host_port, request_timeout_s=1.0, saf_backoff_s=0.1
+                )
+                config = attrs.evolve(
+                    base,
+                    node=f"node-{name}",
+                    database=dsn,
+                    saf=attrs.evolve(base.saf, lease_s=1.0),
+                )
+                with trio.CancelScope() as scope:
+                    c.scopes[name] = scope
+                    await run_switch(config, stop=stop, lmk=lmk, task_status=task_status)
 
-        async with trio.open_nursery() as switches:
-            for name in nodes:
-                running = await switches.start(functools.partial(node, name))
-                c.ports[name] = next(iter(running.ports.values()))
-            with trio.fail_after(5):
-                while host.connections < 2 * len(nodes):
-                    await trio.sleep(0.01)
-            try:
-                yield c
-            finally:
-                stop.set()
-        outer.cancel_scope.cancel()
-    store.close()
+            async with trio.open_nursery() as switches:
+                for name in nodes:
+                    running = await switches.start(functools.partial(node, name))
+                    c.ports[name] = next(iter(running.ports.values()))
+                with trio.fail_after(5):
+                    while host.connections < 2 * len(nodes):
+                        await trio.sleep(0.01)
+                try:
+                    yield c
+                finally:
+                    stop.set()
+            outer.cancel_scope.cancel()
+    finally:
+        store.close()
 
 
 async def _wait_for(predicate: object, timeout: float = 8.0) -> None:
