@@ -144,6 +144,9 @@ class SafConfig:
 class ReversalConfig:
     on_disconnect: bool = True  # reverse in-flight authorisations when the terminal drops
     preauth_completion_window_s: float = 1800.0
+    # how long an approved transaction stays reversible from the switch (its sealed
+    # reversal kept in SAF): terminal gone, operator reversal; then it is erased
+    hold_approved_s: float = 900.0
 
 
 @attrs.frozen
@@ -443,6 +446,7 @@ def parse_config(
         preauth_completion_window_s=rv.float_(
             "preauth_completion_window_s", 1800.0, 1.0, 30 * 86400.0
         ),
+        hold_approved_s=rv.float_("hold_approved_s", 900.0, 300.0, 7 * 86400.0),
     )
     rv.finish()
 

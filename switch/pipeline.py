@@ -538,7 +538,12 @@ class Pipeline:
             if not approved:
                 record.pending_ops.append(CompleteSaf(record.parked_saf_id))
             else:
-                self.shifts.parked(record.terminal_id, record.txn_id, record.parked_saf_id)
+                self.shifts.parked(
+                    record.terminal_id,
+                    record.txn_id,
+                    record.parked_saf_id,
+                    expires=record.mti_class != "1",
+                )
                 if record.mti_class == "1":
                     # an approved pre-authorisation is reversed unless completed in time
                     record.pending_ops.append(

@@ -2,7 +2,8 @@
 
 Every transaction still `forwarded` may have been approved at the host with no
 answer journalled: its parked reversal becomes due now. One still `received` never
-left the switch: it is marked failed. Recent answers are loaded into the
+left the switch: it is marked failed. SAF items this node had claimed are due
+again at once. Recent answers are loaded into the
 in-memory duplicate window, open shifts are restored, and the reversals parked
 for approved transactions are remembered so that a completion, a terminal's
 reversal or a shift close can cancel them.
@@ -47,6 +48,11 @@ async def recover(
         else:
             ops += journal.update_ops(row.txn_id, state="failed")
             never_left += 1
+    # SAF items this node had claimed when it stopped are in no one's hands now: due at
+    # once, not when their lease runs out (the host takes a repeat as a duplicate)
+    for entry in await journal.saf_entries("in_flight", limit=10_000_000):
+        if entry.claimed_by == node:
+            ops.append(RetrySaf(entry.id, "in flight when the switch stopped", now))
     if ops:
         await journal.write(*ops)
     in_flight = {r.txn_id for r in rows}
@@ -55,7 +61,13 @@ async def recover(
             continue
         answered = await journal.get(entry.txn_id)
         if answered is not None and answered.state == "approved" and answered.mti_class in "12":
-            pipeline.shifts.parked(answered.terminal_id, answered.txn_id, entry.id)
+            pipeline.shifts.parked(
+                answered.terminal_id,
+                answered.txn_id,
+                entry.id,
+                held_since=entry.created_at,
+                expires=answered.mti_class != "1",
+            )
     for terminal_id, shift_id in await journal.open_shifts():
         pipeline.shifts.restore(terminal_id, shift_id)
     warmed = 0

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import random
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 
 import structlog
 import trio
@@ -20,7 +20,15 @@ from forecourt.codecs.action_codes import Outcome, outcome_of
 from forecourt.codecs.mti import mti_class, repeat_mti
 from forecourt.switch.acquirer_link import AcquirerLink, LinkError
 from forecourt.switch.config import SafConfig
-from forecourt.switch.journal import AddEvent, CompleteSaf, Event, Journal, SafItem, WriteOp
+from forecourt.switch.journal import (
+    AddEvent,
+    CompleteSaf,
+    Event,
+    ExpireParked,
+    Journal,
+    SafItem,
+    WriteOp,
+)
 from forecourt.switch.metrics import SwitchMetrics
 from forecourt.switch.reversal import saf_message
 
@@ -51,6 +59,9 @@ class SafSender:
         metrics: SwitchMetrics,
         node: str,
         poll_s: float = 0.5,
+        hold_approved_s: float = 900.0,
+        done_retention_s: float = 86400.0,
+        on_expired: Callable[[float], object] | None = None,
     ) -> None:
         self._journal = journal
         self._links = links
@@ -61,6 +72,11 @@ class SafSender:
         self._wake = trio.Event()
         self._busy: dict[str, int] = dict.fromkeys(links, 0)
         self.delivered = 0
+        self._hold_approved_s = hold_approved_s
+        self._done_retention_s = done_retention_s
+        self._on_expired = on_expired
+        self._next_stats = 0.0
+        self._next_sweep = time.time() + 60.0
 
     def wake(self) -> None:
         """Something was queued: look now rather than at the next poll."""
@@ -83,10 +99,26 @@ class SafSender:
                     for item in items:
                         self._busy[name] += 1
                         nursery.start_soon(self._deliver, item, link)
-                await self._publish_depth()
+                now = time.time()
+                if now >= self._next_stats:
+                    await self._publish_depth()
+                    self._next_stats = now + 5.0
+                if now >= self._next_sweep:
+                    await self._sweep(now)
+                    self._next_sweep = now + 60.0
                 with trio.move_on_after(self._poll_s):
                     await self._wake.wait()
                 self._wake = trio.Event()
+
+    async def _sweep(self, now: float) -> None:
+        """Erase reversals held past the hold window; drop delivered items past retention."""
+        (counts,) = await self._journal.write(
+            ExpireParked(now - self._hold_approved_s, now - self._done_retention_s, now)
+        )
+        if self._on_expired is not None:
+            self._on_expired(now - self._hold_approved_s)
+        if isinstance(counts, tuple) and any(counts):
+            log.info("saf_housekeeping", erased_held=counts[0], deleted_done=counts[1])
 
     async def _publish_depth(self) -> None:
         stats = await self._journal.saf_stats()

@@ -31,6 +31,7 @@ from forecourt.switch.pipeline import ListenerContext, Pipeline, PipelineSetting
 from forecourt.switch.recovery import recover
 from forecourt.switch.saf import SafSender
 from forecourt.switch.session import TerminalSession
+from forecourt.switch.shifts import ShiftBook
 from forecourt.switch.takeover import run_takeover, takeover_threshold
 from forecourt.switch.terminal_keys import KeyringCache
 from forecourt.switch.workers import reuseport_listener
@@ -217,7 +218,16 @@ async def run_switch(
                 await keys.keyring(acquirer.name)
         async with open_journal(config, saf_key=saf_data_key(lmk), node=config.node) as journal:
             links = build_links(config, metrics, keys.zone_mac)
-            saf = SafSender(journal, links, config.saf, metrics, config.node)
+            shifts = ShiftBook()
+            saf = SafSender(
+                journal,
+                links,
+                config.saf,
+                metrics,
+                config.node,
+                hold_approved_s=config.reversal.hold_approved_s,
+                on_expired=shifts.expire,
+            )
             pipeline = Pipeline(
                 router=config.build_router(),
                 links=links,
@@ -231,6 +241,7 @@ async def run_switch(
                     duplicates_from_journal=cluster,
                 ),
                 saf=saf,
+                shifts=shifts,
             )
             first_dialect = (
                 get_dialect(config.listeners[0].dialect, config.listeners[0].bitmap)

@@ -27,6 +27,7 @@ class ShiftBook:
     def __init__(self) -> None:
         self._open: dict[str, str] = {}
         self._parked: dict[str, int] = {}  # txn id -> SAF item id
+        self._parked_at: dict[str, float] = {}
         self._by_terminal: dict[str, set[str]] = {}  # terminal id -> txn ids parked
 
     def current(self, terminal_id: str) -> str | None:
@@ -45,11 +46,33 @@ class ShiftBook:
         """Close the shift; the parked reversals it no longer needs (to cancel)."""
         self._open.pop(terminal_id, None)
         txns = self._by_terminal.pop(terminal_id, set())
+        for t in txns:
+            self._parked_at.pop(t, None)
         return [self._parked.pop(t) for t in txns if t in self._parked]
 
-    def parked(self, terminal_id: str, txn_id: str, saf_id: int) -> None:
+    def parked(
+        self,
+        terminal_id: str,
+        txn_id: str,
+        saf_id: int,
+        *,
+        held_since: float | None = None,
+        expires: bool = True,
+    ) -> None:
+        """Remember a parked reversal. One that `expires` (an approved purchase) is
+        erased by SAF housekeeping after the hold window; a pre-authorisation's is due
+        at the end of its completion window instead, so it does not expire here."""
         self._parked[txn_id] = saf_id
+        if expires:
+            self._parked_at[txn_id] = time.time() if held_since is None else held_since
         self._by_terminal.setdefault(terminal_id, set()).add(txn_id)
+
+    def expire(self, held_before: float) -> int:
+        """Forget parked reversals the journal erased (held since before `held_before`)."""
+        old = [t for t, at in self._parked_at.items() if at < held_before]
+        for txn_id in old:
+            self.completed(txn_id)
+        return len(old)
 
     def parked_id(self, txn_id: str) -> int | None:
         return self._parked.get(txn_id)
@@ -57,6 +80,7 @@ class ShiftBook:
     def completed(self, txn_id: str) -> int | None:
         """Reversed, completed or reversing: the parked reversal to cancel or use, if any."""
         saf_id = self._parked.pop(txn_id, None)
+        self._parked_at.pop(txn_id, None)
         if saf_id is not None:
             for txns in self._by_terminal.values():
                 txns.discard(txn_id)

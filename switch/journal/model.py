@@ -303,6 +303,18 @@ class TakeOverStale:
     now: float
 
 
+@attrs.frozen
+class ExpireParked:
+    """Housekeeping: parked reversals held since before ``held_before`` are erased
+    (the transaction was answered long ago and can no longer be reversed from here),
+    and delivered items older than ``done_before`` are deleted. Result: (erased, deleted).
+    """
+
+    held_before: float
+    done_before: float
+    now: float
+
+
 WriteOp = (
     InsertTransaction
     | UpdateTransaction
@@ -315,6 +327,7 @@ WriteOp = (
     | OpenShift
     | CloseShift
     | TakeOverStale
+    | ExpireParked
 )
 
 

@@ -38,6 +38,7 @@ from forecourt.switch.journal.model import (
     CompleteSaf,
     EnqueueSaf,
     Event,
+    ExpireParked,
     FlagSaf,
     InsertTransaction,
     JournalError,
@@ -394,6 +395,19 @@ class PostgresJournal:
                     "lease_until = NULL WHERE id = %s",
                     (item_id,),
                 )
+            case ExpireParked():
+                # One statement, two effects: erase parked reversals held too long,
+                # delete delivered items past retention; counts come back as one row.
+                return self._exec(
+                    "WITH erased AS (UPDATE saf SET state = 'done', payload = ''::bytea,"
+                    " last_error = 'expired: held too long'"
+                    " WHERE state = 'pending' AND next_attempt_at > %s AND created_at < %s"
+                    " RETURNING id),"
+                    " deleted AS (DELETE FROM saf WHERE state = 'done' AND created_at < %s"
+                    " RETURNING id)"
+                    " SELECT (SELECT count(*) FROM erased), (SELECT count(*) FROM deleted)",
+                    (op.now + PARKED_HORIZON_S, op.held_before, op.done_before),
+                )
             case RetrySaf():
                 return self._exec(
                     "UPDATE saf SET state = 'pending', last_error = %s, next_attempt_at = %s, "
@@ -480,6 +494,11 @@ class PostgresJournal:
             case TakeOverStale():
                 assert cur is not None
                 return [(str(r[0]), str(r[1])) for r in cur.fetchall()]
+            case ExpireParked():
+                assert cur is not None
+                counts = cur.fetchone()
+                assert counts is not None
+                return (int(counts[0]), int(counts[1]))
         return None
 
 

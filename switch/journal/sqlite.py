@@ -27,6 +27,7 @@ from forecourt.switch.journal.model import (
     CompleteSaf,
     EnqueueSaf,
     Event,
+    ExpireParked,
     FlagSaf,
     InsertTransaction,
     JournalError,
@@ -466,6 +467,18 @@ class SqliteJournal:
                     item_id,
                 )
                 return None
+            case ExpireParked():
+                horizon = op.now + PARKED_HORIZON_S
+                erased = c.execute(
+                    "UPDATE saf SET state = 'done', payload = x'', "
+                    "last_error = 'expired: held too long' "
+                    "WHERE state = 'pending' AND next_attempt_at > ? AND created_at < ?",
+                    (horizon, op.held_before),
+                ).rowcount
+                deleted = c.execute(
+                    "DELETE FROM saf WHERE state = 'done' AND created_at < ?", (op.done_before,)
+                ).rowcount
+                return (erased, deleted)
             case RetrySaf():
                 self._saf_update(
                     "state = 'pending', last_error = ?, next_attempt_at = ?, "

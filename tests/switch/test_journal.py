@@ -444,3 +444,32 @@ async def test_shift_totals(target: Target) -> None:
         assert shift is not None and shift.in_balance is True and shift.closed_at == 20.0
         assert shift.totals == {"debit": [2, 3500]}
         assert (await journal.totals("T0000001", "none")).lines == ()
+
+
+async def test_expire_parked_erases_held_reversals_and_old_done_items(target: Target) -> None:
+    """Housekeeping: a reversal held past the window is erased, a due one is kept."""
+    import time as _time
+
+    from forecourt.switch.journal import PARKED_HORIZON_S, CompleteSaf, ExpireParked
+
+    now = _time.time()
+    async with open_journal(target, saf_key=bytes(32)) as journal:
+        held = await journal.saf_enqueue(
+            "TXNHELD",
+            "bank",
+            "1420",
+            b"{}",
+            now=now - 2000,
+            next_attempt_at=now + 2 * PARKED_HORIZON_S,
+        )
+        due = await journal.saf_enqueue("TXNDUE", "bank", "1420", b"{}", now=now - 2000)
+        fresh = await journal.saf_enqueue(
+            "TXNFRESH", "bank", "1420", b"{}", now=now, next_attempt_at=now + 2 * PARKED_HORIZON_S
+        )
+        old_done = await journal.saf_enqueue("TXNOLD", "bank", "1420", b"{}", now=now - 90000)
+        await journal.write(CompleteSaf(old_done))
+        (counts,) = await journal.write(ExpireParked(now - 900, now - 86400, now))
+        assert counts == (1, 1)
+        pending = {e.id for e in await journal.saf_entries("pending")}
+        assert pending == {due, fresh}
+        assert held not in pending
