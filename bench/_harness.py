@@ -98,7 +98,9 @@ def switch_toml(
     max_connections: int = 1000,
     log_level: str = "warning",
     connections: int = 2,
+    extra_toml: str = "",
 ) -> str:
+    """The switch configuration; `extra_toml` is appended (more listeners, groups, tables)."""
     return f"""
 node = "bench"
 data_dir = "{data_dir}"
@@ -136,11 +138,15 @@ request_timeout_s = {request_timeout_s}
 echo_interval_s = 0.0
 sign_on = true
 acquirer_id = "12345678"
+{extra_toml}
 """
 
 
-def acquirer_toml(port: int, zak: bytes | None, rules: str = "") -> str:
+def acquirer_toml(
+    port: int, zak: bytes | None, rules: str = "", record_file: Path | None = None
+) -> str:
     mac = f'[mac]\nzak = "{zak.hex().upper()}"\nalgorithm = "retail"\n' if zak else ""
+    record = f'file = "{record_file}"\n' if record_file is not None else ""
     return f"""
 seed = 1
 [listen]
@@ -150,7 +156,7 @@ dialect = "ifsf"
 framing = "2b"
 {mac}
 [record]
-keep = 1000
+{record}keep = 1000
 {rules}
 """
 
@@ -258,11 +264,15 @@ class Proc:
 
 
 def start_acquirer(
-    work: Path, zak: bytes | None, rules: str = "", name: str = "acq"
+    work: Path,
+    zak: bytes | None,
+    rules: str = "",
+    name: str = "acq",
+    record_file: Path | None = None,
 ) -> tuple[Proc, int]:
     port = free_port()
     config = work / f"{name}.toml"
-    config.write_text(acquirer_toml(port, zak, rules))
+    config.write_text(acquirer_toml(port, zak, rules, record_file))
     proc = Proc(
         name, [*FORECOURT, "sim", "acquirer", "--config", str(config)], work / f"{name}.log"
     )

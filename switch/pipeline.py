@@ -122,10 +122,14 @@ class ListenerContext:
 
 @attrs.frozen
 class Reply:
-    """An encoded answer, and the transaction to reverse if it cannot be delivered."""
+    """An encoded answer, and the transaction to reverse if it cannot be delivered.
+
+    With a record, the session calls `Pipeline.settle` once it tried to deliver it.
+    """
 
     payload: bytes
     record: TxnRecord | None = None
+    answer: Message | None = None
 
 
 @attrs.frozen
@@ -313,6 +317,7 @@ class Pipeline:
         self._per_terminal[terminal_id] = self._per_terminal.get(terminal_id, 0) + 1
         self.metrics.in_flight.inc()
         answer: Message | None = None
+        replied = False
         try:
             bound = bound.bind(txn_id=record.txn_id)
             answer = await self._dispatch(ctx, request, record, bound)
@@ -337,9 +342,11 @@ class Pipeline:
                 switch_ms=round(record.switch_ms, 3),
                 host_ms=None if record.host_ms is None else round(record.host_ms, 3),
             )
-            return Reply(payload, record)
+            replied = True
+            return Reply(payload, record, answer)
         finally:
-            self.requests.finish(key, answer)
+            if not replied:
+                self.requests.finish(key, answer)
             self.metrics.in_flight.dec()
             remaining = self._per_terminal.get(terminal_id, 1) - 1
             if remaining:
@@ -401,7 +408,7 @@ class Pipeline:
             bound.info("duplicate_in_flight", txn_id=entry.txn_id)
             await entry.done.wait()
             if entry.answer is not None and entry.amount == amount:
-                return await self._mac_answer(ctx, key[1], _as_reply_to(entry.answer, request))
+                return await self._replay(ctx, key, entry.txn_id, entry.answer, request, bound)
             return await self._answer_local(ctx, request, key[1], Outcome.DUPLICATE)
         finished = self.requests.finished(key)
         if finished is None:
@@ -422,8 +429,29 @@ class Pipeline:
         if finished.amount != amount:
             bound.warning("duplicate_different_amount", txn_id=finished.txn_id)
             return await self._answer_local(ctx, request, key[1], Outcome.DUPLICATE)
-        bound.info("retransmission_replayed", txn_id=finished.txn_id)
-        return await self._mac_answer(ctx, key[1], _as_reply_to(finished.answer, request))
+        return await self._replay(ctx, key, finished.txn_id, finished.answer, request, bound)
+
+    async def _replay(
+        self,
+        ctx: ListenerContext,
+        key: TerminalKey,
+        txn_id: str,
+        answer: Message,
+        request: Message,
+        bound: structlog.typing.FilteringBoundLogger,
+    ) -> bytes:
+        """The journalled answer again; but never an approval that has since been reversed.
+
+        Retransmissions are rare, so asking the journal here costs nothing on the hot
+        path, and it sees reversals made anywhere (terminal, timeout, operator, node).
+        """
+        if is_approved(answer.fields.get("39", ""), ctx.dialect.family):
+            row = await self.journal.get(txn_id)
+            if row is not None and row.state in ("reversal_pending", "reversed"):
+                bound.warning("retransmission_of_reversed_transaction", txn_id=txn_id)
+                return await self._answer_local(ctx, request, key[1], Outcome.DUPLICATE)
+        bound.info("retransmission_replayed", txn_id=txn_id)
+        return await self._mac_answer(ctx, key[1], answer)
 
     async def _answered_elsewhere(self, key: TerminalKey, row: JournalRow) -> JournalRow | None:
         """Poll the shared journal while another node's request with this key is in
@@ -449,6 +477,8 @@ class Pipeline:
             answer = decode(dialect, row.response_raw).with_fields({64: None, 128: None})
         except CodecError:
             return None
+        if row.state in ("reversal_pending", "reversed"):
+            answer = not_approved(answer)
         amount = None if row.amount is None else f"{row.amount:012d}"
         finished = FinishedRequest(row.txn_id, amount, answer)
         self.requests.remember(key, finished)
@@ -555,6 +585,27 @@ class Pipeline:
                     )
         return relayed
 
+    def settle(self, reply: Reply, delivered: bool) -> None:
+        """The session tried to deliver `reply`: only now do copies of the request hear it.
+
+        A retransmission waiting for this answer, or coming later, must not hear an
+        approval that `undelivered` reverses: it hears "not approved" instead.
+        """
+        record = reply.record
+        if record is None:
+            return
+        answer = reply.answer
+        if answer is not None and not delivered and self._reverses_undelivered(record):
+            answer = not_approved(answer)
+        self.requests.finish((record.mti_class, record.terminal_id, record.stan), answer)
+
+    def _reverses_undelivered(self, record: TxnRecord) -> bool:
+        return (
+            self.settings.reverse_on_disconnect
+            and record.state == "approved"
+            and record.mti_class in ("1", "2")
+        )
+
     def _arm_reversal(self, record: TxnRecord, reason: str, at: float) -> None:
         record.state = "reversal_pending"
         if record.parked_saf_id is not None:
@@ -562,9 +613,7 @@ class Pipeline:
 
     async def undelivered(self, record: TxnRecord) -> None:
         """The terminal went before it heard an approval: reverse it (reason 4020)."""
-        if not self.settings.reverse_on_disconnect or record.state != "approved":
-            return
-        if record.mti_class not in ("1", "2"):
+        if not self._reverses_undelivered(record):
             return
         parked = self.shifts.completed(record.txn_id)
         link = self.links.get(record.route or "")
@@ -643,6 +692,7 @@ class Pipeline:
         )
         if not partial:
             record.pending_ops += self.journal.update_ops(original.txn_id, state="reversal_pending")
+            self._revoke((original.mti_class, original.terminal_id, original.stan))
         cancel = self.shifts.completed(original.txn_id)
         if cancel is not None:
             record.pending_ops.append(CompleteSaf(cancel))
@@ -817,10 +867,17 @@ class Pipeline:
         return encoded
 
 
+def not_approved(answer: Message) -> Message:
+    """A remembered answer once its approval is reversed: what a retransmission hears.
+
+    911/91 as if the host had not answered in time, which is what the reversal makes
+    of it; other answers are unchanged.
+    """
+    family = "1993" if answer.mti.startswith("1") else "1987"
+    if not is_approved(answer.fields.get("39", ""), family):
+        return answer
+    return answer.with_fields({39: code_for(Outcome.ISSUER_TIMEOUT, family), 38: None})
+
+
 def journal_amount(amount: str | None) -> int | None:
     return int(amount) if amount and amount.isdigit() else None
-
-
-def _as_reply_to(answer: Message, request: Message) -> Message:
-    """A remembered answer, sent again for a retransmission (1221 -> 1230 as well)."""
-    return answer

@@ -233,3 +233,15 @@ async def test_operator_reversal_from_the_cli(tmp_path: Path, capsys: object) ->
     async with open_journal(tmp_path / "journal.db") as journal:
         events = await journal.events(approved.txn_id)
     assert any(e.kind == "operator_reversal" and "pump fault" in (e.detail or "") for e in events)
+
+
+async def test_retransmission_of_a_reversed_purchase_is_not_replayed_as_approved(
+    tmp_path: Path,
+) -> None:
+    async with started_switch(tmp_path) as sut, sut.terminal() as t:
+        purchase = t.purchase(5000)
+        assert (await t.exchange(purchase)).fields["39"] == "000"
+        assert (await t.exchange(t.reversal(purchase))).fields["39"] == "400"
+        again = await t.exchange(purchase)
+        assert again.fields["39"] == "913"
+        assert _host_mtis(sut).count("1200") == 1
