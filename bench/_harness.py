@@ -281,14 +281,23 @@ def start_acquirer(
 
 
 def start_switch(
-    work: Path, data_dir: Path, acquirer_port: int, **options: Any
+    work: Path,
+    data_dir: Path,
+    acquirer_port: int,
+    start_timeout: float = 20.0,
+    **options: Any,
 ) -> tuple[Proc, int, int]:
+    """The switch process, once its first listener and the acquirer link are up."""
     port, metrics_port = free_port(), free_port()
     config = work / "switch.toml"
     config.write_text(switch_toml(data_dir, port, acquirer_port, metrics_port, **options))
     proc = Proc("switch", [*FORECOURT, "serve", "--config", str(config)], work / "switch.log")
-    wait_port(port)
-    wait_link_up(metrics_port)
+    try:
+        wait_port(port, start_timeout)
+        wait_link_up(metrics_port, start_timeout)
+    except RuntimeError:
+        proc.stop()
+        raise
     return proc, port, metrics_port
 
 

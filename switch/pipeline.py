@@ -124,7 +124,8 @@ class ListenerContext:
 class Reply:
     """An encoded answer, and the transaction to reverse if it cannot be delivered.
 
-    With a record, the session calls `Pipeline.settle` once it tried to deliver it.
+    With a record, the session calls `Pipeline.settle` once it has tried to deliver
+    it: until then the request is in flight, and its copies wait.
     """
 
     payload: bytes
@@ -445,7 +446,8 @@ class Pipeline:
         Retransmissions are rare, so asking the journal here costs nothing on the hot
         path, and it sees reversals made anywhere (terminal, timeout, operator, node).
         """
-        if is_approved(answer.fields.get("39", ""), ctx.dialect.family):
+        # authorisations and purchases only: a reversal's own 400 is no approval to take back
+        if key[0] in ("1", "2") and is_approved(answer.fields.get("39", ""), ctx.dialect.family):
             row = await self.journal.get(txn_id)
             if row is not None and row.state in ("reversal_pending", "reversed"):
                 bound.warning("retransmission_of_reversed_transaction", txn_id=txn_id)
@@ -477,8 +479,6 @@ class Pipeline:
             answer = decode(dialect, row.response_raw).with_fields({64: None, 128: None})
         except CodecError:
             return None
-        if row.state in ("reversal_pending", "reversed"):
-            answer = not_approved(answer)
         amount = None if row.amount is None else f"{row.amount:012d}"
         finished = FinishedRequest(row.txn_id, amount, answer)
         self.requests.remember(key, finished)
@@ -585,26 +585,16 @@ class Pipeline:
                     )
         return relayed
 
-    def settle(self, reply: Reply, delivered: bool) -> None:
-        """The session tried to deliver `reply`: only now do copies of the request hear it.
+    def settle(self, reply: Reply) -> None:
+        """The session delivered `reply`, or journalled why not: copies may hear it now.
 
-        A retransmission waiting for this answer, or coming later, must not hear an
-        approval that `undelivered` reverses: it hears "not approved" instead.
+        Not sooner: a retransmission (waiting for this answer, or coming later) must
+        not hear an approval that `undelivered` is reversing; once its write is
+        durable, `_replay` sees the reversal in the journal.
         """
         record = reply.record
-        if record is None:
-            return
-        answer = reply.answer
-        if answer is not None and not delivered and self._reverses_undelivered(record):
-            answer = not_approved(answer)
-        self.requests.finish((record.mti_class, record.terminal_id, record.stan), answer)
-
-    def _reverses_undelivered(self, record: TxnRecord) -> bool:
-        return (
-            self.settings.reverse_on_disconnect
-            and record.state == "approved"
-            and record.mti_class in ("1", "2")
-        )
+        if record is not None:
+            self.requests.finish((record.mti_class, record.terminal_id, record.stan), reply.answer)
 
     def _arm_reversal(self, record: TxnRecord, reason: str, at: float) -> None:
         record.state = "reversal_pending"
@@ -613,7 +603,9 @@ class Pipeline:
 
     async def undelivered(self, record: TxnRecord) -> None:
         """The terminal went before it heard an approval: reverse it (reason 4020)."""
-        if not self._reverses_undelivered(record):
+        if not self.settings.reverse_on_disconnect or record.state != "approved":
+            return
+        if record.mti_class not in ("1", "2"):
             return
         parked = self.shifts.completed(record.txn_id)
         link = self.links.get(record.route or "")
@@ -692,7 +684,6 @@ class Pipeline:
         )
         if not partial:
             record.pending_ops += self.journal.update_ops(original.txn_id, state="reversal_pending")
-            self._revoke((original.mti_class, original.terminal_id, original.stan))
         cancel = self.shifts.completed(original.txn_id)
         if cancel is not None:
             record.pending_ops.append(CompleteSaf(cancel))
@@ -865,18 +856,6 @@ class Pipeline:
         self._count_answer(answer)
         bound.info("network_management", function=function.value)
         return encoded
-
-
-def not_approved(answer: Message) -> Message:
-    """A remembered answer once its approval is reversed: what a retransmission hears.
-
-    911/91 as if the host had not answered in time, which is what the reversal makes
-    of it; other answers are unchanged.
-    """
-    family = "1993" if answer.mti.startswith("1") else "1987"
-    if not is_approved(answer.fields.get("39", ""), family):
-        return answer
-    return answer.with_fields({39: code_for(Outcome.ISSUER_TIMEOUT, family), 38: None})
 
 
 def journal_amount(amount: str | None) -> int | None:

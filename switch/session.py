@@ -111,9 +111,13 @@ class TerminalSession:
         if reply is None:
             return
         tpdu = reply_tpdu(frame.tpdu) if frame.tpdu is not None else None
-        delivered = await self.send(encode_frame(self._framing, reply.payload, tpdu))
-        if not delivered and reply.record is not None:
-            await self._pipeline.undelivered(reply.record)
+        try:
+            delivered = await self.send(encode_frame(self._framing, reply.payload, tpdu))
+            if not delivered and reply.record is not None:
+                await self._pipeline.undelivered(reply.record)
+        finally:
+            # only now may a retransmission of the request hear the answer
+            self._pipeline.settle(reply)
 
     async def send(self, data: bytes) -> bool:
         """False when the terminal is gone and the answer was not delivered."""

@@ -149,9 +149,6 @@ class RecordingHost(SmallHost):
     def key(message: Message) -> HostKey:
         return (message.fields["41"], message.fields["11"], message.fields.get("12", ""))
 
-    def booking(self, key: HostKey) -> Booking | None:
-        return self._by_key.get(key)
-
     async def _answer(self, stream: trio.SocketStream, lock: trio.Lock, payload: bytes) -> None:
         request = decode(self.dialect, payload)
         self.received.append(request)

@@ -27,10 +27,12 @@ from forecourt.codecs.dialect import decode, get_dialect
 from forecourt.codecs.fields import OriginalData
 from forecourt.codecs.framing import FrameDecoder, Framing
 from forecourt.codecs.message import Message
-from forecourt.switch.journal import JournalRow, SafEntry, open_journal
+from forecourt.switch.journal import ClaimSaf, JournalRow, SafEntry, open_journal
 from forecourt.switch.journal.model import PARKED_HORIZON_S
+from forecourt.switch.reversal import saf_payload
+from forecourt.switch.server import saf_data_key
 
-from tests.switch.harness import HostPlan, RecordingHost, Terminal, _unused_port
+from tests.switch.harness import HostPlan, RecordingHost, Terminal, _unused_port, started_switch
 
 FORECOURT = [sys.executable, "-m", "forecourt.switch.cli"]
 TERMINALS = [f"T{n:07d}" for n in range(1, 201)]
@@ -280,3 +282,27 @@ async def test_kill_9_with_200_in_flight_loses_nothing(tmp_path: Path) -> None:
         row = by_terminal[terminal_id]
         assert row.action_code == answer.fields["39"]
         assert row.state == ("approved" if answer.fields["39"] == "000" else "declined")
+
+
+async def test_saf_item_claimed_when_the_switch_stopped_is_due_at_restart(tmp_path: Path) -> None:
+    """Not only when its lease runs out (a minute by default)."""
+    host = RecordingHost()
+    async with started_switch(tmp_path, host=host, mac=False) as sut:
+        async with sut.terminal() as t:
+            purchase = t.purchase(5000)
+            assert (await t.exchange(purchase)).fields["39"] == "000"
+        reversal = t.reversal(purchase)
+        assert sut._lmk is not None
+        async with open_journal(
+            tmp_path / "journal.db", saf_key=saf_data_key(sut._lmk), node="test-node"
+        ) as journal:
+            (row,) = await journal.list(limit=1)
+            # queued and taken by this node in one write, as if its delivery was under way
+            await journal.write(
+                journal.saf_enqueue_op(row.txn_id, "bank", reversal.mti, saf_payload(reversal)),
+                ClaimSaf("test-node", limit=1, lease_s=60.0, now=time.time(), link="bank"),
+            )
+        await sut.restart()
+        with trio.fail_after(5):
+            while not [m for m in host.received if m.mti[:2] == "14"]:
+                await trio.sleep(0.02)

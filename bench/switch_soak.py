@@ -1,0 +1,361 @@
+"""Benchmark 7: soak at 60 % of the maximum, with timeouts and reversals in the mix.
+
+``--minutes`` (default 30) of open-loop load through the switch at 60 % of B's
+maximum (measured with a short closed-loop probe, or ``--rate``). The mix
+(``forecourt sim load --mix``): purchases of varying amounts, pre-authorisations,
+echoes, purchases the host never answers (``drop``) and purchases it answers
+after the switch gave up (``late``). Reversals in the mix are switch-originated:
+each timeout makes the parked reversal due (reason 4021), and approved
+pre-authorisations that are never completed are reversed by SAF at the end of
+``--preauth-window`` seconds (the load generator has no terminal reversal template).
+
+During the run the switch's RSS and the SAF table (by state; parked reversals
+counted apart) are sampled every 10 s. After the load: drain (wait until no
+transaction is ``forwarded`` / ``reversal_pending`` and SAF has nothing due or in
+flight), then the invariant check from the journal (sqlite) and the acquirer
+simulator's record file (``[record] file``, JSON lines):
+
+- every host approval of a request has a journalled answer (state approved,
+  answer bytes kept) or a reversal the host received (state reversed is set only
+  when the host acknowledged the reversal);
+- nothing is left forwarded / reversal_pending, no SAF item is due, in flight or
+  flagged;
+- RSS growth from the first sample to the last ≤ 5 %.
+
+Prints one JSON object.
+
+    .venv/bin/python bench/switch_soak.py --minutes 30
+"""
+
+from __future__ import annotations
+
+import argparse
+import collections
+import json
+import sqlite3
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import _harness as h
+
+DROP_PAN = "4000000000000002"
+LATE_PAN = "4000000000000010"
+PARKED_HORIZON_S = 5 * 365 * 86400.0  # forecourt.switch.journal.model.PARKED_HORIZON_S
+
+MIX = f"""
+[[mix]]
+template = "purchase"
+weight = 84
+amount = [500, 12000]
+[[mix]]
+template = "preauth"
+weight = 6
+amount = 10000
+[[mix]]
+template = "echo"
+weight = 6
+[[mix]]
+template = "purchase"
+weight = 2
+pan = "{DROP_PAN}"
+[[mix]]
+template = "purchase"
+weight = 2
+pan = "{LATE_PAN}"
+"""
+
+
+def _rules(late_s: float) -> str:
+    return f"""
+[[rules]]
+name = "issuer unreachable"
+pan_prefix = "{DROP_PAN}"
+action = "drop"
+[[rules]]
+name = "answers after the switch gave up"
+pan_prefix = "{LATE_PAN}"
+action = "late"
+delay_s = {late_s}
+[[rules]]
+name = "everything else approved"
+action = "approve"
+"""
+
+
+def _saf_counts(db: Path) -> dict[str, int]:
+    conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=10)
+    try:
+        horizon = time.time() + PARKED_HORIZON_S
+        rows = conn.execute(
+            "SELECT CASE WHEN state = 'pending' AND next_attempt_at > ? THEN 'parked' "
+            "ELSE state END, count(*) FROM saf GROUP BY 1",
+            (horizon,),
+        ).fetchall()
+        counts = {str(k): int(v) for k, v in rows}
+        total = conn.execute("SELECT count(*) FROM transactions").fetchone()[0]
+        counts["transactions"] = int(total)
+        return counts
+    finally:
+        conn.close()
+
+
+def _open_counts(db: Path) -> dict[str, int]:
+    conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=10)
+    try:
+        horizon = time.time() + PARKED_HORIZON_S
+        states = dict(
+            conn.execute(
+                "SELECT state, count(*) FROM transactions "
+                "WHERE state IN ('received', 'forwarded', 'reversal_pending') GROUP BY state"
+            ).fetchall()
+        )
+        due = conn.execute(
+            "SELECT count(*) FROM saf WHERE state = 'in_flight' "
+            "OR (state = 'pending' AND next_attempt_at <= ?)",
+            (horizon,),
+        ).fetchone()[0]
+        flagged = conn.execute("SELECT count(*) FROM saf WHERE state = 'flagged'").fetchone()[0]
+        return {**{str(k): int(v) for k, v in states.items()}, "saf_due_or_in_flight": int(due)} | {
+            "saf_flagged": int(flagged)
+        }
+    finally:
+        conn.close()
+
+
+def _invariant(db: Path, record_file: Path) -> dict[str, Any]:
+    from forecourt.codecs.action_codes import is_approved
+
+    conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=10)
+    try:
+        rows: dict[tuple[str, str], list[tuple[str, bool, float]]] = collections.defaultdict(list)
+        for terminal_id, stan, state, has_answer, forwarded_at in conn.execute(
+            "SELECT terminal_id, acquirer_stan, state, response_raw IS NOT NULL, forwarded_at "
+            "FROM transactions WHERE acquirer_stan IS NOT NULL"
+        ):
+            rows[(terminal_id.strip(), stan)].append((state, bool(has_answer), forwarded_at or 0))
+        states = dict(conn.execute("SELECT state, count(*) FROM transactions GROUP BY state"))
+        reversed_rows = states.get("reversed", 0)
+    finally:
+        conn.close()
+    approvals = answered = reversed_ = 0
+    violations: list[dict[str, Any]] = []
+    host_reversals = 0
+    by_mti: collections.Counter[str] = collections.Counter()
+    by_delivery: collections.Counter[str] = collections.Counter()
+    for line in record_file.read_text().splitlines():
+        rec = json.loads(line)
+        mti = rec.get("mti") or "?"
+        by_mti[mti] += 1
+        by_delivery[rec.get("delivery") or "?"] += 1
+        code = rec.get("action_code")
+        if mti in ("1420", "1421") and code == "400":
+            host_reversals += 1
+        if mti not in ("1100", "1200") or not code or not is_approved(code, "1993"):
+            continue
+        approvals += 1
+        candidates = rows.get(((rec.get("terminal_id") or "").strip(), rec.get("stan") or ""), [])
+        # the journal row forwarded closest before the host saw it (STANs are reused
+        # only after the quarantine; nearest in time is the right one)
+        best = min(candidates, key=lambda c: abs(rec["time"] - c[2]), default=None)
+        if best is not None and best[0] == "approved" and best[1]:
+            answered += 1
+        elif best is not None and best[0] == "reversed":
+            reversed_ += 1
+        else:
+            violations.append({"record": rec, "journal": best})
+    return {
+        "host_approvals": approvals,
+        "with_journalled_answer": answered,
+        "with_host_received_reversal": reversed_,
+        "violations": len(violations),
+        "violation_examples": violations[:5],
+        "host_reversals_received_400": host_reversals,
+        "journal_reversed_rows": reversed_rows,
+        "reversed_rows_le_host_reversals": reversed_rows <= host_reversals,
+        "host_records_by_mti": dict(sorted(by_mti.items())),
+        "host_records_by_delivery": dict(sorted(by_delivery.items())),
+        "journal_states": dict(sorted(states.items())),
+    }
+
+
+def _log_summary(path: Path) -> dict[str, Any]:
+    levels: collections.Counter[str] = collections.Counter()
+    events: collections.Counter[str] = collections.Counter()
+    for line in path.read_text(errors="replace").splitlines():
+        try:
+            entry = json.loads(line)
+        except ValueError:
+            levels["not_json"] += 1
+            continue
+        levels[str(entry.get("level"))] += 1
+        events[f"{entry.get('level')}:{entry.get('event')}"] += 1
+    return {"by_level": dict(levels), "top_events": dict(events.most_common(12))}
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--minutes", type=float, default=30.0)
+    parser.add_argument("--rate", type=float, help="offered rate (default: 60 %% of a probe)")
+    parser.add_argument("--share", type=float, default=0.6, help="of the maximum")
+    parser.add_argument("--terminals", type=int, default=50)
+    parser.add_argument("--request-timeout", type=float, default=2.0, help="switch -> host")
+    parser.add_argument("--late", type=float, default=3.0, help="late answers after (s)")
+    parser.add_argument("--preauth-window", type=float, default=60.0)
+    parser.add_argument("--hold-approved", type=float, default=900.0, help="[reversal] (s)")
+    parser.add_argument("--drain-timeout", type=float, default=180.0)
+    args = parser.parse_args()
+    h.raise_nofile()
+    with tempfile.TemporaryDirectory(prefix="fc-soak-") as tmp:
+        work = Path(tmp)
+        data_dir = work / "data"
+        db = data_dir / "journal.db"
+        record_file = work / "host-received.jsonl"
+        mix = work / "mix.toml"
+        mix.write_text(MIX)
+        zak = h.prepare_keys(data_dir, h.terminal_ids(args.terminals))
+        acquirer, acquirer_port = h.start_acquirer(
+            work, zak, _rules(args.late), record_file=record_file
+        )
+        with h.stopping(acquirer):
+            switch, port, _metrics = h.start_switch(
+                work,
+                data_dir,
+                acquirer_port,
+                max_in_flight=32,
+                request_timeout_s=args.request_timeout,
+                extra_toml=(
+                    f"[reversal]\npreauth_completion_window_s = {args.preauth_window}\n"
+                    f"hold_approved_s = {args.hold_approved}\n"
+                ),
+            )
+            with h.stopping(switch):
+                result = _soak(args, work, data_dir, db, record_file, mix, switch, port)
+        result["switch_log"] = _log_summary(work / "switch.log")
+    result["machine"] = h.machine()
+    h.emit(result)
+    return 0
+
+
+def _soak(
+    args: argparse.Namespace,
+    work: Path,
+    data_dir: Path,
+    db: Path,
+    record_file: Path,
+    mix: Path,
+    switch: h.Proc,
+    port: int,
+) -> dict[str, Any]:
+    mac = {"mac": "store", "data-dir": str(data_dir)}
+    maximum = None
+    rate = args.rate
+    if rate is None:
+        probe = h.run_load(
+            work, port, terminals=args.terminals, concurrency=200, duration=8, mac=mac, tag="probe"
+        )
+        maximum = float(probe["throughput_per_s"])
+        rate = round(maximum * args.share, 1)
+    duration = args.minutes * 60.0
+    samples: list[dict[str, Any]] = []
+    outcome: dict[str, Any] = {}
+
+    def load() -> None:
+        outcome["load"] = h.run_load(
+            work,
+            port,
+            terminals=args.terminals,
+            rate=rate,
+            duration=duration,
+            mac=mac,
+            mix=mix,
+            timeout=10.0,
+            tag="soak",
+        )
+
+    thread = threading.Thread(target=load)
+    started = time.monotonic()
+    cpu0 = switch.cpu()
+    thread.start()
+    next_sample = started
+    while thread.is_alive():
+        now = time.monotonic()
+        if now >= next_sample:
+            samples.append(
+                {"t_s": round(now - started), "rss_mb": switch.rss_mb()} | _saf_counts(db)
+            )
+            next_sample += 10.0
+        thread.join(timeout=max(0.0, min(1.0, next_sample - time.monotonic())))
+    cpu = switch.cpu() - cpu0
+    load_s = time.monotonic() - started
+    rss_end_of_load = switch.rss_mb()
+    # drain: nothing in flight, every due reversal delivered
+    drain_started = time.monotonic()
+    left: dict[str, int] = {}
+    while time.monotonic() - drain_started < args.drain_timeout:
+        left = _open_counts(db)
+        if not any(v for k, v in left.items() if k != "saf_flagged"):
+            break
+        time.sleep(1.0)
+    drain_s = time.monotonic() - drain_started
+    time.sleep(1.0)  # the simulator writes its records every 0.2 s
+    final_samples = _saf_counts(db)
+    invariant = _invariant(db, record_file)
+    data = outcome["load"]
+    rss_first, rss_last = samples[0]["rss_mb"], samples[-1]["rss_mb"]
+    growth = round((rss_last - rss_first) / rss_first * 100, 2) if rss_first else None
+    steady = [s for s in samples if s["t_s"] >= min(120, duration / 2)]
+    steady_growth = None
+    if len(steady) >= 2 and steady[0]["rss_mb"]:
+        steady_growth = round(
+            (steady[-1]["rss_mb"] - steady[0]["rss_mb"]) / steady[0]["rss_mb"] * 100, 2
+        )
+    nothing_left = not any(left.values())
+    return {
+        "benchmark": "soak",
+        "minutes": args.minutes,
+        "b_max_per_s": maximum,
+        "offered_per_s": rate,
+        "achieved_per_s": data["throughput_per_s"],
+        "load_s": round(load_s, 1),
+        "sent": data["sent"],
+        "answered": data["answered"],
+        "by_action_code": data["by_action_code"],
+        "client_latency_ms": data["latency_ms"],
+        "client_timeouts": data["timeouts"],
+        "client_errors": data["errors"],
+        "client_unmatched": data["unmatched"],
+        "connections_failed": data["connections_failed"],
+        "switch_cpu_share_of_core": round(cpu / load_s, 2),
+        "settings": {
+            "request_timeout_s": args.request_timeout,
+            "late_s": args.late,
+            "preauth_window_s": args.preauth_window,
+            "hold_approved_s": args.hold_approved,
+        },
+        "rss_mb": {
+            "first_sample": rss_first,
+            "last_sample": rss_last,
+            "end_of_load": rss_end_of_load,
+            "after_drain": switch.rss_mb(),
+            "growth_pct": growth,
+            "growth_pct_after_2_min": steady_growth,
+        },
+        "drain_s": round(drain_s, 1),
+        "left_after_drain": left,
+        "saf_after_drain": final_samples,
+        "invariant": invariant,
+        "checks": {
+            "every_host_approval_answered_or_reversed": invariant["violations"] == 0,
+            "nothing_left_after_drain": nothing_left,
+            "rss_growth_le_5pct": growth is not None and growth <= 5.0,
+        },
+        "samples": samples,
+    }
+
+
+if __name__ == "__main__":
+    sys.exit(main())
