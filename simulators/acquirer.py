@@ -21,7 +21,7 @@ from typing import IO, Any
 import attrs
 import structlog
 import trio
-from forecourt.codecs.dialect import decode, encode, identify, mac_input
+from forecourt.codecs.dialect import decode, encode, encode_with_mac, identify, mac_input
 from forecourt.codecs.errors import CodecError, DecodeError
 from forecourt.codecs.framing import FrameDecoder, encode_frame, reply_tpdu
 from forecourt.codecs.message import Message
@@ -33,7 +33,6 @@ from forecourt.keys.mac import MacAlgorithm, PreparedMac, prepare_mac
 from forecourt.keys.model import KeyType
 
 from ._toml import Table, load_toml
-from .fastwire import FastEncoder
 from .rules import ACTIONS, AccountConfig, Decision, Delay, HostLogic, Rule, resolve_code
 from .wire import WireFormat, masked, parse_mac_key, parse_wire, wire_format
 
@@ -249,7 +248,6 @@ class AcquirerSimulator:
         self._pending_lines: list[str] = []
         self._family = config.wire.family
         self._taks: dict[str, PreparedMac] = {}
-        self._fast = FastEncoder(config.wire.dialect)
         self._tak_versions: dict[str, int] = {}
         self._mac_code = self.logic.code("mac_incorrect")
         self._format_code = self.logic.code("format_error")
@@ -481,18 +479,8 @@ class AcquirerSimulator:
             message = Message(message.mti, out)
             key = None  # a switch does not MAC its network answers
         if key is not None and self.config.generate_mac:
-            return self._encode_with_mac(message, key)
-        return self._fast.encode(message)
-
-    def _encode_with_mac(self, message: Message, key: PreparedMac) -> bytes:
-        """As codecs' encode_with_mac (MAC last, in 64 or 128), on the fast encoder."""
-        fields = dict(message.fields)
-        field = "128" if any(k != "128" and int(k) > 64 for k in fields) else "64"
-        fields.pop("128" if field == "64" else "64", None)
-        fields[field] = "0000000000000000"
-        raw = self._fast.encode(Message(message.mti, fields))
-        body = raw[:-8]
-        return body + key.generate(body)
+            return encode_with_mac(self.config.wire.dialect, message, key.generate)
+        return encode(self.config.wire.dialect, message)
 
     def _undecodable(self, connection: _Connection, payload: bytes) -> bytes:
         mti, terminal_id, stan = identify(self.wire.dialect, payload)

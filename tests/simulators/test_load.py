@@ -13,7 +13,6 @@ from forecourt.codecs.dialect import decode, encode, get_dialect
 from forecourt.codecs.message import Message
 from forecourt.keys.mac import MacAlgorithm, prepare_mac
 from forecourt.simulators.acquirer import AcquirerSimulator
-from forecourt.simulators.fastwire import FastEncoder
 from forecourt.simulators.load import (
     LoadOptions,
     LoadResult,
@@ -26,7 +25,6 @@ from forecourt.simulators.load import (
 )
 from forecourt.simulators.loadkeys import macs_for
 from forecourt.simulators.rules import Rule
-from forecourt.simulators.templates import PROFILES, SentRequest, Shift, TerminalIdentity, build
 from forecourt.simulators.wire import wire_format
 
 from .conftest import ZAK
@@ -146,35 +144,6 @@ def test_answer_scanner_matches_decode(dialect: str, bitmap: str) -> None:
     )
     scanner = _AnswerScanner(wire_format(dialect, bitmap))
     assert scanner.scan(encode(d, answer)) == ("004711", code)
-
-
-@pytest.mark.parametrize(("dialect", "bitmap"), DIALECTS)
-def test_fast_encoder_equals_the_codec(dialect: str, bitmap: str) -> None:
-    d = get_dialect(dialect, bitmap)
-    fast = FastEncoder(d)
-    who = TerminalIdentity("T1", "M1", d.family, "4761739001010010", acquirer_id="12345")
-    pre = build("preauth", who, PROFILES["outdoor"], "000002")
-    for name in (
-        "purchase",
-        "preauth",
-        "sign_on",
-        "echo",
-        "key_change",
-        "completion",
-        "reversal",
-        "reconciliation",
-    ):
-        message = build(
-            name,
-            who,
-            PROFILES["indoor"],
-            "000001",
-            last_preauth=SentRequest(pre),
-            last_financial=SentRequest(pre),
-            shift=Shift(2, 3000),
-        )
-        for m in (message, message.with_fields({64: "0011223344556677"})):
-            assert fast.encode(m) == encode(d, m)
 
 
 def test_mix_file(tmp_path: Path) -> None:
