@@ -667,21 +667,8 @@ class Pipeline:
         link = self.links.get(original.route)
         if link is None:
             return local_answer(request, family, Outcome.ISSUER_UNAVAILABLE)
-        host_family = link.settings.dialect.family
-        upstream = across_families(request.with_fields({64: None, 128: None}), family, host_family)
-        upstream = point_at_host_original(
-            upstream,
-            host_family,
-            convert_mti(original.request_mti, host_family),
-            original.acquirer_stan or "000000",
-            link.settings.acquirer_id,
-        )
         record.state = "reversal_pending"
-        record.pending_ops.append(
-            self.journal.saf_enqueue_op(
-                record.txn_id, link.name, upstream.mti, saf_payload(upstream)
-            )
-        )
+        self._queue_for_host(request, family, record, link, original)
         if not partial:
             record.pending_ops += self.journal.update_ops(original.txn_id, state="reversal_pending")
         cancel = self.shifts.completed(original.txn_id)
@@ -689,6 +676,32 @@ class Pipeline:
             record.pending_ops.append(CompleteSaf(cancel))
         bound.info("reversal_queued", original=original.txn_id, partial=partial)
         return local_answer(request, family, Outcome.REVERSAL_ACCEPTED)
+
+    def _queue_for_host(
+        self,
+        request: Message,
+        family: str,
+        record: TxnRecord,
+        link: AcquirerLink,
+        original: JournalRow | None,
+    ) -> None:
+        """Queue a reversal or advice for the host (SAF, durable with the answer), its
+        original reference (56/90) rewritten to name what the host saw."""
+        host_family = link.settings.dialect.family
+        upstream = across_families(request.with_fields({64: None, 128: None}), family, host_family)
+        if original is not None and original.acquirer_stan is not None:
+            upstream = point_at_host_original(
+                upstream,
+                host_family,
+                convert_mti(original.request_mti, host_family),
+                original.acquirer_stan,
+                link.settings.acquirer_id,
+            )
+        record.pending_ops.append(
+            self.journal.saf_enqueue_op(
+                record.txn_id, link.name, upstream.mti, saf_payload(upstream)
+            )
+        )
 
     async def _advice(
         self,
@@ -725,24 +738,10 @@ class Pipeline:
             record.state = "declined"
             return local_answer(request, family, Outcome.ISSUER_UNAVAILABLE)
         record.route = link.name
-        host_family = link.settings.dialect.family
-        upstream = across_families(request.with_fields({64: None, 128: None}), family, host_family)
-        if preauth is not None and preauth.acquirer_stan is not None:
-            upstream = point_at_host_original(
-                upstream,
-                host_family,
-                convert_mti(preauth.request_mti, host_family),
-                preauth.acquirer_stan,
-                link.settings.acquirer_id,
-            )
         record.flags = tuple(flags)
         record.state = "approved"
         record.approved_amount = record.amount
-        record.pending_ops.append(
-            self.journal.saf_enqueue_op(
-                record.txn_id, link.name, upstream.mti, saf_payload(upstream)
-            )
-        )
+        self._queue_for_host(request, family, record, link, preauth)
         if preauth is not None:
             cancel = self.shifts.completed(preauth.txn_id)
             if cancel is not None:
