@@ -125,6 +125,15 @@ MIGRATIONS: list[tuple[int, str]] = [
         )
         """,
     ),
+    (
+        2,
+        # recovery warms the duplicate window from the latest rows; on a journal of
+        # millions of rows that needs an index (measured: 9.5 s start on 10 M rows)
+        """
+        CREATE INDEX IF NOT EXISTS transactions_received_at ON transactions (received_at);
+        CREATE INDEX IF NOT EXISTS saf_txn ON saf (txn_id);
+        """,
+    ),
 ]
 
 LATEST_VERSION = MIGRATIONS[-1][0]

@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 from forecourt.switch import journal_cli
 from forecourt.switch.cli import _ArgumentParser
-from forecourt.switch.journal import JournalRow, open_journal
+from forecourt.switch.journal import LATEST_VERSION, JournalRow, open_journal
+from forecourt.switch.journal.postgres import PG_LATEST_VERSION
 
 KEY = bytes(32)
 
@@ -80,7 +81,7 @@ async def test_config_location(data_dir: Path, capsys: pytest.CaptureFixture[str
 
 def test_migrate_creates_the_schema(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert run("db", "migrate", "--data-dir", str(tmp_path / "new")) == 0
-    assert "schema version 1" in capsys.readouterr().out
+    assert f"schema version {LATEST_VERSION}" in capsys.readouterr().out
     assert (tmp_path / "new" / "journal.db").exists()
     assert run("db", "migrate", "--data-dir", str(tmp_path / "new")) == 0
 
@@ -116,7 +117,7 @@ async def test_postgres_migrate_and_read(
 ) -> None:
     assert run("db", "migrate", "--database", postgres_db) == 0
     out = capsys.readouterr().out
-    assert "schema version 1" in out
+    assert f"schema version {PG_LATEST_VERSION}" in out
     assert run("db", "migrate", "--database", postgres_db) == 0  # twice is harmless
     capsys.readouterr()
     async with open_journal(postgres_db, saf_key=KEY) as journal:
