@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import time
 from collections import OrderedDict
-from collections.abc import Iterable
 
 import attrs
 import trio
@@ -26,11 +25,16 @@ TerminalKey = tuple[str, str, str]
 
 @attrs.frozen
 class FinishedRequest:
-    """What is needed to answer a retransmission without asking the host again."""
+    """What is needed to answer a retransmission without asking the host again.
+
+    The answer is kept as the bytes that were sent (a few hundred bytes, where a
+    decoded message costs several times that): the window holds up to 200,000 of
+    them, and a retransmission is rare enough to decode on demand.
+    """
 
     txn_id: str
     amount: str | None
-    answer: Message
+    sent: bytes
 
 
 @attrs.define(eq=False)
@@ -62,28 +66,21 @@ class TerminalRequests:
         self._in_flight[key] = entry
         return entry
 
-    def finish(self, key: TerminalKey, answer: Message | None) -> None:
+    def finish(self, key: TerminalKey, answer: Message | None, sent: bytes | None) -> None:
         """Move a request to the finished window; `None` means nothing to replay."""
         entry = self._in_flight.pop(key, None)
         if entry is None:
             return
         entry.answer = answer
         entry.done.set()
-        if answer is not None:
-            self.remember(key, FinishedRequest(entry.txn_id, entry.amount, answer))
+        if answer is not None and sent is not None:
+            self.remember(key, FinishedRequest(entry.txn_id, entry.amount, sent))
 
     def remember(self, key: TerminalKey, finished: FinishedRequest) -> None:
         self._finished[key] = finished
         self._finished.move_to_end(key)
         while len(self._finished) > self._window:
             self._finished.popitem(last=False)
-
-    def warm(self, rows: Iterable[tuple[TerminalKey, FinishedRequest]]) -> int:
-        count = 0
-        for key, finished in rows:
-            self.remember(key, finished)
-            count += 1
-        return count
 
     @property
     def in_flight_count(self) -> int:

@@ -347,7 +347,7 @@ class Pipeline:
             return Reply(payload, record, answer)
         finally:
             if not replied:
-                self.requests.finish(key, answer)
+                self.requests.finish(key, answer, None)
             self.metrics.in_flight.dec()
             remaining = self._per_terminal.get(terminal_id, 1) - 1
             if remaining:
@@ -423,14 +423,20 @@ class Pipeline:
                     return await self._answer_local(ctx, request, key[1], Outcome.DUPLICATE)
             if row is None or row.response_raw is None:
                 return None
-            finished = self.remember(key, row, ctx.dialect)
+            finished = self.remember(key, row)
             if finished is None:
                 return None
         self.metrics.duplicates.labels(kind="retransmission").inc()
         if finished.amount != amount:
             bound.warning("duplicate_different_amount", txn_id=finished.txn_id)
             return await self._answer_local(ctx, request, key[1], Outcome.DUPLICATE)
-        return await self._replay(ctx, key, finished.txn_id, finished.answer, request, bound)
+        try:
+            # the bytes sent carry the MAC of their time: a replay is MAC'd anew
+            answer = decode(ctx.dialect, finished.sent).with_fields({64: None, 128: None})
+        except CodecError:
+            # answered on a listener of another dialect: say duplicate, never forward again
+            return await self._answer_local(ctx, request, key[1], Outcome.DUPLICATE)
+        return await self._replay(ctx, key, finished.txn_id, answer, request, bound)
 
     async def _replay(
         self,
@@ -469,18 +475,12 @@ class Pipeline:
                 return got
         return None
 
-    def remember(
-        self, key: TerminalKey, row: JournalRow, dialect: Dialect
-    ) -> FinishedRequest | None:
+    def remember(self, key: TerminalKey, row: JournalRow) -> FinishedRequest | None:
+        """Put a journalled answer into the duplicate window."""
         if row.response_raw is None:
             return None
-        try:
-            # the bytes sent carry the MAC of their time: a replay is MAC'd anew
-            answer = decode(dialect, row.response_raw).with_fields({64: None, 128: None})
-        except CodecError:
-            return None
         amount = None if row.amount is None else f"{row.amount:012d}"
-        finished = FinishedRequest(row.txn_id, amount, answer)
+        finished = FinishedRequest(row.txn_id, amount, row.response_raw)
         self.requests.remember(key, finished)
         return finished
 
@@ -594,7 +594,9 @@ class Pipeline:
         """
         record = reply.record
         if record is not None:
-            self.requests.finish((record.mti_class, record.terminal_id, record.stan), reply.answer)
+            self.requests.finish(
+                (record.mti_class, record.terminal_id, record.stan), reply.answer, reply.payload
+            )
 
     def _arm_reversal(self, record: TxnRecord, reason: str, at: float) -> None:
         record.state = "reversal_pending"

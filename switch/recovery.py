@@ -15,7 +15,6 @@ import time
 
 import attrs
 import structlog
-from forecourt.codecs.dialect import Dialect
 from forecourt.switch.journal import Journal, RetrySaf, WriteOp
 from forecourt.switch.pipeline import Pipeline
 
@@ -30,7 +29,7 @@ class RecoveryReport:
 
 
 async def recover(
-    journal: Journal, pipeline: Pipeline, dialect: Dialect | None, node: str, window: int = 50_000
+    journal: Journal, pipeline: Pipeline, node: str, window: int = 50_000
 ) -> RecoveryReport:
     now = time.time()
     pending = await journal.saf_entries("pending", limit=10_000_000)
@@ -71,12 +70,11 @@ async def recover(
     for terminal_id, shift_id in await journal.open_shifts():
         pipeline.shifts.restore(terminal_id, shift_id)
     warmed = 0
-    if dialect is not None:
-        for row in reversed(await journal.list(limit=window)):
-            if row.response_raw is not None and row.state not in ("forwarded", "received"):
-                key = (row.mti_class, row.terminal_id, row.stan)
-                if pipeline.remember(key, row, dialect) is not None:
-                    warmed += 1
+    for row in reversed(await journal.list(limit=window)):
+        if row.response_raw is not None and row.state not in ("forwarded", "received"):
+            key = (row.mti_class, row.terminal_id, row.stan)
+            if pipeline.remember(key, row) is not None:
+                warmed += 1
     if rows:
         log.warning("recovered_in_flight", reversals_queued=reversed_, never_left=never_left)
     return RecoveryReport(reversed_, never_left, warmed)

@@ -243,12 +243,7 @@ async def run_switch(
                 saf=saf,
                 shifts=shifts,
             )
-            first_dialect = (
-                get_dialect(config.listeners[0].dialect, config.listeners[0].bitmap)
-                if config.listeners
-                else None
-            )
-            report = await recover(journal, pipeline, first_dialect, config.node)
+            report = await recover(journal, pipeline, config.node)
             log.info(
                 "recovery_done",
                 reversals_queued=report.reversed,
