@@ -25,6 +25,7 @@ from forecourt.keys.model import KeyPolicy
 from forecourt.keys.store import KeyStore
 from forecourt.switch.acquirer_link import AcquirerLink, MacKey, link_settings
 from forecourt.switch.config import ListenerConfig, SwitchConfig
+from forecourt.switch.gc_quiet import keep_gc_quiet
 from forecourt.switch.journal import open_journal
 from forecourt.switch.metrics import SwitchMetrics, serve_metrics
 from forecourt.switch.pipeline import ListenerContext, Pipeline, PipelineSettings, TerminalPolicy
@@ -133,6 +134,10 @@ class Listener:
         finally:
             self._sessions.discard(session)
             gauge.dec()
+
+    @property
+    def connection_count(self) -> int:
+        return len(self._sessions)
 
     def drain(self) -> None:
         """Stop accepting and stop every session reading; requests in hand go on."""
@@ -266,6 +271,11 @@ async def run_switch(
                 for link in links.values():
                     await outer.start(link.run)
                 await outer.start(saf.run)
+                await outer.start(
+                    functools.partial(
+                        keep_gc_quiet, lambda: sum(lst.connection_count for lst in listeners)
+                    )
+                )
                 if cluster:
                     await outer.start(
                         functools.partial(
