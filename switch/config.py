@@ -180,6 +180,8 @@ class JournalConfig:
     synchronous: str = "full"
     max_pending: int = 4096  # queued writes before writers wait (back-pressure)
     max_batch: int = 1024  # writes per commit at most
+    # finished requests kept in memory to answer retransmissions (and warmed at start)
+    duplicate_window: int = 200_000
 
 
 @attrs.frozen
@@ -377,6 +379,7 @@ def parse_config(
         synchronous=j.str_("synchronous", "full", SYNCHRONOUS_MODES),
         max_pending=j.int_("max_pending", 4096, 1, 1_000_000),
         max_batch=j.int_("max_batch", 1024, 1, 100_000),
+        duplicate_window=j.int_("duplicate_window", 200_000, 1_000, 10_000_000),
     )
     j.finish()
 

@@ -27,6 +27,7 @@ from forecourt.switch.acquirer_link import AcquirerLink, MacKey, link_settings
 from forecourt.switch.config import ListenerConfig, SwitchConfig
 from forecourt.switch.gc_quiet import keep_gc_quiet
 from forecourt.switch.journal import open_journal
+from forecourt.switch.matching import TerminalRequests
 from forecourt.switch.metrics import SwitchMetrics, serve_metrics
 from forecourt.switch.pipeline import ListenerContext, Pipeline, PipelineSettings, TerminalPolicy
 from forecourt.switch.recovery import recover
@@ -247,6 +248,7 @@ async def run_switch(
                 ),
                 saf=saf,
                 shifts=shifts,
+                requests=TerminalRequests(window=config.journal.duplicate_window),
             )
             report = await recover(journal, pipeline, config.node)
             log.info(
