@@ -149,12 +149,10 @@ reconnect_max_s = 1.0
 
 
 def wait_port(port: int, timeout: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 0.5):
-            return
-        time.sleep(0.1)
-    raise SystemExit(f"nothing listens on 127.0.0.1:{port} after {timeout:g} s")
+    """As the other benchmarks wait for a port (bench/_harness.py)."""
+    import _harness
+
+    _harness.wait_port(port, timeout)
 
 
 def wait_healthy(port: int, timeout: float = 30.0) -> None:
