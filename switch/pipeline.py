@@ -56,7 +56,7 @@ from forecourt.switch.routing import NoRoute, Router
 from forecourt.switch.shifts import ShiftBook, reconcile
 from forecourt.switch.transaction import TxnRecord, journal_row, pan_of
 from forecourt.switch.translate import across_families, convert_mti
-from prometheus_client import Counter
+from prometheus_client import Counter, Histogram
 
 log = structlog.get_logger("forecourt.pipeline")
 
@@ -173,6 +173,7 @@ class Pipeline:
         self._locked: set[str] = set()
         self._per_terminal: dict[str, int] = {}
         self._counters: dict[tuple[str, str, str], Counter] = {}
+        self._host_latency_by_link: dict[str, Histogram] = {}
 
     # -- entry -----------------------------------------------------------------
 
@@ -250,6 +251,13 @@ class Pipeline:
 
     def _count_answer(self, answer: Message) -> None:
         self._message_counter("to_terminal", answer.mti, answer.fields.get("39", "")).inc()
+
+    def _host_latency(self, route: str) -> Histogram:
+        child = self._host_latency_by_link.get(route)
+        if child is None:
+            child = self.metrics.host_latency.labels(link=route)
+            self._host_latency_by_link[route] = child  # bounded: routes are configured
+        return child
 
     def _message_counter(self, direction: str, mti: str, action_code: str) -> Counter:
         """The labelled counter child, cached (``labels()`` costs more than ``inc()``)."""
@@ -556,7 +564,7 @@ class Pipeline:
                     self._arm_reversal(record, "link broke while sending", time.time())
             return local_answer(request, family, Outcome.ISSUER_UNAVAILABLE)
         record.host_ms = answer.host_seconds * 1000.0
-        self.metrics.host_latency.labels(link=route).observe(answer.host_seconds)
+        self._host_latency(route).observe(answer.host_seconds)
         relayed = relay_answer(
             request, across_families(answer.message, host_family, family), family, host_family
         )

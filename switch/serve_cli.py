@@ -70,7 +70,7 @@ def run(args: argparse.Namespace) -> int:
     if args.workers < 1 or args.workers > 64:
         print("forecourt serve: --workers must be 1..64", file=sys.stderr)
         return 2
-    configure_logging(config.logging.level, config.logging.format)
+    configure_logging(config.logging.level, config.logging.format, cache=True)
     worker = args.worker_index is not None
     if worker:
         config = attrs.evolve(

@@ -17,6 +17,7 @@ import structlog
 import trio
 from forecourt.codecs.errors import CodecError, FrameTooLarge
 from forecourt.codecs.framing import Frame, FrameDecoder, Framing, encode_frame, reply_tpdu
+from forecourt.switch.direct_write import socket_fd, write_now
 from forecourt.switch.metrics import SwitchMetrics
 from forecourt.switch.pipeline import CloseConnection, ListenerContext, Pipeline
 
@@ -44,6 +45,7 @@ class TerminalSession:
         self._idle_timeout_s = idle_timeout_s if idle_timeout_s > 0 else math.inf
         self._peer = peer
         self._send_lock = trio.Lock()
+        self._fd = socket_fd(stream)
         self._reader_scope = trio.CancelScope()
         self._open = True
 
@@ -66,9 +68,13 @@ class TerminalSession:
 
     async def _read(self, nursery: trio.Nursery) -> None:
         decoder = FrameDecoder(self._framing)
-        deadline = trio.current_time() + self._idle_timeout_s
-        while True:
-            with trio.move_on_at(deadline):
+        timeout = self._idle_timeout_s
+        # one scope for the connection's life, its deadline pushed back when whole
+        # frames arrive (in steps, not at every frame: a scope per read cost a
+        # cancel-scope set-up per transaction)
+        step = min(1.0, timeout / 10)
+        with trio.CancelScope(deadline=trio.current_time() + timeout) as idle:
+            while True:
                 try:
                     data = await self._stream.receive_some(_READ_SIZE)
                 except (trio.BrokenResourceError, trio.ClosedResourceError, OSError):
@@ -94,13 +100,14 @@ class TerminalSession:
                     log.warning("bad_length_header_closed", peer=self._peer, error=str(exc))
                     return
                 if frames:
-                    deadline = trio.current_time() + self._idle_timeout_s
+                    deadline = trio.current_time() + timeout
+                    if deadline - idle.deadline >= step:
+                        idle.deadline = deadline
                 for frame in frames:
                     nursery.start_soon(self._process, frame)
-                continue
+        if idle.cancelled_caught:
             log.info("idle_timeout_closed", peer=self._peer, buffered=decoder.buffered)
             self._metrics.idle_closed.inc()
-            return
 
     async def _process(self, frame: Frame) -> None:
         try:
@@ -124,6 +131,12 @@ class TerminalSession:
         if not self._open:
             return False
         try:
+            if self._fd >= 0 and not self._send_lock.locked():
+                # the kernel usually takes the whole answer at once: no scheduler trip
+                sent = write_now(self._fd, data)
+                if sent == len(data):
+                    return True
+                data = data[sent:]
             async with self._send_lock:
                 await self._stream.send_all(data)
         except (trio.BrokenResourceError, trio.ClosedResourceError, OSError):

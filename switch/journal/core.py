@@ -123,7 +123,12 @@ class Journal:
         """
         pending = _PendingWrite(ops)
         try:
-            await self._send.send(pending)
+            try:
+                # no scheduler round trip when the queue has room (the usual case);
+                # the wait below is the checkpoint
+                self._send.send_nowait(pending)
+            except trio.WouldBlock:
+                await self._send.send(pending)
         except (trio.ClosedResourceError, trio.BrokenResourceError):
             raise JournalClosed("journal is closed") from None
         await pending.done.wait()

@@ -61,6 +61,8 @@ class PanRefused(JournalError):
 
 
 _CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
+_PAIRS = tuple(a + b for a in _CROCKFORD for b in _CROCKFORD)  # 10 bits -> 2 characters
+_SHIFTS = tuple(range(120, -1, -10))
 _LONG_DIGITS = re.compile(r"[0-9]{12}")
 
 
@@ -72,11 +74,8 @@ def new_txn_id() -> str:
     """
     while True:
         n = ((int(time.time() * 1000) & 0xFFFFFFFFFFFF) << 80) | int.from_bytes(os.urandom(10))
-        chars = []
-        for _ in range(26):
-            chars.append(_CROCKFORD[n & 31])
-            n >>= 5
-        ulid = "".join(reversed(chars))
+        # 26 characters of 5 bits (the top two bits of 130 are zero), two at a time
+        ulid = "".join([_PAIRS[(n >> shift) & 1023] for shift in _SHIFTS])
         if not _LONG_DIGITS.search(ulid):
             return ulid
 
