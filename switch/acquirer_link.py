@@ -26,7 +26,7 @@ from forecourt.codecs.framing import FrameDecoder, Framing, encode_frame
 from forecourt.codecs.message import Message
 from forecourt.codecs.mti import response_mti
 from forecourt.codecs.network import NetworkFunction, network_request
-from forecourt.switch.direct_write import socket_fd, write_now
+from forecourt.switch.direct_write import FrameWriter
 from forecourt.switch.matching import StanAllocator, StanExhausted
 from forecourt.switch.metrics import SwitchMetrics
 
@@ -94,18 +94,10 @@ class _Connection:
     def __init__(self, number: int, stream: trio.abc.Stream) -> None:
         self.number = number
         self.stream = stream
-        self.send_lock = trio.Lock()
-        self.fd = socket_fd(stream)
-        self.open = True
+        self.writer = FrameWriter(stream)
 
     async def send(self, frame: bytes) -> None:
-        if self.fd >= 0 and self.open and not self.send_lock.locked():
-            sent = write_now(self.fd, frame)
-            if sent == len(frame):
-                return
-            frame = frame[sent:]
-        async with self.send_lock:
-            await self.stream.send_all(frame)
+        await self.writer.send(frame)
 
 
 class AcquirerLink:
@@ -170,7 +162,7 @@ class AcquirerLink:
                 if connection in self._connections:
                     self._connections.remove(connection)
                 self._publish_state()
-                connection.open = False  # its descriptor may be reused once closed
+                connection.writer.close()  # its descriptor may be reused once closed
                 with trio.CancelScope(shield=True):
                     await stream.aclose()
             delay = self.settings.reconnect_initial_s

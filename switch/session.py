@@ -17,7 +17,7 @@ import structlog
 import trio
 from forecourt.codecs.errors import CodecError, FrameTooLarge
 from forecourt.codecs.framing import Frame, FrameDecoder, Framing, encode_frame, reply_tpdu
-from forecourt.switch.direct_write import socket_fd, write_now
+from forecourt.switch.direct_write import FrameWriter
 from forecourt.switch.metrics import SwitchMetrics
 from forecourt.switch.pipeline import CloseConnection, ListenerContext, Pipeline
 
@@ -44,8 +44,7 @@ class TerminalSession:
         self._metrics = metrics
         self._idle_timeout_s = idle_timeout_s if idle_timeout_s > 0 else math.inf
         self._peer = peer
-        self._send_lock = trio.Lock()
-        self._fd = socket_fd(stream)
+        self._writer = FrameWriter(stream)
         self._reader_scope = trio.CancelScope()
         self._open = True
 
@@ -60,6 +59,7 @@ class TerminalSession:
                     await self._read(nursery)
         finally:
             self._open = False
+            self._writer.close()
             with (
                 trio.CancelScope(shield=True),
                 contextlib.suppress(trio.BrokenResourceError, OSError),
@@ -131,14 +131,7 @@ class TerminalSession:
         if not self._open:
             return False
         try:
-            if self._fd >= 0 and not self._send_lock.locked():
-                # the kernel usually takes the whole answer at once: no scheduler trip
-                sent = write_now(self._fd, data)
-                if sent == len(data):
-                    return True
-                data = data[sent:]
-            async with self._send_lock:
-                await self._stream.send_all(data)
+            await self._writer.send(data)
         except (trio.BrokenResourceError, trio.ClosedResourceError, OSError):
             self._open = False
             self._reader_scope.cancel()
