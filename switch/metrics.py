@@ -142,6 +142,23 @@ class SwitchMetrics:
         self.journal_commits = Counter(
             "forecourt_journal_commits", "Journal group commits", registry=r
         )
+        self.journal_batch_writes = Histogram(
+            "forecourt_journal_batch_writes",
+            "Writes (one per durable step of a transaction) per group commit",
+            buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024),
+            registry=r,
+        )
+        self.journal_commit_seconds = Histogram(
+            "forecourt_journal_commit_seconds",
+            "From handing a group commit to the database thread to its result, fsync included",
+            buckets=(0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1.0),
+            registry=r,
+        )
+
+    def journal_batch(self, writes: int, seconds: float) -> None:
+        self.journal_commits.inc()
+        self.journal_batch_writes.observe(writes)
+        self.journal_commit_seconds.observe(seconds)
 
     def count_message(self, direction: str, mti: str, action_code: str | None = None) -> None:
         self.messages.labels(direction=direction, mti=mti, action_code=action_code or "").inc()

@@ -223,6 +223,7 @@ async def run_switch(
             if acquirer.mac:
                 await keys.keyring(acquirer.name)
         async with open_journal(config, saf_key=saf_data_key(lmk), node=config.node) as journal:
+            journal.on_batch = metrics.journal_batch
             links = build_links(config, metrics, keys.zone_mac)
             shifts = ShiftBook()
             saf = SafSender(

@@ -105,6 +105,8 @@ class Journal:
         self._read_limiter = trio.CapacityLimiter(readers)
         self._clock = clock
         self.batches = 0  # batches run by the writer (== commits when none failed)
+        # told (writes in the batch, seconds in the database) after each batch
+        self.on_batch: Callable[[int, float], None] | None = None
 
     @property
     def commits(self) -> int:
@@ -149,6 +151,7 @@ class Journal:
                         batch.append(self._receive.receive_nowait())
                     except (trio.WouldBlock, trio.EndOfChannel):
                         break
+                started = time.perf_counter()
                 try:
                     outcomes = await trio.to_thread.run_sync(
                         self.backend.run_batch, [p.ops for p in batch], abandon_on_cancel=False
@@ -160,6 +163,8 @@ class Journal:
                     )
                     outcomes = [error] * len(batch)
                 self.batches += 1
+                if self.on_batch is not None:
+                    self.on_batch(len(batch), time.perf_counter() - started)
                 for p, outcome in zip(batch, outcomes, strict=True):
                     p.outcome = outcome
                     p.done.set()

@@ -32,6 +32,7 @@ from forecourt.switch.journal import (
     open_backend,
     open_journal,
 )
+from forecourt.switch.metrics import SwitchMetrics
 
 KEY = bytes(range(32))
 PAN_MESSAGE = b"0420...164111111111111111..."  # stands for an encoded reversal with field 2
@@ -191,6 +192,28 @@ async def test_group_commit_500_concurrent_writers(target: Target) -> None:
     assert count(db) == 500
     assert count(db, "SELECT count(*) FROM events") == 500
     assert commits < 50, commits  # many transactions per fsync
+
+
+async def test_each_batch_is_reported_to_the_metrics(target: Target) -> None:
+    metrics = SwitchMetrics()
+    seen: list[tuple[int, float]] = []
+
+    def on_batch(writes: int, seconds: float) -> None:
+        seen.append((writes, seconds))
+        metrics.journal_batch(writes, seconds)
+
+    async with open_journal(target) as journal:
+        journal.on_batch = on_batch
+        async with trio.open_nursery() as nursery:
+            for i in range(300):
+                nursery.start_soon(journal.record_received, row(i))
+        batches = journal.batches
+    assert sum(w for w, _ in seen) == 300
+    assert len(seen) == batches and all(s > 0 for _, s in seen)
+    text = metrics.render().decode()
+    assert f"forecourt_journal_commits_total {float(batches)}" in text
+    assert "forecourt_journal_batch_writes_sum 300.0" in text
+    assert f"forecourt_journal_commit_seconds_count {float(batches)}" in text
 
 
 async def test_back_pressure_bounded_queue(target: Target) -> None:
