@@ -55,6 +55,8 @@ from forecourt.switch.journal.sealing import SafSealer
 from forecourt.switch.journal.sqlite import SqliteJournal
 
 _R = TypeVar("_R")
+# one encoder for every event detail: json.dumps with options builds a new one per call
+_detail_json = json.JSONEncoder(sort_keys=True, default=str).encode
 _SWITCH_INTERVAL_S = 0.0005
 
 
@@ -220,7 +222,7 @@ class Journal:
                         txn_id,
                         self._clock(),
                         str(changes["state"]),
-                        json.dumps(detail, sort_keys=True, default=str) if detail else None,
+                        _detail_json(detail) if detail else None,
                     )
                 )
             )
