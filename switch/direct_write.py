@@ -41,6 +41,18 @@ class FrameWriter:
                 sent = 0
             if sent == len(data):
                 return
-            data = data[sent:]
+            if sent:
+                await self._finish_frame(data[sent:])
+                return
         async with self._lock:
             await self._stream.send_all(data)
+
+    async def _finish_frame(self, rest: bytes) -> None:
+        """The rest of a frame the kernel took only part of; if that fails or is
+        cancelled, the stream ends mid-frame and nothing more may follow it."""
+        try:
+            async with self._lock:
+                await self._stream.send_all(rest)
+        except BaseException:
+            self._closed = True
+            raise

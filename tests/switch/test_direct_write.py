@@ -101,3 +101,17 @@ async def test_closed_writer_refuses() -> None:
         writer.close()
         with pytest.raises(trio.ClosedResourceError):
             await writer.send(b"x")
+
+
+@pytest.mark.trio
+async def test_a_frame_cut_short_closes_the_writer() -> None:
+    # nobody reads: the kernel takes part of the frame, send_all then waits and is
+    # cancelled; no later frame may follow the half-written one
+    client, server = await _pair()
+    async with client, server:
+        writer = FrameWriter(client)
+        with trio.move_on_after(0.2) as waited:
+            await writer.send(_frame(0, 0, 32 << 20))
+        assert waited.cancelled_caught
+        with pytest.raises(trio.ClosedResourceError):
+            await writer.send(_frame(0, 1, 10))
