@@ -4,14 +4,18 @@ A switch holding thousands of terminal sessions keeps hundreds of thousands of
 long-lived objects; each full collection walks them all and stops every request
 for the better part of a second (measured: 0.4-0.9 s with 10,000 idle sessions).
 Long-lived objects are moved out of the collector's view with `gc.freeze()` once the
-switch is up and after each burst of new connections; every `sweep_s` they are
-handed back for one full collection (reclaiming cycles of sessions that closed since)
-and frozen again. One pause per sweep instead of one every few seconds.
+switch is up and then every `check_s`: full collections otherwise kept walking the
+duplicate window and the parked reversals, finding nothing to free (measured at 600/s:
+a full collection every 5-8 s, up to 164 ms, after 4 minutes; docs/performance.md).
+Every `sweep_s` everything is handed back for one full collection (reclaiming cycles
+that became garbage after being frozen, such as sessions that closed) and frozen
+again. One pause per sweep instead of one every few seconds.
 """
 
 from __future__ import annotations
 
 import gc
+import time
 from collections.abc import Callable
 
 import structlog
@@ -20,14 +24,46 @@ import trio
 log = structlog.get_logger("forecourt.gc")
 
 
+class CollectionTimer:
+    """Times every collection (``gc.callbacks``): the pauses it puts on the event loop.
+
+    ``observe(generation, seconds)`` is told each one; a pause of ``warn_s`` or more is
+    also logged, since every request in flight waited that long.
+    """
+
+    def __init__(self, observe: Callable[[int, float], None], warn_s: float = 0.1) -> None:
+        self._observe = observe
+        self._warn_s = warn_s
+        self._started = 0.0
+
+    def __call__(self, phase: str, info: dict[str, int]) -> None:
+        if phase == "start":
+            self._started = time.perf_counter()
+            return
+        seconds = time.perf_counter() - self._started
+        generation = info.get("generation", 2)
+        self._observe(generation, seconds)
+        if seconds >= self._warn_s:
+            log.warning(
+                "gc_pause",
+                generation=generation,
+                ms=round(seconds * 1000, 1),
+                collected=info.get("collected"),
+            )
+
+
 async def keep_gc_quiet(
     connections: Callable[[], int],
     *,
     sweep_s: float = 600.0,
     burst: int = 500,
     check_s: float = 5.0,
+    observe: Callable[[int, float], None] | None = None,
     task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED,
 ) -> None:
+    timer = CollectionTimer(observe) if observe is not None else None
+    if timer is not None:
+        gc.callbacks.append(timer)
     gc.freeze()
     frozen_at = connections()
     task_status.started()
@@ -36,6 +72,8 @@ async def keep_gc_quiet(
         await _watch(connections, sweep_s, burst, check_s, frozen_at, since_sweep)
     finally:
         gc.unfreeze()  # whatever runs in this process after the switch gets its collector back
+        if timer is not None:
+            gc.callbacks.remove(timer)
 
 
 async def _watch(
@@ -52,12 +90,23 @@ async def _watch(
         now = connections()
         if since_sweep >= sweep_s:
             gc.unfreeze()
+            started = time.perf_counter()
             collected = gc.collect()
             gc.freeze()
             since_sweep, frozen_at = 0.0, now
-            log.info("gc_sweep", collected=collected, frozen=gc.get_freeze_count())
-        elif now - frozen_at >= burst:
-            gc.freeze()
+            log.info(
+                "gc_sweep",
+                collected=collected,
+                frozen=gc.get_freeze_count(),
+                ms=round((time.perf_counter() - started) * 1000, 1),
+            )
+            continue
+        # Whatever has lived through a check interval is long-lived (the duplicate
+        # window, parked reversals, sessions): out of the collector's view with it.
+        # Freezing is a list splice, whatever the count; full collections then walk
+        # only what is younger than one interval.
+        gc.freeze()
+        if now - frozen_at >= burst:
             frozen_at = now
             log.info("gc_freeze_after_accepts", connections=now, frozen=gc.get_freeze_count())
         elif now < frozen_at:

@@ -142,6 +142,14 @@ class SwitchMetrics:
         self.journal_commits = Counter(
             "forecourt_journal_commits", "Journal group commits", registry=r
         )
+        self.gc_pause_seconds = Histogram(
+            "forecourt_gc_pause_seconds",
+            "Cyclic garbage collections: the event loop stands still meanwhile",
+            ["generation"],
+            buckets=(0.0005, 0.001, 0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0),
+            registry=r,
+        )
+        self._gc_children: dict[int, Histogram] = {}
         self.journal_batch_writes = Histogram(
             "forecourt_journal_batch_writes",
             "Writes (one per durable step of a transaction) per group commit",
@@ -154,6 +162,14 @@ class SwitchMetrics:
             buckets=(0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1.0),
             registry=r,
         )
+
+    def gc_pause(self, generation: int, seconds: float) -> None:
+        child = self._gc_children.get(generation)
+        if child is None:
+            child = self._gc_children[generation] = self.gc_pause_seconds.labels(
+                generation=str(generation)
+            )
+        child.observe(seconds)
 
     def journal_batch(self, writes: int, seconds: float) -> None:
         self.journal_commits.inc()

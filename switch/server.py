@@ -276,7 +276,9 @@ async def run_switch(
                 await outer.start(saf.run)
                 await outer.start(
                     functools.partial(
-                        keep_gc_quiet, lambda: sum(lst.connection_count for lst in listeners)
+                        keep_gc_quiet,
+                        lambda: sum(lst.connection_count for lst in listeners),
+                        observe=metrics.gc_pause,
                     )
                 )
                 if cluster:
