@@ -78,7 +78,10 @@ async def test_timeouts_and_decline_codes_are_counted(start_host: StartHost) -> 
             terminals=2,
             concurrency=2,
             timeout_s=0.3,
-            duration_s=0.6,
+            # seeded and long enough for both kinds: unseeded, both slots drew the
+            # dropped amount twice in a row about one run in sixteen (no 116 seen)
+            duration_s=1.0,
+            seed=11,
             mix=(
                 MixEntry("purchase", 1.0, amount_min=2000, amount_max=2000),
                 MixEntry("purchase", 1.0, amount_min=3000, amount_max=3000),
