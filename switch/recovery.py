@@ -55,11 +55,14 @@ async def recover(
     if ops:
         await journal.write(*ops)
     in_flight = {r.txn_id for r in rows}
-    for entry in pending:
-        if entry.txn_id in in_flight or entry.next_attempt_at <= now:
-            continue
-        answered = await journal.get(entry.txn_id)
-        if answered is not None and answered.state == "approved" and answered.mti_class in "12":
+    held = {
+        entry.txn_id: entry
+        for entry in pending
+        if entry.txn_id not in in_flight and entry.next_attempt_at > now
+    }
+    for answered in await journal.get_many(list(held)):
+        if answered.state == "approved" and answered.mti_class in "12":
+            entry = held[answered.txn_id]
             pipeline.shifts.parked(
                 answered.terminal_id,
                 answered.txn_id,

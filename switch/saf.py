@@ -111,14 +111,24 @@ class SafSender:
                 self._wake = trio.Event()
 
     async def _sweep(self, now: float) -> None:
-        """Erase reversals held past the hold window; drop delivered items past retention."""
-        (counts,) = await self._journal.write(
-            ExpireParked(now - self._hold_approved_s, now - self._done_retention_s, now)
-        )
+        """Erase reversals held past the hold window; drop delivered items past retention.
+
+        In chunks, each its own journal write, so live writes interleave with them."""
+        op = ExpireParked(now - self._hold_approved_s, now - self._done_retention_s, now)
+        erased = deleted = chunks = 0
+        while True:
+            (counts,) = await self._journal.write(op)
+            if not isinstance(counts, tuple):
+                break
+            erased += counts[0]
+            deleted += counts[1]
+            chunks += 1
+            if max(counts) < op.limit:
+                break
         if self._on_expired is not None:
             self._on_expired(now - self._hold_approved_s)
-        if isinstance(counts, tuple) and any(counts):
-            log.info("saf_housekeeping", erased_held=counts[0], deleted_done=counts[1])
+        if erased or deleted:
+            log.info("saf_housekeeping", erased_held=erased, deleted_done=deleted, chunks=chunks)
 
     async def _publish_depth(self) -> None:
         stats = await self._journal.saf_stats()

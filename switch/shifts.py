@@ -26,8 +26,12 @@ class ShiftBook:
 
     def __init__(self) -> None:
         self._open: dict[str, str] = {}
-        self._parked: dict[str, int] = {}  # txn id -> SAF item id
+        self._parked: dict[str, tuple[int, str]] = {}  # txn id -> (SAF item id, terminal id)
+        # txn id -> held since; kept in time order while stamps arrive in order, so
+        # expiry reads only the front (a full scan and re-sort when a clock step breaks it)
         self._parked_at: dict[str, float] = {}
+        self._parked_at_sorted = True
+        self._last_parked_at = float("-inf")
         self._by_terminal: dict[str, set[str]] = {}  # terminal id -> txn ids parked
 
     def current(self, terminal_id: str) -> str | None:
@@ -46,9 +50,13 @@ class ShiftBook:
         """Close the shift; the parked reversals it no longer needs (to cancel)."""
         self._open.pop(terminal_id, None)
         txns = self._by_terminal.pop(terminal_id, set())
+        ids = []
         for t in txns:
             self._parked_at.pop(t, None)
-        return [self._parked.pop(t) for t in txns if t in self._parked]
+            entry = self._parked.pop(t, None)
+            if entry is not None:
+                ids.append(entry[0])
+        return ids
 
     def parked(
         self,
@@ -62,28 +70,57 @@ class ShiftBook:
         """Remember a parked reversal. One that `expires` (an approved purchase) is
         erased by SAF housekeeping after the hold window; a pre-authorisation's is due
         at the end of its completion window instead, so it does not expire here."""
-        self._parked[txn_id] = saf_id
+        previous = self._parked.get(txn_id)
+        if previous is not None and previous[1] != terminal_id:
+            self._by_terminal.get(previous[1], set()).discard(txn_id)
+        self._parked[txn_id] = (saf_id, terminal_id)
+        self._parked_at.pop(txn_id, None)
         if expires:
-            self._parked_at[txn_id] = time.time() if held_since is None else held_since
+            at = time.time() if held_since is None else held_since
+            if at < self._last_parked_at:
+                self._parked_at_sorted = False
+            self._last_parked_at = max(self._last_parked_at, at)
+            self._parked_at[txn_id] = at
         self._by_terminal.setdefault(terminal_id, set()).add(txn_id)
 
     def expire(self, held_before: float) -> int:
-        """Forget parked reversals the journal erased (held since before `held_before`)."""
-        old = [t for t, at in self._parked_at.items() if at < held_before]
+        """Forget parked reversals the journal erased (held since before `held_before`).
+
+        Runs on the event loop once a minute with up to a hold window of entries
+        (540,000 at 600/s), so it reads from the oldest end and stops at the first
+        one still held."""
+        if not self._parked_at_sorted:
+            ordered = sorted(self._parked_at.items(), key=lambda item: item[1])
+            self._parked_at = dict(ordered)
+            self._parked_at_sorted = True
+        old = []
+        for txn_id, at in self._parked_at.items():
+            if at >= held_before:
+                break
+            old.append(txn_id)
         for txn_id in old:
             self.completed(txn_id)
         return len(old)
 
     def parked_id(self, txn_id: str) -> int | None:
-        return self._parked.get(txn_id)
+        entry = self._parked.get(txn_id)
+        return None if entry is None else entry[0]
+
+    def parked_count(self) -> int:
+        return len(self._parked)
 
     def completed(self, txn_id: str) -> int | None:
         """Reversed, completed or reversing: the parked reversal to cancel or use, if any."""
-        saf_id = self._parked.pop(txn_id, None)
+        entry = self._parked.pop(txn_id, None)
         self._parked_at.pop(txn_id, None)
-        if saf_id is not None:
-            for txns in self._by_terminal.values():
-                txns.discard(txn_id)
+        if entry is None:
+            return None
+        saf_id, terminal_id = entry
+        txns = self._by_terminal.get(terminal_id)
+        if txns is not None:
+            txns.discard(txn_id)
+            if not txns:
+                del self._by_terminal[terminal_id]
         return saf_id
 
 

@@ -361,6 +361,16 @@ class Journal:
     async def get(self, txn_id: str) -> JournalRow | None:
         return await self._read(lambda r: r.get(txn_id))
 
+    async def get_many(self, txn_ids: Sequence[str], chunk: int = 5000) -> list[JournalRow]:
+        """The rows found for `txn_ids`, a chunk per reader thread hop rather than one
+        hop each (recovery looks up every parked reversal: 540,000 after 15 min at 600/s)."""
+        found: list[JournalRow] = []
+        for start in range(0, len(txn_ids), chunk):
+            part = txn_ids[start : start + chunk]
+            rows = await self._read(lambda r: [r.get(t) for t in part])  # noqa: B023
+            found += [row for row in rows if row is not None]
+        return found
+
     async def find_by_terminal_key(
         self, mti_class: str, terminal_id: str, stan: str
     ) -> JournalRow | None:

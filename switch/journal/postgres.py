@@ -148,6 +148,13 @@ PG_MIGRATIONS: list[tuple[int, str]] = [
         CREATE INDEX IF NOT EXISTS transactions_received_at ON transactions (received_at);
         """,
     ),
+    (
+        3,
+        # SAF housekeeping picks parked reversals and delivered items by age
+        """
+        CREATE INDEX IF NOT EXISTS saf_age ON saf (state, created_at);
+        """,
+    ),
 ]
 
 PG_LATEST_VERSION = PG_MIGRATIONS[-1][0]
@@ -409,12 +416,20 @@ class PostgresJournal:
                 return self._exec(
                     "WITH erased AS (UPDATE saf SET state = 'done', payload = ''::bytea,"
                     " last_error = 'expired: held too long'"
-                    " WHERE state = 'pending' AND next_attempt_at > %s AND created_at < %s"
-                    " RETURNING id),"
-                    " deleted AS (DELETE FROM saf WHERE state = 'done' AND created_at < %s"
+                    " WHERE id IN (SELECT id FROM saf WHERE state = 'pending'"
+                    " AND created_at < %s AND next_attempt_at > %s LIMIT %s"
+                    " FOR UPDATE SKIP LOCKED) RETURNING id),"
+                    " deleted AS (DELETE FROM saf WHERE id IN (SELECT id FROM saf"
+                    " WHERE state = 'done' AND created_at < %s LIMIT %s FOR UPDATE SKIP LOCKED)"
                     " RETURNING id)"
                     " SELECT (SELECT count(*) FROM erased), (SELECT count(*) FROM deleted)",
-                    (op.now + PARKED_HORIZON_S, op.held_before, op.done_before),
+                    (
+                        op.held_before,
+                        op.now + PARKED_HORIZON_S,
+                        op.limit,
+                        op.done_before,
+                        op.limit,
+                    ),
                 )
             case RetrySaf():
                 return self._exec(

@@ -134,6 +134,14 @@ MIGRATIONS: list[tuple[int, str]] = [
         CREATE INDEX IF NOT EXISTS saf_txn ON saf (txn_id);
         """,
     ),
+    (
+        3,
+        # SAF housekeeping picks parked reversals and delivered items by age; without
+        # this it scanned every parked row (0.28 s a minute at 480,000 rows, 600/s)
+        """
+        CREATE INDEX IF NOT EXISTS saf_age ON saf (state, created_at);
+        """,
+    ),
 ]
 
 LATEST_VERSION = MIGRATIONS[-1][0]
@@ -481,11 +489,14 @@ class SqliteJournal:
                 erased = c.execute(
                     "UPDATE saf SET state = 'done', payload = x'', "
                     "last_error = 'expired: held too long' "
-                    "WHERE state = 'pending' AND next_attempt_at > ? AND created_at < ?",
-                    (horizon, op.held_before),
+                    "WHERE id IN (SELECT id FROM saf INDEXED BY saf_age "
+                    "WHERE state = 'pending' AND created_at < ? AND next_attempt_at > ? LIMIT ?)",
+                    (op.held_before, horizon, op.limit),
                 ).rowcount
                 deleted = c.execute(
-                    "DELETE FROM saf WHERE state = 'done' AND created_at < ?", (op.done_before,)
+                    "DELETE FROM saf WHERE id IN (SELECT id FROM saf INDEXED BY saf_age "
+                    "WHERE state = 'done' AND created_at < ? LIMIT ?)",
+                    (op.done_before, op.limit),
                 ).rowcount
                 return (erased, deleted)
             case RetrySaf():

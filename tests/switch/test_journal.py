@@ -496,3 +496,75 @@ async def test_expire_parked_erases_held_reversals_and_old_done_items(target: Ta
         pending = {e.id for e in await journal.saf_entries("pending")}
         assert pending == {due, fresh}
         assert held not in pending
+
+
+async def test_expire_parked_works_in_chunks_of_its_limit(target: Target) -> None:
+    """Each op erases and deletes at most `limit` rows; repeating it finishes the job
+    and touches nothing still held or due."""
+    import time as _time
+
+    from forecourt.switch.journal import PARKED_HORIZON_S, CompleteSaf, ExpireParked
+
+    now = _time.time()
+    far = now + 2 * PARKED_HORIZON_S
+    async with open_journal(target, saf_key=bytes(32)) as journal:
+        held = [
+            await journal.saf_enqueue(
+                f"H{i}", "bank", "1420", b"{}", now=now - 2000 - i, next_attempt_at=far
+            )
+            for i in range(5)
+        ]
+        kept = await journal.saf_enqueue("K", "bank", "1420", b"{}", now=now, next_attempt_at=far)
+        for i in range(3):
+            done = await journal.saf_enqueue(f"D{i}", "bank", "1420", b"{}", now=now - 90000)
+            await journal.write(CompleteSaf(done))
+        op = ExpireParked(now - 900, now - 86400, now, limit=2)
+        seen = []
+        for _ in range(4):
+            (counts,) = await journal.write(op)
+            seen.append(counts)
+        assert seen == [(2, 2), (2, 1), (1, 0), (0, 0)]
+        pending = {e.id for e in await journal.saf_entries("pending")}
+        assert pending == {kept}
+        assert not pending & set(held)
+
+
+async def test_saf_sweep_erases_a_large_hold_window_in_chunks(tmp_path: Path) -> None:
+    """SafSender's sweep repeats the chunked erase until nothing held is left, then lets
+    the shift book forget what the journal erased."""
+    from forecourt.switch.config import SafConfig
+    from forecourt.switch.journal import PARKED_HORIZON_S
+    from forecourt.switch.saf import SafSender
+
+    now = time.time()
+    far = now + 2 * PARKED_HORIZON_S
+    forgotten: list[float] = []
+    async with open_journal(tmp_path / "j.db", saf_key=KEY) as journal:
+        for i in range(5007):  # one more chunk than the default limit of 5,000
+            await journal.saf_enqueue(
+                f"H{i}", "bank", "1420", b"{}", now=now - 2000, next_attempt_at=far
+            )
+        kept = await journal.saf_enqueue("K", "bank", "1420", b"{}", now=now, next_attempt_at=far)
+        sender = SafSender(
+            journal,
+            {},
+            SafConfig(),
+            SwitchMetrics(),
+            "node-a",
+            hold_approved_s=900.0,
+            on_expired=forgotten.append,
+        )
+        await sender._sweep(now)
+        assert {e.id for e in await journal.saf_entries("pending", limit=10_000)} == {kept}
+        assert forgotten == [now - 900.0]
+
+
+async def test_get_many_finds_rows_across_chunks_and_skips_unknown_ids(target: Target) -> None:
+    async with open_journal(target, saf_key=KEY) as journal:
+        rows = [row(n) for n in range(1, 6)]
+        for r in rows:
+            await journal.record_received(r)
+        wanted = [rows[4].txn_id, "NOPE", rows[0].txn_id, rows[2].txn_id]
+        found = await journal.get_many(wanted, chunk=2)
+        assert [r.txn_id for r in found] == [rows[4].txn_id, rows[0].txn_id, rows[2].txn_id]
+        assert found[1] == await journal.get(rows[0].txn_id)
