@@ -316,7 +316,7 @@ class ExpireParked:
     held_before: float
     done_before: float
     now: float
-    limit: int = 5000
+    limit: int = 1000
 
 
 WriteOp = (

@@ -540,7 +540,7 @@ async def test_saf_sweep_erases_a_large_hold_window_in_chunks(tmp_path: Path) ->
     far = now + 2 * PARKED_HORIZON_S
     forgotten: list[float] = []
     async with open_journal(tmp_path / "j.db", saf_key=KEY) as journal:
-        for i in range(5007):  # one more chunk than the default limit of 5,000
+        for i in range(1007):  # one more chunk than the default limit of 1,000
             await journal.saf_enqueue(
                 f"H{i}", "bank", "1420", b"{}", now=now - 2000, next_attempt_at=far
             )
