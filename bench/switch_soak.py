@@ -3,11 +3,12 @@
 ``--minutes`` (default 30) of open-loop load through the switch at 60 % of B's
 maximum (measured with a short closed-loop probe, or ``--rate``). The mix
 (``forecourt sim load --mix``): purchases of varying amounts, pre-authorisations,
-echoes, purchases the host never answers (``drop``) and purchases it answers
-after the switch gave up (``late``). Reversals in the mix are switch-originated:
+echoes, purchases the host never answers (``drop``), purchases it answers after the
+switch gave up (``late``), and terminal reversals of approved purchases (a pump
+fault: 1420, reason 4021, naming the purchase in field 56). The switch adds its own:
 each timeout makes the parked reversal due (reason 4021), and approved
 pre-authorisations that are never completed are reversed by SAF at the end of
-``--preauth-window`` seconds (the load generator has no terminal reversal template).
+``--preauth-window`` seconds.
 
 During the run the switch's RSS and the SAF table (by state; parked reversals
 counted apart) are sampled every 10 s. After the load: drain (wait until no
@@ -54,7 +55,7 @@ PARKED_HORIZON_S = 5 * 365 * 86400.0  # forecourt.switch.journal.model.PARKED_HO
 MIX = f"""
 [[mix]]
 template = "purchase"
-weight = 84
+weight = 82
 amount = [500, 12000]
 [[mix]]
 template = "preauth"
@@ -63,6 +64,9 @@ amount = 10000
 [[mix]]
 template = "echo"
 weight = 6
+[[mix]]
+template = "reversal"
+weight = 2
 [[mix]]
 template = "purchase"
 weight = 2

@@ -12,6 +12,7 @@ histograms merge into one report.
 
 from __future__ import annotations
 
+import collections
 import json
 import math
 import multiprocessing
@@ -31,7 +32,7 @@ from forecourt.codecs.message import Message
 
 from ._toml import SimConfigError, Table, load_toml
 from .stats import LatencyHistogram
-from .templates import DEFAULT_TEST_PAN, PROFILES, TerminalIdentity, build
+from .templates import DEFAULT_TEST_PAN, PROFILES, SentRequest, TerminalIdentity, build
 from .wire import WireFormat, wire_format
 
 __all__ = [
@@ -43,7 +44,11 @@ __all__ = [
     "run_load_processes",
 ]
 
-MIX_TEMPLATES = ("purchase", "preauth", "echo")
+MIX_TEMPLATES = ("purchase", "preauth", "echo", "reversal")
+# answers that leave a purchase approved, so a `reversal` in the mix may reverse it
+_APPROVED = frozenset({"000", "00"})
+# approved purchases a terminal remembers to reverse (the most recent first)
+_REVERSIBLE_KEPT = 64
 TEST_PAN = DEFAULT_TEST_PAN
 
 
@@ -192,6 +197,9 @@ def load_mix(path: str | Path) -> tuple[MixEntry, ...]:
     root.done()
     if not entries or sum(e.weight for e in entries) <= 0:
         raise SimConfigError("mix", "needs at least one entry with a positive weight", str(path))
+    templates = {e.template for e in entries}
+    if "reversal" in templates and "purchase" not in templates:
+        raise SimConfigError("mix", "a reversal reverses a purchase: add a purchase", str(path))
     return tuple(entries)
 
 
@@ -353,12 +361,18 @@ class _Terminal:
         self.pending: dict[int, float] = {}
         self._slots: trio.Semaphore | None = None
         self._lost = False  # the connection ended before the run did
-        now = time.time()
-        self.templates: list[tuple[_Template, MixEntry]] = []
+        now = self.now = time.time()
+        self.templates: list[tuple[_Template | None, MixEntry, TerminalIdentity]] = []
         self.weights: list[float] = []
         header = {"2b": 2, "4a": 4}.get(self.wire.framing.header, 0)
         self.tpdu = self.wire.tpdu
         self.header = header
+        # purchases in flight (STAN -> who, amount) and approved ones a `reversal`
+        # in the mix may reverse; each is reversed at most once
+        self.purchases: dict[int, tuple[TerminalIdentity, int]] = {}
+        self.reversible: collections.deque[tuple[int, TerminalIdentity, int]] = collections.deque(
+            maxlen=_REVERSIBLE_KEPT
+        )
         for entry in options.mix:
             for pan in entry.pans:
                 who = TerminalIdentity(
@@ -367,6 +381,11 @@ class _Terminal:
                     family=self.wire.family,
                     pan=pan,
                 )
+                if entry.template == "reversal":
+                    # built per request: it refers to a purchase this terminal made
+                    self.templates.append((None, entry, who))
+                    self.weights.append(entry.weight / len(entry.pans))
+                    continue
 
                 def build_with(
                     stan: str, amount: int, _who: Any = who, _t: str = entry.template
@@ -375,20 +394,59 @@ class _Terminal:
                     return build(_t, who_now, PROFILES["indoor"], stan, now=now)
 
                 make = _mac_template if self.mac is not None else _Template
-                self.templates.append((make(self.wire, build_with), entry))
+                self.templates.append((make(self.wire, build_with), entry, who))
                 self.weights.append(entry.weight / len(entry.pans))
+        self._fallback: tuple[_Template, MixEntry, TerminalIdentity] | None = next(
+            ((t, e, w) for t, e, w in self.templates if t is not None and e.template == "purchase"),
+            None,
+        )
 
     def next_frame(self) -> tuple[int, bytes]:
         self.stan = self.stan % 999_999 + 1
         if len(self.templates) == 1:
-            template, entry = self.templates[0]
+            template, entry, who = self.templates[0]
         else:
-            template, entry = self.rng.choices(self.templates, self.weights)[0]
+            template, entry, who = self.rng.choices(self.templates, self.weights)[0]
+        if template is None:
+            if self.reversible:
+                return self.stan, self._reversal_frame(*self.reversible.pop())
+            if self._fallback is None:
+                raise ValueError("a reversal in the mix needs purchases in it")
+            template, entry, who = self._fallback  # nothing approved to reverse yet
+        assert template is not None
         amount = entry.amount_min
         if entry.amount_max != entry.amount_min:
             amount = self.rng.randint(entry.amount_min, entry.amount_max)
         payload = template.payload(self.stan, amount, self.mac)
+        if entry.template == "purchase":
+            self.purchases[self.stan] = (who, amount)
         return self.stan, encode_frame(self.wire.framing, payload, self.tpdu)
+
+    def _reversal_frame(self, original_stan: int, who: TerminalIdentity, amount: int) -> bytes:
+        """A 1420/0400 of an approved purchase of this terminal's (encoded per request:
+        field 56/90 names the original)."""
+        profile = PROFILES["indoor"]
+        who = attrs.evolve(who, amount=amount)
+        original = build("purchase", who, profile, f"{original_stan:06d}", now=self.now)
+        message = build(
+            "reversal",
+            who,
+            profile,
+            f"{self.stan:06d}",
+            last_financial=SentRequest(original),
+            now=self.now,
+        )
+        dialect = self.wire.dialect
+        if self.mac is not None:
+            payload = encode_with_mac(dialect, message, self.mac)
+        else:
+            payload = encode(dialect, message)
+        return encode_frame(self.wire.framing, payload, self.tpdu)
+
+    def _answered(self, stan: int, code: str | None) -> None:
+        purchase = self.purchases.pop(stan, None)
+        if purchase is not None and code in _APPROVED:
+            self.reversible.append((stan, *purchase))
 
     async def run(self, deadline: float, slots: int, interval: float | None) -> None:
         while True:
@@ -484,6 +542,8 @@ class _Terminal:
                     if sent_at is None:
                         result.unmatched += 1
                         continue
+                    if self.purchases:
+                        self._answered(stan, code)
                     record(now - sent_at)
                     result.answered += 1
                     code = code or "none"
@@ -505,6 +565,7 @@ class _Terminal:
             expired = [stan for stan, t in self.pending.items() if t < limit]
             for stan in expired:
                 del self.pending[stan]
+                self.purchases.pop(stan, None)
                 self.result.timeouts += 1
                 if self._slots is not None:
                     self._slots.release()

@@ -114,12 +114,73 @@ async def test_several_processes_merge(start_host: StartHost) -> None:
     assert len({r.terminal_id for r in sim.received}) == 4
 
 
+@pytest.mark.parametrize(("dialect", "bitmap"), [("ifsf", "binary"), ("iso87ascii", "hex")])
+def test_a_reversal_in_the_mix_reverses_an_approved_purchase_once(
+    dialect: str, bitmap: str
+) -> None:
+    wire = wire_format(dialect, bitmap)
+    mix = (MixEntry("purchase", 1.0, amount_min=700, amount_max=900), MixEntry("reversal", 1.0))
+    opts = LoadOptions("127.0.0.1", 1, wire, terminals=1, mix=mix)
+    terminal = _Terminal("L0000001", opts, LoadResult(), random.Random(5))
+    purchase, entry, _ = terminal.templates[0]
+    assert purchase is not None and entry.template == "purchase"
+    reversal_template = terminal.templates[1]
+    approved, declined = "000" if wire.family == "1993" else "00", "116"
+    sent: dict[int, Message] = {}
+    for _ in range(2):
+        stan, frame = terminal.next_frame()
+        while decode(wire.dialect, frame[2:]).mti[1] != "2":  # drew the reversal: nothing yet
+            stan, frame = terminal.next_frame()
+        sent[stan] = decode(wire.dialect, frame[2:])
+    first, second = sent
+    terminal._answered(first, approved)
+    terminal._answered(second, declined)
+    terminal.rng = random.Random(0)
+    terminal.templates, terminal.weights = [reversal_template], [1.0]
+    stan, frame = terminal.next_frame()
+    reversal = decode(wire.dialect, frame[2:])
+    assert reversal.mti[1:] == "420" or reversal.mti[1:] == "400"
+    assert reversal.get(11) == f"{stan:06d}" != sent[first].get(11)
+    assert reversal.get(4) == sent[first].get(4)
+    reference = reversal.get(56) or reversal.get(90)
+    assert reference is not None and sent[first].get(11) in reference
+    # the declined purchase is never reversed, the approved one only once: with
+    # nothing left to reverse the terminal sends a purchase
+    stan, frame = terminal.next_frame()
+    assert decode(wire.dialect, frame[2:]).mti[1:3] == "20"
+
+
+async def test_reversals_in_the_mix_reach_the_host_macd(start_host: StartHost) -> None:
+    zak = prepare_mac(ZAK, MacAlgorithm.RETAIL)
+    sim = await start_host(zak=zak)
+    base = options(
+        sim,
+        concurrency=4,
+        duration_s=1.0,
+        seed=3,
+        mix=(
+            MixEntry("purchase", 3.0, amount_min=100, amount_max=99_999),
+            MixEntry("reversal", 1.0),
+        ),
+    )
+    macs = macs_for({"mode": "key", "key": ZAK.hex()}, base.terminal_ids())
+    result = await run_load(attrs.evolve(base, macs=macs))
+    assert (result.timeouts, result.errors, result.unmatched) == (0, 0, 0)
+    assert result.by_action_code.get("400", 0) > 5
+    assert {r.mac for r in sim.received} == {"ok"}
+    purchases = {(r.terminal_id, r.amount) for r in sim.received if r.mti == "1200"}
+    reversals = [(r.terminal_id, r.amount) for r in sim.received if r.mti == "1420"]
+    assert len(reversals) == result.by_action_code["400"]
+    assert set(reversals) <= purchases
+
+
 @pytest.mark.parametrize(("dialect", "bitmap"), DIALECTS)
 def test_patched_requests_equal_encoded_ones(dialect: str, bitmap: str) -> None:
     wire = wire_format(dialect, bitmap)
     opts = LoadOptions("127.0.0.1", 1, wire, terminals=1)
     terminal = _Terminal("L0000001", opts, LoadResult(), random.Random(1))
-    template, _ = terminal.templates[0]
+    template, _, _ = terminal.templates[0]
+    assert template is not None
     payload = template.payload(123456, 98765, None)
     message = decode(wire.dialect, payload)
     assert (message.get(11), message.get(4)) == ("123456", "000000098765")
@@ -167,4 +228,7 @@ weight = 1
     assert (mix[0].amount_min, mix[0].amount_max, len(mix[0].pans)) == (100, 9000, 2)
     path.write_text('[[mix]]\ntemplate = "refund"\n')
     with pytest.raises(ValueError, match=r"mix\[0\]\.template"):
+        load_mix(path)
+    path.write_text('[[mix]]\ntemplate = "reversal"\n')
+    with pytest.raises(ValueError, match="add a purchase"):
         load_mix(path)
