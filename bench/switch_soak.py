@@ -95,6 +95,17 @@ action = "approve"
 """
 
 
+def _rss_split(pid: int) -> dict[str, float]:
+    """RSS by kind (/proc/PID/status): heap and other anonymous memory apart from
+    mapped files (SQLite's WAL index, libraries) and shared memory."""
+    out: dict[str, float] = {}
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        key, _, value = line.partition(":")
+        if key in ("RssAnon", "RssFile", "RssShmem"):
+            out[key.lower().replace("rss", "rss_") + "_mb"] = round(int(value.split()[0]) / 1024, 1)
+    return out
+
+
 def _saf_counts(db: Path) -> dict[str, int]:
     conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=10)
     try:
@@ -306,7 +317,9 @@ def _soak(
         now = time.monotonic()
         if now >= next_sample:
             samples.append(
-                {"t_s": round(now - started), "rss_mb": switch.rss_mb()} | _saf_counts(db)
+                {"t_s": round(now - started), "rss_mb": switch.rss_mb()}
+                | _rss_split(switch.pid)
+                | _saf_counts(db)
             )
             next_sample += 10.0
         thread.join(timeout=max(0.0, min(1.0, next_sample - time.monotonic())))
