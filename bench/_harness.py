@@ -22,11 +22,12 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.request
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 ROOT = Path(__file__).resolve().parents[1]
 FORECOURT = [sys.executable, "-m", "forecourt.switch.cli"]
@@ -372,3 +373,26 @@ def machine() -> dict[str, Any]:
 
 def emit(obj: dict[str, Any]) -> None:
     print(json.dumps(obj))
+
+
+class Rig(NamedTuple):
+    """What every switch benchmark starts from."""
+
+    work: Path
+    data_dir: Path
+    zak: bytes
+    acquirer_port: int
+    acquirer_pid: int
+
+
+@contextlib.contextmanager
+def acquirer_rig(terminals: int, rules: str = "") -> Iterator[Rig]:
+    """A temporary work directory, a key store with `terminals` load terminals, and
+    the acquirer simulator running (with `rules`) until the block ends."""
+    with tempfile.TemporaryDirectory(prefix="fc-bench-") as tmp:
+        work = Path(tmp)
+        data_dir = work / "data"
+        zak = prepare_keys(data_dir, terminal_ids(terminals))
+        acquirer, acquirer_port = start_acquirer(work, zak, rules)
+        with stopping(acquirer):
+            yield Rig(work, data_dir, zak, acquirer_port, acquirer.pid)

@@ -27,7 +27,6 @@ from __future__ import annotations
 import argparse
 import random
 import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -158,21 +157,17 @@ def main() -> int:
     parser.add_argument("--terminals", type=int, default=50, help="live terminals")
     args = parser.parse_args()
     h.raise_nofile()
-    with tempfile.TemporaryDirectory(prefix="fc-bench-") as tmp:
-        work = Path(tmp)
-        data_dir = work / "data"
-        zak = h.prepare_keys(data_dir, h.terminal_ids(args.terminals))
-        acquirer, acquirer_port = h.start_acquirer(work, zak)
-        with h.stopping(acquirer):
-            idle_port = h.free_port()
-            switch, port, metrics = h.start_switch(
-                work,
-                data_dir,
-                acquirer_port,
-                extra_toml=_idle_toml(idle_port, args.connections),
-            )
-            with h.stopping(switch):
-                result = trio.run(_phases, args, work, data_dir, switch, port, idle_port, metrics)
+    with h.acquirer_rig(args.terminals) as rig:
+        work, data_dir, acquirer_port = rig.work, rig.data_dir, rig.acquirer_port
+        idle_port = h.free_port()
+        switch, port, metrics = h.start_switch(
+            work,
+            data_dir,
+            acquirer_port,
+            extra_toml=_idle_toml(idle_port, args.connections),
+        )
+        with h.stopping(switch):
+            result = trio.run(_phases, args, work, data_dir, switch, port, idle_port, metrics)
     result["machine"] = h.machine()
     h.emit(result)
     return 0

@@ -20,7 +20,6 @@ from __future__ import annotations
 import argparse
 import os
 import subprocess
-import tempfile
 import threading
 import time
 from pathlib import Path
@@ -69,59 +68,55 @@ def main() -> int:
     if (os.cpu_count() or 1) < 2:
         raise SystemExit("needs two CPUs")
 
-    with tempfile.TemporaryDirectory(prefix="fc-bench-") as tmp:
-        work = Path(tmp)
-        data_dir = work / "data"
-        zak = h.prepare_keys(data_dir, h.terminal_ids(args.terminals))
-        acquirer, acquirer_port = h.start_acquirer(work, zak)
-        with h.stopping(acquirer):
-            switch, port, _metrics = h.start_switch(
+    with h.acquirer_rig(args.terminals) as rig:
+        work, data_dir, acquirer_port = rig.work, rig.data_dir, rig.acquirer_port
+        switch, port, _metrics = h.start_switch(
+            work,
+            data_dir,
+            acquirer_port,
+            log_level="warning",
+            max_in_flight=max(8, args.concurrency // args.terminals),
+        )
+        with h.stopping(switch):
+            pin(switch.pid, 0)
+            pin(rig.acquirer_pid, 1)
+            mac = {"mac": "store", "data-dir": str(data_dir)}
+            h.run_load(
                 work,
-                data_dir,
-                acquirer_port,
-                log_level="warning",
-                max_in_flight=max(8, args.concurrency // args.terminals),
+                port,
+                terminals=args.terminals,
+                duration=2,
+                concurrency=args.concurrency,
+                mac=mac,
+                tag="warm",
             )
-            with h.stopping(switch):
-                pin(switch.pid, 0)
-                pin(acquirer.pid, 1)
-                mac = {"mac": "store", "data-dir": str(data_dir)}
-                h.run_load(
-                    work,
-                    port,
-                    terminals=args.terminals,
-                    duration=2,
-                    concurrency=args.concurrency,
-                    mac=mac,
-                    tag="warm",
-                )
-                result: dict[str, Any] = {}
+            result: dict[str, Any] = {}
 
-                def load() -> None:
-                    result.update(
-                        h.run_load(
-                            work,
-                            port,
-                            terminals=args.terminals,
-                            duration=args.duration,
-                            concurrency=None if args.rate else args.concurrency,
-                            rate=args.rate,
-                            mac=mac,
-                            tag="measured",
-                        )
+            def load() -> None:
+                result.update(
+                    h.run_load(
+                        work,
+                        port,
+                        terminals=args.terminals,
+                        duration=args.duration,
+                        concurrency=None if args.rate else args.concurrency,
+                        rate=args.rate,
+                        mac=mac,
+                        tag="measured",
                     )
+                )
 
-                runner = threading.Thread(target=load)
-                runner.start()
-                time.sleep(0.5)
-                pin_load_generators(1)
-                before = thread_cpu(switch.pid)
-                total_before = switch.cpu()
-                started = time.perf_counter()
-                runner.join()
-                elapsed = time.perf_counter() - started
-                after = thread_cpu(switch.pid)
-                total = switch.cpu() - total_before
+            runner = threading.Thread(target=load)
+            runner.start()
+            time.sleep(0.5)
+            pin_load_generators(1)
+            before = thread_cpu(switch.pid)
+            total_before = switch.cpu()
+            started = time.perf_counter()
+            runner.join()
+            elapsed = time.perf_counter() - started
+            after = thread_cpu(switch.pid)
+            total = switch.cpu() - total_before
 
     answered = int(result.get("answered", 0))
     loop_user = loop_sys = writer_user = writer_sys = 0.0

@@ -13,8 +13,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-import tempfile
-from pathlib import Path
 
 import _harness as h
 
@@ -28,31 +26,27 @@ def main() -> int:
     args = parser.parse_args()
     rules = f'[[rules]]\nname = "slow host"\naction = "delay"\ndelay_s = {args.delay}\n'
     per_terminal = -(-args.in_flight // args.terminals)
-    with tempfile.TemporaryDirectory(prefix="fc-bench-") as tmp:
-        work = Path(tmp)
-        data_dir = work / "data"
-        zak = h.prepare_keys(data_dir, h.terminal_ids(args.terminals))
-        acquirer, acquirer_port = h.start_acquirer(work, zak, rules)
-        with h.stopping(acquirer):
-            switch, port, _metrics = h.start_switch(
+    with h.acquirer_rig(args.terminals, rules) as rig:
+        work, data_dir, acquirer_port = rig.work, rig.data_dir, rig.acquirer_port
+        switch, port, _metrics = h.start_switch(
+            work,
+            data_dir,
+            acquirer_port,
+            max_in_flight=per_terminal,
+            link_in_flight=2 * args.in_flight,
+            max_connections=args.terminals + 100,
+        )
+        with h.stopping(switch):
+            result = h.run_load(
                 work,
-                data_dir,
-                acquirer_port,
-                max_in_flight=per_terminal,
-                link_in_flight=2 * args.in_flight,
-                max_connections=args.terminals + 100,
+                port,
+                terminals=args.terminals,
+                concurrency=args.in_flight,
+                duration=args.duration,
+                timeout=10.0,
+                mac={"mac": "store", "data-dir": str(data_dir)},
             )
-            with h.stopping(switch):
-                result = h.run_load(
-                    work,
-                    port,
-                    terminals=args.terminals,
-                    concurrency=args.in_flight,
-                    duration=args.duration,
-                    timeout=10.0,
-                    mac={"mac": "store", "data-dir": str(data_dir)},
-                )
-                rss = switch.rss_mb()
+            rss = switch.rss_mb()
     lost = (
         int(result["timeouts"])
         + int(result["errors"])

@@ -16,8 +16,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-import tempfile
-from pathlib import Path
 
 import _harness as h
 
@@ -30,49 +28,45 @@ def main() -> int:
     parser.add_argument("--terminals", type=int, default=50)
     parser.add_argument("--max-rate", type=float, help="B's maximum (default: measure it)")
     args = parser.parse_args()
-    with tempfile.TemporaryDirectory(prefix="fc-bench-") as tmp:
-        work = Path(tmp)
-        data_dir = work / "data"
-        zak = h.prepare_keys(data_dir, h.terminal_ids(args.terminals))
-        acquirer, acquirer_port = h.start_acquirer(work, zak)
-        with h.stopping(acquirer):
-            switch, port, metrics = h.start_switch(work, data_dir, acquirer_port)
-            with h.stopping(switch):
-                mac_b = {"mac": "store", "data-dir": str(data_dir)}
-                mac_a = {"mac": "key", "mac-key": zak.hex()}
-                maximum = args.max_rate
-                if maximum is None:
-                    probe = h.run_load(
-                        work,
-                        port,
-                        terminals=args.terminals,
-                        concurrency=200,
-                        duration=8,
-                        mac=mac_b,
-                        tag="probe",
-                    )
-                    maximum = float(probe["throughput_per_s"])
-                rate = round(maximum / 2, 1)
-                direct = h.run_load(
-                    work,
-                    acquirer_port,
-                    terminals=args.terminals,
-                    rate=rate,
-                    duration=args.duration,
-                    mac=mac_a,
-                    tag="direct",
-                )
-                before = h.histogram(h.scrape(metrics), NAME)[0]
-                through = h.run_load(
+    with h.acquirer_rig(args.terminals) as rig:
+        work, data_dir, zak, acquirer_port = rig.work, rig.data_dir, rig.zak, rig.acquirer_port
+        switch, port, metrics = h.start_switch(work, data_dir, acquirer_port)
+        with h.stopping(switch):
+            mac_b = {"mac": "store", "data-dir": str(data_dir)}
+            mac_a = {"mac": "key", "mac-key": zak.hex()}
+            maximum = args.max_rate
+            if maximum is None:
+                probe = h.run_load(
                     work,
                     port,
                     terminals=args.terminals,
-                    rate=rate,
-                    duration=args.duration,
+                    concurrency=200,
+                    duration=8,
                     mac=mac_b,
-                    tag="through",
+                    tag="probe",
                 )
-                after = h.histogram(h.scrape(metrics), NAME)[0]
+                maximum = float(probe["throughput_per_s"])
+            rate = round(maximum / 2, 1)
+            direct = h.run_load(
+                work,
+                acquirer_port,
+                terminals=args.terminals,
+                rate=rate,
+                duration=args.duration,
+                mac=mac_a,
+                tag="direct",
+            )
+            before = h.histogram(h.scrape(metrics), NAME)[0]
+            through = h.run_load(
+                work,
+                port,
+                terminals=args.terminals,
+                rate=rate,
+                duration=args.duration,
+                mac=mac_b,
+                tag="through",
+            )
+            after = h.histogram(h.scrape(metrics), NAME)[0]
     delta = h.histogram_delta(after, before)
 
     def ms(q: float) -> float | None:
