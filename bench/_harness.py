@@ -99,6 +99,7 @@ def switch_toml(
     max_connections: int = 1000,
     log_level: str = "warning",
     connections: int = 2,
+    duplicate_window: int = 200_000,
     extra_toml: str = "",
 ) -> str:
     """The switch configuration; `extra_toml` is appended (more listeners, groups, tables)."""
@@ -114,6 +115,7 @@ level = "{log_level}"
 format = "json"
 [journal]
 synchronous = "{synchronous}"
+duplicate_window = {duplicate_window}
 [[listeners]]
 name = "ifsf"
 host = "127.0.0.1"
@@ -286,13 +288,21 @@ def start_switch(
     data_dir: Path,
     acquirer_port: int,
     start_timeout: float = 20.0,
+    heap_probe: tuple[Path, float, str] | None = None,
     **options: Any,
 ) -> tuple[Proc, int, int]:
-    """The switch process, once its first listener and the acquirer link are up."""
+    """The switch process, once its first listener and the acquirer link are up.
+
+    `heap_probe` (directory, seconds, mode) runs it under `_heap_launcher.py`."""
     port, metrics_port = free_port(), free_port()
     config = work / "switch.toml"
     config.write_text(switch_toml(data_dir, port, acquirer_port, metrics_port, **options))
-    proc = Proc("switch", [*FORECOURT, "serve", "--config", str(config)], work / "switch.log")
+    command = [*FORECOURT, "serve", "--config", str(config)]
+    if heap_probe is not None:
+        launcher = str(Path(__file__).with_name("_heap_launcher.py"))
+        probe_dir, every_s, mode = heap_probe
+        command = [sys.executable, launcher, str(probe_dir), str(every_s), mode, "--", *command[3:]]
+    proc = Proc("switch", command, work / "switch.log")
     try:
         wait_port(port, start_timeout)
         wait_link_up(metrics_port, start_timeout)

@@ -202,6 +202,41 @@ def _invariant(db: Path, record_file: Path) -> dict[str, Any]:
     }
 
 
+def _heap_growth(heap_dir: Path, full_from_s: float, load_s: float) -> dict[str, Any]:
+    """The switch's heap once the windows are full: in use, or kept by the allocator.
+
+    The launcher's clock starts with the switch process, a few seconds before the load.
+    """
+    dumps = [json.loads(p.read_text()) for p in sorted(heap_dir.glob("heap-*.json"))]
+    series = [{k: v for k, v in d.items() if k != "lineno"} for d in dumps]
+    during = [d for d in dumps if full_from_s <= d["t_s"] <= load_s + 5]
+    if len(during) < 2:
+        return {"series": series, "growth": None}
+    first, last = during[0], during[-1]
+    fields = [k for k, v in first.items() if isinstance(v, (int, float)) and k != "record_s"]
+    growth: dict[str, Any] = {
+        "from_s": first["t_s"],
+        "to_s": last["t_s"],
+        "change": {k: round(last[k] - first[k], 2) for k in fields if k != "t_s"},
+    }
+    if "lineno" in first:
+        rows = []
+        for site in set(first["lineno"]) | set(last["lineno"]):
+            size0, count0 = first["lineno"].get(site, [0, 0])
+            size1, count1 = last["lineno"].get(site, [0, 0])
+            rows.append(
+                {
+                    "site": site,
+                    "kb": round((size1 - size0) / 1024, 1),
+                    "blocks": count1 - count0,
+                    "kb_at_end": round(size1 / 1024, 1),
+                }
+            )
+        rows.sort(key=lambda r: -abs(r["kb"]))
+        growth["by_line"] = rows[:20]
+    return {"series": series, "growth": growth}
+
+
 def _log_summary(path: Path) -> dict[str, Any]:
     levels: collections.Counter[str] = collections.Counter()
     events: collections.Counter[str] = collections.Counter()
@@ -232,6 +267,15 @@ def main() -> int:
     parser.add_argument("--preauth-window", type=float, default=60.0)
     parser.add_argument("--hold-approved", type=float, default=900.0, help="[reversal] (s)")
     parser.add_argument("--drain-timeout", type=float, default=180.0)
+    parser.add_argument(
+        "--duplicate-window", type=int, default=200_000, help="[journal] (answers kept)"
+    )
+    parser.add_argument(
+        "--heap",
+        choices=["malloc", "trim", "trace"],
+        help="watch the switch's heap (bench/_heap_launcher.py); trace is slow",
+    )
+    parser.add_argument("--heap-every", type=float, default=30.0, help="seconds")
     args = parser.parse_args()
     h.raise_nofile()
     with tempfile.TemporaryDirectory(prefix="fc-soak-") as tmp:
@@ -252,6 +296,10 @@ def main() -> int:
                 acquirer_port,
                 max_in_flight=32,
                 request_timeout_s=args.request_timeout,
+                duplicate_window=args.duplicate_window,
+                heap_probe=None
+                if args.heap is None
+                else (work / "heap", args.heap_every, args.heap),
                 extra_toml=(
                     f"[reversal]\npreauth_completion_window_s = {args.preauth_window}\n"
                     f"hold_approved_s = {args.hold_approved}\n"
@@ -260,6 +308,8 @@ def main() -> int:
             with h.stopping(switch):
                 result = _soak(args, work, data_dir, db, record_file, mix, switch, port)
         result["switch_log"] = _log_summary(work / "switch.log")
+        if args.heap is not None:
+            result["heap"] = _heap_growth(work / "heap", args.hold_approved + 120, result["load_s"])
     result["machine"] = h.machine()
     h.emit(result)
     return 0
