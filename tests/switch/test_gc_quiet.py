@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gc
+from typing import Any
 
 import trio
 from forecourt.switch.gc_quiet import CollectionTimer, keep_gc_quiet
@@ -70,3 +71,47 @@ def test_collections_are_timed_and_long_ones_logged() -> None:
     assert [e["generation"] for e in logs if e["event"] == "gc_pause"][-2:] == [1, 2]
     text = metrics.render().decode()
     assert 'forecourt_gc_pause_seconds_count{generation="2"}' in text
+
+
+class _Cycle:
+    def __init__(self) -> None:
+        self.me = self
+
+
+async def test_sweeps_that_find_nothing_come_less_often_until_one_finds_garbage() -> None:
+    gc.unfreeze()
+    gc.collect()
+    gc.disable()  # only the sweep collects here, so the garbage below waits for it
+
+    def sweeps(logs: list[dict[str, Any]]) -> list[tuple[int, float]]:
+        return [(e["collected"], e["next_s"]) for e in logs if e["event"] == "gc_sweep"]
+
+    try:
+        with capture_logs() as logs:
+            async with trio.open_nursery() as nursery:
+                await nursery.start(
+                    lambda task_status: keep_gc_quiet(
+                        lambda: 0,
+                        sweep_s=0.04,
+                        sweep_max_s=0.16,
+                        quiet_below=500,
+                        check_s=0.01,
+                        task_status=task_status,
+                    )
+                )
+                with trio.fail_after(20):
+                    while len(sweeps(logs)) < 3:  # quiet sweeps
+                        await trio.sleep(0.01)
+                    quiet = len(sweeps(logs))
+                    for _ in range(2000):
+                        _Cycle()  # garbage only a full collection can free, frozen first
+                    while len(sweeps(logs)) < quiet + 2:
+                        await trio.sleep(0.01)
+                nursery.cancel_scope.cancel()
+    finally:
+        gc.enable()
+    seen = sweeps(logs)
+    assert [n for _, n in seen[:3]] == [0.08, 0.16, 0.16]  # doubled, held at the maximum
+    found = [i for i, (collected, _) in enumerate(seen) if collected >= 2000]
+    assert found, seen
+    assert seen[found[0]][1] == 0.04  # garbage found: back to the base interval
