@@ -70,9 +70,7 @@ async def _reverse(
             row.state,
         )
     horizon = time.time() + PARKED_HORIZON_S
-    entries = [
-        e for e in await journal.saf_entries("pending", limit=10_000_000) if e.txn_id == txn_id
-    ]
+    entries = [e for e in await journal.saf_entries_of([txn_id]) if e.state == "pending"]
     parked = [e for e in entries if e.next_attempt_at > horizon or row.mti_class == "1"]
     if not parked:
         return (

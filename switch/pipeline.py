@@ -34,6 +34,8 @@ from forecourt.switch.acquirer_link import AcquirerLink, HostTimeout, LinkBusy, 
 from forecourt.switch.answers import local_answer, relay_answer
 from forecourt.switch.journal import (
     AddEvent,
+    CancelParked,
+    CancelShiftParked,
     CompleteSaf,
     Event,
     InsertTransaction,
@@ -355,7 +357,7 @@ class Pipeline:
             return Reply(payload, record, answer)
         finally:
             if not replied:
-                self.requests.finish(key, answer, None)
+                self.requests.finish(key, answer, journalled=False)
             self.metrics.in_flight.dec()
             remaining = self._per_terminal.get(terminal_id, 1) - 1
             if remaining:
@@ -420,6 +422,7 @@ class Pipeline:
                 return await self._replay(ctx, key, entry.txn_id, entry.answer, request, bound)
             return await self._answer_local(ctx, request, key[1], Outcome.DUPLICATE)
         finished = self.requests.finished(key)
+        row: JournalRow | None = None
         if finished is None:
             if not self.settings.duplicates_from_journal:
                 return None
@@ -438,13 +441,21 @@ class Pipeline:
         if finished.amount != amount:
             bound.warning("duplicate_different_amount", txn_id=finished.txn_id)
             return await self._answer_local(ctx, request, key[1], Outcome.DUPLICATE)
+        if row is None:
+            # the window keeps no answer bytes: the journal has them, durable before
+            # the terminal heard them, and says whether the answer was since reversed
+            row = await self.journal.get(finished.txn_id)
+        if row is None or row.response_raw is None:
+            # pruned from the journal since: say duplicate, never forward again
+            bound.warning("retransmission_answer_not_in_journal", txn_id=finished.txn_id)
+            return await self._answer_local(ctx, request, key[1], Outcome.DUPLICATE)
         try:
             # the bytes sent carry the MAC of their time: a replay is MAC'd anew
-            answer = decode(ctx.dialect, finished.sent).with_fields({64: None, 128: None})
+            answer = decode(ctx.dialect, row.response_raw).with_fields({64: None, 128: None})
         except CodecError:
             # answered on a listener of another dialect: say duplicate, never forward again
             return await self._answer_local(ctx, request, key[1], Outcome.DUPLICATE)
-        return await self._replay(ctx, key, finished.txn_id, answer, request, bound)
+        return await self._replay(ctx, key, finished.txn_id, answer, request, bound, row)
 
     async def _replay(
         self,
@@ -454,15 +465,18 @@ class Pipeline:
         answer: Message,
         request: Message,
         bound: structlog.typing.FilteringBoundLogger,
+        row: JournalRow | None = None,
     ) -> bytes:
         """The journalled answer again; but never an approval that has since been reversed.
 
         Retransmissions are rare, so asking the journal here costs nothing on the hot
         path, and it sees reversals made anywhere (terminal, timeout, operator, node).
+        `row` is the journal's row if it was read just now.
         """
         # authorisations and purchases only: a reversal's own 400 is no approval to take back
         if key[0] in ("1", "2") and is_approved(answer.fields.get("39", ""), ctx.dialect.family):
-            row = await self.journal.get(txn_id)
+            if row is None:
+                row = await self.journal.get(txn_id)
             if row is not None and row.state in ("reversal_pending", "reversed"):
                 bound.warning("retransmission_of_reversed_transaction", txn_id=txn_id)
                 return await self._answer_local(ctx, request, key[1], Outcome.DUPLICATE)
@@ -488,7 +502,7 @@ class Pipeline:
         if row.response_raw is None:
             return None
         amount = None if row.amount is None else f"{row.amount:012d}"
-        finished = FinishedRequest(row.txn_id, amount, row.response_raw)
+        finished = FinishedRequest(row.txn_id, amount)
         self.requests.remember(key, finished)
         return finished
 
@@ -573,24 +587,19 @@ class Pipeline:
         record.state = "approved" if approved else "declined"
         record.approved_amount = relayed.fields.get("4", record.amount) if approved else None
         if record.parked_saf_id is not None:
+            # approved: the reversal stays parked in the journal (erased after the hold
+            # window) until the terminal reverses or completes it or closes its shift
             if not approved:
                 record.pending_ops.append(CompleteSaf(record.parked_saf_id))
-            else:
-                self.shifts.parked(
-                    record.terminal_id,
-                    record.txn_id,
-                    record.parked_saf_id,
-                    expires=record.mti_class != "1",
-                )
-                if record.mti_class == "1":
-                    # an approved pre-authorisation is reversed unless completed in time
-                    record.pending_ops.append(
-                        RetrySaf(
-                            record.parked_saf_id,
-                            "pre-authorisation not completed",
-                            time.time() + self.settings.preauth_window_s,
-                        )
+            elif record.mti_class == "1":
+                # an approved pre-authorisation is reversed unless completed in time
+                record.pending_ops.append(
+                    RetrySaf(
+                        record.parked_saf_id,
+                        "pre-authorisation not completed",
+                        time.time() + self.settings.preauth_window_s,
                     )
+                )
         return relayed
 
     def settle(self, reply: Reply) -> None:
@@ -602,8 +611,9 @@ class Pipeline:
         """
         record = reply.record
         if record is not None:
+            # a Reply with a record is returned only once its answer is journalled
             self.requests.finish(
-                (record.mti_class, record.terminal_id, record.stan), reply.answer, reply.payload
+                (record.mti_class, record.terminal_id, record.stan), reply.answer, journalled=True
             )
 
     def _arm_reversal(self, record: TxnRecord, reason: str, at: float) -> None:
@@ -617,7 +627,7 @@ class Pipeline:
             return
         if record.mti_class not in ("1", "2"):
             return
-        parked = self.shifts.completed(record.txn_id)
+        parked = record.parked_saf_id
         link = self.links.get(record.route or "")
         ops: list[WriteOp] = [*self.journal.update_ops(record.txn_id, state="reversal_pending")]
         if record.sent is not None and link is not None:
@@ -679,11 +689,11 @@ class Pipeline:
             return local_answer(request, family, Outcome.ISSUER_UNAVAILABLE)
         record.state = "reversal_pending"
         self._queue_for_host(request, family, record, link, original)
+        if original.state == "approved":
+            # the terminal's reversal goes instead of the one the switch parked for it
+            record.pending_ops.append(CancelParked(original.txn_id, "reversed by the terminal"))
         if not partial:
             record.pending_ops += self.journal.update_ops(original.txn_id, state="reversal_pending")
-        cancel = self.shifts.completed(original.txn_id)
-        if cancel is not None:
-            record.pending_ops.append(CompleteSaf(cancel))
         bound.info("reversal_queued", original=original.txn_id, partial=partial)
         return local_answer(request, family, Outcome.REVERSAL_ACCEPTED)
 
@@ -752,10 +762,9 @@ class Pipeline:
         record.state = "approved"
         record.approved_amount = record.amount
         self._queue_for_host(request, family, record, link, preauth)
-        if preauth is not None:
-            cancel = self.shifts.completed(preauth.txn_id)
-            if cancel is not None:
-                record.pending_ops.append(CompleteSaf(cancel))
+        if preauth is not None and preauth.state == "approved":
+            # completed: the reversal due at the end of the window must not go
+            record.pending_ops.append(CancelParked(preauth.txn_id, "completed"))
         if flags:
             bound.warning("completion_flagged", flags=",".join(flags))
         return local_answer(request, family, Outcome.APPROVED)
@@ -780,7 +789,8 @@ class Pipeline:
         await self.journal.shift_close(
             record.terminal_id, shift_id, result.as_journal(), result.in_balance
         )
-        record.pending_ops += [CompleteSaf(i) for i in self.shifts.closed(record.terminal_id)]
+        self.shifts.closed(record.terminal_id)
+        record.pending_ops.append(CancelShiftParked(record.terminal_id, shift_id))
         record.flags = ("in_balance",) if result.in_balance else ("out_of_balance",)
         bound.info("shift_closed", shift_id=shift_id, in_balance=result.in_balance)
         answer = local_answer(request, family, Outcome.APPROVED)

@@ -3,10 +3,10 @@
 Every transaction still `forwarded` may have been approved at the host with no
 answer journalled: its parked reversal becomes due now. One still `received` never
 left the switch: it is marked failed. SAF items this node had claimed are due
-again at once. Recent answers are loaded into the
-in-memory duplicate window, open shifts are restored, and the reversals parked
-for approved transactions are remembered so that a completion, a terminal's
-reversal or a shift close can cancel them.
+again at once. Recent answers are loaded into the in-memory duplicate window and
+open shifts are restored. The reversals parked for approved transactions need
+nothing: they are in the journal, where a completion, a terminal's reversal or a
+shift close cancels them.
 """
 
 from __future__ import annotations
@@ -32,9 +32,12 @@ async def recover(
     journal: Journal, pipeline: Pipeline, node: str, window: int = 50_000
 ) -> RecoveryReport:
     now = time.time()
-    pending = await journal.saf_entries("pending", limit=10_000_000)
-    parked = {entry.txn_id: entry.id for entry in pending}
     rows = await journal.recover(node)
+    forwarded = [row.txn_id for row in rows if row.state == "forwarded"]
+    parked: dict[str, int] = {}
+    for entry in await journal.saf_entries_of(forwarded):
+        if entry.state == "pending" and entry.mti[1:2] == "4":
+            parked.setdefault(entry.txn_id, entry.id)
     ops: list[WriteOp] = []
     reversed_, never_left = 0, 0
     for row in rows:
@@ -54,22 +57,6 @@ async def recover(
             ops.append(RetrySaf(entry.id, "in flight when the switch stopped", now))
     if ops:
         await journal.write(*ops)
-    in_flight = {r.txn_id for r in rows}
-    held = {
-        entry.txn_id: entry
-        for entry in pending
-        if entry.txn_id not in in_flight and entry.next_attempt_at > now
-    }
-    for answered in await journal.get_many(list(held)):
-        if answered.state == "approved" and answered.mti_class in "12":
-            entry = held[answered.txn_id]
-            pipeline.shifts.parked(
-                answered.terminal_id,
-                answered.txn_id,
-                entry.id,
-                held_since=entry.created_at,
-                expires=answered.mti_class != "1",
-            )
     for terminal_id, shift_id in await journal.open_shifts():
         pipeline.shifts.restore(terminal_id, shift_id)
     warmed = 0

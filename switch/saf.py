@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import random
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 
 import structlog
 import trio
@@ -61,7 +61,6 @@ class SafSender:
         poll_s: float = 0.5,
         hold_approved_s: float = 900.0,
         done_retention_s: float = 86400.0,
-        on_expired: Callable[[float], object] | None = None,
     ) -> None:
         self._journal = journal
         self._links = links
@@ -74,7 +73,6 @@ class SafSender:
         self.delivered = 0
         self._hold_approved_s = hold_approved_s
         self._done_retention_s = done_retention_s
-        self._on_expired = on_expired
         self._next_stats = 0.0
         self._next_sweep = time.time() + 60.0
 
@@ -125,8 +123,6 @@ class SafSender:
             chunks += 1
             if max(counts) < op.limit:
                 break
-        if self._on_expired is not None:
-            self._on_expired(now - self._hold_approved_s)
         if erased or deleted:
             log.info("saf_housekeeping", erased_held=erased, deleted_done=deleted, chunks=chunks)
 

@@ -233,7 +233,6 @@ async def run_switch(
                 metrics,
                 config.node,
                 hold_approved_s=config.reversal.hold_approved_s,
-                on_expired=shifts.expire,
             )
             pipeline = Pipeline(
                 router=config.build_router(),

@@ -390,6 +390,14 @@ class Journal:
     async def saf_entries(self, state: str | None = None, limit: int = 100) -> list[SafEntry]:
         return await self._read(lambda r: r.saf_entries(state, limit))
 
+    async def saf_entries_of(self, txn_ids: Sequence[str], chunk: int = 500) -> list[SafEntry]:
+        """The SAF items queued under these transaction ids (`saf_txn` index), any state."""
+        found: list[SafEntry] = []
+        for start in range(0, len(txn_ids), chunk):
+            part = txn_ids[start : start + chunk]
+            found += await self._read(lambda r: r.saf_entries_of(part))  # noqa: B023
+        return found
+
     async def totals(self, terminal_id: str, shift_id: str) -> ShiftTotals:
         return await self._read(lambda r: r.totals(terminal_id, shift_id))
 

@@ -35,6 +35,9 @@ OPEN_STATES = (TxnState.RECEIVED, TxnState.FORWARDED)
 # holds it for a transaction in flight or answered, and makes it due only if the
 # transaction must be reversed (timeout, crash, terminal gone, operator).
 PARKED_HORIZON_S = 5 * 365 * 86400.0
+# A SAF row that is a reversal (MTI class 4: 1420, 0400) not yet claimed: under an
+# approved transaction's own id, its parked reversal (both backends' SQL).
+PARKED_REVERSAL_SQL = "state = 'pending' AND substr(mti, 2, 1) = '4'"
 
 
 class SafState(enum.StrEnum):
@@ -319,6 +322,28 @@ class ExpireParked:
     limit: int = 1000
 
 
+@attrs.frozen
+class CancelParked:
+    """The terminal reversed or completed an approved transaction: its parked
+    reversal (a reversal in SAF under the transaction's own id, not yet claimed) is
+    not needed any more. Whichever node parked it: the journal, not a node's memory,
+    knows. The caller checks that the transaction is still approved (a reversal made
+    due since, by a timeout or a lost answer, must go). Result: rows cancelled.
+    """
+
+    txn_id: str
+    reason: str
+
+
+@attrs.frozen
+class CancelShiftParked:
+    """A shift closed: the parked reversals of its approved transactions are not
+    needed any more. Result: rows cancelled."""
+
+    terminal_id: str
+    shift_id: str
+
+
 WriteOp = (
     InsertTransaction
     | UpdateTransaction
@@ -332,6 +357,8 @@ WriteOp = (
     | CloseShift
     | TakeOverStale
     | ExpireParked
+    | CancelParked
+    | CancelShiftParked
 )
 
 

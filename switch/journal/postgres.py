@@ -31,8 +31,11 @@ from forecourt.switch.journal.backend import WriteOutcome
 from forecourt.switch.journal.model import (
     COLUMNS,
     PARKED_HORIZON_S,
+    PARKED_REVERSAL_SQL,
     UPDATABLE,
     AddEvent,
+    CancelParked,
+    CancelShiftParked,
     ClaimSaf,
     CloseShift,
     CompleteSaf,
@@ -431,6 +434,21 @@ class PostgresJournal:
                         op.limit,
                     ),
                 )
+            case CancelParked():
+                return self._exec(
+                    "UPDATE saf SET state = 'done', payload = ''::bytea, last_error = %s "
+                    f"WHERE txn_id = %s AND {PARKED_REVERSAL_SQL}",
+                    (f"cancelled: {op.reason}", op.txn_id),
+                )
+            case CancelShiftParked():
+                return self._exec(
+                    "UPDATE saf SET state = 'done', payload = ''::bytea, "
+                    "last_error = 'cancelled: shift closed' "
+                    f"WHERE {PARKED_REVERSAL_SQL} AND txn_id IN (SELECT txn_id "
+                    "FROM transactions WHERE terminal_id = %s AND shift_id = %s "
+                    "AND state = 'approved')",
+                    (op.terminal_id, op.shift_id),
+                )
             case RetrySaf():
                 return self._exec(
                     "UPDATE saf SET state = 'pending', last_error = %s, next_attempt_at = %s, "
@@ -517,6 +535,9 @@ class PostgresJournal:
             case TakeOverStale():
                 assert cur is not None
                 return [(str(r[0]), str(r[1])) for r in cur.fetchall()]
+            case CancelParked() | CancelShiftParked():
+                assert cur is not None
+                return int(cur.rowcount)
             case ExpireParked():
                 assert cur is not None
                 counts = cur.fetchone()
@@ -648,6 +669,18 @@ class PostgresReader:
                 f"SELECT {_SAF_COLUMNS} FROM saf WHERE state = %s ORDER BY id LIMIT %s",
                 (state, limit),
             )
+        return [SafEntry(**{k: r[k] for k in _SAF_FIELDS}) for r in rows]
+
+    def saf_entries_of(self, txn_ids: Sequence[str]) -> list[SafEntry]:
+        marks = ", ".join("%s" for _ in txn_ids)
+        rows = (
+            self._rows(
+                f"SELECT {_SAF_COLUMNS} FROM saf WHERE txn_id IN ({marks}) ORDER BY id",
+                tuple(txn_ids),
+            )
+            if txn_ids
+            else []
+        )
         return [SafEntry(**{k: r[k] for k in _SAF_FIELDS}) for r in rows]
 
     def totals(self, terminal_id: str, shift_id: str) -> ShiftTotals:

@@ -20,8 +20,11 @@ from forecourt.switch.journal.backend import WriteOutcome
 from forecourt.switch.journal.model import (
     COLUMNS,
     PARKED_HORIZON_S,
+    PARKED_REVERSAL_SQL,
     UPDATABLE,
     AddEvent,
+    CancelParked,
+    CancelShiftParked,
     ClaimSaf,
     CloseShift,
     CompleteSaf,
@@ -499,6 +502,20 @@ class SqliteJournal:
                     (op.done_before, op.limit),
                 ).rowcount
                 return (erased, deleted)
+            case CancelParked():
+                return c.execute(
+                    "UPDATE saf SET state = 'done', payload = x'', last_error = ? "
+                    f"WHERE txn_id = ? AND {PARKED_REVERSAL_SQL}",
+                    (f"cancelled: {op.reason}", op.txn_id),
+                ).rowcount
+            case CancelShiftParked():
+                return c.execute(
+                    "UPDATE saf SET state = 'done', payload = x'', "
+                    "last_error = 'cancelled: shift closed' "
+                    f"WHERE {PARKED_REVERSAL_SQL} AND txn_id IN (SELECT txn_id FROM transactions "
+                    "WHERE terminal_id = ? AND shift_id = ? AND state = 'approved')",
+                    (op.terminal_id, op.shift_id),
+                ).rowcount
             case RetrySaf():
                 self._saf_update(
                     "state = 'pending', last_error = ?, next_attempt_at = ?, "
@@ -673,6 +690,18 @@ class SqliteReader:
                 f"SELECT {_SAF_COLUMNS} FROM saf WHERE state = ? ORDER BY id LIMIT ?",
                 (state, limit),
             )
+        return [SafEntry(**{k: r[k] for k in _SAF_FIELDS}) for r in rows]
+
+    def saf_entries_of(self, txn_ids: Sequence[str]) -> list[SafEntry]:
+        marks = ", ".join("?" for _ in txn_ids)
+        rows = (
+            self._rows(
+                f"SELECT {_SAF_COLUMNS} FROM saf WHERE txn_id IN ({marks}) ORDER BY id",
+                tuple(txn_ids),
+            )
+            if txn_ids
+            else []
+        )
         return [SafEntry(**{k: r[k] for k in _SAF_FIELDS}) for r in rows]
 
     def totals(self, terminal_id: str, shift_id: str) -> ShiftTotals:

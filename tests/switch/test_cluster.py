@@ -11,6 +11,7 @@ import functools
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import attrs
 import pytest
@@ -60,7 +61,7 @@ class Cluster:
 
 @contextlib.asynccontextmanager
 async def cluster(
-    tmp_path: Path, dsn: str, nodes: tuple[str, ...] = ("a", "b")
+    tmp_path: Path, dsn: str, nodes: tuple[str, ...] = ("a", "b"), **over: Any
 ) -> AsyncIterator[Cluster]:
     lmk = Lmk.generate()
     store = KeyStore.init(tmp_path / "keys", dsn=dsn, lmk=lmk)
@@ -79,7 +80,7 @@ async def cluster(
 
             async def node(name: str, *, task_status: trio.TaskStatus[RunningSwitch]) -> None:
                 base = switch_config(
-                    tmp_path / name, host_port, request_timeout_s=1.0, saf_backoff_s=0.1
+                    tmp_path / name, host_port, request_timeout_s=1.0, saf_backoff_s=0.1, **over
                 )
                 config = attrs.evolve(
                     base,
@@ -167,6 +168,33 @@ async def test_reversal_at_b_of_a_purchase(tmp_path: Path, postgres_db: str) -> 
         reversals = [m for m in c.host.received if m.mti[:3] == "142"]
         assert len(reversals) == 1
         assert c.purchases_at_host(4200) == 1
+
+
+async def test_completion_at_b_cancels_the_preauth_reversal(
+    tmp_path: Path, postgres_db: str
+) -> None:
+    """The pre-authorisation's parked reversal is in the shared journal, not in A's
+    memory: a completion at B cancels it, so the end of the window reverses nothing."""
+    async with cluster(tmp_path, postgres_db, preauth_window_s=1.0) as c:
+        async with c.terminal("a") as ta:
+            completed = ta.preauth(7000)
+            assert (await ta.exchange(completed)).fields["39"] == "000"
+            abandoned = ta.preauth(9000)
+            assert (await ta.exchange(abandoned)).fields["39"] == "000"
+        async with c.terminal("b") as tb:
+            completion = tb.completion(completed, 6500)
+            completion = completion.with_fields({11: f"{int(abandoned.fields['11']) + 1:06d}"})
+            assert (await tb.exchange(completion)).fields["39"] == "000"
+
+        def reversals() -> list[str]:
+            return [m.fields["4"] for m in c.host.received if m.mti in ("1420", "1421")]
+
+        async def abandoned_reversed() -> bool:
+            return bool(reversals())
+
+        await _wait_for(abandoned_reversed)  # the window's end has come for both
+        await trio.sleep(1.0)
+        assert reversals() == ["000000009000"]
 
 
 async def test_takeover_after_a_node_dies(tmp_path: Path, postgres_db: str) -> None:

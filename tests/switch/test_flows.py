@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sqlite3
 from pathlib import Path
 
 import trio
@@ -74,6 +75,25 @@ async def test_retransmission_replayed_not_forwarded_twice(tmp_path: Path) -> No
         # same key, different amount: duplicate transmission
         other = request.with_fields({4: "000000009999"})
         third = await terminal.exchange(other)
+        assert third.fields["39"] == "913"
+        assert len([m for m in sut.host.received if m.mti == "1200"]) == 1
+
+
+async def test_retransmission_of_a_decline_replays_the_journalled_answer(tmp_path: Path) -> None:
+    """The duplicate window keeps no answer bytes: a replay reads them from the journal."""
+    async with started_switch(tmp_path) as sut, sut.terminal() as terminal:
+        request = terminal.purchase(100000)
+        first = await terminal.exchange(request)
+        second = await terminal.exchange(request)
+        assert first.fields["39"] == "100"
+        assert second.fields == first.fields
+        assert second.raw is not None and terminal.tak is not None
+        assert terminal.tak.verify(second.raw[:-8], second.raw[-8:])
+        assert len([m for m in sut.host.received if m.mti == "1200"]) == 1
+        # the answer gone from the journal (pruned): a duplicate, never forwarded again
+        with sqlite3.connect(tmp_path / "journal.db", timeout=10) as db:
+            db.execute("UPDATE transactions SET response_raw = NULL")
+        third = await terminal.exchange(request)
         assert third.fields["39"] == "913"
         assert len([m for m in sut.host.received if m.mti == "1200"]) == 1
 

@@ -530,15 +530,13 @@ async def test_expire_parked_works_in_chunks_of_its_limit(target: Target) -> Non
 
 
 async def test_saf_sweep_erases_a_large_hold_window_in_chunks(tmp_path: Path) -> None:
-    """SafSender's sweep repeats the chunked erase until nothing held is left, then lets
-    the shift book forget what the journal erased."""
+    """SafSender's sweep repeats the chunked erase until nothing held is left."""
     from forecourt.switch.config import SafConfig
     from forecourt.switch.journal import PARKED_HORIZON_S
     from forecourt.switch.saf import SafSender
 
     now = time.time()
     far = now + 2 * PARKED_HORIZON_S
-    forgotten: list[float] = []
     async with open_journal(tmp_path / "j.db", saf_key=KEY) as journal:
         for i in range(1007):  # one more chunk than the default limit of 1,000
             await journal.saf_enqueue(
@@ -552,11 +550,9 @@ async def test_saf_sweep_erases_a_large_hold_window_in_chunks(tmp_path: Path) ->
             SwitchMetrics(),
             "node-a",
             hold_approved_s=900.0,
-            on_expired=forgotten.append,
         )
         await sender._sweep(now)
         assert {e.id for e in await journal.saf_entries("pending", limit=10_000)} == {kept}
-        assert forgotten == [now - 900.0]
 
 
 async def test_get_many_finds_rows_across_chunks_and_skips_unknown_ids(target: Target) -> None:
@@ -568,3 +564,51 @@ async def test_get_many_finds_rows_across_chunks_and_skips_unknown_ids(target: T
         found = await journal.get_many(wanted, chunk=2)
         assert [r.txn_id for r in found] == [rows[4].txn_id, rows[0].txn_id, rows[2].txn_id]
         assert found[1] == await journal.get(rows[0].txn_id)
+
+
+async def test_parked_reversals_are_cancelled_from_the_journal(target: Target) -> None:
+    """A completion, a terminal's reversal or a shift close cancels the parked reversal
+    through the journal (any node): only an unclaimed reversal under the transaction's
+    id, and at shift close only those of the shift's approved transactions."""
+    from forecourt.switch.journal import PARKED_HORIZON_S, CancelParked, CancelShiftParked
+
+    now = time.time()
+    far = now + 2 * PARKED_HORIZON_S
+    async with open_journal(target, saf_key=KEY) as journal:
+        rows = {
+            "reversed": row(1, state="approved", shift_id="S1"),
+            "in_shift": row(2, state="approved", shift_id="S1"),
+            "timed_out": row(3, state="reversal_pending", shift_id="S1"),
+            "other_shift": row(4, state="approved", shift_id="S0"),
+            "other_terminal": row(5, state="approved", shift_id="S1", terminal_id="T0000002"),
+        }
+        parked = {}
+        for name, r in rows.items():
+            await journal.record_received(r)
+            parked[name] = await journal.saf_enqueue(
+                r.txn_id, "bank", "1420", b"{}", now=now, next_attempt_at=far
+            )
+        # an advice queued under an approved transaction's id is no parked reversal
+        advice = await journal.saf_enqueue(
+            rows["in_shift"].txn_id, "bank", "1220", b"{}", now=now, next_attempt_at=far
+        )
+        # a reversal already claimed (being sent) is not taken back
+        claimed = await journal.saf_enqueue(rows["reversed"].txn_id, "bank", "1420", b"{}")
+        taken = await journal.saf_claim("n1", limit=10, lease_s=30)
+        assert [item.id for item in taken] == [claimed]
+
+        (cancelled,) = await journal.write(CancelParked(rows["reversed"].txn_id, "reversed"))
+        assert cancelled == 1
+        (cancelled,) = await journal.write(CancelShiftParked("T0000001", "S1"))
+        assert cancelled == 1  # in_shift only: timed_out must still go, S0 and T2 are not S1
+        states = {e.id: (e.state, e.last_error) for e in await journal.saf_entries(limit=100)}
+        assert states[parked["reversed"]] == ("done", "cancelled: reversed")
+        assert states[parked["in_shift"]] == ("done", "cancelled: shift closed")
+        for name in ("timed_out", "other_shift", "other_terminal"):
+            assert states[parked[name]][0] == "pending", name
+        assert states[advice][0] == "pending"
+        assert states[claimed][0] == "in_flight"
+        (again,) = await journal.write(CancelParked(rows["reversed"].txn_id, "reversed"))
+        assert again == 0
+        found = await journal.saf_entries_of([rows["in_shift"].txn_id, "NOPE"], chunk=1)
+        assert sorted(e.id for e in found) == sorted([parked["in_shift"], advice])

@@ -153,6 +153,15 @@ async def test_shift_close_in_and_out_of_balance(tmp_path: Path) -> None:
             unbalanced = await fresh.exchange(fresh.shift_close(debits=(2, 1400)))
             assert unbalanced.fields["39"] == "501"
         assert not [m for m in sut.host.received if m.mti == "1520"]
+    # each close cancelled the reversals parked for its shift's approved purchases
+    async with open_journal(tmp_path / "journal.db") as journal:
+        purchases = await journal.list(limit=100, state="approved")
+        saf = await journal.saf_entries_of([r.txn_id for r in purchases])
+    assert sorted(r.amount or 0 for r in purchases) == [700, 1000, 2500]
+    assert (
+        sorted((e.mti, e.state, e.last_error) for e in saf)
+        == [("1420", "done", "cancelled: shift closed")] * 3
+    )
 
 
 async def test_terminal_gone_before_approval_is_reversed(tmp_path: Path) -> None:
