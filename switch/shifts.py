@@ -31,8 +31,12 @@ class ShiftBook:
         return self._open.get(terminal_id)
 
     def open(self, terminal_id: str, at: float | None = None) -> str:
-        stamp = time.gmtime(time.time() if at is None else at)
-        shift_id = time.strftime("%Y%m%d-%H%M%S", stamp)
+        """A new shift id: UTC time to the millisecond. To the second, a terminal that
+        closed its shift and signed on again within the same second reopened the shift
+        it had just closed, and its next close counted both shifts' transactions."""
+        now = time.time() if at is None else at
+        millis = int(now * 1000) % 1000
+        shift_id = f"{time.strftime('%Y%m%d-%H%M%S', time.gmtime(now))}.{millis:03d}"
         self._open[terminal_id] = shift_id
         return shift_id
 

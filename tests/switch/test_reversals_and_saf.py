@@ -157,7 +157,13 @@ async def test_shift_close_in_and_out_of_balance(tmp_path: Path) -> None:
     async with open_journal(tmp_path / "journal.db") as journal:
         purchases = await journal.list(limit=100, state="approved")
         saf = await journal.saf_entries_of([r.txn_id for r in purchases])
+        second = next(r.shift_id for r in purchases if r.amount == 700)
+        assert second is not None
+        closed = await journal.shift("T0000001", second)
     assert sorted(r.amount or 0 for r in purchases) == [700, 1000, 2500]
+    # closed and signed on again within a second: still two shifts, each its own totals
+    assert len({r.shift_id for r in purchases}) == 2
+    assert closed is not None and closed.totals["switch"]["debits"] == [1, 700]
     assert (
         sorted((e.mti, e.state, e.last_error) for e in saf)
         == [("1420", "done", "cancelled: shift closed")] * 3
