@@ -202,6 +202,25 @@ def _invariant(db: Path, record_file: Path) -> dict[str, Any]:
     }
 
 
+def _gc_pauses(text: str) -> dict[str, dict[str, float]]:
+    """Collections by generation from the switch's own histogram: count, seconds, max bucket."""
+    out: dict[str, dict[str, float]] = {}
+    for generation in ("0", "1", "2"):
+        labels = f'{{generation="{generation}"}}'
+        count = sum_s = 0.0
+        for line in text.splitlines():
+            if line.startswith(f"forecourt_gc_pause_seconds_count{labels}"):
+                count = float(line.split()[-1])
+            elif line.startswith(f"forecourt_gc_pause_seconds_sum{labels}"):
+                sum_s = float(line.split()[-1])
+        out[generation] = {
+            "count": count,
+            "seconds": round(sum_s, 2),
+            "mean_ms": round(sum_s / count * 1000, 2) if count else 0.0,
+        }
+    return out
+
+
 def _heap_growth(heap_dir: Path, full_from_s: float, load_s: float) -> dict[str, Any]:
     """The switch's heap once the windows are full: in use, or kept by the allocator.
 
@@ -290,7 +309,7 @@ def main() -> int:
             work, zak, _rules(args.late), record_file=record_file
         )
         with h.stopping(acquirer):
-            switch, port, _metrics = h.start_switch(
+            switch, port, metrics = h.start_switch(
                 work,
                 data_dir,
                 acquirer_port,
@@ -306,7 +325,7 @@ def main() -> int:
                 ),
             )
             with h.stopping(switch):
-                result = _soak(args, work, data_dir, db, record_file, mix, switch, port)
+                result = _soak(args, work, data_dir, db, record_file, mix, switch, port, metrics)
         result["switch_log"] = _log_summary(work / "switch.log")
         if args.heap is not None:
             result["heap"] = _heap_growth(work / "heap", args.hold_approved + 120, result["load_s"])
@@ -324,6 +343,7 @@ def _soak(
     mix: Path,
     switch: h.Proc,
     port: int,
+    metrics_port: int,
 ) -> dict[str, Any]:
     mac = {"mac": "store", "data-dir": str(data_dir)}
     maximum = None
@@ -375,6 +395,7 @@ def _soak(
         thread.join(timeout=max(0.0, min(1.0, next_sample - time.monotonic())))
     cpu = switch.cpu() - cpu0
     load_s = time.monotonic() - started
+    gc_pauses = _gc_pauses(h.scrape(metrics_port))
     rss_end_of_load = switch.rss_mb()
     # drain: nothing in flight, every due reversal delivered
     drain_started = time.monotonic()
@@ -422,6 +443,7 @@ def _soak(
         "client_unmatched": data["unmatched"],
         "connections_failed": data["connections_failed"],
         "switch_cpu_share_of_core": round(cpu / load_s, 2),
+        "gc_pauses_during_load": gc_pauses,
         "settings": {
             "request_timeout_s": args.request_timeout,
             "late_s": args.late,

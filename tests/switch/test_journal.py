@@ -612,3 +612,32 @@ async def test_parked_reversals_are_cancelled_from_the_journal(target: Target) -
         assert again == 0
         found = await journal.saf_entries_of([rows["in_shift"].txn_id, "NOPE"], chunk=1)
         assert sorted(e.id for e in found) == sorted([parked["in_shift"], advice])
+
+
+def test_a_terminal_reversal_keeps_its_batch_on_the_grouped_path(tmp_path: Path) -> None:
+    """CancelParked rides with the hot path's writes (one in fifty in the soak's mix):
+    outside the grouped path, any batch holding one went write by write."""
+    from forecourt.switch.journal import CancelParked, InsertTransaction
+
+    backend = SqliteJournal(tmp_path / "j.db", "normal")
+    try:
+        first, second = row(1, state="approved"), row(2)
+        writes = [
+            [InsertTransaction(first)],
+            [InsertTransaction(second), CancelParked(first.txn_id, "reversed by the terminal")],
+        ]
+        grouped = backend._run_grouped(writes)
+        assert grouped == [[None], [None, 0]]  # nothing parked under `first`: 0 cancelled
+    finally:
+        backend.close()
+
+
+def test_cancelling_a_parked_reversal_reads_by_transaction_not_by_state(tmp_path: Path) -> None:
+    """Left to itself SQLite's planner took the (state, created_at) index for these and
+    scanned every parked row per cancel: a whole hold window, 10 times a second."""
+    from forecourt.switch.journal.sqlite import _CANCEL_PARKED
+
+    SqliteJournal(tmp_path / "j.db", "normal").close()
+    with sqlite3.connect(tmp_path / "j.db") as db:
+        plan = db.execute(f"EXPLAIN QUERY PLAN {_CANCEL_PARKED}", ("r", "t")).fetchall()
+    assert [step[3] for step in plan] == ["SEARCH saf USING INDEX saf_txn (txn_id=?)"]
