@@ -9,6 +9,9 @@ was freed (RSS grows, memory in use flat):
   Cheap enough to run at full rate.
 - ``trim``: as ``malloc``, then ``malloc_trim(0)`` and RSS again: how much of RSS was
   free memory the allocator gave back when asked.
+- ``young``: as ``malloc``, and at every 50th generation-0 collection what the young
+  generation holds (object count, the most common types, the biggest containers by
+  length): why a generation-0 collection costs what it does.
 - ``trace``: tracemalloc (one frame): bytes alive per allocation line, sites of 4 KiB
   and more. Every allocation is slower and each record holds the GIL for seconds:
   for where memory is, not for speed.
@@ -86,6 +89,46 @@ def _trace() -> dict[str, object]:
     return {"traced_mb": round(current / 1e6, 2), "lineno": lines}
 
 
+class _YoungSampler:
+    """A ``gc.callbacks`` entry: samples the young generation as a collection starts."""
+
+    def __init__(self) -> None:
+        self.calls = 0
+        self.sizes: list[int] = []
+        self.types: dict[str, int] = {}
+        self.biggest: dict[str, int] = {}
+
+    def __call__(self, phase: str, info: dict[str, int]) -> None:
+        if phase != "start" or info.get("generation") != 0:
+            return
+        self.calls += 1
+        if self.calls % 50:
+            return
+        young = gc.get_objects(0)
+        self.sizes.append(len(young))
+        for obj in young:
+            name = type(obj).__name__
+            self.types[name] = self.types.get(name, 0) + 1
+            if isinstance(obj, (list, dict, set, tuple)) and len(obj) > 1000:
+                self.biggest[name] = max(self.biggest.get(name, 0), len(obj))
+        del young
+
+    def report(self) -> dict[str, object]:
+        sizes = sorted(self.sizes)
+        top = sorted(self.types.items(), key=lambda kv: -kv[1])[:12]
+        return {
+            "gen0_collections": self.calls,
+            "sampled": len(sizes),
+            "young_objects_p50": sizes[len(sizes) // 2] if sizes else None,
+            "young_objects_max": sizes[-1] if sizes else None,
+            "young_types": dict(top),
+            "young_big_containers": self.biggest,
+        }
+
+
+_YOUNG = _YoungSampler()
+
+
 def _record_every(out: Path, every_s: float, mode: str) -> None:
     started = time.monotonic()
     n = 0
@@ -98,6 +141,8 @@ def _record_every(out: Path, every_s: float, mode: str) -> None:
             record["rss_after_trim_mb"] = round(_rss_mb(), 1)
         elif mode == "trace":
             record |= _trace()
+        elif mode == "young":
+            record |= _YOUNG.report()
         record["record_s"] = round(time.monotonic() - took, 3)
         (out / f"heap-{n:03d}.json").write_text(json.dumps(record))
         n += 1
@@ -109,6 +154,8 @@ def main() -> int:
     out.mkdir(parents=True, exist_ok=True)
     if mode == "trace":
         tracemalloc.start(1)
+    elif mode == "young":
+        gc.callbacks.append(_YOUNG)
     threading.Thread(target=_record_every, args=(out, every_s, mode), daemon=True).start()
     from forecourt.switch.cli import main as forecourt_main
 

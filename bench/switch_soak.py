@@ -291,7 +291,7 @@ def main() -> int:
     )
     parser.add_argument(
         "--heap",
-        choices=["malloc", "trim", "trace"],
+        choices=["malloc", "trim", "young", "trace"],
         help="watch the switch's heap (bench/_heap_launcher.py); trace is slow",
     )
     parser.add_argument("--heap-every", type=float, default=30.0, help="seconds")
