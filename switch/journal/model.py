@@ -10,7 +10,7 @@ import enum
 import os
 import re
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import attrs
@@ -38,6 +38,22 @@ PARKED_HORIZON_S = 5 * 365 * 86400.0
 # A SAF row that is a reversal (MTI class 4: 1420, 0400) not yet claimed: under an
 # approved transaction's own id, its parked reversal (both backends' SQL).
 PARKED_REVERSAL_SQL = "state = 'pending' AND substr(mti, 2, 1) = '4'"
+
+
+def saf_entries_of_txns(
+    rows: Callable[[str, Sequence[object]], Sequence[Any]], mark: str, txn_ids: Sequence[str]
+) -> list[SafEntry]:
+    """Both readers' listing of the SAF items under given transaction ids (the
+    `saf (txn_id)` index); `rows` runs a query, `mark` is the driver's placeholder."""
+    if not txn_ids:
+        return []
+    fields = tuple(attrs.fields_dict(SafEntry))
+    marks = ", ".join(mark for _ in txn_ids)
+    found = rows(
+        f"SELECT {', '.join(fields)} FROM saf WHERE txn_id IN ({marks}) ORDER BY id",
+        tuple(txn_ids),
+    )
+    return [SafEntry(**{k: r[k] for k in fields}) for r in found]
 
 
 class SafState(enum.StrEnum):

@@ -59,6 +59,7 @@ from forecourt.switch.journal.model import (
     UnknownTransaction,
     UpdateTransaction,
     WriteOp,
+    saf_entries_of_txns,
 )
 from psycopg.rows import dict_row, tuple_row
 from psycopg_pool import ConnectionPool
@@ -672,16 +673,7 @@ class PostgresReader:
         return [SafEntry(**{k: r[k] for k in _SAF_FIELDS}) for r in rows]
 
     def saf_entries_of(self, txn_ids: Sequence[str]) -> list[SafEntry]:
-        marks = ", ".join("%s" for _ in txn_ids)
-        rows = (
-            self._rows(
-                f"SELECT {_SAF_COLUMNS} FROM saf WHERE txn_id IN ({marks}) ORDER BY id",
-                tuple(txn_ids),
-            )
-            if txn_ids
-            else []
-        )
-        return [SafEntry(**{k: r[k] for k in _SAF_FIELDS}) for r in rows]
+        return saf_entries_of_txns(self._rows, "%s", txn_ids)
 
     def totals(self, terminal_id: str, shift_id: str) -> ShiftTotals:
         rows = self._rows(

@@ -48,6 +48,7 @@ from forecourt.switch.journal.model import (
     UnknownTransaction,
     UpdateTransaction,
     WriteOp,
+    saf_entries_of_txns,
 )
 
 _TXN_STATES = ", ".join(f"'{s.value}'" for s in TxnState)
@@ -704,16 +705,7 @@ class SqliteReader:
         return [SafEntry(**{k: r[k] for k in _SAF_FIELDS}) for r in rows]
 
     def saf_entries_of(self, txn_ids: Sequence[str]) -> list[SafEntry]:
-        marks = ", ".join("?" for _ in txn_ids)
-        rows = (
-            self._rows(
-                f"SELECT {_SAF_COLUMNS} FROM saf WHERE txn_id IN ({marks}) ORDER BY id",
-                tuple(txn_ids),
-            )
-            if txn_ids
-            else []
-        )
-        return [SafEntry(**{k: r[k] for k in _SAF_FIELDS}) for r in rows]
+        return saf_entries_of_txns(self._rows, "?", txn_ids)
 
     def totals(self, terminal_id: str, shift_id: str) -> ShiftTotals:
         rows = self._rows(
