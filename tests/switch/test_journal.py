@@ -641,3 +641,55 @@ def test_cancelling_a_parked_reversal_reads_by_transaction_not_by_state(tmp_path
     with sqlite3.connect(tmp_path / "j.db") as db:
         plan = db.execute(f"EXPLAIN QUERY PLAN {_CANCEL_PARKED}", ("r", "t")).fetchall()
     assert [step[3] for step in plan] == ["SEARCH saf USING INDEX saf_txn (txn_id=?)"]
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize("statistics", ["analysed", "none yet"])
+def test_postgres_cancels_parked_reversals_by_transaction(
+    postgres_db: str, statistics: str
+) -> None:
+    """PostgreSQL plans by statistics: with a hold window of parked reversals (all
+    'pending') a cancel must find its row through ``saf (txn_id)`` alone, whether
+    autovacuum has analysed the table or not yet (a new journal's first minutes).
+    Without statistics it used to AND in ``saf_age`` and read every parked row."""
+    import psycopg
+    from forecourt.switch.journal.postgres import (
+        CANCEL_PARKED_SQL,
+        CANCEL_SHIFT_PARKED_SQL,
+        PostgresJournal,
+    )
+
+    PostgresJournal(postgres_db).close()
+    with psycopg.connect(postgres_db, autocommit=True, cursor_factory=psycopg.ClientCursor) as db:
+        for table in ("saf", "transactions"):
+            db.execute(f"ALTER TABLE {table} SET (autovacuum_enabled = false)")
+        db.execute(
+            "INSERT INTO transactions (txn_id, node, terminal_id, stan, mti_class, request_mti,"
+            " received_at, state, shift_id) SELECT 'X' || g, 'n1', 'T' || (g % 500),"
+            " lpad((g % 999999)::text, 6, '0'), '2', '1200', g, 'approved', 'S' || (g / 5000)"
+            " FROM generate_series(1, 100000) g"
+        )
+        db.execute(
+            "INSERT INTO saf (txn_id, link, mti, payload, next_attempt_at, created_at)"
+            " SELECT 'X' || g, 'bank', '1420', '\\x00'::bytea, g + 900, g"
+            " FROM generate_series(1, 100000) g"
+        )
+        if statistics == "analysed":
+            db.execute("ANALYZE saf")
+            db.execute("ANALYZE transactions")
+        plans = [
+            "\n".join(r[0] for r in db.execute(f"EXPLAIN {sql}", args).fetchall())
+            for sql, args in (
+                (CANCEL_PARKED_SQL, ("reversed", "X77")),
+                (CANCEL_SHIFT_PARKED_SQL, ("T77", "S3")),
+            )
+        ]
+        db.execute("BEGIN")
+        assert db.execute(CANCEL_PARKED_SQL, ("reversed", "X77")).rowcount == 1
+        # S0 of T77 holds X77, X577 ... X4577; X77 is cancelled already
+        assert db.execute(CANCEL_SHIFT_PARKED_SQL, ("T77", "S0")).rowcount == 9
+        db.execute("ROLLBACK")
+    for plan in plans:
+        assert "saf_txn" in plan, plan
+        for wrong in ("saf_age", "saf_due", "Seq Scan"):
+            assert wrong not in plan, plan
