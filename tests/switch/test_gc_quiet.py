@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gc
+import weakref
 from typing import Any
 
 import trio
@@ -102,9 +103,14 @@ async def test_sweeps_that_find_nothing_come_less_often_until_one_finds_garbage(
                 with trio.fail_after(20):
                     while len(sweeps(logs)) < 3:  # quiet sweeps
                         await trio.sleep(0.01)
+                    # cycles that live through a check are frozen; dropped after, they
+                    # are garbage only a sweep (a full collection of all) can free
+                    cycles = [_Cycle() for _ in range(2000)]
+                    frozen = gc.get_freeze_count()
+                    while gc.get_freeze_count() < frozen + 2000:
+                        await trio.sleep(0.01)
                     quiet = len(sweeps(logs))
-                    for _ in range(2000):
-                        _Cycle()  # garbage only a full collection can free, frozen first
+                    del cycles
                     while len(sweeps(logs)) < quiet + 2:
                         await trio.sleep(0.01)
                 nursery.cancel_scope.cancel()
@@ -115,3 +121,34 @@ async def test_sweeps_that_find_nothing_come_less_often_until_one_finds_garbage(
     found = [i for i, (collected, _) in enumerate(seen) if collected >= 2000]
     assert found, seen
     assert seen[found[0]][1] == 0.04  # garbage found: back to the base interval
+
+
+async def test_young_cycles_die_at_the_check_instead_of_being_frozen() -> None:
+    """The switch's gen-0 threshold is high, so the check must collect before it freezes."""
+    gc.unfreeze()
+    gc.collect()
+    default = gc.get_threshold()
+    freed: list[int] = []
+    async with trio.open_nursery() as nursery:
+        await nursery.start(
+            lambda task_status: keep_gc_quiet(
+                lambda: 0,
+                sweep_s=3600,
+                check_s=0.05,
+                young_threshold=1_000_000,
+                task_status=task_status,
+            )
+        )
+        assert gc.get_threshold()[0] == 1_000_000
+        kept = _Cycle()
+        for i in range(500):
+            cycle = _Cycle()
+            weakref.finalize(cycle, freed.append, i)
+            del cycle  # a cycle: only the collector can free it
+        with trio.fail_after(10):
+            while len(freed) < 500:
+                await trio.sleep(0.01)
+        assert gc.is_tracked(kept)
+        nursery.cancel_scope.cancel()
+    assert gc.get_threshold() == default  # handed back on exit
+    assert sorted(freed) == list(range(500))
