@@ -10,6 +10,10 @@ latency through the switch minus the latency straight to the simulator at the
 same rate. Prints one JSON object.
 
     .venv/bin/python bench/switch_latency.py --duration 20
+
+``--rate R`` offers R instead (no probe); ``--synchronous normal`` runs the journal
+without an fsync per commit, to tell the disk's share of the added time from the
+switch's own.
 """
 
 from __future__ import annotations
@@ -27,15 +31,19 @@ def main() -> int:
     parser.add_argument("--duration", type=float, default=20.0)
     parser.add_argument("--terminals", type=int, default=50)
     parser.add_argument("--max-rate", type=float, help="B's maximum (default: measure it)")
+    parser.add_argument("--rate", type=float, help="offered rate (default: half of B's maximum)")
+    parser.add_argument("--synchronous", default="full", choices=("full", "normal"))
     args = parser.parse_args()
     with h.acquirer_rig(args.terminals) as rig:
         work, data_dir, zak, acquirer_port = rig.work, rig.data_dir, rig.zak, rig.acquirer_port
-        switch, port, metrics = h.start_switch(work, data_dir, acquirer_port)
+        switch, port, metrics = h.start_switch(
+            work, data_dir, acquirer_port, synchronous=args.synchronous
+        )
         with h.stopping(switch):
             mac_b = {"mac": "store", "data-dir": str(data_dir)}
             mac_a = {"mac": "key", "mac-key": zak.hex()}
             maximum = args.max_rate
-            if maximum is None:
+            if maximum is None and args.rate is None:
                 probe = h.run_load(
                     work,
                     port,
@@ -46,7 +54,7 @@ def main() -> int:
                     tag="probe",
                 )
                 maximum = float(probe["throughput_per_s"])
-            rate = round(maximum / 2, 1)
+            rate = args.rate if args.rate is not None else round(float(maximum or 0) / 2, 1)
             direct = h.run_load(
                 work,
                 acquirer_port,
@@ -79,6 +87,7 @@ def main() -> int:
             "benchmark": "added_latency",
             "b_max_per_s": maximum,
             "offered_per_s": rate,
+            "synchronous": args.synchronous,
             "achieved_per_s": through["throughput_per_s"],
             "switch_histogram_ms": {"p50": ms(0.5), "p99": ms(0.99), "p99_9": ms(0.999)},
             "switch_histogram_count": delta[-1][1] if delta else 0,
