@@ -68,6 +68,7 @@ class IdleFleet:
 
     async def run(self) -> None:
         limiter = trio.CapacityLimiter(200)
+        self._settled()  # --connections 0: the second live run is a control
         async with trio.open_nursery() as nursery:
             for i in range(self.count):
                 nursery.start_soon(self._terminal, f"E{i + 1:07d}", limiter)
