@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import gc
 import weakref
 from typing import Any
@@ -17,8 +18,8 @@ async def test_freezes_after_bursts_sweeps_and_unfreezes_on_exit() -> None:
     gc.unfreeze()
     async with trio.open_nursery() as nursery:
         await nursery.start(
-            lambda task_status: keep_gc_quiet(
-                lambda: connections[0], sweep_s=0.2, burst=3, check_s=0.02, task_status=task_status
+            functools.partial(
+                keep_gc_quiet, lambda: connections[0], sweep_s=0.2, burst=3, check_s=0.02
             )
         )
         assert gc.get_freeze_count() > 0  # everything alive at start is frozen
@@ -38,9 +39,7 @@ async def test_survivors_of_a_check_interval_are_frozen_without_a_burst() -> Non
     gc.unfreeze()
     async with trio.open_nursery() as nursery:
         await nursery.start(
-            lambda task_status: keep_gc_quiet(
-                lambda: 0, sweep_s=60, burst=1000, check_s=0.02, task_status=task_status
-            )
+            functools.partial(keep_gc_quiet, lambda: 0, sweep_s=60, burst=1000, check_s=0.02)
         )
         before = gc.get_freeze_count()
         kept = [[i] for i in range(5000)]  # long-lived, no new connection at all
@@ -91,13 +90,13 @@ async def test_sweeps_that_find_nothing_come_less_often_until_one_finds_garbage(
         with capture_logs() as logs:
             async with trio.open_nursery() as nursery:
                 await nursery.start(
-                    lambda task_status: keep_gc_quiet(
+                    functools.partial(
+                        keep_gc_quiet,
                         lambda: 0,
                         sweep_s=0.04,
                         sweep_max_s=0.16,
                         quiet_below=500,
                         check_s=0.01,
-                        task_status=task_status,
                     )
                 )
                 with trio.fail_after(20):
@@ -131,12 +130,8 @@ async def test_young_cycles_die_at_the_check_instead_of_being_frozen() -> None:
     freed: list[int] = []
     async with trio.open_nursery() as nursery:
         await nursery.start(
-            lambda task_status: keep_gc_quiet(
-                lambda: 0,
-                sweep_s=3600,
-                check_s=0.05,
-                young_threshold=1_000_000,
-                task_status=task_status,
+            functools.partial(
+                keep_gc_quiet, lambda: 0, sweep_s=3600, check_s=0.05, young_threshold=1_000_000
             )
         )
         assert gc.get_threshold()[0] == 1_000_000
