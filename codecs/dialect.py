@@ -22,6 +22,7 @@ from . import ifsf, iso87ascii, iso87bcd
 from ._fast import FastCodec
 from ._layout import Layout
 from .errors import DecodeError, EncodeError, UnknownDialect
+from .family import Family
 from .message import Message
 
 __all__ = [
@@ -53,7 +54,7 @@ class Dialect:
     """
 
     name: str
-    family: str
+    family: Family = attrs.field(converter=Family)
     spec: Mapping[str, Mapping[str, Any]] = attrs.field(repr=False)
     bitmap: str = "binary"
     layout: Mapping[int, Layout] = attrs.field(factory=dict, repr=False, eq=False)
@@ -69,7 +70,7 @@ class Dialect:
 
     @version.default
     def _version(self) -> str:
-        return "1" if self.family == "1993" else "0"
+        return "1" if self.family is Family.ISO1993 else "0"
 
     @text_lengths.default
     def _text_lengths(self) -> bool:
