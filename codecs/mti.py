@@ -10,7 +10,7 @@ function (0 request, 1 request response, 2 advice, 3 advice response,
 from __future__ import annotations
 
 import enum
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 from .errors import MTIError
 
@@ -19,6 +19,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "MTIFunction",
+    "RequestKey",
     "first_mti",
     "is_advice",
     "is_repeat",
@@ -112,10 +113,18 @@ def response_mti(mti: str) -> str:
     return mti[:2] + str(int(mti[2]) + 1) + origin
 
 
-def matching_key(msg: Message) -> tuple[str, str, str]:
+class RequestKey(NamedTuple):
+    """What identifies a terminal's request: its copies, its answer and its journal row."""
+
+    mti_class: str
+    terminal_id: str
+    stan: str
+
+
+def matching_key(msg: Message) -> RequestKey:
     """(MTI class, terminal id 41, STAN 11) that pairs a request with its answer.
 
     An absent field counts as "" so that a malformed message still has a key.
     """
     fields = msg.fields
-    return (mti_class(msg.mti), fields.get("41", ""), fields.get("11", ""))
+    return RequestKey(mti_class(msg.mti), fields.get("41", ""), fields.get("11", ""))
