@@ -43,6 +43,8 @@ class Outcome(enum.Enum):
     MAC_KEY_SYNC = "mac_key_sync"
     REVERSAL_ACCEPTED = "reversal_accepted"  # 1430 / 0410
     NETWORK_ACCEPTED = "network_accepted"  # 1814 / 1830 / 0810
+    FUNCTION_NOT_SUPPORTED = "function_not_supported"  # a message class no flow carries
+    NOT_SIGNED_ON = "not_signed_on"  # signed off: not permitted to terminal until sign-on
 
 
 # The switch's own outcomes, as each family spells them on the way out.
@@ -62,6 +64,8 @@ _CODES: dict[Outcome, tuple[str, str]] = {
     Outcome.MAC_KEY_SYNC: ("917", "A0"),
     Outcome.REVERSAL_ACCEPTED: ("400", "00"),
     Outcome.NETWORK_ACCEPTED: ("800", "00"),
+    Outcome.FUNCTION_NOT_SUPPORTED: ("115", "40"),
+    Outcome.NOT_SIGNED_ON: ("120", "58"),
 }
 
 # Reading codes: the primary spellings above, and then what hosts also send.

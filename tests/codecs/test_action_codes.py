@@ -28,6 +28,8 @@ TABLE = [
     (Outcome.MAC_KEY_SYNC, "917", "A0"),
     (Outcome.REVERSAL_ACCEPTED, "400", "00"),
     (Outcome.NETWORK_ACCEPTED, "800", "00"),
+    (Outcome.FUNCTION_NOT_SUPPORTED, "115", "40"),
+    (Outcome.NOT_SIGNED_ON, "120", "58"),
 ]
 
 
