@@ -22,10 +22,19 @@ import structlog
 import trio
 from forecourt.codecs.dialect import Dialect, decode, encode, encode_with_mac, mac_input
 from forecourt.codecs.errors import CodecError
+from forecourt.codecs.family import Family
 from forecourt.codecs.framing import FrameDecoder, Framing, encode_frame
 from forecourt.codecs.message import Message
 from forecourt.codecs.mti import response_mti
 from forecourt.codecs.network import NetworkFunction, network_request
+from forecourt.switch.authoriser import (
+    Answer,
+    AuthoriserBusy,
+    AuthoriserError,
+    AuthoriserTimeout,
+    AuthoriserUnavailable,
+    BeforeSend,
+)
 from forecourt.switch.direct_write import FrameWriter
 from forecourt.switch.matching import StanAllocator, StanExhausted
 from forecourt.switch.metrics import SwitchMetrics
@@ -33,19 +42,19 @@ from forecourt.switch.metrics import SwitchMetrics
 log = structlog.get_logger("forecourt.acquirer_link")
 
 
-class LinkError(Exception):
+class LinkError(AuthoriserError):
     """Base of the reasons a request could not be exchanged with the host."""
 
 
-class LinkUnavailable(LinkError):
+class LinkUnavailable(LinkError, AuthoriserUnavailable):
     """No connection to the host is up (the terminal gets 912/91)."""
 
 
-class LinkBusy(LinkError):
+class LinkBusy(LinkUnavailable, AuthoriserBusy):
     """The link's in-flight cap is reached (912/91 at once, no queueing)."""
 
 
-class HostTimeout(LinkError):
+class HostTimeout(LinkError, AuthoriserTimeout):
     """The host did not answer within the request timeout (911/91)."""
 
 
@@ -134,6 +143,43 @@ class AcquirerLink:
     @property
     def in_flight(self) -> int:
         return len(self._waiting)
+
+    # -- the Authoriser protocol -------------------------------------------------
+
+    kind = "iso8583"
+
+    @property
+    def family(self) -> Family:
+        return self.settings.dialect.family
+
+    @property
+    def acquirer_id(self) -> str | None:
+        return self.settings.acquirer_id
+
+    @property
+    def available(self) -> bool:
+        return bool(self._connections)
+
+    @property
+    def request_timeout_s(self) -> float:
+        return self.settings.request_timeout_s
+
+    @property
+    def max_in_flight(self) -> int:
+        return self.settings.max_in_flight
+
+    def match_key(self, message: Message) -> tuple[str | None, str | None]:
+        return (message.fields.get("11"), message.fields.get("41"))
+
+    async def authorise(
+        self,
+        request: Message,
+        *,
+        before_send: BeforeSend | None = None,
+        timeout: float | None = None,
+    ) -> Answer:
+        answer = await self.exchange(request, before_send=before_send, timeout=timeout)
+        return Answer(answer.message, answer.host_seconds, answer.link_stan)
 
     # -- running ---------------------------------------------------------------
 

@@ -19,8 +19,9 @@ from collections import OrderedDict
 import attrs
 import trio
 from forecourt.codecs.message import Message
+from forecourt.codecs.mti import RequestKey
 
-TerminalKey = tuple[str, str, str]
+TerminalKey = RequestKey  # one key type: (MTI class, terminal id 41, STAN 11)
 
 
 @attrs.frozen
@@ -72,6 +73,7 @@ class TerminalRequests:
 
     def __init__(self, window: int = 200_000) -> None:
         self._in_flight: dict[TerminalKey, InFlight] = {}
+        self._per_terminal: dict[str, int] = {}  # in flight, by terminal id
         # keyed by the key's parts joined (one string, ~55 bytes less than a tuple)
         self._finished: OrderedDict[str, str] = OrderedDict()
         self._window = window
@@ -85,7 +87,11 @@ class TerminalRequests:
 
     def begin(self, key: TerminalKey, txn_id: str, amount: str | None) -> InFlight:
         entry = InFlight(txn_id, amount)
-        self._in_flight[key] = entry
+        if self._in_flight.setdefault(key, entry) is not entry:
+            self._in_flight[key] = entry  # a copy raced past the duplicate check
+        else:
+            terminal_id = key[1]
+            self._per_terminal[terminal_id] = self._per_terminal.get(terminal_id, 0) + 1
         return entry
 
     def finish(self, key: TerminalKey, answer: Message | None, *, journalled: bool) -> None:
@@ -94,6 +100,12 @@ class TerminalRequests:
         entry = self._in_flight.pop(key, None)
         if entry is None:
             return
+        terminal_id = key[1]
+        remaining = self._per_terminal.get(terminal_id, 1) - 1
+        if remaining:
+            self._per_terminal[terminal_id] = remaining
+        else:
+            self._per_terminal.pop(terminal_id, None)
         entry.answer = answer
         entry.done.set()
         if answer is not None and journalled:
@@ -112,6 +124,10 @@ class TerminalRequests:
     @property
     def in_flight_count(self) -> int:
         return len(self._in_flight)
+
+    def in_flight_of(self, terminal_id: str) -> int:
+        """Requests of this terminal in flight (its cap, DESIGN: back-pressure)."""
+        return self._per_terminal.get(terminal_id, 0)
 
 
 class StanExhausted(Exception):

@@ -52,6 +52,8 @@ class SwitchMetrics:
     """
 
     def __init__(self, registry: CollectorRegistry | None = None) -> None:
+        self._message_children: dict[tuple[str, str, str], Counter] = {}
+        self._host_latency_children: dict[str, Histogram] = {}
         r = self.registry = registry if registry is not None else CollectorRegistry()
         self.messages = Counter(
             "forecourt_messages",
@@ -177,7 +179,25 @@ class SwitchMetrics:
         self.journal_commit_seconds.observe(seconds)
 
     def count_message(self, direction: str, mti: str, action_code: str | None = None) -> None:
-        self.messages.labels(direction=direction, mti=mti, action_code=action_code or "").inc()
+        self.message_counter(direction, mti, action_code or "").inc()
+
+    def message_counter(self, direction: str, mti: str, action_code: str) -> Counter:
+        """The labelled counter child, cached (``labels()`` costs more than ``inc()``)."""
+        key = (direction, mti, action_code)
+        child = self._message_children.get(key)
+        if child is None:
+            child = self.messages.labels(direction=direction, mti=mti, action_code=action_code)
+            if len(self._message_children) < 10_000:  # bounded whatever MTIs and codes arrive
+                self._message_children[key] = child
+        return child
+
+    def host_latency_of(self, authoriser: str) -> Histogram:
+        child = self._host_latency_children.get(authoriser)
+        if child is None:  # bounded: authorisers are configured
+            child = self._host_latency_children[authoriser] = self.host_latency.labels(
+                link=authoriser
+            )
+        return child
 
     def set_link_state(self, link: str, state: str) -> None:
         self.link_state.labels(link=link).state(state)

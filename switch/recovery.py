@@ -15,6 +15,7 @@ import time
 
 import attrs
 import structlog
+from forecourt.codecs.mti import RequestKey
 from forecourt.switch.journal import Journal, RetrySaf, WriteOp
 from forecourt.switch.pipeline import Pipeline
 
@@ -61,8 +62,10 @@ async def recover(
         pipeline.shifts.restore(terminal_id, shift_id)
     warmed = 0
     for row in reversed(await journal.list(limit=window)):
-        if row.response_raw is not None and row.state not in ("forwarded", "received"):
-            key = (row.mti_class, row.terminal_id, row.stan)
+        # answered rows, and rows this recovery (or an earlier one) ended without an
+        # answer: a retransmission of either gets its outcome, never a second request
+        if row.state not in ("forwarded", "received"):
+            key = RequestKey(row.mti_class, row.terminal_id, row.stan)
             if pipeline.remember(key, row) is not None:
                 warmed += 1
     if rows:

@@ -25,11 +25,12 @@ from forecourt.keys.model import KeyPolicy
 from forecourt.keys.store import KeyStore
 from forecourt.switch.acquirer_link import AcquirerLink, MacKey, link_settings
 from forecourt.switch.config import ListenerConfig, SwitchConfig
+from forecourt.switch.context import ListenerContext, PipelineSettings, TerminalPolicy
 from forecourt.switch.gc_quiet import keep_gc_quiet
 from forecourt.switch.journal import open_journal
 from forecourt.switch.matching import TerminalRequests
 from forecourt.switch.metrics import SwitchMetrics, serve_metrics
-from forecourt.switch.pipeline import ListenerContext, Pipeline, PipelineSettings, TerminalPolicy
+from forecourt.switch.pipeline import Pipeline
 from forecourt.switch.recovery import recover
 from forecourt.switch.saf import SafSender
 from forecourt.switch.session import TerminalSession
@@ -236,7 +237,7 @@ async def run_switch(
             )
             pipeline = Pipeline(
                 router=config.build_router(),
-                links=links,
+                authorisers=links,
                 keys=keys,
                 journal=journal,
                 metrics=metrics,

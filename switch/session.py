@@ -17,9 +17,10 @@ import structlog
 import trio
 from forecourt.codecs.errors import CodecError, FrameTooLarge
 from forecourt.codecs.framing import Frame, FrameDecoder, Framing, encode_frame, reply_tpdu
+from forecourt.switch.context import ListenerContext
 from forecourt.switch.direct_write import FrameWriter
 from forecourt.switch.metrics import SwitchMetrics
-from forecourt.switch.pipeline import CloseConnection, ListenerContext, Pipeline
+from forecourt.switch.pipeline import CloseConnection, Pipeline
 
 log = structlog.get_logger("forecourt.session")
 

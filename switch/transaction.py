@@ -35,6 +35,10 @@ class TxnRecord:
     answer_raw: bytes | None = None
     original_txn_id: str | None = None
     flags: tuple[str, ...] = ()
+    # the flow parks a reversal for it (a balance inquiry takes nothing: it does not)
+    reversible: bool = True
+    # field 32 as it went upstream: a later reversal names the original's acquirer
+    acquirer_id: str | None = None
     # what the host was sent (host family, switch STAN), to reverse it if need be
     sent: Message | None = None
     # the reversal parked in SAF while the request is at the host

@@ -1,0 +1,42 @@
+"""Encoding what goes back to a terminal: MAC'd under its current TAK, and counted."""
+
+from __future__ import annotations
+
+from forecourt.codecs.action_codes import Outcome
+from forecourt.codecs.dialect import Dialect, encode, encode_with_mac
+from forecourt.codecs.message import Message
+from forecourt.switch.answers import local_answer
+from forecourt.switch.context import ListenerContext, TerminalKeys
+from forecourt.switch.metrics import SwitchMetrics
+
+
+class TerminalAnswers:
+    """The one place answers to terminals are encoded, so every one is counted once."""
+
+    def __init__(self, keys: TerminalKeys, metrics: SwitchMetrics) -> None:
+        self._keys = keys
+        self._metrics = metrics
+
+    def count(self, answer: Message) -> None:
+        self._metrics.message_counter("to_terminal", answer.mti, answer.fields.get("39", "")).inc()
+
+    def plain(self, dialect: Dialect, answer: Message) -> bytes:
+        """Encoded without a MAC (network management, or a terminal not yet known)."""
+        self.count(answer)
+        return encode(dialect, answer)
+
+    async def maced(self, ctx: ListenerContext, terminal_id: str, answer: Message) -> bytes:
+        """Encoded and MAC'd when the group wants MACs; not counted (the caller counts)."""
+        if ctx.policy.mac_required:
+            tak = await self._keys.answer_mac(terminal_id)
+            if tak is not None:
+                return encode_with_mac(ctx.dialect, answer, tak.generate)
+        return encode(ctx.dialect, answer)
+
+    async def local(
+        self, ctx: ListenerContext, request: Message, terminal_id: str, outcome: Outcome
+    ) -> bytes:
+        """The switch's own answer with `outcome`, MAC'd and counted."""
+        answer = local_answer(request, ctx.dialect.family, outcome)
+        self.count(answer)
+        return await self.maced(ctx, terminal_id, answer)

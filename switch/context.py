@@ -1,0 +1,71 @@
+"""What a listener tells the pipeline about where a frame came from, and what comes back."""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+import attrs
+from forecourt.codecs.dialect import Dialect
+from forecourt.codecs.message import Message
+from forecourt.switch.transaction import TxnRecord
+
+
+class MacGenerator(Protocol):
+    def generate(self, data: bytes) -> bytes: ...
+
+
+class TerminalKeys(Protocol):
+    """What the pipeline needs of the key store (see switch/terminal_keys)."""
+
+    def is_known(self, terminal_id: str) -> bool: ...
+
+    async def verify(self, terminal_id: str, data: bytes, mac: bytes) -> str: ...
+
+    async def answer_mac(self, terminal_id: str) -> MacGenerator | None: ...
+
+    async def sign_on(self, terminal_id: str, family: str) -> tuple[int, str]: ...
+
+    async def delivered(self, terminal_id: str) -> None: ...
+
+
+class SafWaker(Protocol):
+    def wake(self) -> None: ...
+
+
+@attrs.frozen
+class TerminalPolicy:
+    """The terminal group's rules, as the pipeline applies them."""
+
+    terminals: frozenset[str] | None  # None: the key store's registry decides
+    mac_required: bool
+    max_in_flight: int = 16
+    mac_failures_before_lock: int = 5
+
+
+@attrs.frozen
+class ListenerContext:
+    name: str
+    dialect: Dialect
+    policy: TerminalPolicy
+
+
+@attrs.frozen
+class Reply:
+    """An encoded answer, and the transaction to reverse if it cannot be delivered.
+
+    With a record, the session calls `Pipeline.settle` once it has tried to deliver
+    it: until then the request is in flight, and its copies wait.
+    """
+
+    payload: bytes
+    record: TxnRecord | None = None
+    answer: Message | None = None
+
+
+@attrs.frozen
+class PipelineSettings:
+    reverse_on_disconnect: bool = True
+    preauth_window_s: float = 1800.0
+    # Ask the journal about keys not in the in-memory window (several nodes share
+    # one journal); a single node warms the window at start instead.
+    duplicates_from_journal: bool = False

@@ -1,0 +1,1 @@
+"""One module per message class and function; `table.py` says which answers what."""

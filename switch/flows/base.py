@@ -1,0 +1,85 @@
+"""What a flow is: its declared rules and the coroutine that answers one request.
+
+A flow declares what the pipeline checks before it runs (a MAC, a signed-on
+terminal, an open shift) and whether it parks a reversal; the pipeline enforces
+the declarations, so a flow module holds only what its message class does.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Mapping
+
+import attrs
+import structlog
+from forecourt.codecs.message import Message
+from forecourt.switch.authoriser import Authoriser
+from forecourt.switch.context import ListenerContext, PipelineSettings, TerminalKeys
+from forecourt.switch.journal import Journal
+from forecourt.switch.metrics import SwitchMetrics
+from forecourt.switch.routing import Router
+from forecourt.switch.shifts import ShiftBook
+from forecourt.switch.terminal_guard import TerminalGuard
+from forecourt.switch.transaction import TxnRecord
+
+# A parked reversal waits this long unless something makes it due sooner
+# (beyond the journal's PARKED_HORIZON_S, so it is not counted as SAF work).
+PARKED_S = 10 * 365 * 86400.0
+
+
+@attrs.frozen
+class FlowRules:
+    """What the pipeline does around a flow.
+
+    journalled: a transaction row, duplicate detection, the terminal's in-flight cap
+    (network management and refused classes are answered without one).
+    """
+
+    name: str
+    needs_terminal: bool = True  # field 41 must be present (an echo may come without)
+    needs_mac: bool = True  # when the terminal group requires MACs
+    needs_signed_on: bool = True
+    needs_shift: bool = False
+    parks_reversal: bool = False
+    journalled: bool = True
+    mac_answer: bool = True  # network management answers carry keys, not a MAC
+
+
+@attrs.frozen
+class Services:
+    """What flows may use; built once per switch process."""
+
+    router: Router
+    authorisers: Mapping[str, Authoriser]
+    journal: Journal
+    keys: TerminalKeys
+    guard: TerminalGuard
+    shifts: ShiftBook
+    metrics: SwitchMetrics
+    settings: PipelineSettings
+    node: str
+
+
+@attrs.frozen
+class Job:
+    """One request in a flow's hands. `record` is None for flows not journalled."""
+
+    ctx: ListenerContext
+    request: Message
+    record: TxnRecord | None
+    log: structlog.typing.FilteringBoundLogger
+    services: Services
+
+    @property
+    def txn(self) -> TxnRecord:
+        if self.record is None:
+            raise TypeError("this flow is not journalled")
+        return self.record
+
+
+RunFlow = Callable[[Job], Awaitable[Message]]
+
+
+@attrs.frozen
+class Flow:
+    rules: FlowRules
+    run: RunFlow = attrs.field(repr=False)

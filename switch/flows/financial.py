@@ -1,0 +1,12 @@
+"""Financial request (1200 / 0200): an indoor purchase, or a refund, authorised online.
+
+Forwarded with its reversal parked; an approval keeps it parked for the hold
+window (a terminal that went, a pump fault, an operator), a decline cancels it.
+"""
+
+from __future__ import annotations
+
+from forecourt.switch.flows.base import Flow, FlowRules
+from forecourt.switch.flows.forwarding import forward
+
+FLOW = Flow(FlowRules("financial", parks_reversal=True), forward)

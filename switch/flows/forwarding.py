@@ -1,0 +1,136 @@
+"""Sending a request to the authoriser its card routes to, and relaying the answer.
+
+Shared by the flows that ask a party for a decision (authorisation, financial,
+balance inquiry). Before anything leaves, one durable write holds the transaction
+row and, for a flow that parks one, its reversal; the answer's write cancels or
+re-arms it. So nothing is approved at a party without a journalled answer or a
+queued reversal, whatever kind of party it is.
+"""
+
+from __future__ import annotations
+
+import time
+
+from forecourt.codecs.action_codes import Outcome, is_approved
+from forecourt.codecs.message import Message
+from forecourt.switch.answers import local_answer, relay_answer
+from forecourt.switch.authoriser import (
+    Authoriser,
+    AuthoriserBusy,
+    AuthoriserError,
+    AuthoriserTimeout,
+)
+from forecourt.switch.flows.base import PARKED_S, Job
+from forecourt.switch.journal import (
+    AddEvent,
+    CompleteSaf,
+    Event,
+    InsertTransaction,
+    RetrySaf,
+    WriteOp,
+)
+from forecourt.switch.reversal import ReversalReason, saf_payload, switch_reversal
+from forecourt.switch.routing import NoRoute
+from forecourt.switch.transaction import TxnRecord, journal_row, pan_of
+from forecourt.switch.translate import across_families
+
+
+def authoriser_for(job: Job) -> Authoriser | Outcome:
+    """The authoriser the card routes to, or why there is none."""
+    record = job.txn
+    try:
+        route = job.services.router.route(pan_of(job.request) or "")
+    except NoRoute:
+        return Outcome.DECLINED
+    record.route = route
+    authoriser = job.services.authorisers.get(route)
+    if authoriser is None or not authoriser.available:
+        return Outcome.ISSUER_UNAVAILABLE
+    return authoriser
+
+
+def arm_reversal(record: TxnRecord, reason: str, at: float) -> None:
+    record.state = "reversal_pending"
+    if record.parked_saf_id is not None:
+        record.pending_ops.append(RetrySaf(record.parked_saf_id, reason, at))
+
+
+async def forward(job: Job) -> Message:
+    """Ask the routed authoriser; the answer made the terminal's."""
+    request, record, services = job.request, job.txn, job.services
+    family = job.ctx.dialect.family
+    found = authoriser_for(job)
+    if isinstance(found, Outcome):
+        record.state = "declined"
+        job.log.warning("route_unavailable", route=record.route)
+        return local_answer(request, family, found)
+    authoriser = found
+    route = authoriser.name
+    host_family = authoriser.family
+    parks = record.reversible
+    upstream = across_families(request.with_fields({64: None, 128: None}), family, host_family)
+    journal = services.journal
+
+    async def journal_before_send(sent: Message) -> None:
+        record.sent = sent
+        record.acquirer_stan = sent.fields.get("11")
+        record.acquirer_id = sent.fields.get("32")
+        record.state = "forwarded"
+        record.forwarded_at = time.time()
+        ops: list[WriteOp] = [
+            InsertTransaction(journal_row(record, services.node)),
+            AddEvent(Event(record.txn_id, record.forwarded_at, "forwarded", route)),
+        ]
+        if parks:
+            reversal = switch_reversal(
+                sent, sent.fields["11"], host_family, ReversalReason.HOST_TIMEOUT
+            )
+            ops.append(
+                journal.saf_enqueue_op(
+                    record.txn_id,
+                    route,
+                    reversal.mti,
+                    saf_payload(reversal),
+                    next_attempt_at=record.forwarded_at + PARKED_S,
+                )
+            )
+        results = await journal.write(*ops)
+        record.inserted = True
+        saf_id = results[-1] if parks else None
+        record.parked_saf_id = saf_id if isinstance(saf_id, int) else None
+
+    try:
+        answer = await authoriser.authorise(upstream, before_send=journal_before_send)
+    except AuthoriserTimeout:
+        services.metrics.host_timeouts.labels(link=route).inc()
+        if parks:
+            job.log.warning("host_timeout_reversal_queued", route=route)
+            arm_reversal(record, "host timeout", time.time())
+        else:
+            job.log.warning("host_timeout", route=route)
+            record.state = "timed_out"
+        return local_answer(request, family, Outcome.ISSUER_TIMEOUT)
+    except AuthoriserError as exc:
+        # nothing reached the party (busy, or the connection broke before sending)
+        record.state = "declined"
+        job.log.warning("authoriser_unavailable", route=route, reason=type(exc).__name__)
+        if record.parked_saf_id is not None:
+            if isinstance(exc, AuthoriserBusy) or record.sent is None:
+                record.pending_ops.append(CompleteSaf(record.parked_saf_id))
+            else:
+                arm_reversal(record, "link broke while sending", time.time())
+        return local_answer(request, family, Outcome.ISSUER_UNAVAILABLE)
+    record.host_ms = answer.seconds * 1000.0
+    services.metrics.host_latency_of(route).observe(answer.seconds)
+    relayed = relay_answer(
+        request, across_families(answer.message, host_family, family), family, host_family
+    )
+    code = relayed.fields.get("39", "")
+    approved = is_approved(code, family)
+    record.state = "approved" if approved else "declined"
+    record.approved_amount = relayed.fields.get("4", record.amount) if approved else None
+    if record.parked_saf_id is not None and not approved:
+        # approved: the reversal stays parked in the journal (erased after the hold
+        # window) until the terminal reverses or completes it or closes its shift
+        record.pending_ops.append(CompleteSaf(record.parked_saf_id))
+    return relayed

@@ -1,0 +1,76 @@
+"""The flow table: which flow answers a request, by message class and function.
+
+Rows are tried in order, the most specific first. A row matches on the MTI class
+(the second digit), whether the message is an advice, the transaction type (field
+3 positions 1-2) and the network management function (1993 field 24, 1987 field
+70). A request that no row matches is answered locally with "function not
+supported" and never goes upstream.
+"""
+
+from __future__ import annotations
+
+import attrs
+from forecourt.codecs.message import Message
+from forecourt.codecs.mti import is_advice, mti_class
+from forecourt.codecs.network import NetworkFunction, network_function
+from forecourt.switch.flows import (
+    authorisation,
+    balance,
+    completion,
+    financial,
+    network,
+    reconciliation,
+    reversal,
+    unsupported,
+)
+from forecourt.switch.flows.base import Flow
+
+# Transaction types (ISO 8583 processing code, positions 1-2) of inquiries.
+INQUIRIES = ("30", "31")  # available funds inquiry, balance inquiry
+
+
+@attrs.frozen
+class Row:
+    mti_class: str
+    flow: Flow
+    advice: bool | None = None  # None: requests and advices alike
+    transaction_types: tuple[str, ...] = ()  # (): any
+    network: NetworkFunction | None = None
+
+    def matches(self, cls: str, advice: bool, kind: str, function: NetworkFunction | None) -> bool:
+        return (
+            self.mti_class == cls
+            and (self.advice is None or self.advice == advice)
+            and (not self.transaction_types or kind in self.transaction_types)
+            and (self.network is None or self.network is function)
+        )
+
+
+TABLE: tuple[Row, ...] = (
+    Row("1", balance.FLOW, advice=False, transaction_types=INQUIRIES),
+    Row("1", authorisation.FLOW, advice=False),
+    Row("1", completion.FLOW, advice=True),
+    Row("2", balance.FLOW, advice=False, transaction_types=INQUIRIES),
+    Row("2", financial.FLOW, advice=False),
+    Row("2", completion.FLOW, advice=True),
+    Row("3", unsupported.FILE_ACTION),
+    Row("4", reversal.FLOW),
+    Row("5", reconciliation.FLOW),
+    Row("6", unsupported.ADMINISTRATIVE),
+    Row("8", network.SIGN_ON, network=NetworkFunction.SIGN_ON),
+    Row("8", network.SIGN_OFF, network=NetworkFunction.SIGN_OFF),
+    Row("8", network.KEY_CHANGE, network=NetworkFunction.KEY_CHANGE),
+    Row("8", network.ECHO, network=NetworkFunction.ECHO),
+)
+
+
+def flow_for(request: Message, table: tuple[Row, ...] = TABLE) -> Flow:
+    """The flow that answers `request` (a request or advice, already decoded)."""
+    cls = mti_class(request.mti)
+    advice = is_advice(request.mti)
+    kind = (request.fields.get("3") or "")[:2]
+    function = network_function(request) if cls == "8" else None
+    for row in table:
+        if row.matches(cls, advice, kind, function):
+            return row.flow
+    return unsupported.UNKNOWN

@@ -1,0 +1,161 @@
+"""Copies of a request already seen: wait for the first, or replay its journalled answer.
+
+A request is identified by (MTI class, terminal id, STAN). A copy of one in flight
+waits for its answer; a retransmission of a finished one gets the journalled answer
+again, MAC'd anew, but never an approval that has since been reversed, and never a
+second authorisation. A row with no answer bytes (left `reversal_pending` by crash
+recovery, or `failed`) gets its recorded outcome: what the terminal would have heard.
+"""
+
+from __future__ import annotations
+
+import structlog
+import trio
+from forecourt.codecs.action_codes import Outcome, is_approved
+from forecourt.codecs.dialect import decode
+from forecourt.codecs.errors import CodecError
+from forecourt.codecs.message import Message
+from forecourt.codecs.mti import RequestKey
+from forecourt.switch.answering import TerminalAnswers
+from forecourt.switch.context import ListenerContext, PipelineSettings
+from forecourt.switch.journal import Journal, JournalRow
+from forecourt.switch.matching import FinishedRequest, TerminalRequests
+from forecourt.switch.metrics import SwitchMetrics
+
+# Rows that ended without answer bytes, and what a retransmission of them hears.
+_UNANSWERED_OUTCOME = {
+    "reversal_pending": Outcome.ISSUER_TIMEOUT,
+    "reversed": Outcome.ISSUER_TIMEOUT,
+    "timed_out": Outcome.ISSUER_TIMEOUT,
+    "failed": Outcome.SYSTEM_MALFUNCTION,
+}
+
+
+class Retransmissions:
+    def __init__(
+        self,
+        requests: TerminalRequests,
+        journal: Journal,
+        answers: TerminalAnswers,
+        metrics: SwitchMetrics,
+        settings: PipelineSettings,
+        longest_timeout_s: float,
+    ) -> None:
+        self._requests = requests
+        self._journal = journal
+        self._answers = answers
+        self._metrics = metrics
+        self._settings = settings
+        self._longest_timeout_s = longest_timeout_s
+
+    async def answer_for(
+        self,
+        ctx: ListenerContext,
+        key: RequestKey,
+        amount: str | None,
+        request: Message,
+        bound: structlog.typing.FilteringBoundLogger,
+    ) -> bytes | None:
+        """The answer for a copy of a request already seen, or None for a new one."""
+        entry = self._requests.in_flight(key)
+        if entry is not None:
+            self._metrics.duplicates.labels(kind="in_flight").inc()
+            bound.info("duplicate_in_flight", txn_id=entry.txn_id)
+            await entry.done.wait()
+            if entry.answer is not None and entry.amount == amount:
+                return await self._replay(ctx, key, entry.txn_id, entry.answer, request, bound)
+            return await self._duplicate(ctx, request, key)
+        finished = self._requests.finished(key)
+        row: JournalRow | None = None
+        if finished is None:
+            if not self._settings.duplicates_from_journal:
+                return None
+            row = await self._journal.find_by_terminal_key(*key)
+            if row is not None and row.response_raw is None and row.state == "forwarded":
+                # in flight at another node: wait for its answer, never forward twice
+                row = await self._answered_elsewhere(key, row)
+                if row is None:
+                    return await self._duplicate(ctx, request, key)
+            if row is None or (row.response_raw is None and row.state not in _UNANSWERED_OUTCOME):
+                return None
+            finished = self.remember(key, row)
+            if finished is None:
+                return None
+        self._metrics.duplicates.labels(kind="retransmission").inc()
+        if finished.amount != amount:
+            bound.warning("duplicate_different_amount", txn_id=finished.txn_id)
+            return await self._duplicate(ctx, request, key)
+        if row is None:
+            # the window keeps no answer bytes: the journal has them, durable before
+            # the terminal heard them, and says whether the answer was since reversed
+            row = await self._journal.get(finished.txn_id)
+        if row is not None and row.response_raw is None:
+            outcome = _UNANSWERED_OUTCOME.get(row.state)
+            if outcome is not None:
+                bound.warning("retransmission_of_unanswered", txn_id=row.txn_id, state=row.state)
+                return await self._answers.local(ctx, request, key.terminal_id, outcome)
+        if row is None or row.response_raw is None:
+            # pruned from the journal since: say duplicate, never forward again
+            bound.warning("retransmission_answer_not_in_journal", txn_id=finished.txn_id)
+            return await self._duplicate(ctx, request, key)
+        try:
+            # the bytes sent carry the MAC of their time: a replay is MAC'd anew
+            answer = decode(ctx.dialect, row.response_raw).with_fields({64: None, 128: None})
+        except CodecError:
+            # answered on a listener of another dialect: say duplicate, never forward again
+            return await self._duplicate(ctx, request, key)
+        return await self._replay(ctx, key, finished.txn_id, answer, request, bound, row)
+
+    async def _duplicate(self, ctx: ListenerContext, request: Message, key: RequestKey) -> bytes:
+        return await self._answers.local(ctx, request, key.terminal_id, Outcome.DUPLICATE)
+
+    async def _replay(
+        self,
+        ctx: ListenerContext,
+        key: RequestKey,
+        txn_id: str,
+        answer: Message,
+        request: Message,
+        bound: structlog.typing.FilteringBoundLogger,
+        row: JournalRow | None = None,
+    ) -> bytes:
+        """The journalled answer again; but never an approval that has since been reversed.
+
+        Retransmissions are rare, so asking the journal here costs nothing on the hot
+        path, and it sees reversals made anywhere (terminal, timeout, operator, node).
+        """
+        # authorisations and purchases only: a reversal's own 400 is no approval to take back
+        if key.mti_class in ("1", "2") and is_approved(
+            answer.fields.get("39", ""), ctx.dialect.family
+        ):
+            if row is None:
+                row = await self._journal.get(txn_id)
+            if row is not None and row.state in ("reversal_pending", "reversed"):
+                bound.warning("retransmission_of_reversed_transaction", txn_id=txn_id)
+                return await self._duplicate(ctx, request, key)
+        bound.info("retransmission_replayed", txn_id=txn_id)
+        self._answers.count(answer)
+        return await self._answers.maced(ctx, key.terminal_id, answer)
+
+    async def _answered_elsewhere(self, key: RequestKey, row: JournalRow) -> JournalRow | None:
+        """Poll the shared journal while another node's request with this key is in
+        flight (bounded by the longest request timeout); None if never answered."""
+        deadline = trio.current_time() + min(self._longest_timeout_s, 60.0) + 1.0
+        while trio.current_time() < deadline:
+            await trio.sleep(0.05)
+            got = await self._journal.find_by_terminal_key(*key)
+            if got is None or got.txn_id != row.txn_id:
+                return got
+            if got.response_raw is not None or got.state != "forwarded":
+                return got
+        return None
+
+    def remember(self, key: RequestKey, row: JournalRow) -> FinishedRequest | None:
+        """Put a journalled outcome into the duplicate window: an answer sent, or a
+        row that ended without one (so its retransmission is never forwarded)."""
+        if row.response_raw is None and row.state not in _UNANSWERED_OUTCOME:
+            return None
+        amount = None if row.amount is None else f"{row.amount:012d}"
+        finished = FinishedRequest(row.txn_id, amount)
+        self._requests.remember(key, finished)
+        return finished
