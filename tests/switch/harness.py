@@ -19,6 +19,7 @@ from typing import Any
 
 import attrs
 import trio
+from forecourt.codecs.amounts import AVAILABLE_BALANCE, AdditionalAmount, encode_field54
 from forecourt.codecs.dialect import Dialect, decode, encode, encode_with_mac, get_dialect
 from forecourt.codecs.fields import OriginalData, OriginalElements
 from forecourt.codecs.framing import FrameDecoder, Framing, encode_frame
@@ -32,6 +33,7 @@ from forecourt.switch.config import SwitchConfig, parse_config
 from forecourt.switch.server import RunningSwitch, run_switch
 
 TEST_PAN = "4761739001010010"
+BALANCE = 123_456  # what the small host answers a balance inquiry with
 _STANS = itertools.count(1)
 
 
@@ -90,6 +92,12 @@ class SmallHost:
         elif amount == "000000400000":
             code = "002" if fam93 else "10"
             fields["4"] = f"{int(amount) // 2:012d}"
+        if request.mti[1] == "1" and request.fields.get("3", "")[:2] in ("30", "31"):
+            # a balance inquiry: nothing taken, the balance in field 54
+            fields.pop("4", None)
+            fields["54"] = encode_field54(
+                [AdditionalAmount("00", AVAILABLE_BALANCE, "978", BALANCE)]
+            )
         fields["39"] = code
         if code in ("000", "00", "002", "10"):
             fields["38"] = "A1B2C3"
@@ -390,7 +398,7 @@ def switch_config(
         "terminal_groups": [
             {
                 "name": "site",
-                "terminals": "registry",
+                "terminals": over.pop("group_terminals", "registry"),
                 "mac_required": mac,
                 "max_in_flight": over.pop("max_in_flight", 4),
                 "mac_failures_before_lock": over.pop("mac_failures_before_lock", 3),
@@ -410,7 +418,7 @@ def switch_config(
                 "sign_on": over.pop("sign_on", True),
                 "reconnect_initial_s": 0.05,
                 "reconnect_max_s": 0.5,
-                "acquirer_id": "12345678901",
+                "acquirer_id": over.pop("acquirer_id", "12345678901"),
             }
         ],
     }
