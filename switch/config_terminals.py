@@ -6,7 +6,6 @@ and the group carries the security and flow-control policy they share.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable, Collection
 from pathlib import Path
 from typing import Literal
@@ -26,7 +25,11 @@ __all__ = [
 
 MAC_ALGORITHMS = ("retail", "cmac")
 
-_CUTOVER_RE = re.compile(r"^([01]\d|2[0-3]):[0-5]\d$")
+# Refused rather than ignored, so nobody believes shifts close at a time they do not.
+_SHIFT_CUTOVER_GONE = (
+    "is no longer read: shifts close only by the terminal's 1520/0500 (a business-day "
+    "cut-over is a later issue); remove this key"
+)
 
 
 @attrs.frozen
@@ -64,7 +67,6 @@ class TerminalGroupConfig:
     mac_algorithm: str = "retail"
     max_in_flight: int = 1
     mac_failures_before_lock: int = 5  # 0 = never lock
-    shift_cutover: str | None = None  # "HH:MM" UTC; None = shifts close only by 1520/0500
 
     @property
     def uses_registry(self) -> bool:
@@ -112,6 +114,8 @@ def read_listeners(
 
 def _terminal_group(t: ConfigTable) -> TerminalGroupConfig:
     name = t.name()
+    if t.has("shift_cutover"):
+        raise t.error("shift_cutover", _SHIFT_CUTOVER_GONE)
     raw = t.raw("terminals")
     terminals: tuple[str, ...] | Literal["registry"]
     if raw is None or raw == "registry":
@@ -123,9 +127,6 @@ def _terminal_group(t: ConfigTable) -> TerminalGroupConfig:
         terminals = tuple(raw)
     else:
         raise t.error("terminals", 'must be a list of terminal ids or "registry"')
-    cutover = t.opt_str("shift_cutover")
-    if cutover is not None and not _CUTOVER_RE.match(cutover):
-        raise t.error("shift_cutover", 'must be "HH:MM" (UTC)')
     group = TerminalGroupConfig(
         name=name,
         terminals=terminals,
@@ -133,7 +134,6 @@ def _terminal_group(t: ConfigTable) -> TerminalGroupConfig:
         mac_algorithm=t.str_("mac_algorithm", "retail", MAC_ALGORITHMS),
         max_in_flight=t.int_("max_in_flight", 1, 1, 1000),
         mac_failures_before_lock=t.int_("mac_failures_before_lock", 5, 0, 1_000_000),
-        shift_cutover=cutover,
     )
     t.finish()
     return group

@@ -240,8 +240,10 @@ def test_relative_paths_follow_the_file(tmp_path: Path) -> None:
             "terminal_groups[1].terminals: terminal 'T1' is already in group 'g1'",
         ),
         (
-            cfg(terminal_groups=[{"name": "g1", "shift_cutover": "25:00"}]),
-            "terminal_groups[0].shift_cutover:",
+            # was validated as "HH:MM" and never read: now refused even when well formed
+            cfg(terminal_groups=[{"name": "g1", "shift_cutover": "04:00"}]),
+            "terminal_groups[0].shift_cutover: is no longer read: shifts close only by the "
+            "terminal's 1520/0500",
         ),
         (cfg(saf={"max_attempts": 0}), "saf.max_attempts: must be 1..1000"),
         (cfg(saf={"in_flight_share": 1.5}), "saf.in_flight_share: must be between"),
