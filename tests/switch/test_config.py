@@ -7,7 +7,15 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from forecourt.switch.config import ConfigError, SafConfig, load_config, parse_config
+from forecourt.switch.config import (
+    AUTHORISER_KINDS,
+    ConfigError,
+    Iso8583LinkConfig,
+    SafConfig,
+    load_config,
+    parse_config,
+)
+from forecourt.switch.config_acquirers import _KIND_READERS
 
 ROOT = Path(__file__).resolve().parents[2]
 SHIPPED = sorted([*ROOT.glob("conf/*.toml"), *ROOT.glob("conf/examples/*.toml")])
@@ -73,6 +81,25 @@ def test_defaults() -> None:
     assert c.database is None and c.journal_path == Path("/tmp/fc/journal.db")
     assert c.terminal_groups[0].terminals == ("T1", "T2")
     assert not c.terminal_groups[0].uses_registry
+
+
+def test_an_acquirer_is_iso8583_unless_told() -> None:
+    (acquirer,) = parse_config(cfg()).acquirers
+    assert acquirer.kind == "iso8583"
+    assert isinstance(acquirer.settings, Iso8583LinkConfig) and acquirer.iso8583.host == "h"
+    # the link's keys are still read where callers have always read them
+    assert (acquirer.host, acquirer.port, acquirer.dialect, acquirer.connections) == (
+        "h",
+        6000,
+        "ifsf",
+        1,
+    )
+    explicit = cfg(acquirers=[{"name": "bank", "kind": "iso8583", "host": "h", "port": 6000}])
+    assert parse_config(explicit).acquirers == (acquirer,)
+
+
+def test_every_authoriser_kind_has_a_reader() -> None:
+    assert set(_KIND_READERS) == set(AUTHORISER_KINDS)
 
 
 def test_empty_config_is_valid_for_tools() -> None:
@@ -179,6 +206,19 @@ def test_relative_paths_follow_the_file(tmp_path: Path) -> None:
         ),
         (cfg(acquirers=[{"name": "bank", "port": 6000}]), "acquirers[0].host: is required"),
         (
+            # no host either: the unknown kind is what gets reported
+            cfg(acquirers=[{"name": "bank", "kind": "ledger"}]),
+            "acquirers[0].kind: must be one of iso8583 (got 'ledger')",
+        ),
+        (
+            cfg(acquirers=[{"name": "bank", "host": "h", "port": 6000, "kind": 8583}]),
+            "acquirers[0].kind: must be a string",
+        ),
+        (
+            cfg(acquirers=[{"name": "bank", "host": "h", "port": 6000, "hots": "h"}]),
+            "acquirers[0].hots: unknown key",
+        ),
+        (
             cfg(terminal_groups=[{"name": "g1", "terminals": "all"}]),
             'terminal_groups[0].terminals: must be a list of terminal ids or "registry"',
         ),
@@ -200,8 +240,10 @@ def test_relative_paths_follow_the_file(tmp_path: Path) -> None:
             "terminal_groups[1].terminals: terminal 'T1' is already in group 'g1'",
         ),
         (
-            cfg(terminal_groups=[{"name": "g1", "shift_cutover": "25:00"}]),
-            "terminal_groups[0].shift_cutover:",
+            # was validated as "HH:MM" and never read: now refused even when well formed
+            cfg(terminal_groups=[{"name": "g1", "shift_cutover": "04:00"}]),
+            "terminal_groups[0].shift_cutover: is no longer read: shifts close only by the "
+            "terminal's 1520/0500",
         ),
         (cfg(saf={"max_attempts": 0}), "saf.max_attempts: must be 1..1000"),
         (cfg(saf={"in_flight_share": 1.5}), "saf.in_flight_share: must be between"),

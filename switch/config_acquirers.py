@@ -1,0 +1,247 @@
+"""Who authorises, and which cards go to whom: ``[[acquirers]]`` and ``[[routes]]``.
+
+An acquirer entry is one authoriser. Its ``kind`` says what sort of party it is
+(today only ``"iso8583"``: a host over an ISO 8583 link) and which keys it takes
+beyond the few every kind has (name, max_in_flight, request_timeout_s). Each kind
+has its own frozen settings value and its own reading function, so the next kind
+adds both without touching the ISO 8583 ones; a key no reader takes is refused.
+Callers read an ISO 8583 link's keys straight off the acquirer (``acquirer.host``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Collection, Mapping
+from typing import ClassVar
+
+import attrs
+from forecourt.switch.config_reading import ConfigError, ConfigTable, check_unique
+from forecourt.switch.config_wire import read_wire
+from forecourt.switch.routing import CARD_TYPES, Router, RoutingError
+
+__all__ = [
+    "AUTHORISER_KINDS",
+    "AcquirerConfig",
+    "AuthoriserSettings",
+    "Iso8583LinkConfig",
+    "RouteConfig",
+    "read_acquirers",
+    "read_routes",
+]
+
+AUTHORISER_KINDS = ("iso8583",)
+
+
+@attrs.frozen
+class Iso8583LinkConfig:
+    """The keys only an ISO 8583 host link has: address, wire format, pool, timers, MAC."""
+
+    kind: ClassVar[str] = "iso8583"
+
+    host: str
+    port: int
+    dialect: str = "ifsf"
+    bitmap: str = "binary"
+    framing: str = "2b"
+    tpdu: bool = False
+    max_frame: int = 8192
+    mac: bool = False  # MAC with the zone MAC key (ZAK)
+    connections: int = 1
+    echo_interval_s: float = 60.0  # 0 = no echo tests
+    sign_on: bool = True
+    reconnect_initial_s: float = 0.5
+    reconnect_max_s: float = 30.0
+    acquirer_id: str = ""  # field 32; empty = not sent
+
+
+# One settings class per kind in AUTHORISER_KINDS; a union once there are more.
+AuthoriserSettings = Iso8583LinkConfig
+
+
+@attrs.frozen
+class AcquirerConfig:
+    """One authoriser: the keys every kind has, and its kind's own settings."""
+
+    name: str
+    settings: AuthoriserSettings
+    max_in_flight: int = 100
+    request_timeout_s: float = 25.0
+
+    @property
+    def kind(self) -> str:
+        return self.settings.kind
+
+    @property
+    def iso8583(self) -> Iso8583LinkConfig:
+        """This acquirer's ISO 8583 link; asking another kind for one is a caller's bug."""
+        if not isinstance(self.settings, Iso8583LinkConfig):
+            raise TypeError(f"acquirer {self.name!r} is a {self.kind} authoriser, not ISO 8583")
+        return self.settings
+
+    # The ISO 8583 link's keys, where callers have always read them.
+    @property
+    def host(self) -> str:
+        return self.iso8583.host
+
+    @property
+    def port(self) -> int:
+        return self.iso8583.port
+
+    @property
+    def dialect(self) -> str:
+        return self.iso8583.dialect
+
+    @property
+    def bitmap(self) -> str:
+        return self.iso8583.bitmap
+
+    @property
+    def framing(self) -> str:
+        return self.iso8583.framing
+
+    @property
+    def tpdu(self) -> bool:
+        return self.iso8583.tpdu
+
+    @property
+    def max_frame(self) -> int:
+        return self.iso8583.max_frame
+
+    @property
+    def mac(self) -> bool:
+        return self.iso8583.mac
+
+    @property
+    def connections(self) -> int:
+        return self.iso8583.connections
+
+    @property
+    def echo_interval_s(self) -> float:
+        return self.iso8583.echo_interval_s
+
+    @property
+    def sign_on(self) -> bool:
+        return self.iso8583.sign_on
+
+    @property
+    def reconnect_initial_s(self) -> float:
+        return self.iso8583.reconnect_initial_s
+
+    @property
+    def reconnect_max_s(self) -> float:
+        return self.iso8583.reconnect_max_s
+
+    @property
+    def acquirer_id(self) -> str:
+        return self.iso8583.acquirer_id
+
+
+@attrs.frozen
+class RouteConfig:
+    """PAN ranges (and/or card brands, expanded to ranges) → one acquirer."""
+
+    acquirer: str
+    prefixes: tuple[str, ...] = ()
+    card_types: tuple[str, ...] = ()
+    name: str = ""
+
+    def all_prefixes(self) -> tuple[str, ...]:
+        expanded = [p for ct in self.card_types for p in CARD_TYPES[ct]]
+        return (*self.prefixes, *expanded)
+
+
+def read_acquirers(root: ConfigTable) -> tuple[AcquirerConfig, ...]:
+    acquirers = tuple(_acquirer(t) for t in root.tables("acquirers"))
+    check_unique(root, "acquirers", [a.name for a in acquirers])
+    return acquirers
+
+
+def _acquirer(t: ConfigTable) -> AcquirerConfig:
+    name = t.name()
+    # The kind first: another kind's missing keys must not hide that it is unknown.
+    kind = t.str_("kind", "iso8583", AUTHORISER_KINDS)
+    settings = _KIND_READERS[kind](t)
+    acquirer = AcquirerConfig(
+        name=name,
+        settings=settings,
+        max_in_flight=t.int_("max_in_flight", 100, 1, 100_000),
+        request_timeout_s=t.float_("request_timeout_s", 25.0, 0.1, 600.0),
+    )
+    t.finish()
+    return acquirer
+
+
+def _iso8583_link(t: ConfigTable) -> Iso8583LinkConfig:
+    acquirer_id = t.str_("acquirer_id", "")
+    if acquirer_id and not (acquirer_id.isdigit() and len(acquirer_id) <= 11):
+        raise t.error("acquirer_id", "must be 1-11 digits (field 32)")
+    host = t.str_("host")
+    port = t.port()
+    wire = read_wire(t)
+    link = Iso8583LinkConfig(
+        host=host,
+        port=port,
+        dialect=wire.dialect,
+        bitmap=wire.bitmap,
+        framing=wire.framing,
+        tpdu=wire.tpdu,
+        max_frame=wire.max_frame,
+        mac=t.bool_("mac", False),
+        connections=t.int_("connections", 1, 1, 64),
+        echo_interval_s=t.float_("echo_interval_s", 60.0, 0.0, 86400.0),
+        sign_on=t.bool_("sign_on", True),
+        reconnect_initial_s=t.float_("reconnect_initial_s", 0.5, 0.01, 3600.0),
+        reconnect_max_s=t.float_("reconnect_max_s", 30.0, 0.01, 86400.0),
+        acquirer_id=acquirer_id,
+    )
+    if link.reconnect_max_s < link.reconnect_initial_s:
+        raise t.error("reconnect_max_s", "must not be less than reconnect_initial_s")
+    return link
+
+
+# kind → the function that reads (and marks as read) that kind's own keys.
+_KIND_READERS: Mapping[str, Callable[[ConfigTable], AuthoriserSettings]] = {
+    "iso8583": _iso8583_link,
+}
+
+
+def read_routes(
+    root: ConfigTable, acquirer_names: Collection[str]
+) -> tuple[tuple[RouteConfig, ...], str | None]:
+    """The routes and ``default_route``, all naming known acquirers, with no ambiguous range."""
+    routes = []
+    for t in root.tables("routes"):
+        route = _route(t)
+        if route.acquirer not in acquirer_names:
+            raise t.error("acquirer", f"no acquirer named {route.acquirer!r}")
+        routes.append(route)
+    default_route = root.opt_str("default_route")
+    if default_route is not None and default_route not in acquirer_names:
+        raise root.error("default_route", f"no acquirer named {default_route!r}")
+    try:
+        Router([(r.all_prefixes(), r.acquirer) for r in routes], default_route)
+    except RoutingError as exc:
+        raise ConfigError("routes", str(exc), root.source) from None
+    return tuple(routes), default_route
+
+
+def _route(t: ConfigTable) -> RouteConfig:
+    prefixes = t.str_list("prefixes")
+    card_types = t.str_list("card_types")
+    for i, ct in enumerate(card_types):
+        if ct not in CARD_TYPES:
+            raise t.error(f"card_types[{i}]", f"must be one of {', '.join(sorted(CARD_TYPES))}")
+    for i, p in enumerate(prefixes):
+        try:
+            Router.parse_range(p)
+        except RoutingError as exc:
+            raise t.error(f"prefixes[{i}]", str(exc)) from None
+    if not prefixes and not card_types:
+        raise t.error("prefixes", "a route needs prefixes or card_types")
+    route = RouteConfig(
+        acquirer=t.str_("acquirer"),
+        prefixes=prefixes,
+        card_types=card_types,
+        name=t.str_("name", ""),
+    )
+    t.finish()
+    return route
