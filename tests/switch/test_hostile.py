@@ -84,9 +84,17 @@ def _field_values(dialect: str) -> dict[str, st.SearchStrategy[str]]:
 
 @st.composite
 def hostile(draw: st.DrawFn, dialect: str) -> Message:
-    mti = draw(st.sampled_from(MTIS[dialect]))
+    network = draw(st.integers(0, 2)) == 0  # a third network management: keys, shifts, locks
+    if network:
+        mti = "1804" if dialect == "ifsf" else "0800"
+    else:
+        mti = draw(st.sampled_from(MTIS[dialect]))
     pool = _field_values(dialect)
     fields = {k: draw(v) for k, v in pool.items() if draw(st.booleans())}
+    if network:
+        fields["24" if dialect == "ifsf" else "70"] = draw(
+            pool["24" if dialect == "ifsf" else "70"]
+        )
     if draw(st.integers(0, 9)):
         fields["11"] = draw(st.text(alphabet="0123456789", min_size=6, max_size=6))
     terminal = draw(st.sampled_from([None, "T0000001", "T0000099", "T9999999", "        "]))
