@@ -8,6 +8,7 @@ journalled as it was sent and replayed to a retransmission.
 from __future__ import annotations
 
 from forecourt.codecs.action_codes import Outcome, code_for, to_1987, to_1993
+from forecourt.codecs.family import Family
 from forecourt.codecs.message import Message
 from forecourt.codecs.mti import response_mti
 
@@ -19,7 +20,7 @@ NOT_ECHOED = SENSITIVE_FIELDS | frozenset({"55", "64", "96", "128", "48", "62", 
 MAC_FIELDS = frozenset({"64", "128"})
 
 
-def local_answer(request: Message, family: str, outcome: Outcome) -> Message:
+def local_answer(request: Message, family: Family, outcome: Outcome) -> Message:
     """An answer made by the switch itself, echoing the request's identifying fields."""
     fields = {k: v for k, v in request.fields.items() if k not in NOT_ECHOED}
     fields["39"] = code_for(outcome, family)
@@ -29,8 +30,8 @@ def local_answer(request: Message, family: str, outcome: Outcome) -> Message:
 def relay_answer(
     request: Message,
     host_answer: Message,
-    terminal_family: str,
-    host_family: str,
+    terminal_family: Family,
+    host_family: Family,
 ) -> Message:
     """The host's answer, made the terminal's: its STAN, its MTI family, no secrets."""
     fields = {
@@ -47,5 +48,5 @@ def relay_answer(
     mti = response_mti(request.mti)
     code = fields.get("39")
     if code is not None and terminal_family != host_family:
-        fields["39"] = to_1987(code) if terminal_family == "1987" else to_1993(code, mti)
+        fields["39"] = to_1987(code) if terminal_family is Family.ISO1987 else to_1993(code, mti)
     return Message(mti=mti, fields=fields)

@@ -6,6 +6,7 @@ from typing import Protocol
 
 import attrs
 from forecourt.codecs.dialect import Dialect
+from forecourt.codecs.family import Family
 from forecourt.codecs.message import Message
 from forecourt.switch.transaction import TxnRecord
 
@@ -23,7 +24,7 @@ class TerminalKeys(Protocol):
 
     async def answer_mac(self, terminal_id: str) -> MacGenerator | None: ...
 
-    async def sign_on(self, terminal_id: str, family: str) -> tuple[int, str]: ...
+    async def sign_on(self, terminal_id: str, family: Family) -> tuple[int, str]: ...
 
     async def delivered(self, terminal_id: str) -> None: ...
 

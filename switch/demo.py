@@ -21,6 +21,7 @@ from typing import Any
 import attrs
 import trio
 from forecourt.codecs.errors import CodecError
+from forecourt.codecs.family import Family
 from forecourt.keys.errors import KeysError
 from forecourt.keys.lmk import Lmk, default_lmk_path, load_lmk
 from forecourt.keys.store import KeyStore
@@ -172,7 +173,9 @@ async def run_demo(
 
         async def certify(path: Path) -> None:
             script = load_script(path)
-            port = running.ports["ifsf" if script.terminal.wire.family == "1993" else "iso87"]
+            port = running.ports[
+                "ifsf" if script.terminal.wire.family is Family.ISO1993 else "iso87"
+            ]
             results[script.name] = await run_script(script, ("127.0.0.1", port))
 
         console.print(f"running {len(scripts)} certification scripts ...")

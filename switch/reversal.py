@@ -13,6 +13,7 @@ import enum
 import json
 
 from forecourt.codecs.errors import DecodeError
+from forecourt.codecs.family import Family
 from forecourt.codecs.fields import OriginalData, OriginalElements
 from forecourt.codecs.message import Message
 from forecourt.codecs.network import transmission_time
@@ -39,12 +40,14 @@ class ReversalReason(enum.Enum):
         return self.value[1]
 
 
-def switch_reversal(sent: Message, link_stan: str, family: str, reason: ReversalReason) -> Message:
+def switch_reversal(
+    sent: Message, link_stan: str, family: Family, reason: ReversalReason
+) -> Message:
     """The full reversal of `sent` (as the host received it, in the host's family)."""
     fields = {k: v for k, v in sent.fields.items() if k in _CARRIED}
     fields["7"] = transmission_time()
     fields["11"] = link_stan  # replaced by the link's STAN when sent
-    if family == "1993":
+    if family is Family.ISO1993:
         acquirer = sent.fields.get("32")
         fields["24"] = "400"
         fields["25"] = reason.code_1993
@@ -60,10 +63,10 @@ def switch_reversal(sent: Message, link_stan: str, family: str, reason: Reversal
     return Message(mti="0400", fields=fields)
 
 
-def original_reference(message: Message, family: str) -> tuple[str, str] | None:
+def original_reference(message: Message, family: Family) -> tuple[str, str] | None:
     """(original MTI, original STAN) named by a reversal or completion, if it names one."""
     try:
-        if family == "1993":
+        if family is Family.ISO1993:
             value = message.fields.get("56")
             if value is None:
                 return None
@@ -79,10 +82,10 @@ def original_reference(message: Message, family: str) -> tuple[str, str] | None:
 
 
 def point_at_host_original(
-    message: Message, family: str, original_mti: str, link_stan: str, acquirer_id: str | None
+    message: Message, family: Family, original_mti: str, link_stan: str, acquirer_id: str | None
 ) -> Message:
     """A terminal's reversal/completion, its original reference rewritten to what the host saw."""
-    if family == "1993":
+    if family is Family.ISO1993:
         value = message.fields.get("56")
         if value is None:
             return message

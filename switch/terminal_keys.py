@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import structlog
 import trio
+from forecourt.codecs.family import Family
 from forecourt.keys.keyring import MacKeyring, VerifyResult
 from forecourt.keys.store import KeyChange, KeyStore
 
@@ -80,14 +81,14 @@ class KeyringCache:
         ring = await self.keyring(terminal_id)
         return ring if ring.current is not None else None
 
-    async def sign_on(self, terminal_id: str, family: str) -> tuple[int, str]:
+    async def sign_on(self, terminal_id: str, family: Family) -> tuple[int, str]:
         """Rotate the working keys; the field that carries them under the KEK."""
         async with self._lock:
             change = await trio.to_thread.run_sync(
                 lambda: self._store.rotate(terminal_id, actor="switch", reason="sign-on")
             )
             self._pending[terminal_id] = change
-        if family == "1993":
+        if family is Family.ISO1993:
             return 96, change.field96.hex().upper()
         return 48, change.field48
 

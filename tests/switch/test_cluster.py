@@ -320,3 +320,42 @@ def _saf_key(lmk: Lmk) -> bytes:
 def _txn(rows: list[JournalRow], message: object) -> str:
     stan = message.fields["11"]  # type: ignore[attr-defined]
     return next(r.txn_id for r in rows if r.stan == stan and r.mti_class == "2")
+
+
+async def _signed_on(t: Terminal, kek: bytes) -> None:
+    sign_on = network_request("1993", NetworkFunction.SIGN_ON, t.next_stan(), t.terminal_id)
+    answer = await t.exchange(sign_on)
+    assert answer.fields["39"] == "800"
+    t.tak = install_key_change(kek, bytes.fromhex(answer.fields["96"])).mac_key()
+
+
+async def test_shift_opened_at_a_is_the_shift_at_b(tmp_path: Path, postgres_db: str) -> None:
+    """Open shifts are the journal's: a purchase at B carries the shift opened at A,
+    and B closes it in balance (before: no shift at B, and the close declined 100)."""
+    async with cluster(tmp_path, postgres_db) as c:
+        async with c.terminal("a") as ta:
+            await _signed_on(ta, c.keks["T0000001"])
+            tak = ta.tak
+        async with c.terminal("b") as tb:
+            tb.tak = tak
+            assert (await tb.exchange(tb.purchase(2750))).fields["39"] == "000"
+            closed = await tb.exchange(tb.shift_close((1, 2750)))
+            assert closed.fields["39"] == "500"
+        async with open_journal(postgres_db) as journal:
+            rows = [r for r in await journal.list(limit=20) if r.mti_class == "2"]
+        assert len(rows) == 1 and rows[0].shift_id is not None
+
+
+async def test_sign_off_at_a_declines_at_b(tmp_path: Path, postgres_db: str) -> None:
+    """The terminal guard is shared: signed off at A is signed off at B."""
+    async with cluster(tmp_path, postgres_db) as c:
+        async with c.terminal("a") as ta:
+            off = network_request("1993", NetworkFunction.SIGN_OFF, ta.next_stan(), "T0000001")
+            assert (await ta.exchange(off)).fields["39"] == "800"
+
+        async def declined_at_b() -> bool:
+            async with c.terminal("b") as tb:
+                return (await tb.exchange(tb.purchase(1300))).fields["39"] == "120"
+
+        await _wait_for(declined_at_b)
+        assert c.purchases_at_host(1300) == 0
