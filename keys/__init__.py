@@ -36,6 +36,7 @@ from forecourt.keys.exchange import (
     encode_payload,
     install_key_change,
 )
+from forecourt.keys.key_change import ChangedKey, KeyChange
 from forecourt.keys.keyring import MacCheck, MacKey, MacKeyring, VerifyResult
 from forecourt.keys.lmk import LMK_ENV, Lmk, load_lmk
 from forecourt.keys.mac import (
@@ -64,7 +65,8 @@ from forecourt.keys.pin import (
     encrypt_pin_block,
     translate_pin_block,
 )
-from forecourt.keys.store import ChangedKey, KeyChange, KeyStore, default_data_dir
+from forecourt.keys.stamp import default_data_dir
+from forecourt.keys.store import KeyStore
 
 __all__ = [
     "LMK_ENV",

@@ -13,14 +13,15 @@ import getpass
 import re
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 
 from forecourt.keys.crypto import Algorithm, Family, kcv
 from forecourt.keys.errors import InvalidKey, KeysError
 from forecourt.keys.mac import aes_cmac, retail_mac
 from forecourt.keys.model import KeyInfo, OwnerKind
-from forecourt.keys.store import KeyStore, default_data_dir
+from forecourt.keys.stamp import STORE_FILE_NAME, default_data_dir
+from forecourt.keys.store import KeyStore
 
 
 class UsageError(Exception):
@@ -156,7 +157,7 @@ def _init(args: argparse.Namespace) -> int:
     )
     with store:
         where = (getattr(args, "database", None) and "PostgreSQL") or str(
-            _data_dir(args) / "keys.db"
+            _data_dir(args) / STORE_FILE_NAME
         )
         print(f"key store initialised at {where}; LMK KCV {store.lmk_kcv}")
     return 0
@@ -217,41 +218,41 @@ def _rotate(args: argparse.Namespace) -> int:
     return 0
 
 
-def _list(args: argparse.Namespace) -> int:
+def _print_table(title: str, columns: Sequence[str], rows: Iterable[Sequence[str]]) -> None:
     from rich.console import Console
     from rich.table import Table
 
+    table = Table(title=title)
+    for col in columns:
+        table.add_column(col, no_wrap=True)
+    for row in rows:
+        table.add_row(*row)
+    Console(file=sys.stdout, width=160 if not sys.stdout.isatty() else None).print(table)
+
+
+def _list(args: argparse.Namespace) -> int:
     with _open(args) as store:
         store.retire_expired()
         keys: list[KeyInfo] = store.list_keys(args.owner)
         kinds = {o.name: o.kind for o in store.owners()}
-    table = Table(title="keys")
-    for col in (
-        "owner",
-        "kind",
-        "type",
-        "algorithm",
-        "version",
-        "state",
-        "KCV",
-        "activated",
-        "expires",
-    ):
-        table.add_column(col, no_wrap=True)
-    for k in keys:
-        kind = kinds.get(k.owner, OwnerKind.TERMINAL).value
-        table.add_row(
-            k.owner,
-            kind,
-            k.key_type.value,
-            k.algorithm.value,
-            str(k.version),
-            k.state.value,
-            k.kcv,
-            _fmt_time(k.activated_at),
-            _fmt_time(k.expires_at),
-        )
-    Console(file=sys.stdout, width=160 if not sys.stdout.isatty() else None).print(table)
+    _print_table(
+        "keys",
+        ("owner", "kind", "type", "algorithm", "version", "state", "KCV", "activated", "expires"),
+        (
+            (
+                k.owner,
+                kinds.get(k.owner, OwnerKind.TERMINAL).value,
+                k.key_type.value,
+                k.algorithm.value,
+                str(k.version),
+                k.state.value,
+                k.kcv,
+                _fmt_time(k.activated_at),
+                _fmt_time(k.expires_at),
+            )
+            for k in keys
+        ),
+    )
     return 0
 
 
@@ -277,30 +278,31 @@ def _since(text: str | None) -> float | None:
     return when.timestamp()
 
 
-def _audit(args: argparse.Namespace) -> int:
-    from rich.console import Console
-    from rich.table import Table
+def _version(version: int | None, check: str | None) -> str:
+    return "-" if version is None else f"v{version} {check}"
 
+
+def _audit(args: argparse.Namespace) -> int:
     since = _since(args.since)
     with _open(args) as store:
         entries = store.audit(since, args.owner)
-    table = Table(title="key audit")
-    for col in ("when", "actor", "action", "owner", "type", "old", "new", "reason"):
-        table.add_column(col, no_wrap=True)
-    for e in entries:
-        old = "-" if e.old_version is None else f"v{e.old_version} {e.old_kcv}"
-        new = "-" if e.new_version is None else f"v{e.new_version} {e.new_kcv}"
-        table.add_row(
-            _fmt_time(e.at),
-            e.actor,
-            e.action,
-            e.owner,
-            "-" if e.key_type is None else e.key_type.value,
-            old,
-            new,
-            e.reason,
-        )
-    Console(file=sys.stdout, width=160 if not sys.stdout.isatty() else None).print(table)
+    _print_table(
+        "key audit",
+        ("when", "actor", "action", "owner", "type", "old", "new", "reason"),
+        (
+            (
+                _fmt_time(e.at),
+                e.actor,
+                e.action,
+                e.owner,
+                "-" if e.key_type is None else e.key_type.value,
+                _version(e.old_version, e.old_kcv),
+                _version(e.new_version, e.new_kcv),
+                e.reason,
+            )
+            for e in entries
+        ),
+    )
     return 0
 
 

@@ -59,9 +59,14 @@ class Family(enum.Enum):
 
     @property
     def working_algorithm(self) -> Algorithm:
-        # Retail MAC needs a 2-key TDES key; AES working keys are AES-128, under an
-        # AES-256 KEK (a KBPK at least as strong as what it protects).
-        return Algorithm.TDES2 if self is Family.TDES else Algorithm.AES128
+        return working_algorithm_under(self.kek_algorithm)
+
+
+def working_algorithm_under(master: Algorithm) -> Algorithm:
+    """Working keys under a KEK/ZMK of `master`: retail MAC needs a 2-key TDES
+    key; AES working keys are AES-128, under an AES KEK/ZMK (a KBPK at least as
+    strong as what it protects)."""
+    return Algorithm.AES128 if master.is_aes else Algorithm.TDES2
 
 
 def check_key(key: bytes, algorithm: Algorithm) -> None:

@@ -52,7 +52,18 @@ class InvalidName(KeysError):
 
 
 class UnknownOwner(KeysError):
-    """No terminal or acquirer of that name is registered."""
+    """No terminal or acquirer of that name is registered.
+
+    Carries the owner id only (`.owner`, also the one argument, so it pickles),
+    which is what the switch needs to answer "unknown terminal" and log it.
+    """
+
+    def __init__(self, owner: str) -> None:
+        super().__init__(owner)
+        self.owner = owner
+
+    def __str__(self) -> str:
+        return f"no terminal or acquirer named {self.owner!r}"
 
 
 class DuplicateOwner(KeysError):

@@ -1,0 +1,205 @@
+"""Key rows: the `key_entries` table, every key a TR-31 block under the LMK.
+
+The column list, the row type, the state updates and the only place a key is
+wrapped for storage or unwrapped from it live together, so no other module
+writes SQL against `key_entries` or touches `key_block`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import attrs
+from forecourt.keys import tr31
+from forecourt.keys.backend import Row, Tx
+from forecourt.keys.crypto import Algorithm, kcv
+from forecourt.keys.errors import UnknownKey
+from forecourt.keys.lmk import Lmk
+from forecourt.keys.model import MASTER_TYPE, KeyInfo, KeyState, KeyType, OwnerKind
+
+COLUMNS = (
+    "id, owner, key_type, algorithm, version, kcv, state, created_at, activated_at,"
+    " expires_at, retiring_until, uses, grace_seconds, key_block"
+)
+_SELECT = f"SELECT {COLUMNS} FROM key_entries"
+
+KeyRef = tuple[int, str]  # (version, KCV): how the audit and the logs name a key
+
+
+def _time(value: Any) -> float | None:
+    return None if value is None else float(value)
+
+
+@attrs.frozen
+class KeyRow(KeyInfo):
+    """A stored key: what the operator sees (`KeyInfo`), its grace window and its block."""
+
+    grace_seconds: float
+    key_block: str = attrs.field(repr=False)
+
+    @classmethod
+    def of(cls, r: Row) -> KeyRow:
+        return cls(
+            id=str(r[0]),
+            owner=str(r[1]),
+            key_type=KeyType(r[2]),
+            algorithm=Algorithm(r[3]),
+            version=int(r[4]),
+            kcv=str(r[5]),
+            state=KeyState(r[6]),
+            created_at=float(r[7]),
+            activated_at=_time(r[8]),
+            expires_at=_time(r[9]),
+            retiring_until=_time(r[10]),
+            uses=int(r[11]),
+            grace_seconds=float(r[12]),
+            key_block=str(r[13]),
+        )
+
+    @property
+    def ref(self) -> KeyRef:
+        return (self.version, self.kcv)
+
+    def info(self) -> KeyInfo:
+        """The row without its block, for the operator."""
+        return KeyInfo(**{f.name: getattr(self, f.name) for f in attrs.fields(KeyInfo)})
+
+
+# -- reading -------------------------------------------------------------------
+
+
+def select(tx: Tx, owner: str, key_type: KeyType, states: Sequence[KeyState] = ()) -> list[KeyRow]:
+    """The owner's keys of one type (in `states`, if given), oldest version first."""
+    sql = f"{_SELECT} WHERE owner = ? AND key_type = ?"
+    params: list[object] = [owner, key_type.value]
+    if states:
+        sql += " AND state IN (" + ", ".join("?" for _ in states) + ")"
+        params += [s.value for s in states]
+    return [KeyRow.of(r) for r in tx.query(sql + " ORDER BY version", params)]
+
+
+def active(tx: Tx, owner: str, key_type: KeyType) -> KeyRow | None:
+    rows = select(tx, owner, key_type, (KeyState.ACTIVE,))
+    return rows[0] if rows else None
+
+
+def select_all(tx: Tx, owner: str | None = None) -> list[KeyRow]:
+    """Every key (of one owner), in the order the operator lists them."""
+    sql, params = _SELECT, []
+    if owner is not None:
+        sql, params = f"{_SELECT} WHERE owner = ?", [owner]
+    return [KeyRow.of(r) for r in tx.query(sql + " ORDER BY owner, key_type, version", params)]
+
+
+def grace_over(tx: Tx, now: float, owner: str | None = None) -> list[KeyRow]:
+    """Retiring keys whose grace window has ended by `now`."""
+    sql = f"{_SELECT} WHERE state = ? AND retiring_until <= ?"
+    params: list[object] = [KeyState.RETIRING.value, now]
+    if owner is not None:
+        sql += " AND owner = ?"
+        params.append(owner)
+    return [KeyRow.of(r) for r in tx.query(sql, params)]
+
+
+def next_version(tx: Tx, owner: str, key_type: KeyType) -> int:
+    rows = tx.query(
+        "SELECT MAX(version) FROM key_entries WHERE owner = ? AND key_type = ?",
+        (owner, key_type.value),
+    )
+    return (int(rows[0][0]) if rows and rows[0][0] is not None else 0) + 1
+
+
+# -- state changes -------------------------------------------------------------
+
+
+def set_retired(tx: Tx, row: KeyRow, now: float) -> None:
+    tx.execute(
+        "UPDATE key_entries SET state = ?, retired_at = ? WHERE id = ?",
+        (KeyState.RETIRED.value, now, row.id),
+    )
+
+
+def set_retiring(tx: Tx, row: KeyRow, until: float) -> None:
+    tx.execute(
+        "UPDATE key_entries SET state = ?, retiring_until = ? WHERE id = ?",
+        (KeyState.RETIRING.value, until, row.id),
+    )
+
+
+def set_active(tx: Tx, row: KeyRow, now: float, expires_at: float) -> None:
+    tx.execute(
+        "UPDATE key_entries SET state = ?, activated_at = ?, expires_at = ? WHERE id = ?",
+        (KeyState.ACTIVE.value, now, expires_at, row.id),
+    )
+
+
+def add_uses(tx: Tx, owner: str, key_type: KeyType, version: int, count: int) -> None:
+    tx.execute(
+        "UPDATE key_entries SET uses = uses + ? WHERE owner = ? AND key_type = ? AND version = ?",
+        (count, owner, key_type.value, version),
+    )
+
+
+# -- the LMK's side --------------------------------------------------------------
+
+
+@attrs.frozen
+class KeyVault:
+    """Wraps keys under the LMK on the way into a row and unwraps them on the way out."""
+
+    lmk: Lmk = attrs.field(repr=False)
+
+    def insert(
+        self,
+        tx: Tx,
+        owner: str,
+        key_type: KeyType,
+        algorithm: Algorithm,
+        version: int,
+        key: bytes,
+        state: KeyState,
+        now: float,
+        grace: float,
+        expires_at: float | None = None,
+    ) -> str:
+        """Store `key` as a new row; returns its KCV (the only trace of it in logs)."""
+        check = kcv(key, algorithm)
+        block = tr31.wrap(
+            self.lmk.key,
+            Algorithm.AES256,
+            key,
+            key_type,
+            algorithm,
+            exportability="N" if key_type.is_master else "E",
+        )
+        tx.execute(
+            "INSERT INTO key_entries (id, owner, key_type, algorithm, version, kcv, state,"
+            " created_at, activated_at, expires_at, grace_seconds, key_block)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                f"{owner}/{key_type.value}/{version}",
+                owner,
+                key_type.value,
+                algorithm.value,
+                version,
+                check,
+                state.value,
+                now,
+                now if state is KeyState.ACTIVE else None,
+                expires_at,
+                grace,
+                block,
+            ),
+        )
+        return check
+
+    def unwrap(self, row: KeyRow) -> bytes:
+        return tr31.unwrap(self.lmk.key, row.key_block, row.key_type, row.algorithm)
+
+    def master(self, tx: Tx, owner: str, kind: OwnerKind) -> tuple[Algorithm, bytes]:
+        """The owner's clear KEK/ZMK, to wrap working keys for the wire."""
+        row = active(tx, owner, MASTER_TYPE[kind])
+        if row is None:
+            raise UnknownKey(f"{owner} has no active {MASTER_TYPE[kind].value}")
+        return row.algorithm, self.unwrap(row)

@@ -1,0 +1,155 @@
+"""Provisioning: a new owner's master key from clear components, and its first working keys.
+
+A terminal's KEK comes from a key ceremony (two random components, shown once)
+or from two components it already holds; an acquirer link's ZMK is the XOR of
+the components its custodians bring, checked against their KCV. Either way the
+owner starts with version 1 of every working key, active, wrapped under the
+master key for the terminal's or host's first sign-on.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+
+import attrs
+from forecourt.keys import audit, owners
+from forecourt.keys.backend import Tx
+from forecourt.keys.crypto import (
+    Algorithm,
+    Family,
+    adjust_parity,
+    generate_key,
+    kcv,
+    kcv_matches,
+    working_algorithm_under,
+    xor,
+)
+from forecourt.keys.errors import InvalidKey, KcvMismatch
+from forecourt.keys.exchange import build_payload
+from forecourt.keys.key_rows import KeyVault
+from forecourt.keys.model import (
+    MASTER_TYPE,
+    WORKING_TYPES,
+    AcquirerInfo,
+    KekCeremony,
+    KeyPolicy,
+    KeyState,
+    KeyType,
+    OwnerKind,
+)
+
+log = logging.getLogger("forecourt.keys")
+
+_ZMK_ALGORITHM = {16: Algorithm.TDES2, 24: Algorithm.TDES3, 32: Algorithm.AES256}
+
+
+@attrs.frozen(repr=False)
+class MasterKey:
+    """A clear KEK or ZMK and the components it was made of (the repr shows the KCV only)."""
+
+    algorithm: Algorithm
+    key: bytes
+    components: tuple[bytes, ...]
+    kcv: str
+
+    @classmethod
+    def of(cls, algorithm: Algorithm, key: bytes, components: Sequence[bytes]) -> MasterKey:
+        return cls(algorithm, key, tuple(bytes(c) for c in components), kcv(key, algorithm))
+
+    def __repr__(self) -> str:
+        return f"MasterKey({self.algorithm.value}, kcv={self.kcv})"
+
+
+def terminal_kek(family: Family, components: Sequence[bytes] | None = None) -> MasterKey:
+    """A fresh KEK from two random components, or the one `components` make."""
+    algorithm = family.kek_algorithm
+    if components is not None:
+        if len(components) != 2 or any(len(c) != algorithm.key_length for c in components):
+            raise InvalidKey(
+                f"a {algorithm.value} KEK is loaded from two {algorithm.key_length}-byte components"
+            )
+        c1, c2 = bytes(components[0]), bytes(components[1])
+    else:
+        c1, c2 = generate_key(algorithm), generate_key(algorithm)
+    kek = xor(c1, c2)
+    if not algorithm.is_aes:
+        kek = adjust_parity(kek)
+    return MasterKey.of(algorithm, kek, (c1, c2))
+
+
+def zone_master_key(components: Sequence[bytes], expected_kcv: str | None = None) -> MasterKey:
+    """ZMK = XOR of the components (16 bytes: TDES-2, 24: TDES-3, 32: AES-256),
+    refused if it does not match the custodians' KCV."""
+    if len(components) < 2:
+        raise InvalidKey("a ZMK needs at least two components")
+    algorithm = _ZMK_ALGORITHM.get(len(components[0]))
+    if algorithm is None:
+        raise InvalidKey("ZMK components must be 16, 24 or 32 bytes")
+    zmk = components[0]
+    for c in components[1:]:
+        zmk = xor(zmk, c)
+    if not algorithm.is_aes:
+        zmk = adjust_parity(zmk)
+        if len({zmk[i : i + 8] for i in range(0, len(zmk), 8)}) != len(zmk) // 8:
+            raise InvalidKey("ZMK halves are equal (a degenerate TDES key)")
+    master = MasterKey.of(algorithm, zmk, components)
+    if expected_kcv is not None and not kcv_matches(expected_kcv, master.kcv):
+        raise KcvMismatch(f"ZMK KCV is {master.kcv}, not {expected_kcv.strip().upper()}")
+    return master
+
+
+def register(
+    tx: Tx,
+    vault: KeyVault,
+    policy: KeyPolicy,
+    owner: str,
+    kind: OwnerKind,
+    master: MasterKey,
+    now: float,
+    actor: str,
+) -> str:
+    """Record the owner, its master key and v1 of its working keys (active);
+    returns the payload of those working keys under the master key."""
+    owners.register(tx, owner, kind, now)
+    master_type = MASTER_TYPE[kind]
+    check = vault.insert(
+        tx, owner, master_type, master.algorithm, 1, master.key, KeyState.ACTIVE, now, 0.0
+    )
+    audit.record(tx, now, actor, f"add-{kind.value}", owner, master_type, new=(1, check))
+    working = working_algorithm_under(master.algorithm)
+    wire: list[tuple[KeyType, int, Algorithm, bytes]] = []
+    for key_type in WORKING_TYPES[kind]:
+        key = generate_key(working)
+        check = vault.insert(
+            tx,
+            owner,
+            key_type,
+            working,
+            1,
+            key,
+            KeyState.ACTIVE,
+            now,
+            policy.grace,
+            expires_at=now + policy.max_age,
+        )
+        audit.record(tx, now, actor, "create", owner, key_type, new=(1, check))
+        wire.append((key_type, 1, working, key))
+    return build_payload(master.key, master.algorithm, wire)
+
+
+def kek_ceremony(terminal_id: str, kek: MasterKey, payload: str) -> KekCeremony:
+    c1, c2 = kek.components
+    return KekCeremony(
+        terminal_id=terminal_id,
+        algorithm=kek.algorithm,
+        components=(c1, c2),
+        component_kcvs=(kcv(c1, kek.algorithm), kcv(c2, kek.algorithm)),
+        kcv=kek.kcv,
+        clear_kek=kek.key,
+        payload=payload,
+    )
+
+
+def acquirer_info(name: str, zmk: MasterKey, payload: str) -> AcquirerInfo:
+    return AcquirerInfo(name=name, algorithm=zmk.algorithm, zmk_kcv=zmk.kcv, payload=payload)

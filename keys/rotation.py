@@ -1,0 +1,181 @@
+"""Working-key rotation: pending -> active -> retiring (grace window) -> retired.
+
+Everything here runs inside one write transaction that holds the owner's lock,
+so a rotation, a delivery and a sweep of the same owner never interleave.
+Every step writes the audit trail; the policy (`KeyPolicy`) decides expiry,
+use limits and how many replaced versions stay in grace.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import attrs
+from forecourt.keys import audit, key_rows
+from forecourt.keys.backend import Tx
+from forecourt.keys.crypto import Algorithm, generate_key, working_algorithm_under
+from forecourt.keys.errors import StaleKeyChange, UnknownKey
+from forecourt.keys.exchange import build_payload
+from forecourt.keys.key_change import ChangedKey, IssuedKey
+from forecourt.keys.key_rows import KeyRow, KeyVault
+from forecourt.keys.model import WORKING_TYPES, KeyPolicy, KeyState, KeyType, OwnerKind
+
+log = logging.getLogger("forecourt.keys")
+
+
+@attrs.frozen
+class Rotation:
+    """The rotation rules of one store (its LMK and policy)."""
+
+    vault: KeyVault
+    policy: KeyPolicy
+
+    def issue(
+        self,
+        tx: Tx,
+        owner: str,
+        kind: OwnerKind,
+        *,
+        now: float,
+        grace: float,
+        actor: str,
+        reason: str,
+        reuse_pending: bool,
+        activate: bool,
+    ) -> tuple[tuple[IssuedKey, ...], str]:
+        """The next version of each working key, pending (or active with
+        `activate`), and the payload that carries them under the KEK/ZMK."""
+        master_algorithm, master_key = self.vault.master(tx, owner, kind)
+        self.sweep(tx, now, owner)
+        types = WORKING_TYPES[kind]
+        pending = {kt: key_rows.select(tx, owner, kt, (KeyState.PENDING,)) for kt in types}
+        if reuse_pending and all(pending[kt] for kt in types):
+            issued = tuple(self._reissue(pending[kt][0]) for kt in types)
+        else:
+            issued = tuple(
+                self._create(
+                    tx, owner, kt, pending[kt], master_algorithm, now, grace, actor, reason
+                )
+                for kt in types
+            )
+        if activate:
+            for new in issued:
+                row = key_rows.select(tx, owner, new.key_type, (KeyState.PENDING,))[0]
+                self.activate(tx, row, now, actor, reason or "activated at rotation")
+        wire = [(k.key_type, k.version, k.algorithm, k.key) for k in issued]
+        return issued, build_payload(master_key, master_algorithm, wire)
+
+    def _reissue(self, row: KeyRow) -> IssuedKey:
+        """A pending key sent again (its first delivery may have been lost)."""
+        return IssuedKey(row.key_type, row.version, row.algorithm, row.kcv, self.vault.unwrap(row))
+
+    def _create(
+        self,
+        tx: Tx,
+        owner: str,
+        key_type: KeyType,
+        superseded: list[KeyRow],
+        master_algorithm: Algorithm,
+        now: float,
+        grace: float,
+        actor: str,
+        reason: str,
+    ) -> IssuedKey:
+        """A fresh pending key; pending ones not yet delivered are superseded."""
+        for p in superseded:
+            self.retire(tx, p, now, "supersede", "replaced before delivery", actor=actor)
+        previous = key_rows.active(tx, owner, key_type)
+        algorithm = previous.algorithm if previous else working_algorithm_under(master_algorithm)
+        version = key_rows.next_version(tx, owner, key_type)
+        key = generate_key(algorithm)
+        check = self.vault.insert(
+            tx, owner, key_type, algorithm, version, key, KeyState.PENDING, now, grace
+        )
+        audit.record(
+            tx,
+            now,
+            actor,
+            "rotate",
+            owner,
+            key_type,
+            old=previous.ref if previous else None,
+            new=(version, check),
+            reason=reason,
+        )
+        return IssuedKey(key_type, version, algorithm, check, key)
+
+    def retire(
+        self, tx: Tx, row: KeyRow, now: float, action: str, reason: str, *, actor: str
+    ) -> None:
+        key_rows.set_retired(tx, row, now)
+        audit.record(tx, now, actor, action, row.owner, row.key_type, old=row.ref, reason=reason)
+
+    def sweep(self, tx: Tx, now: float, owner: str | None = None) -> int:
+        """Retire the keys whose grace window is over (of one owner, or all)."""
+        rows = key_rows.grace_over(tx, now, owner)
+        for r in rows:
+            self.retire(tx, r, now, "retire", "grace window over", actor="system")
+        return len(rows)
+
+    def activate(self, tx: Tx, row: KeyRow, now: float, actor: str, reason: str) -> None:
+        """`row` becomes the active key; the one it replaces goes into grace,
+        and retiring keys beyond `grace_versions` retire at once."""
+        olds = key_rows.select(tx, row.owner, row.key_type, (KeyState.ACTIVE,))
+        retiring = key_rows.select(tx, row.owner, row.key_type, (KeyState.RETIRING,))
+        keep = max(0, self.policy.grace_versions - len(olds))
+        for r in retiring[: max(0, len(retiring) - keep)]:
+            self.retire(tx, r, now, "retire", "replaced twice", actor=actor)
+        for old in olds:
+            key_rows.set_retiring(tx, old, now + row.grace_seconds)
+        key_rows.set_active(tx, row, now, now + self.policy.max_age)
+        old_ref = olds[0].ref if olds else None
+        audit.record(
+            tx,
+            now,
+            actor,
+            "activate",
+            row.owner,
+            row.key_type,
+            old=old_ref,
+            new=row.ref,
+            reason=reason,
+        )
+        log.info(
+            "key activated owner=%s type=%s version=%d kcv=%s previous=%s",
+            row.owner,
+            row.key_type.value,
+            row.version,
+            row.kcv,
+            "none" if old_ref is None else f"v{old_ref[0]}/{old_ref[1]}",
+        )
+
+    def deliver(
+        self, tx: Tx, owner: str, keys: tuple[ChangedKey, ...], now: float, actor: str
+    ) -> None:
+        """Activate the delivered keys still pending; already active is fine
+        (idempotent), anything else means a newer rotation replaced them."""
+        todo: list[KeyRow] = []
+        for c in keys:
+            rows = [r for r in key_rows.select(tx, owner, c.key_type) if r.version == c.version]
+            if not rows:
+                raise UnknownKey(f"{owner} has no {c.key_type.value} v{c.version}")
+            row = rows[0]
+            if row.state is KeyState.PENDING:
+                todo.append(row)
+            elif row.state is not KeyState.ACTIVE:
+                raise StaleKeyChange(
+                    f"{owner} {c.key_type.value} v{c.version} is {row.state.value}:"
+                    " a newer key change replaced it"
+                )
+        for row in todo:
+            self.activate(tx, row, now, actor, "delivered")
+        self.sweep(tx, now, owner)
+
+    def due(self, mac_row: KeyRow | None, now: float, margin: float) -> bool:
+        """True if the active MAC key is missing, expiring within `margin`
+        seconds, or has reached `max_uses`."""
+        if mac_row is None:
+            return True
+        if self.policy.max_uses is not None and mac_row.uses >= self.policy.max_uses:
+            return True
+        return mac_row.expires_at is not None and now + margin >= mac_row.expires_at

@@ -1,0 +1,121 @@
+"""Which store, under which LMK: its location and the LMK stamp in `key_meta`.
+
+A store is a SQLite file in the data directory or a PostgreSQL database. It
+keeps only the LMK's KCV (the stamp), so opening it with another LMK fails
+loudly (`LmkMismatch`) instead of producing blocks nobody can unwrap.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+
+from forecourt.keys.backend import Backend, PostgresBackend, SqliteBackend
+from forecourt.keys.errors import (
+    KeysError,
+    LmkMismatch,
+    StoreError,
+    StoreExists,
+    StoreNotInitialised,
+)
+from forecourt.keys.lmk import LMK_ENV, Lmk, default_lmk_path, load_lmk
+
+log = logging.getLogger("forecourt.keys")
+
+DATA_DIR_ENV = "FORECOURT_DATA_DIR"
+STORE_FILE_NAME = "keys.db"
+SCHEMA_VERSION = "1"
+
+
+def default_data_dir() -> Path:
+    """FORECOURT_DATA_DIR, else ./data (the journal's data directory too)."""
+    return Path(os.environ.get(DATA_DIR_ENV) or "data")
+
+
+def _data_dir(data_dir: Path | str | None) -> Path:
+    return Path(data_dir) if data_dir is not None else default_data_dir()
+
+
+def _lmk_path(data_dir: Path, lmk_file: Path | str | None) -> Path:
+    return Path(lmk_file) if lmk_file else default_lmk_path(data_dir)
+
+
+def _backend(data_dir: Path, dsn: str | None, create: bool) -> Backend:
+    if dsn:
+        if not dsn.startswith(("postgresql://", "postgres://")) and "=" not in dsn:
+            raise StoreError("database must be a PostgreSQL DSN (postgresql://...)")
+        return PostgresBackend(dsn)
+    return SqliteBackend(data_dir / STORE_FILE_NAME, create=create)
+
+
+def _lmk_stamp(backend: Backend) -> str | None:
+    try:
+        with backend.read() as tx:
+            rows = tx.query("SELECT value FROM key_meta WHERE name = 'lmk_kcv'")
+    except StoreError:
+        return None
+    return str(rows[0][0]) if rows else None
+
+
+def open_stamped(
+    data_dir: Path | str | None, dsn: str | None, lmk: Lmk | None, lmk_file: Path | str | None
+) -> tuple[Backend, Lmk]:
+    """An initialised store and its LMK. Raises LmkMissing, LmkInvalid,
+    LmkMismatch, StoreNotInitialised."""
+    ddir = _data_dir(data_dir)
+    if lmk is None:
+        lmk = load_lmk(_lmk_path(ddir, lmk_file))
+    backend = _backend(ddir, dsn, create=False)
+    try:
+        stamp = _lmk_stamp(backend)
+        if stamp is None:
+            raise StoreNotInitialised("key store is not initialised: run 'forecourt keys init'")
+        if stamp != lmk.kcv:
+            raise LmkMismatch(
+                f"key store was created under LMK with KCV {stamp}, this LMK has KCV {lmk.kcv}"
+            )
+    except BaseException:
+        backend.close()
+        raise
+    return backend, lmk
+
+
+def create_stamped(
+    data_dir: Path | str | None,
+    dsn: str | None,
+    lmk: Lmk | None,
+    lmk_file: Path | str | None,
+    now: float,
+) -> tuple[Backend, Lmk]:
+    """A new store: schema and stamp; the LMK file too unless an LMK is given or
+    in the environment (an existing LMK file is reused). Raises StoreExists."""
+    ddir = _data_dir(data_dir)
+    path = _lmk_path(ddir, lmk_file)
+    backend = _backend(ddir, dsn, create=True)
+    try:
+        backend.create_schema()
+        if _lmk_stamp(backend) is not None:
+            raise StoreExists("key store already initialised")
+        if lmk is None:
+            try:
+                lmk = load_lmk(path)
+            except KeysError:
+                if path.exists() or os.environ.get(LMK_ENV):
+                    raise
+                lmk = Lmk.generate()
+                lmk.write(path)
+        with backend.write() as tx:
+            if tx.query("SELECT value FROM key_meta WHERE name = 'lmk_kcv'"):
+                raise StoreExists("key store already initialised")
+            for name, value in (
+                ("lmk_kcv", lmk.kcv),
+                ("schema_version", SCHEMA_VERSION),
+                ("created_at", repr(now)),
+            ):
+                tx.execute("INSERT INTO key_meta (name, value) VALUES (?, ?)", (name, value))
+    except BaseException:
+        backend.close()
+        raise
+    log.info("key store initialised backend=%s lmk_kcv=%s", backend.name, lmk.kcv)
+    return backend, lmk
