@@ -23,6 +23,7 @@ import structlog
 import trio
 from forecourt.codecs.dialect import decode, encode, encode_with_mac, identify, mac_input
 from forecourt.codecs.errors import CodecError, DecodeError
+from forecourt.codecs.family import Family
 from forecourt.codecs.framing import FrameDecoder, encode_frame, reply_tpdu
 from forecourt.codecs.message import Message
 from forecourt.codecs.mti import is_request, response_mti
@@ -453,7 +454,7 @@ class AcquirerSimulator:
         tak = generate_key(tak_algorithm)
         self._tak_versions[terminal_id] = version = self._tak_versions.get(terminal_id, 0) + 1
         payload = build_payload(kek, kek_algorithm, [(KeyType.TAK, version, tak_algorithm, tak)])
-        if self._family == "1993":
+        if self._family == Family.ISO1993:
             out["96"] = payload.encode("ascii").hex().upper()
         else:
             out["48"] = payload

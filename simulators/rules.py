@@ -16,6 +16,7 @@ from collections.abc import Mapping, Sequence
 
 import attrs
 from forecourt.codecs.action_codes import Outcome, code_for
+from forecourt.codecs.family import Family
 from forecourt.codecs.message import Message
 
 __all__ = [
@@ -50,23 +51,23 @@ class RuleError(ValueError):
     """A rule or account in the configuration is not acceptable; names the item."""
 
 
-def named_code(name: str, family: str) -> str | None:
+def named_code(name: str, family: Family) -> str | None:
     """The code an outcome name stands for in `family`, or None for an unknown name."""
     extra = _EXTRA_CODES.get(name)
     if extra is not None:
-        return extra[0] if family == "1993" else extra[1]
+        return extra[0] if family == Family.ISO1993 else extra[1]
     try:
         return code_for(Outcome(name), family)
     except ValueError:
         return None
 
 
-def resolve_code(code: str, family: str) -> str:
+def resolve_code(code: str, family: Family) -> str:
     """A named code ("insufficient_funds") or a literal one ("116"), checked for `family`."""
     named = named_code(code, family)
     if named is not None:
         return named
-    width = 3 if family == "1993" else 2
+    width = 3 if family == Family.ISO1993 else 2
     if len(code) != width or not code.isalnum():
         raise RuleError(f"action code {code!r} is not a {family} code of {width} characters")
     return code
@@ -221,7 +222,7 @@ class HostLogic:
 
     def __init__(
         self,
-        family: str,
+        family: Family,
         rules: Sequence[Rule],
         accounts: Sequence[AccountConfig] = (),
         seed: int | None = None,

@@ -12,6 +12,7 @@ import time
 from collections.abc import Mapping
 
 import attrs
+from forecourt.codecs.family import Family
 from forecourt.codecs.fields import OriginalData, OriginalElements
 from forecourt.codecs.message import Message
 from forecourt.codecs.network import NetworkFunction, network_request
@@ -79,7 +80,7 @@ class TerminalIdentity:
 
     terminal_id: str = attrs.field(converter=_ans8)
     merchant_id: str = attrs.field(converter=_ans15)
-    family: str
+    family: Family
     pan: str
     expiry: str = "2912"
     currency: str = "978"
@@ -108,10 +109,10 @@ class Shift:
         self.debits = self.debit_amount = self.debit_reversals = self.debit_reversal_amount = 0
 
 
-def _now_fields(family: str, now: float) -> dict[str, str]:
+def _now_fields(family: Family, now: float) -> dict[str, str]:
     gm = time.gmtime(now)
     fields = {"7": time.strftime("%m%d%H%M%S", gm)}
-    if family == "1993":
+    if family == Family.ISO1993:
         fields["12"] = time.strftime("%y%m%d%H%M%S", gm)
     else:
         fields["12"] = time.strftime("%H%M%S", gm)
@@ -136,7 +137,7 @@ def _card_request(
     }
     if who.acquirer_id:
         fields["32"] = who.acquirer_id
-    if family == "1993":
+    if family == Family.ISO1993:
         fields["22"] = profile.pos_data_code
         fields["26"] = profile.business_code
         # Function code: 200 original financial request; 101 pre-authorisation,
@@ -148,8 +149,8 @@ def _card_request(
     return Message("0" + mti_1993[1:], fields)
 
 
-def _original_reference(family: str, original: Message) -> dict[str, str]:
-    if family == "1993":
+def _original_reference(family: Family, original: Message) -> dict[str, str]:
+    if family == Family.ISO1993:
         return {"56": OriginalData.of(original.mti, original.fields).encode()}
     return {"90": OriginalElements.of(original.mti, original.fields).encode()}
 
@@ -203,7 +204,7 @@ def _completion(
         approved = answer.fields.get("4")
         if approved is not None and answer.fields.get("39") in ("002", "10"):
             fields["4"] = approved  # never complete for more than was approved
-    if who.family == "1993":
+    if who.family == Family.ISO1993:
         fields["24"] = "201"  # 202 when a step overrides field 4 with another amount
     return Message(base.mti, fields)
 
@@ -224,7 +225,7 @@ def _reversal(
         for n in ("37", "38"):
             if n in answer.fields:
                 fields[n] = answer.fields[n]
-    if who.family == "1993":
+    if who.family == Family.ISO1993:
         fields["24"] = "400"  # full reversal
         fields["25"] = "4021"  # timeout waiting for the answer
         return Message("1420", fields)
@@ -250,7 +251,7 @@ def _reconciliation(who: TerminalIdentity, stan: str, now: float, shift: Shift) 
         "97": ("D" if net >= 0 else "C") + f"{abs(net):016d}",
         **_now_fields(who.family, now),
     }
-    if who.family == "1993":
+    if who.family == Family.ISO1993:
         fields["24"] = "500"  # final reconciliation
         fields["49"] = who.currency
         return Message("1520", fields)

@@ -19,6 +19,7 @@ import trio
 from forecourt.codecs.action_codes import is_approved
 from forecourt.codecs.dialect import decode, mac_input
 from forecourt.codecs.errors import CodecError
+from forecourt.codecs.family import Family
 from forecourt.codecs.framing import encode_frame
 from forecourt.codecs.message import Message
 from forecourt.codecs.mti import response_mti
@@ -332,7 +333,7 @@ class TerminalSimulator:
         if kek is None:
             return
         family = self.settings.identity.family
-        field96 = message.fields.get("96") if family == "1993" else None
+        field96 = message.fields.get("96") if family == Family.ISO1993 else None
         payload = bytes.fromhex(field96) if field96 is not None else message.fields.get("48")
         if not payload:
             return
