@@ -56,6 +56,9 @@ class Expectation:
     absent: tuple[str, ...] = ()
     mac: str = "verify"
     stan: str | None = None  # None: the STAN of the last request sent
+    # field 54 must decode and hold an available balance (amount type 02) of this
+    # many minor units (a balance inquiry's answer)
+    available_balance: int | None = None
 
 
 @attrs.frozen
@@ -362,6 +365,7 @@ def _expectation(t: Table, family: Family, timeout_s: float) -> Expectation | No
         absent=e.texts("absent"),
         mac=e.text("mac", "verify", ANSWER_MAC),
         stan=stan,
+        available_balance=e.opt_integer("available_balance"),
     )
     e.done()
     return expectation
