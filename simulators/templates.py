@@ -35,6 +35,7 @@ DEFAULT_TEST_PAN = "4761739001010010"
 TEMPLATES = (
     "purchase",
     "preauth",
+    "balance_inquiry",
     "completion",
     "reversal",
     "reconciliation",
@@ -173,6 +174,8 @@ def build(
         return _card_request("1200", who, profile, stan, t)
     if template == "preauth":
         return _card_request("1100", who, profile, stan, t)
+    if template == "balance_inquiry":
+        return _balance_inquiry(who, profile, stan, t)
     if template in ("sign_on", "sign_off", "echo", "key_change"):
         message = network_request(family, NetworkFunction(template), stan, who.terminal_id, t)
         return message.with_fields({42: who.merchant_id})
@@ -183,6 +186,17 @@ def build(
     if template == "reconciliation":
         return _reconciliation(who, stan, t, shift or Shift())
     raise TemplateError(f"unknown template {template!r}; known: {', '.join(TEMPLATES)}")
+
+
+def _balance_inquiry(who: TerminalIdentity, profile: Profile, stan: str, now: float) -> Message:
+    """What is left on the card (a fleet card before fuelling): 1100 / 0100, code 31xxxx.
+
+    Nothing is to be taken, so the amount is zero; 1993 function code 108 (inquiry).
+    """
+    updates: dict[int, str | None] = {3: "310000", 4: f"{0:012d}"}
+    if who.family == Family.ISO1993:
+        updates[24] = "108"
+    return _card_request("1100", who, profile, stan, now).with_fields(updates)
 
 
 def _completion(

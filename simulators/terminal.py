@@ -26,6 +26,7 @@ from forecourt.codecs.mti import response_mti
 from .answer_checks import Answer, StepFailed, check_answer
 from .case_report import CaseResult, write_junit
 from .client import ConnectionClosed, HostConnection
+from .rules import is_balance_inquiry
 from .script import (
     Case,
     Disconnect,
@@ -221,6 +222,8 @@ class TerminalSimulator:
         sent = SentRequest(message)
         self._last = sent
         cls = message.mti[1]
+        if is_balance_inquiry(message):
+            return  # takes nothing: no completion or reversal refers to it
         if cls == "1" and message.mti[2] == "0":
             self._last_preauth = sent
         if cls in "12" and message.mti[2] in "02":
