@@ -4,8 +4,9 @@ Pure logic, no sockets: `HostLogic.decide(message)` says what the host answers
 (action code, approved amount) and how (now, later, twice, never, by closing the
 connection). Balances model fleet/B2B accounts: an authorisation takes what the
 balance allows (a partial approval when it allows less than asked), a completion
-settles a pre-authorisation at the actual amount, and a reversal gives back what
-the original took.
+settles a pre-authorisation at the actual amount, a reversal gives back what
+the original took, and a balance inquiry (processing code 31) reads the balance
+of its rule's account into field 54 without taking anything.
 """
 
 from __future__ import annotations
