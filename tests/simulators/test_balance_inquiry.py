@@ -15,6 +15,7 @@ import attrs
 import pytest
 import trio
 from forecourt.codecs.amounts import AVAILABLE_BALANCE, AdditionalAmount, decode_field54
+from forecourt.codecs.family import Family
 from forecourt.codecs.fields import OriginalData, OriginalElements
 from forecourt.codecs.message import Message
 from forecourt.simulators.acquirer import AcquirerSimulator, load_acquirer_config
@@ -31,8 +32,8 @@ StartSim = Callable[..., Awaitable[AcquirerSimulator]]
 
 # family -> (dialect, authorisation, purchase and reversal MTIs, approved, no account, declined)
 FAMILIES = {
-    "1993": ("ifsf", "1100", "1200", "1420", "000", "114", "100"),
-    "1987": ("iso87ascii", "0100", "0200", "0400", "00", "52", "05"),
+    Family.ISO1993: ("ifsf", "1100", "1200", "1420", "000", "114", "100"),
+    Family.ISO1987: ("iso87ascii", "0100", "0200", "0400", "00", "52", "05"),
 }
 
 
@@ -84,9 +85,9 @@ def available(answer: Message) -> int:
     return amount.amount
 
 
-@pytest.mark.parametrize("family", sorted(FAMILIES))
+@pytest.mark.parametrize("family", list(FAMILIES))
 async def test_inquiry_answers_the_fleet_balance_and_takes_nothing(
-    start_sim: StartSim, family: str
+    start_sim: StartSim, family: Family
 ) -> None:
     dialect, auth, purchase, _, approved, _, _ = FAMILIES[family]
     sim = await start_sim(dialect)
@@ -117,8 +118,10 @@ async def test_inquiry_answers_the_fleet_balance_and_takes_nothing(
         await conn.aclose()
 
 
-@pytest.mark.parametrize("family", sorted(FAMILIES))
-async def test_inquiry_changes_no_balance_and_no_totals(start_sim: StartSim, family: str) -> None:
+@pytest.mark.parametrize("family", list(FAMILIES))
+async def test_inquiry_changes_no_balance_and_no_totals(
+    start_sim: StartSim, family: Family
+) -> None:
     dialect, auth, _, reversal, approved, _, _ = FAMILIES[family]
     sim = await start_sim(dialect)
     assert sim.port is not None
@@ -130,7 +133,7 @@ async def test_inquiry_changes_no_balance_and_no_totals(start_sim: StartSim, fam
         assert answer.get(39) == approved
         assert (answer.get(54) or "")[:4] == "2002"  # the account type asked for (20)
         # A reversal naming the inquiry finds no original: nothing goes back.
-        if family == "1993":
+        if family == Family.ISO1993:
             reference = {56: OriginalData.of(request.mti, request.fields).encode()}
         else:
             reference = {90: OriginalElements.of(request.mti, request.fields).encode()}
@@ -143,9 +146,9 @@ async def test_inquiry_changes_no_balance_and_no_totals(start_sim: StartSim, fam
         await conn.aclose()
 
 
-@pytest.mark.parametrize("family", sorted(FAMILIES))
+@pytest.mark.parametrize("family", list(FAMILIES))
 async def test_inquiry_without_a_balance_rule_is_declined_no_account(
-    start_sim: StartSim, family: str
+    start_sim: StartSim, family: Family
 ) -> None:
     dialect, auth, _, _, _, no_account, declined = FAMILIES[family]
     sim = await start_sim(dialect)

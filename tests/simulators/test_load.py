@@ -10,6 +10,7 @@ import attrs
 import pytest
 import trio
 from forecourt.codecs.dialect import decode, encode, get_dialect
+from forecourt.codecs.family import Family
 from forecourt.codecs.message import Message
 from forecourt.keys.mac import MacAlgorithm, prepare_mac
 from forecourt.simulators.acquirer import AcquirerSimulator
@@ -119,7 +120,7 @@ def test_a_reversal_in_the_mix_reverses_an_approved_purchase_once(
     purchase, entry, _ = terminal.templates[0]
     assert purchase is not None and entry.template == "purchase"
     reversal_template = terminal.templates[1]
-    approved, declined = "000" if wire.family == "1993" else "00", "116"
+    approved, declined = "000" if wire.family == Family.ISO1993 else "00", "116"
     sent: dict[int, Message] = {}
     for _ in range(2):
         stan, frame = terminal.next_frame()
@@ -184,9 +185,9 @@ def test_patched_requests_equal_encoded_ones(dialect: str, bitmap: str) -> None:
 @pytest.mark.parametrize(("dialect", "bitmap"), DIALECTS)
 def test_answer_scanner_matches_decode(dialect: str, bitmap: str) -> None:
     d = get_dialect(dialect, bitmap)
-    code = "000" if d.family == "1993" else "00"
+    code = "000" if d.family == Family.ISO1993 else "00"
     answer = Message(
-        "1210" if d.family == "1993" else "0210",
+        "1210" if d.family == Family.ISO1993 else "0210",
         {
             "2": "4761739001010010",
             "3": "000000",
