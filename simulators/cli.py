@@ -163,7 +163,8 @@ def _terminal(args: argparse.Namespace) -> int:
 
 
 def _load(args: argparse.Namespace) -> int:
-    from .load import LoadOptions, MixEntry, load_mix, run_load, run_load_processes
+    from .load import LoadOptions, MixEntry, load_mix, run_load
+    from .load_processes import run_load_processes
     from .loadkeys import LoadKeyError, macs_for
     from .terminal import parse_address
     from .wire import wire_format

@@ -4,8 +4,9 @@ Pure logic, no sockets: `HostLogic.decide(message)` says what the host answers
 (action code, approved amount) and how (now, later, twice, never, by closing the
 connection). Balances model fleet/B2B accounts: an authorisation takes what the
 balance allows (a partial approval when it allows less than asked), a completion
-settles a pre-authorisation at the actual amount, and a reversal gives back what
-the original took.
+settles a pre-authorisation at the actual amount, a reversal gives back what
+the original took, and a balance inquiry (processing code 31) reads the balance
+of its rule's account into field 54 without taking anything.
 """
 
 from __future__ import annotations
@@ -16,7 +17,11 @@ from collections.abc import Mapping, Sequence
 
 import attrs
 from forecourt.codecs.action_codes import Outcome, code_for
+from forecourt.codecs.amounts import AVAILABLE_BALANCE, AdditionalAmount
+from forecourt.codecs.family import Family
 from forecourt.codecs.message import Message
+
+from .ledger import AccountConfig, Ledger, Original, UnknownAccount
 
 __all__ = [
     "ACTIONS",
@@ -28,6 +33,7 @@ __all__ = [
     "Ledger",
     "Rule",
     "RuleError",
+    "is_balance_inquiry",
     "named_code",
     "resolve_code",
 ]
@@ -40,9 +46,12 @@ _EXTRA_CODES: Mapping[str, tuple[str, str]] = {
     "expired_card": ("101", "54"),
     "reconciled": ("500", "00"),
     "out_of_balance": ("501", "00"),
+    "no_account": ("114", "52"),
 }
 CODE_NAMES: tuple[str, ...] = (*(o.value for o in Outcome), *_EXTRA_CODES)
 
+# A balance inquiry's field 54 currency when the request carries no field 49.
+DEFAULT_CURRENCY = "978"
 _ORIGINALS_KEPT = 100_000  # originals remembered for reversals and completions
 
 
@@ -50,23 +59,23 @@ class RuleError(ValueError):
     """A rule or account in the configuration is not acceptable; names the item."""
 
 
-def named_code(name: str, family: str) -> str | None:
+def named_code(name: str, family: Family) -> str | None:
     """The code an outcome name stands for in `family`, or None for an unknown name."""
     extra = _EXTRA_CODES.get(name)
     if extra is not None:
-        return extra[0] if family == "1993" else extra[1]
+        return extra[0] if family == Family.ISO1993 else extra[1]
     try:
         return code_for(Outcome(name), family)
     except ValueError:
         return None
 
 
-def resolve_code(code: str, family: str) -> str:
+def resolve_code(code: str, family: Family) -> str:
     """A named code ("insufficient_funds") or a literal one ("116"), checked for `family`."""
     named = named_code(code, family)
     if named is not None:
         return named
-    width = 3 if family == "1993" else 2
+    width = 3 if family == Family.ISO1993 else 2
     if len(code) != width or not code.isalnum():
         raise RuleError(f"action code {code!r} is not a {family} code of {width} characters")
     return code
@@ -83,15 +92,6 @@ class Delay:
         if self.low_s == self.high_s:
             return self.low_s
         return rng.uniform(self.low_s, self.high_s)
-
-
-@attrs.frozen
-class AccountConfig:
-    """A fleet/B2B balance; `per_card` gives every PAN its own balance of this size."""
-
-    name: str
-    balance: int
-    per_card: bool = False
 
 
 def _is_authorisation(mti: str) -> bool:
@@ -155,50 +155,7 @@ class Decision:
     delay_s: float = 0.0
     rule: str | None = None
     approval_code: str | None = None
-
-
-@attrs.define
-class _Original:
-    """An approved authorisation remembered for its reversal or completion."""
-
-    balance_key: str | None
-    amount: int  # what it currently holds on the balance
-    reversed: bool = False
-    completed: bool = False
-
-
-class Ledger:
-    """Balances of the configured accounts; per-card balances open on first use."""
-
-    def __init__(self, accounts: Sequence[AccountConfig]) -> None:
-        self._accounts = {a.name: a for a in accounts}
-        self._balances: dict[str, int] = {}
-
-    def balance_key(self, account: str, pan: str | None) -> str:
-        config = self._accounts.get(account)
-        if config is None:
-            raise RuleError(f"unknown account {account!r}")
-        return f"{account}/{pan or ''}" if config.per_card else account
-
-    def balance(self, key: str) -> int:
-        if key not in self._balances:
-            account = self._accounts[key.split("/", 1)[0]]
-            self._balances[key] = account.balance
-        return self._balances[key]
-
-    def take(self, key: str, amount: int) -> int:
-        """Take up to `amount`; returns what was taken (0 when the balance is empty)."""
-        taken = max(0, min(amount, self.balance(key)))
-        self._balances[key] -= taken
-        return taken
-
-    def adjust(self, key: str, delta: int) -> None:
-        """Give back (positive) or charge (negative) without a limit: advices must pass."""
-        self._balances[key] = self.balance(key) + delta
-
-    def balances(self) -> dict[str, int]:
-        """Account name -> balance (per-card keys are account/PAN: keep in memory only)."""
-        return dict(self._balances)
+    balance: AdditionalAmount | None = None  # field 54 of a balance inquiry's answer
 
 
 def _amount(message: Message) -> int | None:
@@ -206,6 +163,13 @@ def _amount(message: Message) -> int | None:
     if value is None or not value.isdigit():
         return None
     return int(value)
+
+
+def is_balance_inquiry(message: Message) -> bool:
+    """An authorisation request (1100 / 0100, or a repeat) with processing code 31xxxx."""
+    mti = message.mti
+    processing = message.fields.get("3")
+    return mti[1] == "1" and mti[2] == "0" and processing is not None and processing[:2] == "31"
 
 
 def original_stan(message: Message) -> str | None:
@@ -221,7 +185,7 @@ class HostLogic:
 
     def __init__(
         self,
-        family: str,
+        family: Family,
         rules: Sequence[Rule],
         accounts: Sequence[AccountConfig] = (),
         seed: int | None = None,
@@ -233,14 +197,18 @@ class HostLogic:
             if rule.action not in ACTIONS:
                 raise RuleError(f"rule {rule.name!r}: unknown action {rule.action!r}")
             if rule.account is not None:
-                self.ledger.balance_key(rule.account, None)
+                try:
+                    self.ledger.balance_key(rule.account, None)
+                except UnknownAccount as exc:
+                    raise RuleError(f"rule {rule.name!r}: {exc}") from None
             if rule.code is not None:
                 resolve_code(rule.code, family)
         self._rng = random.Random(seed)
         self._approval = seed or 0
-        self._originals: OrderedDict[tuple[str, str], _Original] = OrderedDict()
+        self._originals: OrderedDict[tuple[str, str], Original] = OrderedDict()
         self.reversals_applied = 0
         self.completions_applied = 0
+        self.balance_inquiries = 0
 
     def code(self, name: str) -> str:
         return resolve_code(name, self.family)
@@ -277,6 +245,8 @@ class HostLogic:
         elif cls == "4":
             self._reverse(message)
             decision = Decision("answer", self.code("reversal_accepted"))
+        elif is_balance_inquiry(message):
+            decision = self._balance_inquiry(message, rule)
         elif mti[2] == "2":
             self._complete(message)
             decision = Decision("answer", self.code("approved"))
@@ -291,6 +261,28 @@ class HostLogic:
         return attrs.evolve(decision, delivery=delivery, delay_s=delay, rule=rule.name)
 
     # -- authorisations -------------------------------------------------------------
+
+    def _balance_inquiry(self, message: Message, rule: Rule | None) -> Decision:
+        """Approved with the balance of the matching rule's account; nothing is taken.
+
+        No original is remembered (a reversal of it gives nothing back). A card whose
+        rule names no account has no balance to tell: 114 / 52 (no account).
+        """
+        if rule is not None and rule.action == "decline":
+            return Decision("answer", self.code("declined"))
+        account = rule.account if rule is not None else None
+        if account is None:
+            return Decision("answer", self.code("no_account"))
+        fields = message.fields
+        key = self.ledger.balance_key(account, fields.get("2"))
+        processing = fields.get("3", "")
+        account_type = processing[2:4] if processing[2:4].isdigit() else "00"
+        currency = fields.get("49") or DEFAULT_CURRENCY
+        self.balance_inquiries += 1
+        available = AdditionalAmount(
+            account_type, AVAILABLE_BALANCE, currency, self.ledger.balance(key)
+        )
+        return Decision("answer", self.code("approved"), balance=available)
 
     def _authorise(self, message: Message, rule: Rule | None) -> Decision:
         amount = _amount(message)
@@ -308,7 +300,7 @@ class HostLogic:
         taken = self.ledger.take(key, amount)
         if taken == 0:
             return Decision("answer", self.code("insufficient_funds"))
-        self._remember(message, _Original(key, taken))
+        self._remember(message, Original(key, taken))
         if taken < amount:
             return Decision(
                 "answer",
@@ -318,7 +310,7 @@ class HostLogic:
             )
         return Decision("answer", self.code("approved"), approval_code=self._next_approval_code())
 
-    def _remember(self, message: Message, original: _Original) -> None:
+    def _remember(self, message: Message, original: Original) -> None:
         terminal = message.fields.get("41", "")
         stan = message.fields.get("11")
         originals = self._originals
@@ -342,7 +334,7 @@ class HostLogic:
             if value:
                 self._originals[(terminal, tag + value)] = original
 
-    def find_original(self, message: Message) -> _Original | None:
+    def find_original(self, message: Message) -> Original | None:
         """By field 56/90 STAN, then RRN (37), then approval code (38), per terminal."""
         terminal = message.fields.get("41", "")
         stan = original_stan(message)

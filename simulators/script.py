@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import attrs
+from forecourt.codecs.family import Family
 from forecourt.keys.mac import MacAlgorithm, PreparedMac
 
 from ._toml import SimConfigError, Table, load_toml
@@ -55,6 +56,9 @@ class Expectation:
     absent: tuple[str, ...] = ()
     mac: str = "verify"
     stan: str | None = None  # None: the STAN of the last request sent
+    # field 54 must decode and hold an available balance (amount type 02) of this
+    # many minor units (a balance inquiry's answer)
+    available_balance: int | None = None
 
 
 @attrs.frozen
@@ -242,7 +246,7 @@ class _MacView(Table):
         super().__init__({"tak": t.raw("tak"), "algorithm": algorithm}, t.path, t.source)
 
 
-def _parse_case(t: Table, family: str, timeout_s: float) -> Case:
+def _parse_case(t: Table, family: Family, timeout_s: float) -> Case:
     name = t.text("name")
     steps = tuple(_parse_step(s, family, timeout_s) for s in t.tables("steps"))
     if not steps:
@@ -279,7 +283,7 @@ _KINDS = (
 _WITH_EXPECT = ("send", "raw", "frame")
 
 
-def _parse_step(t: Table, family: str, timeout_s: float) -> Step:
+def _parse_step(t: Table, family: Family, timeout_s: float) -> Step:
     kinds = [k for k in _KINDS if k in t]
     main = [k for k in kinds if k != "expect"]
     if len(main) > 1 or not kinds or (main and kinds != main and main[0] not in _WITH_EXPECT):
@@ -343,7 +347,7 @@ def _fields(t: Table, key: str) -> dict[str, str]:
     return out
 
 
-def _expectation(t: Table, family: str, timeout_s: float) -> Expectation | None:
+def _expectation(t: Table, family: Family, timeout_s: float) -> Expectation | None:
     if "expect" not in t:
         return None
     e = t.table("expect")
@@ -361,6 +365,7 @@ def _expectation(t: Table, family: str, timeout_s: float) -> Expectation | None:
         absent=e.texts("absent"),
         mac=e.text("mac", "verify", ANSWER_MAC),
         stan=stan,
+        available_balance=e.opt_integer("available_balance"),
     )
     e.done()
     return expectation

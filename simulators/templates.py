@@ -12,6 +12,7 @@ import time
 from collections.abc import Mapping
 
 import attrs
+from forecourt.codecs.family import Family
 from forecourt.codecs.fields import OriginalData, OriginalElements
 from forecourt.codecs.message import Message
 from forecourt.codecs.network import NetworkFunction, network_request
@@ -34,6 +35,7 @@ DEFAULT_TEST_PAN = "4761739001010010"
 TEMPLATES = (
     "purchase",
     "preauth",
+    "balance_inquiry",
     "completion",
     "reversal",
     "reconciliation",
@@ -79,7 +81,7 @@ class TerminalIdentity:
 
     terminal_id: str = attrs.field(converter=_ans8)
     merchant_id: str = attrs.field(converter=_ans15)
-    family: str
+    family: Family
     pan: str
     expiry: str = "2912"
     currency: str = "978"
@@ -108,10 +110,10 @@ class Shift:
         self.debits = self.debit_amount = self.debit_reversals = self.debit_reversal_amount = 0
 
 
-def _now_fields(family: str, now: float) -> dict[str, str]:
+def _now_fields(family: Family, now: float) -> dict[str, str]:
     gm = time.gmtime(now)
     fields = {"7": time.strftime("%m%d%H%M%S", gm)}
-    if family == "1993":
+    if family == Family.ISO1993:
         fields["12"] = time.strftime("%y%m%d%H%M%S", gm)
     else:
         fields["12"] = time.strftime("%H%M%S", gm)
@@ -136,7 +138,7 @@ def _card_request(
     }
     if who.acquirer_id:
         fields["32"] = who.acquirer_id
-    if family == "1993":
+    if family == Family.ISO1993:
         fields["22"] = profile.pos_data_code
         fields["26"] = profile.business_code
         # Function code: 200 original financial request; 101 pre-authorisation,
@@ -148,8 +150,8 @@ def _card_request(
     return Message("0" + mti_1993[1:], fields)
 
 
-def _original_reference(family: str, original: Message) -> dict[str, str]:
-    if family == "1993":
+def _original_reference(family: Family, original: Message) -> dict[str, str]:
+    if family == Family.ISO1993:
         return {"56": OriginalData.of(original.mti, original.fields).encode()}
     return {"90": OriginalElements.of(original.mti, original.fields).encode()}
 
@@ -172,6 +174,8 @@ def build(
         return _card_request("1200", who, profile, stan, t)
     if template == "preauth":
         return _card_request("1100", who, profile, stan, t)
+    if template == "balance_inquiry":
+        return _balance_inquiry(who, profile, stan, t)
     if template in ("sign_on", "sign_off", "echo", "key_change"):
         message = network_request(family, NetworkFunction(template), stan, who.terminal_id, t)
         return message.with_fields({42: who.merchant_id})
@@ -182,6 +186,17 @@ def build(
     if template == "reconciliation":
         return _reconciliation(who, stan, t, shift or Shift())
     raise TemplateError(f"unknown template {template!r}; known: {', '.join(TEMPLATES)}")
+
+
+def _balance_inquiry(who: TerminalIdentity, profile: Profile, stan: str, now: float) -> Message:
+    """What is left on the card (a fleet card before fuelling): 1100 / 0100, code 31xxxx.
+
+    Nothing is to be taken, so the amount is zero; 1993 function code 108 (inquiry).
+    """
+    updates: dict[int, str | None] = {3: "310000", 4: f"{0:012d}"}
+    if who.family == Family.ISO1993:
+        updates[24] = "108"
+    return _card_request("1100", who, profile, stan, now).with_fields(updates)
 
 
 def _completion(
@@ -203,7 +218,7 @@ def _completion(
         approved = answer.fields.get("4")
         if approved is not None and answer.fields.get("39") in ("002", "10"):
             fields["4"] = approved  # never complete for more than was approved
-    if who.family == "1993":
+    if who.family == Family.ISO1993:
         fields["24"] = "201"  # 202 when a step overrides field 4 with another amount
     return Message(base.mti, fields)
 
@@ -224,7 +239,7 @@ def _reversal(
         for n in ("37", "38"):
             if n in answer.fields:
                 fields[n] = answer.fields[n]
-    if who.family == "1993":
+    if who.family == Family.ISO1993:
         fields["24"] = "400"  # full reversal
         fields["25"] = "4021"  # timeout waiting for the answer
         return Message("1420", fields)
@@ -250,7 +265,7 @@ def _reconciliation(who: TerminalIdentity, stan: str, now: float, shift: Shift) 
         "97": ("D" if net >= 0 else "C") + f"{abs(net):016d}",
         **_now_fields(who.family, now),
     }
-    if who.family == "1993":
+    if who.family == Family.ISO1993:
         fields["24"] = "500"  # final reconciliation
         fields["49"] = who.currency
         return Message("1520", fields)

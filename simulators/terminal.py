@@ -4,29 +4,29 @@ The simulated terminal holds its KEK, signs on, installs the working keys the
 switch delivers (TR-31 blocks in field 96 / 48, unwrapped with the keys
 package), MACs its requests and verifies the MAC of every answer. Each case
 runs on a fresh connection; keys, STANs and shift totals carry over from case
-to case, as they would on a real terminal.
+to case, as they would on a real terminal. The keys are in `terminal_keys`,
+the checks of an answer against an expectation in `answer_checks`, the
+verdicts and JUnit report in `case_report`.
 """
 
 from __future__ import annotations
 
 import time
-import xml.etree.ElementTree as ET
-from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import attrs
 import trio
 from forecourt.codecs.action_codes import is_approved
-from forecourt.codecs.dialect import decode, mac_input
+from forecourt.codecs.dialect import decode
 from forecourt.codecs.errors import CodecError
 from forecourt.codecs.framing import encode_frame
 from forecourt.codecs.message import Message
 from forecourt.codecs.mti import response_mti
-from forecourt.keys.errors import KeysError
-from forecourt.keys.exchange import install_key_change
-from forecourt.keys.mac import PreparedMac
 
+from .answer_checks import Answer, StepFailed, check_answer
+from .case_report import CaseResult, write_junit
 from .client import ConnectionClosed, HostConnection
+from .rules import is_balance_inquiry
 from .script import (
     Case,
     Disconnect,
@@ -52,6 +52,7 @@ from .templates import (
     TerminalIdentity,
     build,
 )
+from .terminal_keys import TerminalKeys
 
 __all__ = [
     "CaseResult",
@@ -61,21 +62,6 @@ __all__ = [
     "run_script_sync",
     "write_junit",
 ]
-
-
-@attrs.frozen
-class CaseResult:
-    """One case's verdict: `reason` says which step failed and why (None when passed)."""
-
-    name: str
-    passed: bool
-    seconds: float
-    reason: str | None = None
-    steps_run: int = 0
-
-
-class StepFailed(Exception):
-    """A step's expectation did not hold; the message is the reason shown to the user."""
 
 
 def parse_address(address: str | tuple[str, int]) -> tuple[str, int]:
@@ -88,12 +74,6 @@ def parse_address(address: str | tuple[str, int]) -> tuple[str, int]:
     return host or "127.0.0.1", int(port)
 
 
-@attrs.define
-class _Answer:
-    message: Message
-    raw: bytes
-
-
 class TerminalSimulator:
     """The state of one simulated terminal across the cases of a script."""
 
@@ -101,16 +81,16 @@ class TerminalSimulator:
         self.script = script
         self.settings = script.terminal
         self.address = address
-        self.tak: PreparedMac | None = self.settings.tak
-        self.previous_tak: PreparedMac | None = None
-        self.key_changes = 0
+        self.keys = TerminalKeys(
+            self.settings.identity.family, self.settings.kek, self.settings.tak, self.settings.mac
+        )
         self.shift = Shift()
         self._stan = self.settings.stan_start - 1
         self._last: SentRequest | None = None
         self._last_preauth: SentRequest | None = None
         self._last_financial: SentRequest | None = None
         self._conn: HostConnection | None = None
-        self._backlog: list[_Answer] = []
+        self._backlog: list[Answer] = []
         self._case: Case | None = None
 
     # -- running ------------------------------------------------------------------------
@@ -234,7 +214,7 @@ class TerminalSimulator:
             await self._expect(step.expect)
 
     async def _send_message(self, message: Message, mode: str) -> None:
-        mac = self._mac_for(message, mode)
+        mac = self.keys.mac_for(message, mode)
         try:
             await self.conn.send(message, mac)
         except CodecError as exc:
@@ -242,23 +222,12 @@ class TerminalSimulator:
         sent = SentRequest(message)
         self._last = sent
         cls = message.mti[1]
+        if is_balance_inquiry(message):
+            return  # takes nothing: no completion or reversal refers to it
         if cls == "1" and message.mti[2] == "0":
             self._last_preauth = sent
         if cls in "12" and message.mti[2] in "02":
             self._last_financial = sent
-
-    def _mac_for(self, message: Message, mode: str) -> Callable[[bytes], bytes] | None:
-        if mode == "none" or message.mti[1] == "8":
-            return None  # network management travels without a MAC
-        if mode == "previous":
-            if self.previous_tak is None:
-                raise StepFailed("no previous TAK to MAC with (rotate keys first)")
-            return self.previous_tak.generate
-        if mode == "corrupt":
-            return _Corrupt(self.tak).generate
-        if self.tak is None or not self.settings.mac:
-            return None
-        return self.tak.generate
 
     async def _raw(self, step: Raw) -> None:
         data = step.data
@@ -281,22 +250,22 @@ class TerminalSimulator:
 
     # -- receiving --------------------------------------------------------------------------
 
-    async def _next_answer(self) -> _Answer:
+    async def _next_answer(self) -> Answer:
         payload = await self.conn.receive_payload()
         try:
             message = decode(self.settings.wire.dialect, payload)
         except CodecError as exc:
             raise StepFailed(f"undecodable answer: {exc}") from None
-        answer = _Answer(message, payload)
+        answer = Answer(message, payload)
         self._on_answer(answer)
         return answer
 
-    def _on_answer(self, answer: _Answer) -> None:
+    def _on_answer(self, answer: Answer) -> None:
         """Keys delivered, references for completions and reversals, shift totals."""
         message = answer.message
         family = self.settings.identity.family
         if message.mti[1] == "8":
-            self._install_keys(message)
+            self.keys.install(message)
         code = message.fields.get("39", "")
         for sent in (self._last, self._last_preauth, self._last_financial):
             if (
@@ -327,24 +296,6 @@ class TerminalSimulator:
         if self._last_financial is old:
             self._last_financial = new
 
-    def _install_keys(self, message: Message) -> None:
-        kek = self.settings.kek
-        if kek is None:
-            return
-        family = self.settings.identity.family
-        field96 = message.fields.get("96") if family == "1993" else None
-        payload = bytes.fromhex(field96) if field96 is not None else message.fields.get("48")
-        if not payload:
-            return
-        try:
-            keys = install_key_change(kek, payload)
-            tak = keys.mac_key().mac
-        except KeysError as exc:
-            raise StepFailed(f"delivered keys do not install: {exc}") from None
-        self.previous_tak = self.tak
-        self.tak = tak
-        self.key_changes += 1
-
     async def _expect(self, expectation: Expectation) -> None:
         if self._last is None and expectation.stan is None:
             raise StepFailed("nothing was sent to expect an answer to")
@@ -368,48 +319,7 @@ class TerminalSimulator:
                     self._backlog.append(candidate)
         if answer is None:
             raise StepFailed(f"no answer for STAN {stan} within {expectation.within_s:g} s")
-        self._check(answer, expectation, wanted_mti)
-
-    def _check(self, answer: _Answer, e: Expectation, wanted_mti: str | None) -> None:
-        message = answer.message
-        fields = message.fields
-        if wanted_mti is not None and message.mti != wanted_mti:
-            raise StepFailed(f"answer MTI {message.mti}, expected {wanted_mti}")
-        code = fields.get("39")
-        if e.action_codes and code not in e.action_codes:
-            raise StepFailed(f"action code {code}, expected {' or '.join(e.action_codes)}")
-        for number, value in e.fields.items():
-            got = fields.get(number)
-            if got != value:
-                raise StepFailed(f"field {number} is {_show(number, got)}, expected {value!r}")
-        for number in e.present:
-            if number not in fields:
-                raise StepFailed(f"field {number} is absent, expected present")
-        for number in e.absent:
-            if number in fields:
-                raise StepFailed(f"field {number} is present, expected absent")
-        self._check_mac(answer, e.mac)
-
-    def _check_mac(self, answer: _Answer, mode: str) -> None:
-        if mode == "any":
-            return
-        fields = answer.message.fields
-        mac_hex = fields.get("128") or fields.get("64")
-        if mac_hex is None:
-            if mode == "required":
-                raise StepFailed("answer carries no MAC")
-            return
-        if mode == "absent":
-            raise StepFailed("answer carries a MAC, expected none")
-        if self.tak is None:
-            if mode == "required":
-                raise StepFailed("answer is MAC'd but the terminal has no TAK to verify it")
-            return
-        keys = [k for k in (self.tak, self.previous_tak) if k is not None]
-        data = mac_input(answer.raw)
-        mac = bytes.fromhex(mac_hex)
-        if not any(k.verify(data, mac) for k in keys):
-            raise StepFailed("answer MAC does not verify under the terminal's TAK")
+        check_answer(answer, expectation, wanted_mti, self.keys.accepted())
 
     async def _expect_nothing(self, seconds: float) -> None:
         with trio.move_on_after(seconds):
@@ -435,29 +345,10 @@ class TerminalSimulator:
         raise StepFailed(f"connection still open after {within_s:g} s")
 
 
-class _Corrupt:
-    """A MAC function that returns a wrong MAC (the right one with its bits flipped)."""
-
-    def __init__(self, key: PreparedMac | None) -> None:
-        self._key = key
-
-    def generate(self, data: bytes) -> bytes:
-        good = self._key.generate(data) if self._key is not None else bytes(8)
-        return bytes(b ^ 0xFF for b in good)
-
-
 def _kind(step: Step) -> str:
     if isinstance(step, Send):
         return f"send {step.template}"
     return type(step).__name__.lower()
-
-
-def _show(number: str, value: str | None) -> str:
-    if value is None:
-        return "absent"
-    if number in ("2", "35", "45", "52", "55"):
-        return "(present, not shown)"
-    return repr(value)
 
 
 async def run_script(
@@ -477,25 +368,3 @@ def run_script_sync(
 ) -> list[CaseResult]:
     """`run_script` for callers outside trio (the CLI, the demo)."""
     return trio.run(run_script, script, switch_address)
-
-
-def write_junit(results: Sequence[CaseResult], path: str | Path, suite: str) -> None:
-    """A JUnit XML report, one testcase per case, for CI."""
-    failures = sum(1 for r in results if not r.passed)
-    total = sum(r.seconds for r in results)
-    root = ET.Element(
-        "testsuite",
-        name=suite,
-        tests=str(len(results)),
-        failures=str(failures),
-        errors="0",
-        time=f"{total:.3f}",
-    )
-    for r in results:
-        case = ET.SubElement(
-            root, "testcase", classname=suite, name=r.name, time=f"{r.seconds:.3f}"
-        )
-        if not r.passed:
-            failure = ET.SubElement(case, "failure", message=r.reason or "failed")
-            failure.text = r.reason or "failed"
-    ET.ElementTree(root).write(path, encoding="utf-8", xml_declaration=True)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import attrs
 from forecourt.codecs.dialect import Dialect, get_dialect
 from forecourt.codecs.errors import CodecError
+from forecourt.codecs.family import Family
 from forecourt.codecs.fields import mask_pan
 from forecourt.codecs.framing import Framing
 from forecourt.keys.errors import KeysError
@@ -39,7 +40,7 @@ class WireFormat:
     tpdu: bytes | None = None
 
     @property
-    def family(self) -> str:
+    def family(self) -> Family:
         return self.dialect.family
 
 

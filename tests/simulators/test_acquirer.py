@@ -223,7 +223,7 @@ async def test_records_file_masks_the_pan(start_host: StartHost, tmp_path: Path)
     await conn.send(purchase(1000, "000050"))
     await conn.receive()
     await conn.aclose()
-    sim._write_pending()
+    sim.log.flush()
     lines = [json.loads(line) for line in path.read_text().splitlines()]
     assert lines[0]["masked_pan"] == "476173******0010"
     assert TEST_PAN not in path.read_text()

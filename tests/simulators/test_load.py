@@ -10,19 +10,14 @@ import attrs
 import pytest
 import trio
 from forecourt.codecs.dialect import decode, encode, get_dialect
+from forecourt.codecs.family import Family
 from forecourt.codecs.message import Message
 from forecourt.keys.mac import MacAlgorithm, prepare_mac
 from forecourt.simulators.acquirer import AcquirerSimulator
-from forecourt.simulators.load import (
-    LoadOptions,
-    LoadResult,
-    MixEntry,
-    _AnswerScanner,
-    _Terminal,
-    load_mix,
-    run_load,
-    run_load_processes,
-)
+from forecourt.simulators.load import LoadOptions, LoadResult, MixEntry, load_mix, run_load
+from forecourt.simulators.load_frames import AnswerScanner
+from forecourt.simulators.load_processes import run_load_processes
+from forecourt.simulators.load_terminal import LoadTerminal
 from forecourt.simulators.loadkeys import macs_for
 from forecourt.simulators.rules import Rule
 from forecourt.simulators.wire import wire_format
@@ -121,11 +116,11 @@ def test_a_reversal_in_the_mix_reverses_an_approved_purchase_once(
     wire = wire_format(dialect, bitmap)
     mix = (MixEntry("purchase", 1.0, amount_min=700, amount_max=900), MixEntry("reversal", 1.0))
     opts = LoadOptions("127.0.0.1", 1, wire, terminals=1, mix=mix)
-    terminal = _Terminal("L0000001", opts, LoadResult(), random.Random(5))
+    terminal = LoadTerminal("L0000001", opts, LoadResult(), random.Random(5))
     purchase, entry, _ = terminal.templates[0]
     assert purchase is not None and entry.template == "purchase"
     reversal_template = terminal.templates[1]
-    approved, declined = "000" if wire.family == "1993" else "00", "116"
+    approved, declined = "000" if wire.family == Family.ISO1993 else "00", "116"
     sent: dict[int, Message] = {}
     for _ in range(2):
         stan, frame = terminal.next_frame()
@@ -178,7 +173,7 @@ async def test_reversals_in_the_mix_reach_the_host_macd(start_host: StartHost) -
 def test_patched_requests_equal_encoded_ones(dialect: str, bitmap: str) -> None:
     wire = wire_format(dialect, bitmap)
     opts = LoadOptions("127.0.0.1", 1, wire, terminals=1)
-    terminal = _Terminal("L0000001", opts, LoadResult(), random.Random(1))
+    terminal = LoadTerminal("L0000001", opts, LoadResult(), random.Random(1))
     template, _, _ = terminal.templates[0]
     assert template is not None
     payload = template.payload(123456, 98765, None)
@@ -190,9 +185,9 @@ def test_patched_requests_equal_encoded_ones(dialect: str, bitmap: str) -> None:
 @pytest.mark.parametrize(("dialect", "bitmap"), DIALECTS)
 def test_answer_scanner_matches_decode(dialect: str, bitmap: str) -> None:
     d = get_dialect(dialect, bitmap)
-    code = "000" if d.family == "1993" else "00"
+    code = "000" if d.family == Family.ISO1993 else "00"
     answer = Message(
-        "1210" if d.family == "1993" else "0210",
+        "1210" if d.family == Family.ISO1993 else "0210",
         {
             "2": "4761739001010010",
             "3": "000000",
@@ -206,7 +201,7 @@ def test_answer_scanner_matches_decode(dialect: str, bitmap: str) -> None:
             "64": "0011223344556677",
         },
     )
-    scanner = _AnswerScanner(wire_format(dialect, bitmap))
+    scanner = AnswerScanner(wire_format(dialect, bitmap))
     assert scanner.scan(encode(d, answer)) == ("004711", code)
 
 

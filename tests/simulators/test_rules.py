@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from forecourt.codecs.family import Family
 from forecourt.codecs.fields import OriginalData
 from forecourt.codecs.message import Message
 from forecourt.simulators.rules import (
@@ -39,7 +40,7 @@ def request(
 
 def test_first_match_wins_and_criteria_combine() -> None:
     logic = HostLogic(
-        "1993",
+        Family.ISO1993,
         [
             Rule("big", "decline", amount_min=50_000, code="insufficient_funds"),
             Rule("4761", "decline", pan_prefixes=("4761",), processing_codes=("01",)),
@@ -56,18 +57,18 @@ def test_first_match_wins_and_criteria_combine() -> None:
 
 
 def test_rules_without_mti_leave_reversals_and_network_alone() -> None:
-    logic = HostLogic("1993", [Rule("no", "decline")])
+    logic = HostLogic(Family.ISO1993, [Rule("no", "decline")])
     assert logic.decide(request("1420")).code == "400"
     assert logic.decide(Message("1804", {"11": "000001", "24": "831"})).code == "800"
     assert logic.decide(request("1220")).code == "000"
-    named = HostLogic("1993", [Rule("drop reversals", "drop", mtis=("1420", "1421"))])
+    named = HostLogic(Family.ISO1993, [Rule("drop reversals", "drop", mtis=("1420", "1421"))])
     assert named.decide(request("1420")).delivery == "drop"
     assert named.decide(request("1200")).delivery == "answer"
 
 
 def test_1987_codes_and_literal_codes() -> None:
     logic = HostLogic(
-        "1987",
+        Family.ISO1987,
         [
             Rule("nsf", "decline", amount_min=5000, code="insufficient_funds"),
             Rule("lost", "decline", amount_min=4000, code="41"),
@@ -77,16 +78,16 @@ def test_1987_codes_and_literal_codes() -> None:
     assert logic.decide(request("0200", amount=4500)).code == "41"
     assert logic.decide(request("0200")).code == "00"
     assert logic.decide(request("0800")).code == "00"
-    assert resolve_code("expired_card", "1993") == "101"
+    assert resolve_code("expired_card", Family.ISO1993) == "101"
     with pytest.raises(RuleError):
-        resolve_code("116", "1987")
+        resolve_code("116", Family.ISO1987)
     with pytest.raises(RuleError):
-        HostLogic("1993", [Rule("bad", "partial", account="nobody")])
+        HostLogic(Family.ISO1993, [Rule("bad", "partial", account="nobody")])
 
 
 def fleet_logic(per_card: bool = False) -> HostLogic:
     return HostLogic(
-        "1993",
+        Family.ISO1993,
         [
             Rule("fleet", "partial", pan_prefixes=("7077",), account="fleet"),
             Rule("strict", "approve", pan_prefixes=("7078",), account="fleet"),
@@ -160,7 +161,7 @@ def test_reversal_of_purchase_by_rrn() -> None:
 
 def test_delivery_actions() -> None:
     logic = HostLogic(
-        "1993",
+        Family.ISO1993,
         [
             Rule("slow", "delay", amount_min=1, amount_max=1, delay=Delay(0.5, 0.5)),
             Rule("jitter", "delay", amount_min=2, amount_max=2, delay=Delay(0.1, 0.2)),

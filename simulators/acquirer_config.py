@@ -1,0 +1,184 @@
+"""The acquirer simulator's configuration: listener, MAC keys, recording, accounts, rules.
+
+Read from TOML (conf/sim/acquirer.toml) or built in code (`simple_config`) into
+one frozen value; every key is checked when read, and `SimConfigError` names
+the one at fault.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+import attrs
+from forecourt.keys.mac import PreparedMac
+
+from ._toml import Table, load_toml
+from .rules import ACTIONS, AccountConfig, Delay, Rule, resolve_code
+from .wire import WireFormat, parse_mac_key, parse_wire, wire_format
+
+__all__ = [
+    "AcquirerConfig",
+    "load_acquirer_config",
+    "parse_acquirer_config",
+    "simple_config",
+]
+
+
+@attrs.frozen
+class AcquirerConfig:
+    """Everything the simulated host needs; see conf/sim/acquirer.toml."""
+
+    wire: WireFormat
+    host: str = "127.0.0.1"
+    port: int = 0
+    rules: tuple[Rule, ...] = ()
+    accounts: tuple[AccountConfig, ...] = ()
+    zak: PreparedMac | None = attrs.field(default=None, repr=False)
+    # Clear KEK (test only): the host stands in for a switch towards terminals and
+    # delivers a fresh TAK at every sign-on / key change, then MACs with it.
+    kek: bytes | None = attrs.field(default=None, repr=False)
+    verify_mac: bool = True
+    generate_mac: bool = True
+    record_file: Path | None = None
+    keep_records: int = 100_000
+    seed: int | None = None
+
+
+def load_acquirer_config(path: str | Path) -> AcquirerConfig:
+    """Read a host configuration TOML; SimConfigError names the key at fault."""
+    source = str(path)
+    return parse_acquirer_config(load_toml(path), source)
+
+
+def parse_acquirer_config(data: dict[str, Any], source: str | None = None) -> AcquirerConfig:
+    root = Table(data, "", source)
+    listen = root.table("listen")
+    host = listen.text("host", "127.0.0.1")
+    port = listen.integer("port", 0, low=0)
+    wire = parse_wire(listen)
+    listen.done()
+    family = wire.family
+
+    mac = root.table("mac")
+    zak = parse_mac_key(mac, "zak")
+    kek = _parse_kek(mac)
+    verify_mac = mac.flag("verify", True)
+    generate_mac = mac.flag("generate", True)
+    mac.done()
+
+    record = root.table("record")
+    record_file = record.opt_text("file")
+    keep = record.integer("keep", 100_000, low=0)
+    record.done()
+
+    accounts = []
+    for t in root.tables("accounts"):
+        accounts.append(
+            AccountConfig(t.text("name"), t.integer("balance", low=0), t.flag("per_card", False))
+        )
+        t.done()
+    names = {a.name for a in accounts}
+
+    rules = []
+    for i, t in enumerate(root.tables("rules")):
+        action = t.text("action", choices=ACTIONS)
+        code = t.opt_text("code")
+        if code is not None:
+            try:
+                resolve_code(code, family)
+            except ValueError as exc:
+                raise t.error("code", str(exc)) from None
+        account = t.opt_text("account")
+        if account is not None and account not in names:
+            raise t.error("account", f"no account named {account!r}")
+        if action == "partial" and account is None:
+            raise t.error("account", "a partial approval needs an account with a balance")
+        delay = _parse_delay(t)
+        if action in ("delay", "late") and delay is None:
+            raise t.error("delay_s", f"action {action!r} needs delay_s")
+        rules.append(
+            Rule(
+                name=t.text("name", f"rule {i + 1}"),
+                action=action,
+                pan_prefixes=t.texts("pan_prefix"),
+                amount_min=t.opt_integer("amount_min"),
+                amount_max=t.opt_integer("amount_max"),
+                mtis=t.texts("mti"),
+                processing_codes=t.texts("processing_code"),
+                code=code,
+                delay=delay,
+                account=account,
+            )
+        )
+        t.done()
+    seed = root.opt_integer("seed")
+    root.done()
+    return AcquirerConfig(
+        wire=wire,
+        host=host,
+        port=port,
+        rules=tuple(rules),
+        accounts=tuple(accounts),
+        zak=zak,
+        kek=kek,
+        verify_mac=verify_mac,
+        generate_mac=generate_mac,
+        record_file=Path(record_file) if record_file else None,
+        keep_records=keep,
+        seed=seed,
+    )
+
+
+def _parse_kek(t: Table) -> bytes | None:
+    hex_key = t.opt_text("kek")
+    if hex_key is None:
+        return None
+    try:
+        kek = bytes.fromhex(hex_key)
+    except ValueError:
+        raise t.error("kek", "must be hex") from None
+    if len(kek) not in (16, 32):
+        raise t.error("kek", "must be a 2-key TDES (16 bytes) or AES-256 (32 bytes) key")
+    return kek
+
+
+def _parse_delay(t: Table) -> Delay | None:
+    value = t.raw("delay_s")
+    if value is None:
+        return None
+    if isinstance(value, int | float) and not isinstance(value, bool) and value >= 0:
+        return Delay(float(value), float(value))
+    if (
+        isinstance(value, list)
+        and len(value) == 2
+        and all(isinstance(v, int | float) and not isinstance(v, bool) for v in value)
+        and 0 <= value[0] <= value[1]
+    ):
+        return Delay(float(value[0]), float(value[1]))
+    raise t.error("delay_s", "must be seconds or [low, high] seconds")
+
+
+def simple_config(
+    rules: Iterable[Rule] = (),
+    accounts: Iterable[AccountConfig] = (),
+    *,
+    dialect: str = "ifsf",
+    header: str = "2b",
+    tpdu: bool = False,
+    zak: PreparedMac | None = None,
+    kek: bytes | None = None,
+    verify_mac: bool = True,
+    keep_records: int = 100_000,
+) -> AcquirerConfig:
+    """A configuration in code, for tests and the load generator's self-test."""
+    return AcquirerConfig(
+        wire=wire_format(dialect, header=header, tpdu=tpdu),
+        rules=tuple(rules),
+        accounts=tuple(accounts),
+        zak=zak,
+        kek=kek,
+        verify_mac=verify_mac,
+        keep_records=keep_records,
+    )

@@ -1,0 +1,111 @@
+"""Whether an answer meets a script's expectation: MTI, action code, fields, balance, MAC.
+
+Kept apart from the terminal's state so each check is a plain function of the
+answer, the expectation and the keys the terminal holds; the first miss raises
+`StepFailed` with the reason the certification report shows (never a PAN,
+track or PIN block: those fields are reported as present, not shown).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import attrs
+from forecourt.codecs.amounts import AVAILABLE_BALANCE, decode_field54
+from forecourt.codecs.dialect import mac_input
+from forecourt.codecs.errors import DecodeError
+from forecourt.codecs.message import Message
+from forecourt.keys.mac import PreparedMac
+
+from .script import Expectation
+
+__all__ = ["Answer", "StepFailed", "check_answer", "check_answer_mac"]
+
+# Fields whose values a failure reason never shows.
+_SECRET_FIELDS = ("2", "35", "45", "52", "55")
+
+
+class StepFailed(Exception):
+    """A step's expectation did not hold; the message is the reason shown to the user."""
+
+
+@attrs.frozen
+class Answer:
+    """An answer as decoded, with the bytes its MAC was computed over."""
+
+    message: Message
+    raw: bytes
+
+
+def check_answer(
+    answer: Answer,
+    e: Expectation,
+    wanted_mti: str | None,
+    taks: Sequence[PreparedMac],
+) -> None:
+    """Raise StepFailed at the first way `answer` misses `e`; `taks`: current TAK first."""
+    message = answer.message
+    fields = message.fields
+    if wanted_mti is not None and message.mti != wanted_mti:
+        raise StepFailed(f"answer MTI {message.mti}, expected {wanted_mti}")
+    code = fields.get("39")
+    if e.action_codes and code not in e.action_codes:
+        raise StepFailed(f"action code {code}, expected {' or '.join(e.action_codes)}")
+    for number, value in e.fields.items():
+        got = fields.get(number)
+        if got != value:
+            raise StepFailed(f"field {number} is {_show(number, got)}, expected {value!r}")
+    for number in e.present:
+        if number not in fields:
+            raise StepFailed(f"field {number} is absent, expected present")
+    for number in e.absent:
+        if number in fields:
+            raise StepFailed(f"field {number} is present, expected absent")
+    if e.available_balance is not None:
+        _check_available_balance(fields.get("54"), e.available_balance)
+    check_answer_mac(answer, e.mac, taks)
+
+
+def _check_available_balance(field54: str | None, expected: int) -> None:
+    if field54 is None:
+        raise StepFailed(f"field 54 is absent, expected an available balance of {expected}")
+    try:
+        amounts = decode_field54(field54)
+    except DecodeError as exc:
+        raise StepFailed(f"field 54 does not decode: {exc.reason}") from None
+    available = [a.amount for a in amounts if a.amount_type == AVAILABLE_BALANCE]
+    if not available:
+        raise StepFailed("field 54 holds no available balance (amount type 02)")
+    if expected not in available:
+        shown = ", ".join(str(a) for a in available)
+        raise StepFailed(f"available balance {shown}, expected {expected}")
+
+
+def check_answer_mac(answer: Answer, mode: str, taks: Sequence[PreparedMac]) -> None:
+    """mode: verify (when present), required, absent, any; `taks` the terminal may use."""
+    if mode == "any":
+        return
+    fields = answer.message.fields
+    mac_hex = fields.get("128") or fields.get("64")
+    if mac_hex is None:
+        if mode == "required":
+            raise StepFailed("answer carries no MAC")
+        return
+    if mode == "absent":
+        raise StepFailed("answer carries a MAC, expected none")
+    if not taks:
+        if mode == "required":
+            raise StepFailed("answer is MAC'd but the terminal has no TAK to verify it")
+        return
+    data = mac_input(answer.raw)
+    mac = bytes.fromhex(mac_hex)
+    if not any(k.verify(data, mac) for k in taks):
+        raise StepFailed("answer MAC does not verify under the terminal's TAK")
+
+
+def _show(number: str, value: str | None) -> str:
+    if value is None:
+        return "absent"
+    if number in _SECRET_FIELDS:
+        return "(present, not shown)"
+    return repr(value)

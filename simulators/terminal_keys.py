@@ -1,0 +1,84 @@
+"""The simulated terminal's keys: its KEK, the TAK the switch delivered and the one before.
+
+A terminal MACs its requests (never network management) under its current
+TAK and accepts answers under the current or the previous one, as it must
+while a key change is in flight. Scripts can also MAC wrongly on purpose
+(`corrupt`, `previous`) to certify the switch's refusals.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from forecourt.codecs.family import Family
+from forecourt.codecs.message import Message
+from forecourt.keys.errors import KeysError
+from forecourt.keys.exchange import install_key_change
+from forecourt.keys.mac import PreparedMac
+
+from .answer_checks import StepFailed
+
+__all__ = ["TerminalKeys"]
+
+
+class TerminalKeys:
+    """The TAKs one terminal holds; new ones arrive in sign-on / key change answers."""
+
+    def __init__(
+        self, family: Family, kek: bytes | None, tak: PreparedMac | None, mac_requests: bool
+    ) -> None:
+        self._family = family
+        self._kek = kek
+        self._mac_requests = mac_requests
+        self.tak = tak
+        self.previous_tak: PreparedMac | None = None
+        self.key_changes = 0
+
+    def accepted(self) -> list[PreparedMac]:
+        """The TAKs an answer's MAC may be under (none until a TAK is installed)."""
+        if self.tak is None:
+            return []
+        return [k for k in (self.tak, self.previous_tak) if k is not None]
+
+    def mac_for(self, message: Message, mode: str) -> Callable[[bytes], bytes] | None:
+        """The MAC function for a request; mode: auto, none, corrupt, previous."""
+        if mode == "none" or message.mti[1] == "8":
+            return None  # network management travels without a MAC
+        if mode == "previous":
+            if self.previous_tak is None:
+                raise StepFailed("no previous TAK to MAC with (rotate keys first)")
+            return self.previous_tak.generate
+        if mode == "corrupt":
+            return _Corrupt(self.tak).generate
+        if self.tak is None or not self._mac_requests:
+            return None
+        return self.tak.generate
+
+    def install(self, message: Message) -> None:
+        """Install the TAK a network answer delivers in 96 (1993) or 48 (1987), if any."""
+        kek = self._kek
+        if kek is None:
+            return
+        field96 = message.fields.get("96") if self._family == Family.ISO1993 else None
+        payload = bytes.fromhex(field96) if field96 is not None else message.fields.get("48")
+        if not payload:
+            return
+        try:
+            keys = install_key_change(kek, payload)
+            tak = keys.mac_key().mac
+        except KeysError as exc:
+            raise StepFailed(f"delivered keys do not install: {exc}") from None
+        self.previous_tak = self.tak
+        self.tak = tak
+        self.key_changes += 1
+
+
+class _Corrupt:
+    """A MAC function that returns a wrong MAC (the right one with its bits flipped)."""
+
+    def __init__(self, key: PreparedMac | None) -> None:
+        self._key = key
+
+    def generate(self, data: bytes) -> bytes:
+        good = self._key.generate(data) if self._key is not None else bytes(8)
+        return bytes(b ^ 0xFF for b in good)
