@@ -1,4 +1,10 @@
-"""One transaction as the switch works on it, and the journal row it becomes."""
+"""One transaction as the switch works on it, and the journal row it becomes.
+
+Two types, on purpose: a `TxnRecord` is mutable while the request is in hand and
+holds what must never reach the journal (the message sent upstream, with its full
+PAN, to build a reversal; the write operations due with the answer); a
+`JournalRow` is the frozen, PAN-free row. `journal_row` is the one crossing.
+"""
 
 from __future__ import annotations
 
