@@ -131,11 +131,9 @@ class QueryReader:
         return str(rows[0]["shift_id"]) if rows else None
 
     def saf_entries(self, state: str | None, limit: int) -> list[SafEntry]:
-        if state is None:
-            query, params = f"SELECT {sql.SAF_COLUMNS} FROM saf ORDER BY id LIMIT ?", (limit,)
-        else:
-            query = f"SELECT {sql.SAF_COLUMNS} FROM saf WHERE state = ? ORDER BY id LIMIT ?"
-            params = (state, limit)  # type: ignore[assignment]
+        where = "" if state is None else "WHERE state = ? "
+        params = (limit,) if state is None else (state, limit)
+        query = f"SELECT {sql.SAF_COLUMNS} FROM saf {where}ORDER BY id LIMIT ?"
         return [_saf_entry(r) for r in self._rows(self._q(query), params)]
 
     def saf_entries_of(self, txn_ids: Sequence[str]) -> list[SafEntry]:

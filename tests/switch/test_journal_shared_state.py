@@ -82,6 +82,25 @@ def test_the_grouped_path_takes_the_open_shift_too(tmp_path: Path) -> None:
     assert got is not None and got.shift_id == "S1"
 
 
+def test_the_open_shift_is_found_through_its_index(tmp_path: Path) -> None:
+    """Every insert without a shift runs the sub-select: it must reach the terminal's
+    open shift directly, not walk every shift the terminal ever had (the primary key)."""
+    from forecourt.switch.journal import statements
+    from forecourt.switch.journal.sqlite import SQLITE
+
+    SqliteJournal(tmp_path / "j.db", "normal").close()
+    with sqlite3.connect(tmp_path / "j.db") as db:
+        plans = [
+            [step[3] for step in db.execute(f"EXPLAIN QUERY PLAN {sql}", params)]
+            for sql, params in (
+                (statements.OPEN_SHIFT_OF, (T1,)),
+                (SQLITE.insert_txn, [None] * SQLITE.insert_txn.count("?")),
+            )
+        ]
+    for plan in plans:
+        assert "SEARCH shifts USING INDEX shifts_open (terminal_id=?)" in plan, plan
+
+
 def test_migration_4_leaves_one_open_shift_per_terminal(tmp_path: Path) -> None:
     """Before the journal owned open shifts, two nodes could each open one for a
     terminal: the older is closed when the newer opened, so the unique index holds."""
