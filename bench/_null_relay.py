@@ -30,13 +30,8 @@ from forecourt.codecs.framing import FrameDecoder, Framing, encode_frame
 from forecourt.keys.mac import MacAlgorithm, prepare_mac
 from forecourt.switch.direct_write import FrameWriter
 from forecourt.switch.journal.core import Journal, open_journal
-from forecourt.switch.journal.model import (
-    AddEvent,
-    Event,
-    InsertTransaction,
-    JournalRow,
-    new_txn_id,
-)
+from forecourt.switch.journal.model import Event, JournalRow, new_txn_id
+from forecourt.switch.journal.writes import AddEvent, InsertTransaction
 
 DIALECT = get_dialect("ifsf")
 FRAMING = Framing("2b")

@@ -7,18 +7,19 @@ embedded default; PostgreSQL (psycopg 3) implements the same two protocols.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Protocol
 
 from forecourt.switch.journal.model import (
     Event,
+    GuardState,
     JournalRow,
     SafEntry,
     SafStats,
     ShiftRecord,
     ShiftTotals,
-    WriteOp,
 )
+from forecourt.switch.journal.writes import WriteOp
 
 # Per write: the list of results of its operations, or the exception that undid it.
 WriteOutcome = list[object] | Exception
@@ -40,6 +41,9 @@ class JournalReader(Protocol):
     def totals(self, terminal_id: str, shift_id: str) -> ShiftTotals: ...
     def shift(self, terminal_id: str, shift_id: str) -> ShiftRecord | None: ...
     def open_shifts(self) -> list[tuple[str, str]]: ...
+    def open_shift_of(self, terminal_id: str) -> str | None: ...
+    def guard(self, terminal_id: str) -> GuardState | None: ...
+    def guards_since(self, since: float) -> list[GuardState]: ...
     def close(self) -> None: ...
 
 
@@ -62,3 +66,25 @@ class JournalBackend(Protocol):
 
     def open_reader(self) -> JournalReader: ...
     def close(self) -> None: ...
+
+
+class BatchWriter:
+    """What both backends' writers keep: the commits so far, the schema version they
+    migrated to, and ``before_commit`` (tests fail a COMMIT through it)."""
+
+    def __init__(self) -> None:
+        self._commits = 0
+        self._version = 0
+        self.before_commit: Callable[[], None] | None = None
+
+    @property
+    def commits(self) -> int:
+        return self._commits
+
+    def schema_version(self) -> int:
+        return self._version
+
+    def _commit_with(self, execute: Callable[[str], object]) -> None:
+        if self.before_commit is not None:
+            self.before_commit()
+        execute("COMMIT")

@@ -20,41 +20,39 @@ import time
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import attrs
 import trio
 from forecourt.switch.config import SwitchConfig
-from forecourt.switch.journal.backend import JournalBackend, JournalReader, WriteOutcome
+from forecourt.switch.journal.backend import JournalBackend, WriteOutcome
 from forecourt.switch.journal.model import (
+    Event,
+    JournalClosed,
+    JournalError,
+    JournalRow,
+    SafItem,
+    check_changes,
+    check_pan_free,
+    check_row,
+)
+from forecourt.switch.journal.reads import JournalReads
+from forecourt.switch.journal.sealing import SafSealer
+from forecourt.switch.journal.sqlite import SqliteJournal
+from forecourt.switch.journal.writes import (
     AddEvent,
     ClaimSaf,
     CloseShift,
     CompleteSaf,
     EnqueueSaf,
-    Event,
     FlagSaf,
     InsertTransaction,
-    JournalClosed,
-    JournalError,
-    JournalRow,
     OpenShift,
     RetrySaf,
-    SafEntry,
-    SafItem,
-    SafStats,
-    ShiftRecord,
-    ShiftTotals,
     UpdateTransaction,
     WriteOp,
-    check_changes,
-    check_pan_free,
-    check_row,
 )
-from forecourt.switch.journal.sealing import SafSealer
-from forecourt.switch.journal.sqlite import SqliteJournal
 
-_R = TypeVar("_R")
 # one encoder for every event detail: json.dumps with options builds a new one per call
 _detail_json = json.JSONEncoder(sort_keys=True, default=str).encode
 _SWITCH_INTERVAL_S = 0.0005
@@ -83,8 +81,9 @@ def open_backend(
     return SqliteJournal(Path(target), synchronous or "full")
 
 
-class Journal:
-    """The switch's journal; made by ``open_journal``. All methods are trio-async."""
+class Journal(JournalReads):
+    """The switch's journal; made by ``open_journal``. All methods are trio-async
+    (the reads are inherited from ``JournalReads``)."""
 
     def __init__(
         self,
@@ -97,14 +96,12 @@ class Journal:
         readers: int = 2,
         clock: Callable[[], float] = time.time,
     ) -> None:
+        super().__init__(readers)
         self.backend = backend
         self.node = node
         self._sealer = SafSealer(saf_key) if saf_key is not None else None
         self._max_batch = max_batch
         self._send, self._receive = trio.open_memory_channel[_PendingWrite](max_pending)
-        self._readers: list[JournalReader] = []
-        self._reader_count = readers
-        self._read_limiter = trio.CapacityLimiter(readers)
         self._clock = clock
         self.batches = 0  # batches run by the writer (== commits when none failed)
         # told (writes in the batch, seconds in the database) after each batch
@@ -327,8 +324,12 @@ class Journal:
 
     # ------------------------------------------------------------------ shifts
 
-    async def shift_open(self, terminal_id: str, shift_id: str, at: float | None = None) -> None:
-        await self.write(OpenShift(terminal_id, shift_id, self._clock() if at is None else at))
+    async def shift_open(self, terminal_id: str, shift_id: str, at: float | None = None) -> bool:
+        """Open ``shift_id`` unless the terminal has a shift open (at any node): True
+        when this opened it; otherwise ``open_shift`` names the one that is open."""
+        at_ = self._clock() if at is None else at
+        (opened,) = await self.write(OpenShift(terminal_id, shift_id, at_))
+        return bool(opened)
 
     async def shift_close(
         self,
@@ -344,80 +345,6 @@ class Journal:
                 terminal_id, shift_id, self._clock() if at is None else at, totals, in_balance
             )
         )
-
-    # ------------------------------------------------------------------ reads
-
-    async def _read(self, fn: Callable[[JournalReader], _R]) -> _R:
-        async with self._read_limiter:
-            reader = self._readers.pop() if self._readers else None
-            try:
-                if reader is None:
-                    reader = await trio.to_thread.run_sync(self.backend.open_reader)
-                return await trio.to_thread.run_sync(fn, reader, abandon_on_cancel=False)
-            finally:
-                if reader is not None:
-                    self._readers.append(reader)
-
-    async def get(self, txn_id: str) -> JournalRow | None:
-        return await self._read(lambda r: r.get(txn_id))
-
-    async def get_many(self, txn_ids: Sequence[str], chunk: int = 5000) -> list[JournalRow]:
-        """The rows found for `txn_ids`, a chunk per reader thread hop rather than one
-        hop each (recovery looks up every parked reversal: 540,000 after 15 min at 600/s)."""
-        found: list[JournalRow] = []
-        for start in range(0, len(txn_ids), chunk):
-            part = txn_ids[start : start + chunk]
-            rows = await self._read(lambda r: [r.get(t) for t in part])  # noqa: B023
-            found += [row for row in rows if row is not None]
-        return found
-
-    async def find_by_terminal_key(
-        self, mti_class: str, terminal_id: str, stan: str
-    ) -> JournalRow | None:
-        """The latest transaction with this matching key (for retransmissions)."""
-        return await self._read(lambda r: r.find_by_terminal_key(mti_class, terminal_id, stan))
-
-    async def recover(self, node: str | None = None) -> list[JournalRow]:
-        """Transactions left received/forwarded (by ``node``, or any): crash recovery."""
-        return await self._read(lambda r: r.recover(node))
-
-    async def events(self, txn_id: str) -> list[Event]:
-        return await self._read(lambda r: r.events(txn_id))
-
-    async def saf_stats(self) -> SafStats:
-        return await self._read(lambda r: r.saf_stats())
-
-    async def saf_entries(self, state: str | None = None, limit: int = 100) -> list[SafEntry]:
-        return await self._read(lambda r: r.saf_entries(state, limit))
-
-    async def saf_entries_of(self, txn_ids: Sequence[str], chunk: int = 500) -> list[SafEntry]:
-        """The SAF items queued under these transaction ids (`saf_txn` index), any state."""
-        found: list[SafEntry] = []
-        for start in range(0, len(txn_ids), chunk):
-            part = txn_ids[start : start + chunk]
-            found += await self._read(lambda r: r.saf_entries_of(part))  # noqa: B023
-        return found
-
-    async def totals(self, terminal_id: str, shift_id: str) -> ShiftTotals:
-        return await self._read(lambda r: r.totals(terminal_id, shift_id))
-
-    async def open_shifts(self) -> list[tuple[str, str]]:
-        """(terminal id, shift id) of every shift not closed yet."""
-        return await self._read(lambda r: r.open_shifts())
-
-    async def shift(self, terminal_id: str, shift_id: str) -> ShiftRecord | None:
-        return await self._read(lambda r: r.shift(terminal_id, shift_id))
-
-    def _close_readers(self) -> None:
-        while self._readers:
-            self._readers.pop().close()
-
-    # Last in the class: a method named `list` would shadow the type in later annotations.
-    async def list(
-        self, limit: int = 50, terminal: str | None = None, state: str | None = None
-    ) -> list[JournalRow]:
-        """Latest transactions first, optionally of one terminal and/or state."""
-        return await self._read(lambda r: r.list_transactions(limit, terminal, state))
 
 
 @asynccontextmanager

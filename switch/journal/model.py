@@ -1,7 +1,8 @@
-"""The journal's values: transaction rows, SAF items, shift totals, write operations.
+"""The journal's values: transaction rows, SAF items, shift totals, terminal guards.
 
 These are what the switch core and the backends exchange; they carry no
-database handle and no PAN (see ``check_pan_free``).
+database handle and no PAN (see ``check_pan_free``). The write operations are in
+``writes.py``.
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ import enum
 import os
 import re
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping
 from typing import Any
 
 import attrs
@@ -38,22 +39,6 @@ PARKED_HORIZON_S = 5 * 365 * 86400.0
 # A SAF row that is a reversal (MTI class 4: 1420, 0400) not yet claimed: under an
 # approved transaction's own id, its parked reversal (both backends' SQL).
 PARKED_REVERSAL_SQL = "state = 'pending' AND substr(mti, 2, 1) = '4'"
-
-
-def saf_entries_of_txns(
-    rows: Callable[[str, Sequence[object]], Sequence[Any]], mark: str, txn_ids: Sequence[str]
-) -> list[SafEntry]:
-    """Both readers' listing of the SAF items under given transaction ids (the
-    `saf (txn_id)` index); `rows` runs a query, `mark` is the driver's placeholder."""
-    if not txn_ids:
-        return []
-    fields = tuple(attrs.fields_dict(SafEntry))
-    marks = ", ".join(mark for _ in txn_ids)
-    found = rows(
-        f"SELECT {', '.join(fields)} FROM saf WHERE txn_id IN ({marks}) ORDER BY id",
-        tuple(txn_ids),
-    )
-    return [SafEntry(**{k: r[k] for k in fields}) for r in found]
 
 
 class SafState(enum.StrEnum):
@@ -138,6 +123,9 @@ class JournalRow:
     switch_ms: float | None = None
     response_raw: bytes | None = None  # the PAN-free answer we sent, for replay
     flags: tuple[str, ...] = attrs.field(default=(), converter=_flags)
+    # field 32 of the request as it went upstream: a later terminal reversal names the
+    # original's acquirer in field 56/90 from it
+    acquirer_id: str | None = None
 
 
 COLUMNS: tuple[str, ...] = tuple(a.name for a in attrs.fields(JournalRow))
@@ -235,147 +223,18 @@ class ShiftRecord:
     in_balance: bool | None
 
 
-# --------------------------------------------------------------------------- writes
-
-
 @attrs.frozen
-class InsertTransaction:
-    row: JournalRow
-
-
-@attrs.frozen
-class UpdateTransaction:
-    txn_id: str
-    changes: Mapping[str, object]
-
-
-@attrs.frozen
-class AddEvent:
-    event: Event
-
-
-@attrs.frozen
-class EnqueueSaf:
-    txn_id: str
-    link: str
-    mti: str
-    sealed_payload: bytes = attrs.field(repr=False)  # AES-GCM sealed, see sealing.py
-    created_at: float
-    next_attempt_at: float
-
-
-@attrs.frozen
-class ClaimSaf:
-    node: str
-    limit: int
-    lease_s: float
-    now: float
-    link: str | None = None
-
-
-@attrs.frozen
-class CompleteSaf:
-    item_id: int
-
-
-@attrs.frozen
-class RetrySaf:
-    item_id: int
-    error: str
-    next_attempt_at: float
-
-
-@attrs.frozen
-class FlagSaf:
-    item_id: int
-    error: str | None = None
-
-
-@attrs.frozen
-class OpenShift:
-    terminal_id: str
-    shift_id: str
-    at: float
-
-
-@attrs.frozen
-class CloseShift:
-    terminal_id: str
-    shift_id: str
-    at: float
-    totals: Mapping[str, Any]
-    in_balance: bool
-
-
-@attrs.frozen
-class TakeOverStale:
-    """Another node's in-flight transactions, left ``forwarded`` since before
-    ``forwarded_before``, become ``reversal_pending`` and their parked reversals due.
-
-    One conditional UPDATE decides which node takes a row, so two survivors never
-    both take it. Result: ``[(txn_id, node), ...]`` of the rows taken.
-    """
-
-    node: str  # the node taking over (its own rows are left to its own recovery)
-    forwarded_before: float
-    now: float
-
-
-@attrs.frozen
-class ExpireParked:
-    """Housekeeping: parked reversals held since before ``held_before`` are erased
-    (the transaction was answered long ago and can no longer be reversed from here),
-    and delivered items older than ``done_before`` are deleted. Result: (erased, deleted).
-
-    At most ``limit`` of each per op: a whole hold window (540,000 rows at 600/s) in one
-    transaction would hold the journal writer, and every live write behind it, for the
-    length of the scan. The caller repeats while a count comes back equal to ``limit``.
-    """
-
-    held_before: float
-    done_before: float
-    now: float
-    limit: int = 1000
-
-
-@attrs.frozen
-class CancelParked:
-    """The terminal reversed or completed an approved transaction: its parked
-    reversal (a reversal in SAF under the transaction's own id, not yet claimed) is
-    not needed any more. Whichever node parked it: the journal, not a node's memory,
-    knows. The caller checks that the transaction is still approved (a reversal made
-    due since, by a timeout or a lost answer, must go). Result: rows cancelled.
-    """
-
-    txn_id: str
-    reason: str
-
-
-@attrs.frozen
-class CancelShiftParked:
-    """A shift closed: the parked reversals of its approved transactions are not
-    needed any more. Result: rows cancelled."""
+class GuardState:
+    """A terminal's guard as every node and worker sees it (``terminal_guards``): MAC
+    failures counted since the last good MAC or key change, locked after too many,
+    signed off. Shared so a terminal locked at one node is locked at all, and after a
+    restart."""
 
     terminal_id: str
-    shift_id: str
-
-
-WriteOp = (
-    InsertTransaction
-    | UpdateTransaction
-    | AddEvent
-    | EnqueueSaf
-    | ClaimSaf
-    | CompleteSaf
-    | RetrySaf
-    | FlagSaf
-    | OpenShift
-    | CloseShift
-    | TakeOverStale
-    | ExpireParked
-    | CancelParked
-    | CancelShiftParked
-)
+    mac_failures: int
+    locked: bool
+    signed_off: bool
+    updated_at: float
 
 
 # --------------------------------------------------------------------------- the PAN guard

@@ -1,0 +1,198 @@
+"""The journal's write operations: what one ``Journal.write`` applies, all or nothing.
+
+Each is a plain value; the backends turn it into statements (``apply.py``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import attrs
+from forecourt.switch.journal.model import Event, JournalRow
+
+
+@attrs.frozen
+class InsertTransaction:
+    row: JournalRow
+
+
+@attrs.frozen
+class UpdateTransaction:
+    txn_id: str
+    changes: Mapping[str, object]
+
+
+@attrs.frozen
+class AddEvent:
+    event: Event
+
+
+@attrs.frozen
+class EnqueueSaf:
+    txn_id: str
+    link: str
+    mti: str
+    sealed_payload: bytes = attrs.field(repr=False)  # AES-GCM sealed, see sealing.py
+    created_at: float
+    next_attempt_at: float
+
+
+@attrs.frozen
+class ClaimSaf:
+    node: str
+    limit: int
+    lease_s: float
+    now: float
+    link: str | None = None
+
+
+@attrs.frozen
+class CompleteSaf:
+    item_id: int
+
+
+@attrs.frozen
+class RetrySaf:
+    item_id: int
+    error: str
+    next_attempt_at: float
+
+
+@attrs.frozen
+class FlagSaf:
+    item_id: int
+    error: str | None = None
+
+
+@attrs.frozen
+class OpenShift:
+    """Open a shift, only when the terminal has none open (a unique index on the
+    open shifts settles two nodes racing). Result: True when this op opened it."""
+
+    terminal_id: str
+    shift_id: str
+    at: float
+
+
+@attrs.frozen
+class CloseShift:
+    terminal_id: str
+    shift_id: str
+    at: float
+    totals: Mapping[str, Any]
+    in_balance: bool
+
+
+@attrs.frozen
+class TakeOverStale:
+    """Another node's in-flight transactions, left ``forwarded`` since before
+    ``forwarded_before``, become ``reversal_pending`` and their parked reversals due.
+
+    One conditional UPDATE decides which node takes a row, so two survivors never
+    both take it. Result: ``[(txn_id, node), ...]`` of the rows taken.
+    """
+
+    node: str  # the node taking over (its own rows are left to its own recovery)
+    forwarded_before: float
+    now: float
+
+
+@attrs.frozen
+class ExpireParked:
+    """Housekeeping: parked reversals held since before ``held_before`` are erased
+    (the transaction was answered long ago and can no longer be reversed from here),
+    and delivered items older than ``done_before`` are deleted. Result: (erased, deleted).
+
+    At most ``limit`` of each per op: a whole hold window (540,000 rows at 600/s) in one
+    transaction would hold the journal writer, and every live write behind it, for the
+    length of the scan. The caller repeats while a count comes back equal to ``limit``.
+    """
+
+    held_before: float
+    done_before: float
+    now: float
+    limit: int = 1000
+
+
+@attrs.frozen
+class CancelParked:
+    """The terminal reversed or completed an approved transaction: its parked
+    reversal (a reversal in SAF under the transaction's own id, not yet claimed) is
+    not needed any more. Whichever node parked it: the journal, not a node's memory,
+    knows. The caller checks that the transaction is still approved (a reversal made
+    due since, by a timeout or a lost answer, must go). Result: rows cancelled.
+    """
+
+    txn_id: str
+    reason: str
+
+
+@attrs.frozen
+class CancelShiftParked:
+    """A shift closed: the parked reversals of its approved transactions are not
+    needed any more. Result: rows cancelled."""
+
+    terminal_id: str
+    shift_id: str
+
+
+@attrs.frozen
+class RecordMacFailure:
+    """A request failed its MAC: one more failure, counted in the database (an atomic
+    increment, so two nodes counting at once never lose one); the terminal is locked
+    once ``lock_after`` are counted. Result: the ``GuardState`` after it."""
+
+    terminal_id: str
+    lock_after: int
+    at: float
+
+
+@attrs.frozen
+class ClearMacFailures:
+    """A good MAC: failures back to 0, a lock stays. Result: the ``GuardState``."""
+
+    terminal_id: str
+    at: float
+
+
+@attrs.frozen
+class UnlockTerminal:
+    """A key change: failures back to 0 and the lock lifted. Result: the ``GuardState``."""
+
+    terminal_id: str
+    at: float
+
+
+@attrs.frozen
+class SetSignedOn:
+    """Sign-on (True) or sign-off (False) as every node must see it. Result: the
+    ``GuardState``."""
+
+    terminal_id: str
+    signed_on: bool
+    at: float
+
+
+GuardOp = RecordMacFailure | ClearMacFailures | UnlockTerminal | SetSignedOn
+
+WriteOp = (
+    InsertTransaction
+    | UpdateTransaction
+    | AddEvent
+    | EnqueueSaf
+    | ClaimSaf
+    | CompleteSaf
+    | RetrySaf
+    | FlagSaf
+    | OpenShift
+    | CloseShift
+    | TakeOverStale
+    | ExpireParked
+    | CancelParked
+    | CancelShiftParked
+    | RecordMacFailure
+    | ClearMacFailures
+    | UnlockTerminal
+    | SetSignedOn
+)
