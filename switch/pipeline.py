@@ -53,7 +53,6 @@ from forecourt.switch.metrics import SwitchMetrics
 from forecourt.switch.retransmission import Retransmissions
 from forecourt.switch.reversal import ReversalReason, saf_payload, switch_reversal
 from forecourt.switch.routing import Router
-from forecourt.switch.shifts import ShiftBook
 from forecourt.switch.terminal_guard import (
     MacKeySyncError,
     MacMismatch,
@@ -102,7 +101,6 @@ class Pipeline:
         settings: PipelineSettings | None = None,
         saf: SafWaker | None = None,
         requests: TerminalRequests | None = None,
-        shifts: ShiftBook | None = None,
         guard: TerminalGuard | None = None,
     ) -> None:
         self.node = node
@@ -112,8 +110,7 @@ class Pipeline:
         self.settings = settings or PipelineSettings()
         self.saf = saf
         self.requests = requests or TerminalRequests()
-        self.shifts = shifts or ShiftBook()
-        self.guard = guard or TerminalGuard(keys, metrics)
+        self.guard = guard or TerminalGuard(keys, metrics, journal)
         self.answers = TerminalAnswers(keys, metrics)
         self.services = Services(
             router=router,
@@ -121,7 +118,6 @@ class Pipeline:
             journal=journal,
             keys=keys,
             guard=self.guard,
-            shifts=self.shifts,
             metrics=metrics,
             settings=self.settings,
             node=node,
@@ -235,6 +231,11 @@ class Pipeline:
                 await self.guard.check_mac(ctx.policy, request, terminal_id, bound)
             if rules.needs_signed_on:
                 self.guard.check_signed_on(terminal_id)
+            if rules.needs_shift and await self.journal.open_shift(terminal_id) is None:
+                bound.warning("no_open_shift")
+                answer = local_answer(request, ctx.dialect.family, Outcome.DECLINED)
+                self.answers.count(answer)
+                return Reply(await self.answers.maced(ctx, terminal_id, answer))
         if not rules.journalled or terminal_id is None:
             answer = await flow.run(Job(ctx, request, None, bound, self.services))
             if rules.mac_answer and terminal_id is not None:
@@ -275,7 +276,6 @@ class Pipeline:
             processing_code=request.fields.get("3"),
             received_at=time.time(),
             currency=request.fields.get("49"),
-            shift_id=self.shifts.current(terminal_id),
             reversible=flow.rules.parks_reversal,
         )
         self.requests.begin(key, record.txn_id, amount)

@@ -3,8 +3,10 @@
 Every transaction still `forwarded` may have been approved at the host with no
 answer journalled: its parked reversal becomes due now. One still `received` never
 left the switch: it is marked failed. SAF items this node had claimed are due
-again at once. Recent answers are loaded into the in-memory duplicate window and
-open shifts are restored. The reversals parked for approved transactions need
+again at once. Recent outcomes are loaded into the in-memory duplicate window (answers, and
+rows that ended without one, so a retransmission never becomes a second
+authorisation) and the terminal guards (locks, sign-offs) are read. The reversals parked
+for approved transactions need
 nothing: they are in the journal, where a completion, a terminal's reversal or a
 shift close cancels them.
 """
@@ -27,6 +29,7 @@ class RecoveryReport:
     reversed: int
     never_left: int
     warmed: int
+    guarded: int = 0  # terminals with a standing (locked, failures, signed off)
 
 
 async def recover(
@@ -58,8 +61,7 @@ async def recover(
             ops.append(RetrySaf(entry.id, "in flight when the switch stopped", now))
     if ops:
         await journal.write(*ops)
-    for terminal_id, shift_id in await journal.open_shifts():
-        pipeline.shifts.restore(terminal_id, shift_id)
+    guarded = await pipeline.guard.load()
     warmed = 0
     for row in reversed(await journal.list(limit=window)):
         # answered rows, and rows this recovery (or an earlier one) ended without an
@@ -70,4 +72,4 @@ async def recover(
                 warmed += 1
     if rows:
         log.warning("recovered_in_flight", reversals_queued=reversed_, never_left=never_left)
-    return RecoveryReport(reversed_, never_left, warmed)
+    return RecoveryReport(reversed_, never_left, warmed, guarded)

@@ -34,7 +34,6 @@ from forecourt.switch.pipeline import Pipeline
 from forecourt.switch.recovery import recover
 from forecourt.switch.saf import SafSender
 from forecourt.switch.session import TerminalSession
-from forecourt.switch.shifts import ShiftBook
 from forecourt.switch.takeover import run_takeover, takeover_threshold
 from forecourt.switch.terminal_keys import KeyringCache
 from forecourt.switch.workers import reuseport_listener
@@ -226,7 +225,6 @@ async def run_switch(
         async with open_journal(config, saf_key=saf_data_key(lmk), node=config.node) as journal:
             journal.on_batch = metrics.journal_batch
             links = build_links(config, metrics, keys.zone_mac)
-            shifts = ShiftBook()
             saf = SafSender(
                 journal,
                 links,
@@ -248,7 +246,6 @@ async def run_switch(
                     duplicates_from_journal=cluster,
                 ),
                 saf=saf,
-                shifts=shifts,
                 requests=TerminalRequests(window=config.journal.duplicate_window),
             )
             report = await recover(journal, pipeline, config.node)
@@ -274,6 +271,8 @@ async def run_switch(
                 for link in links.values():
                     await outer.start(link.run)
                 await outer.start(saf.run)
+                # other nodes' and workers' locks and sign-offs (a cheap indexed read)
+                outer.start_soon(pipeline.guard.watch)
                 await outer.start(
                     functools.partial(
                         keep_gc_quiet,

@@ -1,19 +1,36 @@
 """A terminal's standing: is it known, does its MAC verify, is it locked, signed on.
 
-One owner for these facts. A terminal is locked (917) after N MAC failures in a
-row until a key change or sign-on delivers new keys; a sign-off ends its
-signed-on state and financial requests are declined until the next sign-on. A
-terminal never seen signing off counts as signed on: its keys were delivered at
-registration.
+One owner for these facts: the journal's `terminal_guards` table, so a lock or
+a sign-off holds across a restart, every worker of `serve --workers` and every
+node. A terminal is locked (917) after N MAC failures in a row until a key change
+or sign-on delivers new keys; a sign-off ends its signed-on state and financial
+requests are declined until the next sign-on. A terminal never seen signing off
+counts as signed on: its keys were delivered at registration.
+
+The guard reads its view at start and, with other nodes, every `watch_s`; a check
+on the hot path costs no database read, and a change (a failure, a sign-on or
+off, a key change: all rare) is one write whose result is the new standing.
 """
 
 from __future__ import annotations
 
+import time
+
 import attrs
 import structlog
+import trio
 from forecourt.codecs.dialect import mac_input
 from forecourt.codecs.message import Message
 from forecourt.switch.context import TerminalKeys, TerminalPolicy
+from forecourt.switch.journal import (
+    ClearMacFailures,
+    GuardState,
+    Journal,
+    RecordMacFailure,
+    SetSignedOn,
+    UnlockTerminal,
+    WriteOp,
+)
 from forecourt.switch.metrics import SwitchMetrics
 
 log = structlog.get_logger("forecourt.terminal_guard")
@@ -54,10 +71,41 @@ _CLEAN = Standing()
 class TerminalGuard:
     """Checks a terminal's requests against its standing, and changes the standing."""
 
-    def __init__(self, keys: TerminalKeys, metrics: SwitchMetrics) -> None:
+    def __init__(self, keys: TerminalKeys, metrics: SwitchMetrics, journal: Journal) -> None:
         self._keys = keys
         self._metrics = metrics
+        self._journal = journal
         self._standing: dict[str, Standing] = {}
+        self._seen = 0.0  # the newest change read from the journal
+
+    # -- following the journal -------------------------------------------------
+
+    async def load(self) -> int:
+        """Read every terminal's standing (at start); the number of terminals read."""
+        return self._take(await self._journal.guards_since(0.0))
+
+    async def watch(self, every_s: float = 2.0, overlap_s: float = 5.0) -> None:
+        """Follow changes made at other nodes and workers, until cancelled.
+
+        Reads back `overlap_s` before the newest change seen: the nodes' clocks stamp
+        the rows, and reading a change twice does no harm.
+        """
+        while True:
+            await trio.sleep(every_s)
+            self._take(await self._journal.guards_since(max(0.0, self._seen - overlap_s)))
+
+    def _take(self, states: list[GuardState]) -> int:
+        for state in states:
+            self._cache(state)
+        return len(states)
+
+    def _cache(self, state: GuardState) -> None:
+        standing = Standing(state.mac_failures, state.locked, state.signed_off)
+        if standing == _CLEAN:
+            self._standing.pop(state.terminal_id, None)
+        else:
+            self._standing[state.terminal_id] = standing
+        self._seen = max(self._seen, state.updated_at)
 
     # -- reading ---------------------------------------------------------------
 
@@ -100,38 +148,38 @@ class TerminalGuard:
                 verdict = await self._keys.verify(terminal_id, mac_input(raw), mac)
         if verdict == "ok":
             if standing.mac_failures:
-                await self._set(terminal_id, attrs.evolve(standing, mac_failures=0))
+                await self._write(ClearMacFailures(terminal_id, time.time()))
             return
         self._metrics.mac_failures.labels(side="terminal").inc()
         if verdict == "key_sync":
             bound.warning("mac_key_sync_error")
             raise MacKeySyncError(terminal_id)
-        failures = standing.mac_failures + 1
-        locked = failures >= policy.mac_failures_before_lock
-        await self._set(terminal_id, attrs.evolve(standing, mac_failures=failures, locked=locked))
+        # counted in the journal: failures at every node and worker add up
+        state = await self._write(
+            RecordMacFailure(terminal_id, policy.mac_failures_before_lock, time.time())
+        )
+        failures = state.mac_failures if state is not None else standing.mac_failures + 1
         bound.warning("mac_mismatch", failures=failures)
-        if locked:
+        if state is not None and state.locked and not standing.locked:
             bound.error("terminal_locked_until_key_change", failures=failures)
         raise MacMismatch(terminal_id)
 
     # -- changing --------------------------------------------------------------
 
     async def keys_delivered(self, terminal_id: str) -> None:
-        """New working keys went out (sign-on or key change): the lock ends."""
-        standing = self.standing(terminal_id)
-        if standing.mac_failures or standing.locked:
-            await self._set(terminal_id, attrs.evolve(standing, mac_failures=0, locked=False))
+        """New working keys went out (sign-on or key change): the lock ends. Written
+        whatever this node's view, which may not know another node's failures yet."""
+        await self._write(UnlockTerminal(terminal_id, time.time()))
 
     async def signed_on(self, terminal_id: str) -> None:
-        standing = self.standing(terminal_id)
-        if standing.signed_off:
-            await self._set(terminal_id, attrs.evolve(standing, signed_off=False))
+        await self._write(SetSignedOn(terminal_id, True, time.time()))
 
     async def signed_off(self, terminal_id: str) -> None:
-        await self._set(terminal_id, attrs.evolve(self.standing(terminal_id), signed_off=True))
+        await self._write(SetSignedOn(terminal_id, False, time.time()))
 
-    async def _set(self, terminal_id: str, standing: Standing) -> None:
-        if standing == _CLEAN:
-            self._standing.pop(terminal_id, None)
-        else:
-            self._standing[terminal_id] = standing
+    async def _write(self, op: WriteOp) -> GuardState | None:
+        (state,) = await self._journal.write(op)
+        if isinstance(state, GuardState):
+            self._cache(state)
+            return state
+        return None

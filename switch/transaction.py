@@ -85,6 +85,7 @@ def journal_row(record: TxnRecord, node: str) -> JournalRow:
         switch_ms=record.switch_ms,
         response_raw=record.answer_raw,
         flags=record.flags,
+        acquirer_id=record.acquirer_id,
     )
 
 

@@ -17,7 +17,6 @@ from forecourt.switch.context import ListenerContext, PipelineSettings, Terminal
 from forecourt.switch.journal import Journal
 from forecourt.switch.metrics import SwitchMetrics
 from forecourt.switch.routing import Router
-from forecourt.switch.shifts import ShiftBook
 from forecourt.switch.terminal_guard import TerminalGuard
 from forecourt.switch.transaction import TxnRecord
 
@@ -53,7 +52,6 @@ class Services:
     journal: Journal
     keys: TerminalKeys
     guard: TerminalGuard
-    shifts: ShiftBook
     metrics: SwitchMetrics
     settings: PipelineSettings
     node: str

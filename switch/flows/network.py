@@ -13,6 +13,7 @@ from forecourt.codecs.action_codes import Outcome
 from forecourt.codecs.message import Message
 from forecourt.switch.answers import local_answer
 from forecourt.switch.flows.base import Flow, FlowRules, Job
+from forecourt.switch.shifts import new_shift_id
 
 
 async def sign_on(job: Job) -> Message:
@@ -20,9 +21,8 @@ async def sign_on(job: Job) -> Message:
     answer = await _deliver_keys(job, terminal_id)
     services = job.services
     await services.guard.signed_on(terminal_id)
-    if services.shifts.current(terminal_id) is None:
-        shift_id = services.shifts.open(terminal_id)
-        await services.journal.shift_open(terminal_id, shift_id)
+    # opens one only if the terminal has none open, at this node or any other
+    await services.journal.shift_open(terminal_id, new_shift_id())
     job.log.info("network_management", function="sign_on")
     return answer
 

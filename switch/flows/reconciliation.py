@@ -21,14 +21,13 @@ async def close_shift(job: Job) -> Message:
     family = job.ctx.dialect.family
     journal = services.journal
     record.state = "answered_locally"
-    shift_id = services.shifts.current(record.terminal_id)
-    if shift_id is None:
+    shift_id = await journal.open_shift(record.terminal_id)
+    if shift_id is None:  # closed at another node since the pipeline's check
         job.log.warning("shift_close_without_open_shift")
         return local_answer(request, family, Outcome.DECLINED)
     totals = await journal.totals(record.terminal_id, shift_id)
     result = reconcile(request, totals)
     await journal.shift_close(record.terminal_id, shift_id, result.as_journal(), result.in_balance)
-    services.shifts.closed(record.terminal_id)
     record.pending_ops.append(CancelShiftParked(record.terminal_id, shift_id))
     record.flags = ("in_balance",) if result.in_balance else ("out_of_balance",)
     job.log.info("shift_closed", shift_id=shift_id, in_balance=result.in_balance)

@@ -29,13 +29,8 @@ def queue_for_authoriser(
             host_family,
             convert_mti(original.request_mti, host_family),
             original.acquirer_stan,
-            _sent_acquirer_id(original) or authoriser.acquirer_id,
+            original.acquirer_id or authoriser.acquirer_id,
         )
     record.pending_ops.append(
         journal.saf_enqueue_op(record.txn_id, authoriser.name, upstream.mti, saf_payload(upstream))
     )
-
-
-def _sent_acquirer_id(original: JournalRow) -> str | None:
-    value = getattr(original, "acquirer_id", None)
-    return value if isinstance(value, str) else None
