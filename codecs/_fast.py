@@ -5,7 +5,7 @@ transaction in the switch. Specialised per dialect spec, the same work is a few
 microseconds. The fast path only answers when its result is certainly the
 general codec's: it returns None for anything out of the ordinary (a BCD or hex
 bitmap dialect, a field the spec lacks, a length that does not fit, a non-ASCII
-value, trailing bytes, an empty secondary bitmap...) and the caller then runs
+value, trailing bytes, a tertiary bitmap...) and the caller then runs
 pyiso8583, which produces the value or raises the proper error. Tests compare
 both paths message for message (tests/codecs/test_fast.py).
 """
@@ -107,10 +107,11 @@ class FastCodec:
         idx = 12
         if primary[0] & 0x80:
             secondary = raw[12:20]
-            if len(secondary) != 8 or not any(secondary) or secondary[0] & 0x80:
-                return None  # an empty secondary bitmap, or a tertiary one: the codec says why
-            bitmap = primary + secondary
+            if len(secondary) != 8 or secondary[0] & 0x80:
+                return None  # truncated, or a tertiary bitmap: the codec says why
             idx = 20
+            # A secondary bitmap that flags nothing reads as absent (some stacks always send one).
+            bitmap = primary + secondary if any(secondary) else primary
         else:
             bitmap = primary
         numbers: list[int] = []

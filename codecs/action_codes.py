@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import enum
 
+from .family import Family
+
 __all__ = [
     "FAMILIES",
     "Outcome",
@@ -22,7 +24,7 @@ __all__ = [
     "to_1993",
 ]
 
-FAMILIES: tuple[str, ...] = ("1993", "1987")
+FAMILIES: tuple[Family, ...] = (Family.ISO1993, Family.ISO1987)
 
 
 class Outcome(enum.Enum):
@@ -119,20 +121,21 @@ _APPROVING = frozenset(
 )
 
 
-def _family_index(family: str) -> int:
-    if family == "1993":
+def _family_index(family: Family) -> int:
+    # `==`, not `is`: a plain "1993" from a caller that has not converted still works.
+    if family == Family.ISO1993:
         return 0
-    if family == "1987":
+    if family == Family.ISO1987:
         return 1
     raise ValueError(f"family must be '1993' or '1987', not {family!r}")
 
 
-def code_for(outcome: Outcome, family: str) -> str:
-    """Field 39 for an outcome: code_for(APPROVED, "1993") == "000", ("1987") == "00"."""
+def code_for(outcome: Outcome, family: Family) -> str:
+    """Field 39 for an outcome: code_for(APPROVED, ISO1993) == "000", (ISO1987) == "00"."""
     return _CODES[outcome][_family_index(family)]
 
 
-def outcome_of(code: str, family: str) -> Outcome:
+def outcome_of(code: str, family: Family) -> Outcome:
     """What a field 39 value means; unknown codes fall back to their class, never raise."""
     if _family_index(family) == 0:
         known = _FROM_1993.get(code)
@@ -147,7 +150,7 @@ def outcome_of(code: str, family: str) -> Outcome:
     return _FROM_1987.get(code, Outcome.DECLINED)
 
 
-def is_approved(code: str, family: str) -> bool:
+def is_approved(code: str, family: Family) -> bool:
     """True for approvals (1993 0xx, 400, 800; 1987 00, 08, 10, 11, 16)."""
     return outcome_of(code, family) in _APPROVING
 
@@ -157,7 +160,7 @@ def to_1987(code3: str) -> str:
     precise = _DECLINE_TO_1987.get(code3)
     if precise is not None:
         return precise
-    return code_for(outcome_of(code3, "1993"), "1987")
+    return code_for(outcome_of(code3, Family.ISO1993), Family.ISO1987)
 
 
 def to_1993(code2: str, mti: str | None = None) -> str:
@@ -170,10 +173,10 @@ def to_1993(code2: str, mti: str | None = None) -> str:
     precise = _DECLINE_TO_1993.get(code2)
     if precise is not None:
         return precise
-    outcome = outcome_of(code2, "1987")
+    outcome = outcome_of(code2, Family.ISO1987)
     if outcome is Outcome.APPROVED and mti is not None and len(mti) == 4:
         if mti[1] == "4":
             outcome = Outcome.REVERSAL_ACCEPTED
         elif mti[1] == "8":
             outcome = Outcome.NETWORK_ACCEPTED
-    return code_for(outcome, "1993")
+    return code_for(outcome, Family.ISO1993)

@@ -43,7 +43,6 @@ MAC_LENGTH = 8
 
 # pyiso8583's keys for the parts that are not data elements.
 _PART_NAMES = {"t": "mti", "p": "bitmap", "1": "bitmap", "h": "header"}
-_EMPTY_BITMAP = "0" * 16
 
 
 @attrs.frozen
@@ -102,9 +101,11 @@ def decode(dialect: Dialect, data: bytes | bytearray | memoryview) -> Message:
     """Decode one message (no length header, no TPDU); raises only DecodeError.
 
     Besides pyiso8583's own checks it refuses what would not re-encode to the
-    same bytes: an MTI that is not four digits of the dialect's version, an
-    empty secondary bitmap, a tertiary bitmap, a length prefix that is not
-    plain digits (Python's int() would take " 5", "+5" or "1_0").
+    same bytes: an MTI that is not four digits of the dialect's version, a
+    tertiary bitmap, a length prefix that is not plain digits (Python's int()
+    would take " 5", "+5" or "1_0"). One departure is accepted and normalised:
+    a secondary bitmap that flags no field (some stacks always write one)
+    decodes as if it were absent; `raw` stays the bytes received, for the MAC.
     """
     fast = dialect.fast
     if fast is not None and type(data) is bytes:
@@ -133,8 +134,6 @@ def decode(dialect: Dialect, data: bytes | bytearray | memoryview) -> Message:
     if secondary is not None:
         if len(secondary) != 16:
             raise DecodeError("65", "tertiary bitmap not supported")
-        if secondary == _EMPTY_BITMAP:
-            raise DecodeError("bitmap", "secondary bitmap flags no field")
         if dialect.bitmap == "hex" and not _is_hex(secondary):
             raise DecodeError("bitmap", "secondary bitmap is not 16 hex digits")
     if dialect.text_lengths:

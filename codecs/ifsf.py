@@ -13,11 +13,12 @@ from __future__ import annotations
 from typing import Any, Literal
 
 from ._layout import Layout, fixed, ll, lll, render_ascii
+from .family import Family
 
 __all__ = ["FAMILY", "LAYOUT", "NAME", "spec"]
 
 NAME = "ifsf"
-FAMILY = "1993"
+FAMILY = Family.ISO1993
 
 LAYOUT: dict[int, Layout] = {
     2: ll("n", 19, "Primary account number"),

@@ -7,10 +7,11 @@ Formats are those of the 1987 standard; fields 55 (ICC data, LLL b..255) and
 from __future__ import annotations
 
 from ._layout import Layout, fixed, ll, lll
+from .family import Family
 
 __all__ = ["FAMILY", "LAYOUT"]
 
-FAMILY = "1987"
+FAMILY = Family.ISO1987
 
 LAYOUT: dict[int, Layout] = {
     2: ll("n", 19, "Primary account number"),

@@ -9,6 +9,7 @@ from __future__ import annotations
 import enum
 import time
 
+from forecourt.codecs.family import Family
 from forecourt.codecs.message import Message
 
 
@@ -46,7 +47,7 @@ def local_time_1993(now: float | None = None) -> str:
 
 
 def network_request(
-    family: str,
+    family: Family,
     function: NetworkFunction,
     stan: str,
     terminal_id: str | None = None,
@@ -55,7 +56,7 @@ def network_request(
     fields: dict[str, str] = {"7": transmission_time(now), "11": stan}
     if terminal_id is not None:
         fields["41"] = terminal_id
-    if family == "1993":
+    if family == Family.ISO1993:
         fields["24"] = _CODE_1993[function]
         return Message(mti="1804", fields=fields)
     fields["70"] = _CODE_1987[function]

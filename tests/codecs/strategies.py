@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from forecourt.codecs._layout import Layout
 from forecourt.codecs.dialect import Dialect
+from forecourt.codecs.family import Family
 from forecourt.codecs.message import Message
 from hypothesis import strategies as st
 
@@ -52,7 +53,7 @@ def field_value(
 
 
 def mti(dialect: Dialect) -> st.SearchStrategy[str]:
-    version = "1" if dialect.family == "1993" else "0"
+    version = "1" if dialect.family is Family.ISO1993 else "0"
     return st.text(alphabet=DIGITS, min_size=3, max_size=3).map(lambda rest: version + rest)
 
 

@@ -11,6 +11,7 @@ from forecourt.codecs.action_codes import (
     to_1987,
     to_1993,
 )
+from forecourt.codecs.family import Family
 
 TABLE = [
     (Outcome.APPROVED, "000", "00"),
@@ -35,9 +36,9 @@ TABLE = [
 
 @pytest.mark.parametrize(("outcome", "c93", "c87"), TABLE)
 def test_table(outcome: Outcome, c93: str, c87: str) -> None:
-    assert code_for(outcome, "1993") == c93
-    assert code_for(outcome, "1987") == c87
-    assert outcome_of(c93, "1993") is outcome
+    assert code_for(outcome, Family.ISO1993) == c93
+    assert code_for(outcome, Family.ISO1987) == c87
+    assert outcome_of(c93, Family.ISO1993) is outcome
     assert to_1987(c93) == c87
 
 
@@ -46,8 +47,8 @@ def test_every_outcome_has_codes() -> None:
 
 
 def test_1987_codes_shared_by_two_outcomes_read_back_as_the_common_one() -> None:
-    assert outcome_of("A0", "1987") is Outcome.MAC_INCORRECT
-    assert outcome_of("00", "1987") is Outcome.APPROVED
+    assert outcome_of("A0", Family.ISO1987) is Outcome.MAC_INCORRECT
+    assert outcome_of("00", Family.ISO1987) is Outcome.APPROVED
     assert to_1993("A0") == "916"
 
 
@@ -87,9 +88,15 @@ def test_precise_declines_survive_translation() -> None:
     ],
 )
 def test_is_approved(code: str, family: str, approved: bool) -> None:
-    assert is_approved(code, family) is approved
+    assert is_approved(code, Family(family)) is approved
+    assert is_approved(code, family) is approved  # a plain str still works
 
 
 def test_unknown_family() -> None:
-    with pytest.raises(ValueError):
-        code_for(Outcome.APPROVED, "2003")
+    for call in (
+        lambda: code_for(Outcome.APPROVED, "2003"),
+        lambda: outcome_of("00", "2003"),
+        lambda: is_approved("00", "2003"),
+    ):
+        with pytest.raises(ValueError, match="family must be '1993' or '1987', not '2003'"):
+            call()

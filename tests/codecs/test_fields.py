@@ -248,3 +248,15 @@ def test_field48_encode_errors() -> None:
     for bad in ({13: "x"}, {3: "D"}, {3: b"DE"}, {40: "abcd"}, {4: "00000000xx"}, {8: "x" * 251}):
         with pytest.raises(EncodeError):
             encode_field48(bad)
+
+
+def test_fields_re_exports_every_helper_of_the_concept_modules() -> None:
+    # switch/ and simulators/ import from forecourt.codecs.fields: the split must not move a name.
+    from forecourt.codecs import field48, fields, masking, original, product
+
+    names: set[str] = set()
+    for module in (masking, original, product, field48):
+        for name in module.__all__:
+            assert getattr(fields, name) is getattr(module, name)
+        names.update(module.__all__)
+    assert set(fields.__all__) == names
