@@ -30,8 +30,13 @@ from forecourt.codecs.fields import mask_pan
 from forecourt.codecs.message import Message
 from forecourt.codecs.mti import is_advice, is_request, mti_class
 from forecourt.codecs.network import NetworkFunction, network_function
-from forecourt.switch.acquirer_link import AcquirerLink, HostTimeout, LinkBusy, LinkError
 from forecourt.switch.answers import local_answer, relay_answer
+from forecourt.switch.authoriser import (
+    Authoriser,
+    AuthoriserBusy,
+    AuthoriserError,
+    AuthoriserTimeout,
+)
 from forecourt.switch.journal import (
     AddEvent,
     CancelParked,
@@ -151,7 +156,7 @@ class Pipeline:
         self,
         *,
         router: Router,
-        links: Mapping[str, AcquirerLink],
+        links: Mapping[str, Authoriser],
         keys: TerminalKeys,
         journal: Journal,
         metrics: SwitchMetrics,
@@ -486,7 +491,7 @@ class Pipeline:
     async def _answered_elsewhere(self, key: TerminalKey, row: JournalRow) -> JournalRow | None:
         """Poll the shared journal while another node's request with this key is in
         flight (bounded by the longest request timeout); None if never answered."""
-        limit = max((link.settings.request_timeout_s for link in self.links.values()), default=5)
+        limit = max((link.request_timeout_s for link in self.links.values()), default=5)
         deadline = trio.current_time() + min(limit, 60.0) + 1.0
         while trio.current_time() < deadline:
             await trio.sleep(0.05)
@@ -508,14 +513,14 @@ class Pipeline:
 
     # -- forwarding ----------------------------------------------------------------
 
-    def _link_for(self, request: Message, record: TxnRecord) -> AcquirerLink | Outcome:
+    def _link_for(self, request: Message, record: TxnRecord) -> Authoriser | Outcome:
         try:
             route = self.router.route(pan_of(request) or "")
         except NoRoute:
             return Outcome.DECLINED
         record.route = route
         link = self.links.get(route)
-        if link is None or not link.connected:
+        if link is None or not link.available:
             return Outcome.ISSUER_UNAVAILABLE
         return link
 
@@ -533,7 +538,7 @@ class Pipeline:
             bound.warning("route_unavailable", route=record.route)
             return local_answer(request, family, link)
         route = link.name
-        host_family = link.settings.dialect.family
+        host_family = link.family
         upstream = across_families(request.with_fields({64: None, 128: None}), family, host_family)
 
         async def journal_before_send(sent: Message) -> None:
@@ -561,24 +566,24 @@ class Pipeline:
             record.parked_saf_id = saf_id if isinstance(saf_id, int) else None
 
         try:
-            answer = await link.exchange(upstream, before_send=journal_before_send)
-        except HostTimeout:
+            answer = await link.authorise(upstream, before_send=journal_before_send)
+        except AuthoriserTimeout:
             self.metrics.host_timeouts.labels(link=route).inc()
             bound.warning("host_timeout_reversal_queued", route=route)
             self._arm_reversal(record, "host timeout", time.time())
             return local_answer(request, family, Outcome.ISSUER_TIMEOUT)
-        except LinkError as exc:
+        except AuthoriserError as exc:
             # nothing reached the host (busy, or the connection broke before sending)
             record.state = "declined"
             bound.warning("link_unavailable", route=route, reason=type(exc).__name__)
             if record.parked_saf_id is not None:
-                if isinstance(exc, LinkBusy) or record.sent is None:
+                if isinstance(exc, AuthoriserBusy) or record.sent is None:
                     record.pending_ops.append(CompleteSaf(record.parked_saf_id))
                 else:
                     self._arm_reversal(record, "link broke while sending", time.time())
             return local_answer(request, family, Outcome.ISSUER_UNAVAILABLE)
-        record.host_ms = answer.host_seconds * 1000.0
-        self._host_latency(route).observe(answer.host_seconds)
+        record.host_ms = answer.seconds * 1000.0
+        self._host_latency(route).observe(answer.seconds)
         relayed = relay_answer(
             request, across_families(answer.message, host_family, family), family, host_family
         )
@@ -634,7 +639,7 @@ class Pipeline:
             reversal = switch_reversal(
                 record.sent,
                 record.sent.fields["11"],
-                link.settings.dialect.family,
+                link.family,
                 ReversalReason.UNDELIVERED,
             )
             ops.append(
@@ -702,12 +707,12 @@ class Pipeline:
         request: Message,
         family: str,
         record: TxnRecord,
-        link: AcquirerLink,
+        link: Authoriser,
         original: JournalRow | None,
     ) -> None:
         """Queue a reversal or advice for the host (SAF, durable with the answer), its
         original reference (56/90) rewritten to name what the host saw."""
-        host_family = link.settings.dialect.family
+        host_family = link.family
         upstream = across_families(request.with_fields({64: None, 128: None}), family, host_family)
         if original is not None and original.acquirer_stan is not None:
             upstream = point_at_host_original(
@@ -715,7 +720,7 @@ class Pipeline:
                 host_family,
                 convert_mti(original.request_mti, host_family),
                 original.acquirer_stan,
-                link.settings.acquirer_id,
+                link.acquirer_id,
             )
         record.pending_ops.append(
             self.journal.saf_enqueue_op(
@@ -737,7 +742,7 @@ class Pipeline:
         if ref is not None:
             preauth = await self._find_original(("1", record.terminal_id, ref[1]))
         flags: list[str] = []
-        link: AcquirerLink | None = None
+        link: Authoriser | None = None
         if preauth is None:
             flags.append("preauth_unknown")
         else:
