@@ -132,8 +132,10 @@ class StanAllocator:
         quarantine_s: float = 120.0,
         start: int = 0,
         clock: Callable[[], float] = time.monotonic,
+        space: int = 999_999,  # STANs 1..space; smaller only in tests, to come around fast
     ) -> None:
-        self._next = start % 999_999
+        self._space = space
+        self._next = start % space
         self._in_use: set[int] = set()
         # insertion order is expiry order: quarantine_s is the same for every entry
         self._quarantine: OrderedDict[int, float] = OrderedDict()
@@ -147,8 +149,9 @@ class StanAllocator:
             if until > now:
                 break
             self._quarantine.popitem(last=False)
-        for _ in range(999_999):
-            self._next = self._next % 999_999 + 1
+        space = self._space
+        for _ in range(space):
+            self._next = self._next % space + 1
             candidate = self._next
             if candidate not in self._in_use and candidate not in self._quarantine:
                 self._in_use.add(candidate)
