@@ -76,6 +76,7 @@ class ZoneMac:
 class Awaited:
     """One request waiting for its answer."""
 
+    key: Hashable
     expected_mti: str
     event: trio.Event = attrs.field(factory=trio.Event)
     answer: Message | None = None
@@ -102,13 +103,13 @@ class AwaitedAnswers:
     def __len__(self) -> int:
         return len(self._waiting)
 
-    def expect(self, key: Hashable, request_mti: str) -> Awaited:
-        awaited = Awaited(response_mti(request_mti))
-        self._waiting[key] = awaited
+    def expect(self, request: Message) -> Awaited:
+        awaited = Awaited(self._match_key(request), response_mti(request.mti))
+        self._waiting[awaited.key] = awaited
         return awaited
 
-    def forget(self, key: Hashable) -> None:
-        del self._waiting[key]
+    def forget(self, awaited: Awaited) -> None:
+        del self._waiting[awaited.key]
 
     def deliver(self, message: Message, payload: bytes) -> None:
         """Hand an answer to the request it matches; count and log one that matches none."""
@@ -147,7 +148,6 @@ class AcquirerConnection:
         dialect: Dialect,
         framing: Framing,
         answers: AwaitedAnswers,
-        match_key: Callable[[Message], Hashable],
         mac: ZoneMac,
         metrics: SwitchMetrics,
     ) -> None:
@@ -158,7 +158,6 @@ class AcquirerConnection:
         self._dialect = dialect
         self._framing = framing
         self._answers = answers
-        self._match_key = match_key
         self._mac = mac
         self._metrics = metrics
 
@@ -170,8 +169,7 @@ class AcquirerConnection:
         `before_send` runs after the request is awaited and before anything leaves.
         AuthoriserUnavailable: the write failed; AuthoriserTimeout: no answer in time.
         """
-        key = self._match_key(request)
-        awaited = self._answers.expect(key, request.mti)
+        awaited = self._answers.expect(request)
         try:
             if before_send is not None:
                 await before_send(request)
@@ -187,7 +185,7 @@ class AcquirerConnection:
                 raise AuthoriserTimeout(self._link)
             return Answer(awaited.answer, time.perf_counter() - started, request.fields["11"])
         finally:
-            self._answers.forget(key)
+            self._answers.forget(awaited)
 
     async def read_answers(self) -> None:
         """Deliver every answer that arrives; return when the stream ends or breaks."""

@@ -199,7 +199,6 @@ class Iso8583Authoriser:
                 dialect=self.settings.dialect,
                 framing=self.settings.framing,
                 answers=self._answers,
-                match_key=match_key,
                 mac=self._mac,
                 metrics=self._metrics,
             )
