@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import time
 from collections import OrderedDict
+from collections.abc import Callable
 
 import attrs
 import trio
@@ -135,23 +136,38 @@ class StanExhausted(Exception):
 
 
 class StanAllocator:
-    """Switch-side STANs for one acquirer link: sequential, never two in flight."""
+    """Switch-side STANs for one acquirer link: sequential, never two in flight.
 
-    def __init__(self, quarantine_s: float = 120.0, start: int = 0) -> None:
-        self._next = start % 999_999
+    The one memory of STANs that timed out: one is kept out of use for
+    `quarantine_s`, and `quarantined` tells the link's reader that an answer
+    carrying it is late rather than unknown.
+    """
+
+    def __init__(
+        self,
+        quarantine_s: float = 120.0,
+        start: int = 0,
+        clock: Callable[[], float] = time.monotonic,
+        space: int = 999_999,  # STANs 1..space; smaller only in tests, to come around fast
+    ) -> None:
+        self._space = space
+        self._next = start % space
         self._in_use: set[int] = set()
+        # insertion order is expiry order: quarantine_s is the same for every entry
         self._quarantine: OrderedDict[int, float] = OrderedDict()
         self._quarantine_s = quarantine_s
+        self._clock = clock
 
     def allocate(self) -> str:
-        now = time.monotonic()
+        now = self._clock()
         while self._quarantine:
             _, until = next(iter(self._quarantine.items()))
             if until > now:
                 break
             self._quarantine.popitem(last=False)
-        for _ in range(999_999):
-            self._next = self._next % 999_999 + 1
+        space = self._space
+        for _ in range(space):
+            self._next = self._next % space + 1
             candidate = self._next
             if candidate not in self._in_use and candidate not in self._quarantine:
                 self._in_use.add(candidate)
@@ -162,7 +178,17 @@ class StanAllocator:
         number = int(stan)
         self._in_use.discard(number)
         if quarantine:
-            self._quarantine[number] = time.monotonic() + self._quarantine_s
+            self._quarantine[number] = self._clock() + self._quarantine_s
+            self._quarantine.move_to_end(number)
+
+    def quarantined(self, stan: str | None) -> bool:
+        """True while `stan` timed out and is kept out of use: an answer with it is late.
+
+        Asked only for answers that matched nothing, never on the hot path."""
+        if stan is None or not (stan.isascii() and stan.isdigit()):
+            return False
+        until = self._quarantine.get(int(stan))
+        return until is not None and until > self._clock()
 
     @property
     def quarantine_s(self) -> float:

@@ -18,7 +18,7 @@ import structlog
 import trio
 from forecourt.codecs.action_codes import Outcome, outcome_of
 from forecourt.codecs.mti import mti_class, repeat_mti
-from forecourt.switch.acquirer_link import AcquirerLink, LinkError
+from forecourt.switch.authoriser import Authoriser, AuthoriserError
 from forecourt.switch.config import SafConfig
 from forecourt.switch.journal import (
     AddEvent,
@@ -54,7 +54,7 @@ class SafSender:
     def __init__(
         self,
         journal: Journal,
-        links: Mapping[str, AcquirerLink],
+        links: Mapping[str, Authoriser],
         config: SafConfig,
         metrics: SwitchMetrics,
         node: str,
@@ -80,8 +80,8 @@ class SafSender:
         """Something was queued: look now rather than at the next poll."""
         self._wake.set()
 
-    def _share(self, link: AcquirerLink) -> int:
-        return max(1, int(link.settings.max_in_flight * self._config.in_flight_share))
+    def _share(self, link: Authoriser) -> int:
+        return max(1, int(link.max_in_flight * self._config.in_flight_share))
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         async with trio.open_nursery() as nursery:
@@ -89,7 +89,7 @@ class SafSender:
             while True:
                 for name, link in self._links.items():
                     room = self._share(link) - self._busy[name]
-                    if not link.connected or room <= 0:
+                    if not link.available or room <= 0:
                         continue
                     items = await self._journal.saf_claim(
                         self._node, limit=room, lease_s=self._config.lease_s, link=name
@@ -132,7 +132,7 @@ class SafSender:
             self._metrics.saf_depth.labels(link=name).set(stats.depth_by_link.get(name, 0))
         self._metrics.saf_flagged.set(stats.flagged)
 
-    async def _deliver(self, item: SafItem, link: AcquirerLink) -> None:
+    async def _deliver(self, item: SafItem, link: Authoriser) -> None:
         try:
             message = saf_message(item.payload)
             if item.attempts > 1:
@@ -141,12 +141,12 @@ class SafSender:
                 txn_id=item.txn_id, link=link.name, mti=message.mti, attempt=item.attempts
             )
             try:
-                answer = await link.exchange(message)
-            except LinkError as exc:
+                answer = await link.authorise(message)
+            except AuthoriserError as exc:
                 await self._not_yet(item, type(exc).__name__, bound)
                 return
             code = answer.message.fields.get("39", "")
-            outcome = outcome_of(code, link.settings.dialect.family)
+            outcome = outcome_of(code, link.family)
             if outcome in _TECHNICAL:
                 await self._not_yet(item, f"host answered {code}", bound)
                 return

@@ -11,7 +11,6 @@ from __future__ import annotations
 import functools
 import math
 import ssl
-from collections.abc import Callable
 
 import attrs
 import structlog
@@ -23,7 +22,7 @@ from forecourt.codecs.framing import Framing
 from forecourt.keys.lmk import Lmk, default_lmk_path, load_lmk
 from forecourt.keys.model import KeyPolicy
 from forecourt.keys.store import KeyStore
-from forecourt.switch.acquirer_link import AcquirerLink, MacKey, link_settings
+from forecourt.switch.authorisers import build_authorisers
 from forecourt.switch.config import ListenerConfig, SwitchConfig
 from forecourt.switch.context import ListenerContext, PipelineSettings, TerminalPolicy
 from forecourt.switch.gc_quiet import keep_gc_quiet
@@ -162,22 +161,6 @@ def listener_context(config: SwitchConfig, listener: ListenerConfig) -> Listener
     )
 
 
-def build_links(
-    config: SwitchConfig, metrics: SwitchMetrics, zak: Callable[[str], MacKey | None]
-) -> dict[str, AcquirerLink]:
-    links: dict[str, AcquirerLink] = {}
-    for acquirer in config.acquirers:
-        settings = link_settings(
-            acquirer,
-            get_dialect(acquirer.dialect, acquirer.bitmap),
-            Framing(header=acquirer.framing, tpdu=acquirer.tpdu, max_frame=acquirer.max_frame),
-        )
-        links[acquirer.name] = AcquirerLink(
-            settings, metrics, zak=functools.partial(zak, acquirer.name) if acquirer.mac else None
-        )
-    return links
-
-
 def drain_deadline(config: SwitchConfig) -> float:
     """How long in-flight requests get to finish when the switch stops."""
     longest = max((a.request_timeout_s for a in config.acquirers), default=0.0)
@@ -224,10 +207,10 @@ async def run_switch(
                 await keys.keyring(acquirer.name)
         async with open_journal(config, saf_key=saf_data_key(lmk), node=config.node) as journal:
             journal.on_batch = metrics.journal_batch
-            links = build_links(config, metrics, keys.zone_mac)
+            authorisers = build_authorisers(config, metrics, keys.zone_mac)
             saf = SafSender(
                 journal,
-                links,
+                authorisers,
                 config.saf,
                 metrics,
                 config.node,
@@ -235,7 +218,7 @@ async def run_switch(
             )
             pipeline = Pipeline(
                 router=config.build_router(),
-                authorisers=links,
+                authorisers=authorisers,
                 keys=keys,
                 journal=journal,
                 metrics=metrics,
@@ -264,11 +247,11 @@ async def run_switch(
 
             def healthy() -> bool:
                 return all(lst.up for lst in listeners) and any(
-                    link.connected for link in links.values()
+                    link.available for link in authorisers.values()
                 )
 
             async with trio.open_nursery() as outer:
-                for link in links.values():
+                for link in authorisers.values():
                     await outer.start(link.run)
                 await outer.start(saf.run)
                 # other nodes' and workers' locks and sign-offs (a cheap indexed read)

@@ -1,10 +1,16 @@
-"""Terminal-side matching state: the in-flight map and the window of finished answers."""
+"""Matching state: the terminal side (in flight, finished window), the link STANs."""
 
 from __future__ import annotations
 
 import gc
 
-from forecourt.switch.matching import FinishedRequest, TerminalRequests
+import pytest
+from forecourt.switch.matching import (
+    FinishedRequest,
+    StanAllocator,
+    StanExhausted,
+    TerminalRequests,
+)
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -60,3 +66,35 @@ def test_the_window_is_out_of_the_collectors_view() -> None:
     gc.collect()
     tracked = sum(1 for obj in gc.get_referents(requests._finished) if gc.is_tracked(obj))
     assert tracked == 0
+
+
+def test_a_quarantined_stan_is_not_reallocated_before_its_quarantine_ends() -> None:
+    now = [1000.0]
+    stans = StanAllocator(quarantine_s=60.0, clock=lambda: now[0], space=5)
+    timed_out = stans.allocate()
+    stans.release(timed_out, quarantine=True)
+    assert stans.quarantined(timed_out)
+    seen = []
+    for _ in range(12):  # around the five STANs more than twice
+        stan = stans.allocate()
+        seen.append(stan)
+        stans.release(stan)
+    assert timed_out not in seen and len(set(seen)) == 4
+    now[0] += 59.9
+    assert stans.quarantined(timed_out)
+    assert timed_out not in {stans.allocate() for _ in range(4)}  # the other four, all in use
+    with pytest.raises(StanExhausted):
+        stans.allocate()
+    now[0] += 0.2  # the quarantine is over
+    assert not stans.quarantined(timed_out)
+    assert stans.allocate() == timed_out
+
+
+def test_only_a_timed_out_stan_is_quarantined() -> None:
+    stans = StanAllocator(quarantine_s=60.0)
+    answered = stans.allocate()
+    stans.release(answered)
+    assert not stans.quarantined(answered)
+    assert not stans.quarantined(stans.allocate())  # in use, not timed out
+    assert not stans.quarantined(None)
+    assert not stans.quarantined("12345X")

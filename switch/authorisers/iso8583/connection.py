@@ -1,0 +1,220 @@
+"""One TCP connection to an ISO 8583 acquirer host, and the answers its link awaits.
+
+A connection is one socket with its reader and its one `FrameWriter`. The answers
+awaited are a map keyed by the authoriser's match key (for ISO 8583 the switch STAN
+and the terminal id), shared by every connection of a link: a host may answer on
+another connection than the one that carried the request, so any connection's
+reader delivers into it. An answer that matches nothing is never delivered to
+another request: it is late when its STAN is in the allocator's quarantine (its
+request timed out, its reversal is already queued), otherwise unmatched.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Hashable
+from typing import Protocol
+
+import attrs
+import structlog
+import trio
+from forecourt.codecs.dialect import Dialect, decode, encode, encode_with_mac, mac_input
+from forecourt.codecs.errors import CodecError
+from forecourt.codecs.framing import FrameDecoder, Framing, encode_frame
+from forecourt.codecs.message import Message
+from forecourt.codecs.mti import response_mti
+from forecourt.switch.authoriser import (
+    Answer,
+    AuthoriserTimeout,
+    AuthoriserUnavailable,
+    BeforeSend,
+)
+from forecourt.switch.direct_write import FrameWriter
+from forecourt.switch.matching import StanAllocator
+from forecourt.switch.metrics import SwitchMetrics
+
+__all__ = ["AcquirerConnection", "AwaitedAnswers", "MacKey", "ZoneMac"]
+
+log = structlog.get_logger("forecourt.authorisers.iso8583")
+
+_LOST = (trio.BrokenResourceError, trio.ClosedResourceError, OSError)
+
+
+class MacKey(Protocol):
+    def generate(self, data: bytes) -> bytes: ...
+
+    def verify(self, data: bytes, mac: bytes) -> bool: ...
+
+
+@attrs.frozen
+class ZoneMac:
+    """The MAC of the acquirer leg under the link's ZAK, both ways.
+
+    `zak` is asked at each use, so a key change reaches the next message; None (no
+    MAC configured, or no key yet) sends unMAC'd and accepts any answer.
+    """
+
+    zak: Callable[[], MacKey | None] | None = None
+
+    def encode(self, dialect: Dialect, message: Message) -> bytes:
+        zak = self.zak() if self.zak is not None else None
+        if zak is None:
+            return encode(dialect, message)
+        return encode_with_mac(dialect, message, zak.generate)
+
+    def verifies(self, message: Message, payload: bytes) -> bool:
+        zak = self.zak() if self.zak is not None else None
+        if zak is None:
+            return True
+        mac_hex = message.fields.get("128") or message.fields.get("64")
+        if mac_hex is None:
+            return False
+        return zak.verify(mac_input(payload), bytes.fromhex(mac_hex))
+
+
+@attrs.define(eq=False)
+class Awaited:
+    """One request waiting for its answer."""
+
+    key: Hashable
+    expected_mti: str
+    event: trio.Event = attrs.field(factory=trio.Event)
+    answer: Message | None = None
+
+
+class AwaitedAnswers:
+    """The requests of one link waiting for an answer, by match key."""
+
+    def __init__(
+        self,
+        link: str,
+        match_key: Callable[[Message], Hashable],
+        stans: StanAllocator,
+        mac: ZoneMac,
+        metrics: SwitchMetrics,
+    ) -> None:
+        self._link = link
+        self._match_key = match_key
+        self._stans = stans
+        self._mac = mac
+        self._metrics = metrics
+        self._waiting: dict[Hashable, Awaited] = {}
+
+    def __len__(self) -> int:
+        return len(self._waiting)
+
+    def expect(self, request: Message) -> Awaited:
+        awaited = Awaited(self._match_key(request), response_mti(request.mti))
+        self._waiting[awaited.key] = awaited
+        return awaited
+
+    def forget(self, awaited: Awaited) -> None:
+        del self._waiting[awaited.key]
+
+    def deliver(self, message: Message, payload: bytes) -> None:
+        """Hand an answer to the request it matches; count and log one that matches none."""
+        awaited = self._waiting.get(self._match_key(message))
+        if awaited is None or awaited.answer is not None or message.mti != awaited.expected_mti:
+            stan = message.fields.get("11")
+            kind = "late" if self._stans.quarantined(stan) else "unmatched"
+            self._metrics.unmatched_answers.labels(link=self._link, kind=kind).inc()
+            log.warning(
+                f"acquirer_{kind}_answer",
+                link=self._link,
+                mti=message.mti,
+                link_stan=stan,
+                action_code=message.fields.get("39"),
+            )
+            return
+        if self._mac.zak is not None and not self._mac.verifies(message, payload):
+            self._metrics.mac_failures.labels(side="acquirer").inc()
+            log.warning(
+                "acquirer_mac_mismatch", link=self._link, link_stan=message.fields.get("11")
+            )
+            return
+        awaited.answer = message
+        awaited.event.set()
+
+
+class AcquirerConnection:
+    """One socket to the host: its writer, its reader, and exchanges over it."""
+
+    def __init__(
+        self,
+        number: int,
+        stream: trio.abc.Stream,
+        *,
+        link: str,
+        dialect: Dialect,
+        framing: Framing,
+        answers: AwaitedAnswers,
+        mac: ZoneMac,
+        metrics: SwitchMetrics,
+    ) -> None:
+        self.number = number
+        self.stream = stream
+        self.writer = FrameWriter(stream)
+        self._link = link
+        self._dialect = dialect
+        self._framing = framing
+        self._answers = answers
+        self._mac = mac
+        self._metrics = metrics
+
+    async def exchange(
+        self, request: Message, limit: float, before_send: BeforeSend | None = None
+    ) -> Answer:
+        """Send `request` (its link STAN already in field 11) and wait up to `limit` s.
+
+        `before_send` runs after the request is awaited and before anything leaves.
+        AuthoriserUnavailable: the write failed; AuthoriserTimeout: no answer in time.
+        """
+        awaited = self._answers.expect(request)
+        try:
+            if before_send is not None:
+                await before_send(request)
+            frame = encode_frame(self._framing, self._mac.encode(self._dialect, request))
+            started = time.perf_counter()
+            try:
+                await self.writer.send(frame)
+            except _LOST as exc:
+                raise AuthoriserUnavailable(self._link) from exc
+            with trio.move_on_after(limit):
+                await awaited.event.wait()
+            if awaited.answer is None:
+                raise AuthoriserTimeout(self._link)
+            return Answer(awaited.answer, time.perf_counter() - started, request.fields["11"])
+        finally:
+            self._answers.forget(awaited)
+
+    async def read_answers(self) -> None:
+        """Deliver every answer that arrives; return when the stream ends or breaks."""
+        decoder = FrameDecoder(self._framing)
+        try:
+            while True:
+                data = await self.stream.receive_some(65536)
+                if not data:
+                    log.warning("acquirer_closed_connection", link=self._link)
+                    return
+                for frame in decoder.feed(data):
+                    self._on_frame(frame.payload)
+        except CodecError as exc:
+            self._metrics.malformed.labels(side="acquirer", reason=type(exc).__name__).inc()
+            log.warning("acquirer_bad_frame", link=self._link, error=str(exc))
+        except _LOST as exc:
+            log.warning("acquirer_read_failed", link=self._link, error=type(exc).__name__)
+
+    def _on_frame(self, payload: bytes) -> None:
+        try:
+            message = decode(self._dialect, payload)
+        except CodecError as exc:
+            self._metrics.malformed.labels(side="acquirer", reason=type(exc).__name__).inc()
+            log.warning("acquirer_undecodable_answer", link=self._link, error=str(exc))
+            return
+        self._answers.deliver(message, payload)
+
+    async def aclose(self) -> None:
+        """Close the writer first: once the stream is closed its descriptor may be reused."""
+        self.writer.close()
+        with trio.CancelScope(shield=True):
+            await self.stream.aclose()

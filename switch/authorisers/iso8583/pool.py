@@ -1,0 +1,300 @@
+"""The ISO 8583 acquirer link as an authoriser: a pool of connections to one host.
+
+The pool keeps `connections` connections up (reconnecting with backoff, signing on,
+echo tests), picks one per request, caps the requests in flight, and gives each its
+own switch STAN in field 11, so terminals' STANs never collide on the link. A STAN
+that timed out goes into the allocator's quarantine, the one memory of timed-out
+STANs: the connections ask it to tell a late answer from an unknown one.
+"""
+
+from __future__ import annotations
+
+import functools
+import itertools
+import math
+import random
+from collections.abc import Callable
+
+import attrs
+import structlog
+import trio
+from forecourt.codecs.dialect import Dialect, get_dialect
+from forecourt.codecs.family import Family
+from forecourt.codecs.framing import Framing
+from forecourt.codecs.message import Message
+from forecourt.codecs.network import NetworkFunction, network_request
+from forecourt.switch.authoriser import (
+    Answer,
+    AuthoriserBusy,
+    AuthoriserError,
+    AuthoriserUnavailable,
+    BeforeSend,
+)
+from forecourt.switch.config import AcquirerConfig
+from forecourt.switch.matching import StanAllocator, StanExhausted
+from forecourt.switch.metrics import SwitchMetrics
+
+from .connection import AcquirerConnection, AwaitedAnswers, MacKey, ZoneMac
+
+__all__ = ["Iso8583Authoriser", "LinkSettings", "build_iso8583", "link_settings"]
+
+log = structlog.get_logger("forecourt.authorisers.iso8583")
+
+KIND = "iso8583"
+
+
+@attrs.frozen
+class LinkSettings:
+    """What the link needs from the configuration, in one place."""
+
+    name: str
+    host: str
+    port: int
+    dialect: Dialect
+    framing: Framing
+    connections: int = 1
+    max_in_flight: int = 1000
+    request_timeout_s: float = 10.0
+    echo_interval_s: float = 0.0
+    sign_on: bool = False
+    reconnect_initial_s: float = 0.2
+    reconnect_max_s: float = 10.0
+    acquirer_id: str | None = None
+    connect_timeout_s: float = 5.0
+
+
+def match_key(message: Message) -> tuple[str, str]:
+    """An answer's request on a link: the switch STAN (11) and the terminal id (41)."""
+    fields = message.fields
+    return fields.get("11") or "", fields.get("41") or ""
+
+
+class Iso8583Authoriser:
+    """An acquirer host over ISO 8583: the `Authoriser` of kind "iso8583"."""
+
+    def __init__(
+        self,
+        settings: LinkSettings,
+        metrics: SwitchMetrics,
+        zak: Callable[[], MacKey | None] | None = None,
+    ) -> None:
+        self.settings = settings
+        self._metrics = metrics
+        self._mac = ZoneMac(zak)
+        self._stans = StanAllocator(
+            quarantine_s=max(60.0, 10 * settings.request_timeout_s), start=random.randrange(999_999)
+        )
+        self._answers = AwaitedAnswers(settings.name, match_key, self._stans, self._mac, metrics)
+        self._connections: list[AcquirerConnection] = []
+        self._rr = itertools.count()
+        self._connection_numbers = itertools.count(1)
+
+    # -- the protocol's members ---------------------------------------------------
+
+    @property
+    def name(self) -> str:
+        return self.settings.name
+
+    @property
+    def kind(self) -> str:
+        return KIND
+
+    @property
+    def family(self) -> Family:
+        return self.settings.dialect.family
+
+    @property
+    def acquirer_id(self) -> str | None:
+        return self.settings.acquirer_id
+
+    @property
+    def available(self) -> bool:
+        """A connection is up (and signed on, when sign-on is configured)."""
+        return bool(self._connections)
+
+    @property
+    def request_timeout_s(self) -> float:
+        return self.settings.request_timeout_s
+
+    @property
+    def max_in_flight(self) -> int:
+        return self.settings.max_in_flight
+
+    @property
+    def in_flight(self) -> int:
+        return len(self._answers)
+
+    def match_key(self, message: Message) -> tuple[str, str]:
+        return match_key(message)
+
+    async def authorise(
+        self,
+        request: Message,
+        *,
+        before_send: BeforeSend | None = None,
+        timeout: float | None = None,
+    ) -> Answer:
+        """Send a request with a switch STAN and wait for its answer.
+
+        The caller's field 11 is replaced (and field 32 added when the request has
+        none and the link has an acquirer id); the answer comes back with the switch
+        STAN in field 11, `Answer.reference`, and the caller restores its own.
+        `before_send` gets the message as the host will see it, before anything leaves.
+        """
+        if len(self._answers) >= self.settings.max_in_flight:
+            raise AuthoriserBusy(self.name)
+        connection = self._pick()
+        try:
+            stan = self._stans.allocate()
+        except StanExhausted as exc:
+            raise AuthoriserBusy(self.name) from exc
+        updates: dict[int, str | None] = {11: stan}
+        if self.settings.acquirer_id is not None and "32" not in request.fields:
+            updates[32] = self.settings.acquirer_id
+        limit = self.settings.request_timeout_s if timeout is None else timeout
+        answered = False
+        try:
+            answer = await connection.exchange(
+                request.with_fields(updates),
+                limit if math.isfinite(limit) else math.inf,
+                before_send,
+            )
+            answered = True
+            return answer
+        finally:
+            # quarantined unless answered: it may still reach the host and be answered
+            self._stans.release(stan, quarantine=not answered)
+
+    async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        """Keep `connections` connections up until cancelled."""
+        async with trio.open_nursery() as nursery:
+            for _ in range(max(1, self.settings.connections)):
+                nursery.start_soon(self._keep_connected)
+            task_status.started()
+
+    # -- exchanging ----------------------------------------------------------------
+
+    def _pick(self) -> AcquirerConnection:
+        if not self._connections:
+            raise AuthoriserUnavailable(self.name)
+        return self._connections[next(self._rr) % len(self._connections)]
+
+    # -- connections -----------------------------------------------------------------
+
+    async def _keep_connected(self) -> None:
+        delay = self.settings.reconnect_initial_s
+        while True:
+            try:
+                with trio.fail_after(self.settings.connect_timeout_s):
+                    stream = await trio.open_tcp_stream(self.settings.host, self.settings.port)
+            except (OSError, trio.TooSlowError) as exc:
+                log.warning("acquirer_connect_failed", link=self.name, error=type(exc).__name__)
+                await trio.sleep(delay * random.uniform(0.8, 1.2))
+                delay = min(self.settings.reconnect_max_s, delay * 2)
+                continue
+            connection = AcquirerConnection(
+                next(self._connection_numbers),
+                stream,
+                link=self.name,
+                dialect=self.settings.dialect,
+                framing=self.settings.framing,
+                answers=self._answers,
+                mac=self._mac,
+                metrics=self._metrics,
+            )
+            try:
+                await self._serve_connection(connection)
+            finally:
+                if connection in self._connections:
+                    self._connections.remove(connection)
+                self._publish_state()
+                await connection.aclose()
+            delay = self.settings.reconnect_initial_s
+            await trio.sleep(delay * random.uniform(0.5, 1.0))
+
+    async def _serve_connection(self, connection: AcquirerConnection) -> None:
+        """Sign on, then serve until the reader ends or an echo test fails."""
+        try:
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(self._read, connection, nursery.cancel_scope)
+                signed_on = not self.settings.sign_on or (
+                    await self._network(NetworkFunction.SIGN_ON, connection) is not None
+                )
+                if not signed_on:
+                    log.warning("acquirer_sign_on_failed", link=self.name)
+                    nursery.cancel_scope.cancel()
+                    return
+                self._connections.append(connection)
+                self._publish_state()
+                log.info("acquirer_connected", link=self.name, connection=connection.number)
+                if self.settings.echo_interval_s > 0:
+                    nursery.start_soon(self._echo, connection, nursery.cancel_scope)
+        except (trio.BrokenResourceError, trio.ClosedResourceError, OSError) as exc:
+            log.warning("acquirer_connection_lost", link=self.name, error=type(exc).__name__)
+
+    @staticmethod
+    async def _read(connection: AcquirerConnection, scope: trio.CancelScope) -> None:
+        await connection.read_answers()
+        scope.cancel()
+
+    def _publish_state(self) -> None:
+        self._metrics.link_connections.labels(link=self.name).set(len(self._connections))
+
+    async def _echo(self, connection: AcquirerConnection, scope: trio.CancelScope) -> None:
+        while True:
+            await trio.sleep(self.settings.echo_interval_s)
+            if await self._network(NetworkFunction.ECHO, connection) is None:
+                log.warning("acquirer_echo_failed", link=self.name, connection=connection.number)
+                scope.cancel()
+                return
+
+    async def _network(
+        self, function: NetworkFunction, connection: AcquirerConnection
+    ) -> Message | None:
+        stan = self._stans.allocate()
+        request = network_request(self.family, function, stan)
+        answered = False
+        try:
+            limit = self.settings.request_timeout_s
+            answer = await connection.exchange(request, limit if math.isfinite(limit) else math.inf)
+            answered = True
+        except (AuthoriserError, trio.BrokenResourceError, trio.ClosedResourceError):
+            return None
+        finally:
+            self._stans.release(stan, quarantine=not answered)
+        return answer.message
+
+
+def link_settings(config: AcquirerConfig, dialect: Dialect, framing: Framing) -> LinkSettings:
+    """Build the link's settings from an acquirer config section."""
+    return LinkSettings(
+        name=config.name,
+        host=config.host,
+        port=config.port,
+        dialect=dialect,
+        framing=framing,
+        connections=config.connections,
+        max_in_flight=config.max_in_flight,
+        request_timeout_s=config.request_timeout_s,
+        echo_interval_s=config.echo_interval_s,
+        sign_on=config.sign_on,
+        reconnect_initial_s=config.reconnect_initial_s,
+        reconnect_max_s=config.reconnect_max_s,
+        acquirer_id=config.acquirer_id or None,
+    )
+
+
+def build_iso8583(
+    acquirer: AcquirerConfig,
+    metrics: SwitchMetrics,
+    zak: Callable[[str], MacKey | None],
+) -> Iso8583Authoriser:
+    """The table of kinds' factory for "iso8583": an `[[acquirers]]` entry as a link."""
+    settings = link_settings(
+        acquirer,
+        get_dialect(acquirer.dialect, acquirer.bitmap),
+        Framing(header=acquirer.framing, tpdu=acquirer.tpdu, max_frame=acquirer.max_frame),
+    )
+    return Iso8583Authoriser(
+        settings, metrics, zak=functools.partial(zak, acquirer.name) if acquirer.mac else None
+    )
