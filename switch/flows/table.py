@@ -64,13 +64,28 @@ TABLE: tuple[Row, ...] = (
 )
 
 
+def _index(table: tuple[Row, ...]) -> dict[tuple[str, bool], tuple[Row, ...]]:
+    """The rows that can match each (MTI class, advice), in table order: a lookup per
+    request instead of a walk over every row."""
+    index: dict[tuple[str, bool], tuple[Row, ...]] = {}
+    for row in table:
+        for advice in (False, True):
+            if row.advice is None or row.advice == advice:
+                index[(row.mti_class, advice)] = (*index.get((row.mti_class, advice), ()), row)
+    return index
+
+
+_BY_CLASS = _index(TABLE)
+
+
 def flow_for(request: Message, table: tuple[Row, ...] = TABLE) -> Flow:
     """The flow that answers `request` (a request or advice, already decoded)."""
     cls = mti_class(request.mti)
     advice = is_advice(request.mti)
+    rows = _BY_CLASS.get((cls, advice), ()) if table is TABLE else table
     kind = (request.fields.get("3") or "")[:2]
     function = network_function(request) if cls == "8" else None
-    for row in table:
+    for row in rows:
         if row.matches(cls, advice, kind, function):
             return row.flow
     return unsupported.UNKNOWN
