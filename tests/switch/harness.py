@@ -45,6 +45,8 @@ class SmallHost:
     connections: int = 0
     # answers to the next reversals/advices, one each ("909" keeps them queued); then 400/000
     advice_codes: list[str] = attrs.field(factory=list)
+    # write a secondary bitmap that flags no field, as some ISO 8583 stacks always do
+    empty_secondary: bool = False
 
     async def serve(self, *, task_status: trio.TaskStatus[int] = trio.TASK_STATUS_IGNORED) -> None:
         listeners = await trio.open_tcp_listeners(0, host="127.0.0.1")
@@ -102,9 +104,14 @@ class SmallHost:
         if code in ("000", "00", "002", "10"):
             fields["38"] = "A1B2C3"
         answer = Message(mti=response_mti(request.mti), fields=fields)
+        payload = encode(self.dialect, answer)
+        if self.empty_secondary and self.dialect.bitmap == "binary" and not payload[4] & 0x80:
+            payload = (
+                payload[:4] + bytes([payload[4] | 0x80]) + payload[5:12] + bytes(8) + payload[12:]
+            )
         async with lock:
             with contextlib.suppress(trio.BrokenResourceError):
-                await stream.send_all(encode_frame(Framing(), encode(self.dialect, answer)))
+                await stream.send_all(encode_frame(Framing(), payload))
 
 
 # An original as the host knows it: terminal id (41), the switch's STAN on the link

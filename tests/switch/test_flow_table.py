@@ -203,3 +203,35 @@ async def test_no_pan_in_the_balance_answer(tmp_path: Path) -> None:
         answer = await t.exchange(t.preauth(0).with_fields({3: "310000", 4: None}))
         assert answer.raw is not None
         assert TEST_PAN.encode() not in answer.raw
+
+
+@pytest.mark.parametrize("dialect", ["ifsf", "iso87ascii"])
+async def test_a_host_answer_with_an_empty_secondary_bitmap_is_taken(
+    tmp_path: Path, dialect: str
+) -> None:
+    """Before, it was dropped as undecodable: the terminal got 91 and a reversal followed."""
+    from forecourt.codecs.dialect import get_dialect
+
+    from tests.switch.harness import SmallHost
+
+    host = SmallHost(get_dialect(dialect), empty_secondary=True)
+    async with started_switch(tmp_path, dialect=dialect, host=host) as sut, sut.terminal() as t:
+        assert (await t.exchange(t.purchase(2200))).fields["39"] in ("000", "00")
+        assert not [m for m in sut.host.received if m.mti[1] == "4"]
+
+
+async def test_a_mac_lock_survives_a_restart(tmp_path: Path) -> None:
+    """The lock is the journal's, not process memory: a restart does not lift it."""
+    async with started_switch(tmp_path, mac_failures_before_lock=2) as sut:
+        async with sut.terminal() as t:
+            for _ in range(2):
+                await t.send(t.purchase(100), mac=False)
+                assert (await t.receive()).fields["39"] == "916"
+            assert (await t.exchange(t.purchase(100))).fields["39"] == "917"
+            tak = t.tak
+        await sut.restart()
+        async with sut.terminal() as again:
+            again.tak = tak
+            assert (await again.exchange(again.purchase(100))).fields["39"] == "917"
+            await _sign_on(again, sut.keks["T0000001"])
+            assert (await again.exchange(again.purchase(100))).fields["39"] == "000"
