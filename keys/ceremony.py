@@ -195,6 +195,11 @@ def read_components(
         except (EOFError, KeyboardInterrupt):
             raise _abandoned(f"at component {i}") from None
         provisioning.check_component(i, component, algorithm, expected)
+        if component in components:  # one custodian's component twice: no split knowledge
+            j = components.index(component) + 1
+            raise CeremonyError(
+                f"component {i} is the same as component {j}: each custodian brings their own"
+            )
         if custodians is not None:
             custodians.say(f"  component {i} matches its KCV")
         components.append(component)

@@ -24,7 +24,13 @@ from pathlib import Path
 import forecourt.switch.cli as switch_cli
 import pytest
 from forecourt.keys import Family, KcvMismatch, KeyStore, install_key_change, kcv
-from forecourt.keys.ceremony import CLEAR_SCREEN, Custodians, import_acquirer, new_terminal
+from forecourt.keys.ceremony import (
+    CLEAR_SCREEN,
+    Custodians,
+    import_acquirer,
+    import_terminal,
+    new_terminal,
+)
 from forecourt.keys.ceremony_cli import add_acquirer_arguments, add_terminal_arguments
 from forecourt.keys.crypto import Algorithm, adjust_parity
 
@@ -392,4 +398,42 @@ def test_a_wrong_component_kcv_at_the_prompt_stops_at_that_component(data: Path)
     with KeyStore.open(data) as store, pytest.raises(KcvMismatch, match="component 1 does"):
         import_acquirer(store, "acq", custodians=custodians, actor="test")
     assert "component 2" not in out.getvalue()
+    assert owners(data) == []
+
+
+def test_a_terminal_typed_in_with_a_wrong_kek_kcv_is_not_stored(data: Path) -> None:
+    def answers(kek_kcv: str) -> io.StringIO:
+        return io.StringIO(f"{C1}\n{C1_KCV}\n{C2}\n{C2_KCV}\n{kek_kcv}\n")
+
+    out = io.StringIO()
+    with KeyStore.open(data) as store, pytest.raises(KcvMismatch, match="the KEK made of these"):
+        import_terminal(
+            store, "T1", Family.TDES, custodians=Custodians(answers("ABCDEF"), out), actor="t"
+        )
+    assert "component 2 matches its KCV" in out.getvalue()
+    assert owners(data) == []
+    with KeyStore.open(data) as store:
+        c = import_terminal(
+            store,
+            "T1",
+            Family.TDES,
+            custodians=Custodians(answers(ZMK_KCV), out),
+            actor="t",
+        )
+    assert c.kcv == ZMK_KCV  # the same XOR, parity set, as the ZMK above
+    assert owners(data) == ["T1"]
+
+
+def test_one_custodian_cannot_bring_both_components(
+    capsys: pytest.CaptureFixture[str], data: Path, tmp_path: Path
+) -> None:
+    f1 = write(tmp_path / "c1", C1)
+    rc, _, err = run(
+        capsys,
+        "add-acquirer",
+        "acq",
+        *("--component-file", str(f1), "--component-file", str(f1)),
+        *("--component-kcv", C1_KCV, "--component-kcv", C1_KCV, "--kcv", "0000"),
+    )
+    assert rc == 2 and "component 2 is the same as component 1" in one_line(err)
     assert owners(data) == []
