@@ -56,7 +56,7 @@ class Custodians:
         """The operator's terminal, or None when stdin or stdout is not one."""
         if not (sys.stdin.isatty() and sys.stdout.isatty()):
             return None
-        return cls(sys.stdin, sys.stdout, lambda prompt: getpass.getpass(prompt))
+        return cls(sys.stdin, sys.stdout, getpass.getpass)
 
     def say(self, text: str) -> None:
         print(text, file=self._out, flush=True)

@@ -1,8 +1,9 @@
 """Provisioning: a new owner's master key from clear components, and its first working keys.
 
-A terminal's KEK comes from a key ceremony (two random components, shown once)
-or from two components it already holds; an acquirer link's ZMK is the XOR of
-the components its custodians bring, checked against their KCV. Either way the
+A terminal's KEK comes from a key ceremony (two random components, each for its
+own custodian: see `ceremony`) or from two components it already holds; an
+acquirer link's ZMK is the XOR of the components its custodians bring. Each
+component is checked against its custodian's KCV, the result against theirs. Either way the
 owner starts with version 1 of every working key, active, wrapped under the
 master key for the terminal's or host's first sign-on.
 """

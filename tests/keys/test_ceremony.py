@@ -146,7 +146,7 @@ _COMPONENT = re.compile(r"component (\d):\s+([0-9A-F ]+?)\r?\n\s+component \1 KC
 def test_generated_components_are_shown_one_custodian_at_a_time(
     data: Path, consoles: list[Console]
 ) -> None:
-    con = Console(data, "add-terminal", "T0000001")
+    con = Console(data, "add-terminal", "T0000001", "--data-dir", str(data))  # as README.md
     consoles.append(con)
     before = con.expect("press Enter to see component 1")
     assert "component 1:" not in before
