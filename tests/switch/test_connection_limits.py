@@ -174,14 +174,19 @@ async def test_only_refused_frames_are_closed_at_the_first_frame_deadline(tmp_pa
         codes: list[str] = []
 
         async def refused() -> None:
-            # an unknown terminal (109), and a known one's frame that does not decode (904)
+            # an unknown terminal (109), a known one's frame that does not decode (904)
             codes.append((await stranger.exchange(stranger.purchase(100))).fields["39"])
             bad = encode(stranger.dialect, stranger.purchase(100).with_fields({41: "T0000001"}))
             await stranger.send_raw(len(bad[:-3]).to_bytes(2, "big") + bad[:-3])
             codes.append((await stranger.receive()).fields["39"])
+            # a known terminal's request without its MAC (916, then 917 once locked)
+            await impostor.send(impostor.purchase(100), mac=False)
+            codes.append((await impostor.receive()).fields["39"])
 
+        impostor = Terminal(stranger.stream, stranger.dialect, "T0000001", None)
         closed_after = await until_closed(refused, within=4.0)
         assert {"109", "904"} <= set(codes)
+        assert {"916", "917"} & set(codes)
         assert closed_after is not None, "refused frames kept the connection open"
         assert closed_after < 3.0
         await served(sut)
