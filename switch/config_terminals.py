@@ -54,6 +54,12 @@ class ListenerConfig:
     max_connections: int = 1000
     idle_timeout_s: float = 300.0
     tls: TlsConfig | None = None
+    # 0 = no cap: behind HAProxy (no PROXY protocol) or a site's NAT, terminals share one address
+    max_connections_per_address: int = 0
+    # a connection must have a frame accepted this soon, or it is closed (frees its slot)
+    first_frame_timeout_s: float = 10.0
+    # requests of one connection handled at once; beyond it the session stops reading
+    max_in_flight_per_connection: int = 32
 
 
 @attrs.frozen
@@ -151,6 +157,13 @@ def _listener(t: ConfigTable, resolve: Callable[[str], Path]) -> ListenerConfig:
     terminal_group = t.str_("terminal_group")
     max_connections = t.int_("max_connections", 1000, 1, 1_000_000)
     idle_timeout_s = t.float_("idle_timeout_s", 300.0, 1.0, 86400.0)
+    per_address = t.int_("max_connections_per_address", 0, 0, 1_000_000)
+    first_frame_timeout_s = t.float_("first_frame_timeout_s", 10.0, 0.1, 86400.0)
+    if per_address > max_connections:
+        raise t.error(
+            "max_connections_per_address", f"must not exceed max_connections ({max_connections})"
+        )
+    in_flight_per_connection = t.int_("max_in_flight_per_connection", 32, 1, 100_000)
     wire = read_wire(t)
     t.finish()
     return ListenerConfig(
@@ -166,4 +179,7 @@ def _listener(t: ConfigTable, resolve: Callable[[str], Path]) -> ListenerConfig:
         max_connections=max_connections,
         idle_timeout_s=idle_timeout_s,
         tls=tls,
+        max_connections_per_address=per_address,
+        first_frame_timeout_s=first_frame_timeout_s,
+        max_in_flight_per_connection=in_flight_per_connection,
     )

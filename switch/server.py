@@ -22,6 +22,7 @@ from forecourt.codecs.framing import Framing
 from forecourt.keys.lmk import Lmk, default_lmk_path, load_lmk
 from forecourt.keys.model import KeyPolicy
 from forecourt.keys.store import KeyStore
+from forecourt.switch.admission import Admission, ConnectionLog, SessionLimits
 from forecourt.switch.authorisers import build_authorisers
 from forecourt.switch.config import ListenerConfig, SwitchConfig
 from forecourt.switch.context import ListenerContext, PipelineSettings, TerminalPolicy
@@ -49,7 +50,7 @@ class RunningSwitch:
 
 
 class Listener:
-    """One listening port: accepts, enforces the connection cap, runs sessions."""
+    """One listening port: accepts within the connection caps, runs sessions."""
 
     def __init__(
         self,
@@ -65,6 +66,9 @@ class Listener:
         self._metrics = metrics
         self._sessions: set[TerminalSession] = set()
         self._accept_scope = trio.CancelScope()
+        self._admission = Admission(config.max_connections, config.max_connections_per_address)
+        self._limits = SessionLimits.of(config)
+        self.events = ConnectionLog(config.name, metrics)
         self._ssl: ssl.SSLContext | None = None
         if config.tls is not None:
             self._ssl = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
@@ -81,12 +85,15 @@ class Listener:
         self.up = True
         log.info("listening", listener=self.config.name, host=self.config.host, port=port)
         try:
-            async with trio.open_nursery() as sessions:
-                task_status.started(port)
-                with self._accept_scope:
-                    async with trio.open_nursery() as accepting:
-                        for listener in listeners:
-                            accepting.start_soon(self._accept, listener, sessions)
+            async with trio.open_nursery() as counting:
+                counting.start_soon(self.events.run)
+                async with trio.open_nursery() as sessions:
+                    task_status.started(port)
+                    with self._accept_scope:
+                        async with trio.open_nursery() as accepting:
+                            for listener in listeners:
+                                accepting.start_soon(self._accept, listener, sessions)
+                counting.cancel_scope.cancel()  # the sessions are done: write the last counts
         finally:
             self.up = False
             with trio.CancelScope(shield=True):
@@ -101,39 +108,42 @@ class Listener:
                 log.warning("accept_failed", listener=self.config.name, error=type(exc).__name__)
                 await trio.sleep(0.05)
                 continue
-            if len(self._sessions) >= self.config.max_connections:
-                self._metrics.connections_refused.labels(listener=self.config.name).inc()
-                log.warning("connection_refused_cap", listener=self.config.name)
+            try:
+                address, port = stream.socket.getpeername()[:2]
+            except OSError:  # gone already
+                address, port = "?", 0
+            refused = self._admission.admit(address)
+            if refused is not None:
+                self.events.refused(refused)
                 await stream.aclose()
                 continue
-            sessions.start_soon(self._serve, stream)
+            sessions.start_soon(self._serve, stream, address, f"{address}:{port}")
 
-    async def _serve(self, stream: trio.SocketStream) -> None:
+    async def _serve(self, stream: trio.SocketStream, address: str, peer: str) -> None:
         try:
-            host, port = stream.socket.getpeername()[:2]
-            peer = f"{host}:{port}"
-        except OSError:
-            peer = "?"
-        wrapped: trio.abc.Stream = stream
-        if self._ssl is not None:
-            wrapped = trio.SSLStream(stream, self._ssl, server_side=True)
-        session = TerminalSession(
-            wrapped,
-            self.ctx,
-            self.framing,
-            self._pipeline,
-            self._metrics,
-            self.config.idle_timeout_s,
-            peer,
-        )
-        self._sessions.add(session)
-        gauge = self._metrics.connections.labels(listener=self.config.name)
-        gauge.inc()
-        try:
-            await session.run()
+            wrapped: trio.abc.Stream = stream
+            if self._ssl is not None:
+                wrapped = trio.SSLStream(stream, self._ssl, server_side=True)
+            session = TerminalSession(
+                wrapped,
+                self.ctx,
+                self.framing,
+                self._pipeline,
+                self._metrics,
+                self._limits,
+                peer,
+                self.events,
+            )
+            self._sessions.add(session)
+            gauge = self._metrics.connections.labels(listener=self.config.name)
+            gauge.inc()
+            try:
+                await session.run()
+            finally:
+                self._sessions.discard(session)
+                gauge.dec()
         finally:
-            self._sessions.discard(session)
-            gauge.dec()
+            self._admission.release(address)
 
     @property
     def connection_count(self) -> int:

@@ -380,6 +380,14 @@ class SwitchUnderTest:
             await stream.aclose()
 
 
+# listener keys a test may set; otherwise the defaults apply
+_LISTENER_LIMITS = (
+    "max_connections_per_address",
+    "first_frame_timeout_s",
+    "max_in_flight_per_connection",
+)
+
+
 def switch_config(
     data_dir: Path, host_port: int, *, dialect: str = "ifsf", mac: bool = True, **over: Any
 ) -> SwitchConfig:
@@ -399,6 +407,7 @@ def switch_config(
                 "max_connections": over.pop("max_connections", 50),
                 "idle_timeout_s": over.pop("idle_timeout_s", 30.0),
                 "max_frame": over.pop("max_frame", 8192),
+                **{key: over.pop(key) for key in _LISTENER_LIMITS if key in over},
                 **({"tls": over.pop("tls")} if "tls" in over else {}),
             }
         ],
