@@ -35,6 +35,7 @@ from forecourt.switch.saf import SafSender
 from forecourt.switch.session import TerminalSession
 from forecourt.switch.takeover import run_takeover, takeover_threshold
 from forecourt.switch.terminal_keys import KeyringCache
+from forecourt.switch.tls import TlsContexts
 from forecourt.switch.workers import reuseport_listener
 
 log = structlog.get_logger("forecourt.server")
@@ -57,6 +58,7 @@ class Listener:
         ctx: ListenerContext,
         pipeline: Pipeline,
         metrics: SwitchMetrics,
+        tls: ssl.SSLContext | None = None,
     ) -> None:
         self.config = config
         self.ctx = ctx
@@ -65,10 +67,10 @@ class Listener:
         self._metrics = metrics
         self._sessions: set[TerminalSession] = set()
         self._accept_scope = trio.CancelScope()
-        self._ssl: ssl.SSLContext | None = None
-        if config.tls is not None:
-            self._ssl = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-            self._ssl.load_cert_chain(str(config.tls.certificate), str(config.tls.key))
+        # built once at start (switch.tls): a listener with TLS configured never serves clear
+        if config.tls is not None and tls is None:
+            raise ValueError(f"listener {config.name!r} configures TLS but no context was built")
+        self._ssl = tls
         self.up = False
         self.reuse_port = False
 
@@ -181,6 +183,7 @@ async def run_switch(
     lmk: Lmk | None = None,
     cluster: bool | None = None,
     reuse_port: bool = False,
+    tls: TlsContexts | None = None,
     task_status: trio.TaskStatus[RunningSwitch] = trio.TASK_STATUS_IGNORED,
 ) -> None:
     """Run the switch until `stop` is set, then drain and return.
@@ -189,7 +192,12 @@ async def run_switch(
     share the journal and key store — ask the journal about retransmissions, take
     over what dead nodes left in flight, follow key rotations made elsewhere.
     `reuse_port`: listen with SO_REUSEPORT (`serve --workers`).
+    `tls`: the SSL contexts, when the caller built them already; otherwise they are
+    built here, first, so a bad CA, certificate or key path is a ConfigError before
+    anything is opened.
     """
+    if tls is None:
+        tls = TlsContexts.build(config)
     if cluster is None:
         cluster = config.database is not None
     metrics = SwitchMetrics()
@@ -207,7 +215,7 @@ async def run_switch(
                 await keys.keyring(acquirer.name)
         async with open_journal(config, saf_key=saf_data_key(lmk), node=config.node) as journal:
             journal.on_batch = metrics.journal_batch
-            authorisers = build_authorisers(config, metrics, keys.zone_mac)
+            authorisers = build_authorisers(config, metrics, keys.zone_mac, tls)
             saf = SafSender(
                 journal,
                 authorisers,
@@ -239,7 +247,7 @@ async def run_switch(
                 duplicate_window=report.warmed,
             )
             listeners = [
-                Listener(lc, listener_context(config, lc), pipeline, metrics)
+                Listener(lc, listener_context(config, lc), pipeline, metrics, tls.listener(lc.name))
                 for lc in config.listeners
             ]
             for lst in listeners:
