@@ -90,7 +90,23 @@ def run(args: argparse.Namespace) -> int:
         return supervise(args.config, args.workers)
     try:
         trio.run(serve, config, worker, tls)
-    except KeysError as exc:
+    except (KeysError, ConfigError) as exc:
         print(f"forecourt serve: {exc}", file=sys.stderr)
         return 2
+    except BaseExceptionGroup as group:
+        # serve's nursery wraps what run_switch raised at start: an operator's
+        # mistake is still one line, not a traceback
+        mistakes, rest = group.split((KeysError, ConfigError))
+        if mistakes is None or rest is not None:
+            raise
+        for mistake in _leaves(mistakes):
+            print(f"forecourt serve: {mistake}", file=sys.stderr)
+        return 2
     return 0
+
+
+def _leaves(group: BaseExceptionGroup[BaseException]) -> list[BaseException]:
+    out: list[BaseException] = []
+    for exc in group.exceptions:
+        out.extend(_leaves(exc) if isinstance(exc, BaseExceptionGroup) else [exc])
+    return out

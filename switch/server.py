@@ -19,11 +19,12 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from forecourt.codecs.dialect import get_dialect
 from forecourt.codecs.framing import Framing
+from forecourt.keys.errors import UnknownOwner
 from forecourt.keys.lmk import Lmk, default_lmk_path, load_lmk
 from forecourt.keys.model import KeyPolicy
 from forecourt.keys.store import KeyStore
 from forecourt.switch.authorisers import build_authorisers
-from forecourt.switch.config import ListenerConfig, SwitchConfig
+from forecourt.switch.config import ConfigError, ListenerConfig, SwitchConfig
 from forecourt.switch.context import ListenerContext, PipelineSettings, TerminalPolicy
 from forecourt.switch.gc_quiet import keep_gc_quiet
 from forecourt.switch.journal import open_journal
@@ -148,6 +149,22 @@ class Listener:
             session.stop_reading()
 
 
+async def _load_zone_keys(config: SwitchConfig, keys: KeyringCache) -> None:
+    """Each MAC'd link's ZAK; a link the key store does not know is the operator's to fix."""
+    for i, acquirer in enumerate(config.acquirers):
+        if not acquirer.mac:
+            continue
+        try:
+            await keys.keyring(acquirer.name)
+        except UnknownOwner:
+            raise ConfigError(
+                f"acquirers[{i}].mac",
+                f"no ZAK for {acquirer.name!r} in the key store: register it with "
+                f"`forecourt keys add-acquirer {acquirer.name}`, or set mac = false",
+                config.source,
+            ) from None
+
+
 def listener_context(config: SwitchConfig, listener: ListenerConfig) -> ListenerContext:
     group = config.terminal_group(listener.terminal_group)
     policy = TerminalPolicy(
@@ -210,9 +227,7 @@ async def run_switch(
     try:
         keys = KeyringCache(store)
         await keys.load()
-        for acquirer in config.acquirers:
-            if acquirer.mac:
-                await keys.keyring(acquirer.name)
+        await _load_zone_keys(config, keys)
         async with open_journal(config, saf_key=saf_data_key(lmk), node=config.node) as journal:
             journal.on_batch = metrics.journal_batch
             authorisers = build_authorisers(config, metrics, keys.zone_mac, tls)

@@ -150,6 +150,8 @@ def handshake_failure_reason(exc: BaseException) -> str:
         if cause.verify_code in (_HOSTNAME_MISMATCH, _IP_MISMATCH):
             return "host_name"
         return "certificate"
+    if isinstance(cause, ssl.SSLEOFError):
+        return "closed_by_host"  # e.g. a host that speaks only older versions than ours
     if isinstance(cause, ssl.SSLError):
         reason = str(cause.reason or "")
         if "PROTOCOL_VERSION" in reason or "UNSUPPORTED_PROTOCOL" in reason:
