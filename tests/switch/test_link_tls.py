@@ -334,3 +334,18 @@ def test_a_bad_ca_path_stops_serve_with_one_line(
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1, err
     assert "acquirers[0].tls.ca_file: cannot read" in err[0] and "Traceback" not in err[0]
+
+
+def test_the_simulator_reads_listen_tls_relative_to_its_file(tmp_path: Path) -> None:
+    from forecourt.simulators._toml import SimConfigError
+    from forecourt.simulators.acquirer import parse_acquirer_config
+
+    doc = {"listen": {"tls": {"certificate": "a.pem", "key": "a.key", "max_version": "1.2"}}}
+    config = parse_acquirer_config(doc, "sim.toml", tmp_path)
+    assert config.tls == HostTls(tmp_path / "a.pem", tmp_path / "a.key", None, "1.2")
+    with pytest.raises(SimConfigError) as caught:
+        AcquirerSimulator(config)  # the files are not there: one error naming the key
+    assert caught.value.path == "listen.tls.certificate"
+    doc["listen"]["tls"]["max_version"] = "1.1"
+    with pytest.raises(SimConfigError):
+        parse_acquirer_config(doc, "sim.toml", tmp_path)
