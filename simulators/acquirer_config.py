@@ -15,6 +15,7 @@ import attrs
 from forecourt.keys.mac import PreparedMac
 
 from ._toml import Table, load_toml
+from .acquirer_tls import HostTls, parse_host_tls
 from .rules import ACTIONS, AccountConfig, Delay, Rule, resolve_code
 from .wire import WireFormat, parse_mac_key, parse_wire, wire_format
 
@@ -44,19 +45,24 @@ class AcquirerConfig:
     record_file: Path | None = None
     keep_records: int = 100_000
     seed: int | None = None
+    tls: HostTls | None = None  # None: plain TCP
 
 
 def load_acquirer_config(path: str | Path) -> AcquirerConfig:
     """Read a host configuration TOML; SimConfigError names the key at fault."""
     source = str(path)
-    return parse_acquirer_config(load_toml(path), source)
+    return parse_acquirer_config(load_toml(path), source, Path(path).parent)
 
 
-def parse_acquirer_config(data: dict[str, Any], source: str | None = None) -> AcquirerConfig:
+def parse_acquirer_config(
+    data: dict[str, Any], source: str | None = None, base_dir: Path | None = None
+) -> AcquirerConfig:
+    """Check a parsed host TOML; relative TLS paths are taken from `base_dir`."""
     root = Table(data, "", source)
     listen = root.table("listen")
     host = listen.text("host", "127.0.0.1")
     port = listen.integer("port", 0, low=0)
+    tls = parse_host_tls(listen, base_dir)
     wire = parse_wire(listen)
     listen.done()
     family = wire.family
@@ -128,6 +134,7 @@ def parse_acquirer_config(data: dict[str, Any], source: str | None = None) -> Ac
         record_file=Path(record_file) if record_file else None,
         keep_records=keep,
         seed=seed,
+        tls=tls,
     )
 
 
@@ -171,6 +178,7 @@ def simple_config(
     kek: bytes | None = None,
     verify_mac: bool = True,
     keep_records: int = 100_000,
+    tls: HostTls | None = None,
 ) -> AcquirerConfig:
     """A configuration in code, for tests and the load generator's self-test."""
     return AcquirerConfig(
@@ -181,4 +189,5 @@ def simple_config(
         kek=kek,
         verify_mac=verify_mac,
         keep_records=keep_records,
+        tls=tls,
     )

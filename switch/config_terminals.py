@@ -34,8 +34,13 @@ _SHIFT_CUTOVER_GONE = (
 
 @attrs.frozen
 class TlsConfig:
+    """A listener's TLS: its chain and key; optionally, terminals must show a certificate."""
+
     certificate: Path
     key: Path
+    # ssl.CERT_REQUIRED: a terminal without a certificate from client_ca_file is refused
+    require_client_certificate: bool = False
+    client_ca_file: Path | None = None
 
 
 @attrs.frozen
@@ -146,11 +151,7 @@ def _terminal_group(t: ConfigTable) -> TerminalGroupConfig:
 
 
 def _listener(t: ConfigTable, resolve: Callable[[str], Path]) -> ListenerConfig:
-    tls = None
-    if t.has("tls"):
-        tt = t.table("tls")
-        tls = TlsConfig(certificate=resolve(tt.str_("certificate")), key=resolve(tt.str_("key")))
-        tt.finish()
+    tls = _listener_tls(t.table("tls"), resolve) if t.has("tls") else None
     name = t.name()
     host = t.str_("host", "0.0.0.0")
     port = t.port(allow_zero=True)  # 0: an ephemeral port (tests, the demo)
@@ -182,4 +183,25 @@ def _listener(t: ConfigTable, resolve: Callable[[str], Path]) -> ListenerConfig:
         max_connections_per_address=per_address,
         first_frame_timeout_s=first_frame_timeout_s,
         max_in_flight_per_connection=in_flight_per_connection,
+    )
+
+
+def _listener_tls(t: ConfigTable, resolve: Callable[[str], Path]) -> TlsConfig:
+    certificate = resolve(t.str_("certificate"))
+    key = resolve(t.str_("key"))
+    require = t.bool_("require_client_certificate", False)
+    client_ca = t.opt_str("client_ca_file")
+    if require and client_ca is None:
+        raise t.error("client_ca_file", "is required with require_client_certificate = true")
+    if client_ca is not None and not require:
+        raise t.error(
+            "client_ca_file",
+            "is only read with require_client_certificate = true; set it or remove this key",
+        )
+    t.finish()
+    return TlsConfig(
+        certificate=certificate,
+        key=key,
+        require_client_certificate=require,
+        client_ca_file=resolve(client_ca) if client_ca is not None else None,
     )

@@ -114,6 +114,12 @@ class SwitchMetrics:
             ["link"],
             registry=r,
         )
+        self.tls_handshake_failures = Counter(
+            "forecourt_acquirer_tls_handshake_failures",
+            "TLS handshakes with an acquirer host that failed, by reason",
+            ["link", "reason"],
+            registry=r,
+        )
         self.host_timeouts = Counter(
             "forecourt_host_timeouts",
             "Requests the host did not answer in time",

@@ -19,6 +19,7 @@ from forecourt.keys.errors import KeysError
 from forecourt.switch.config import ConfigError, SwitchConfig, load_config
 from forecourt.switch.log import configure_logging
 from forecourt.switch.server import run_switch
+from forecourt.switch.tls import TlsContexts
 from forecourt.switch.workers import supervise, worker_metrics_port, worker_node
 
 log = structlog.get_logger("forecourt.serve")
@@ -37,7 +38,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     parser.set_defaults(func=run)
 
 
-async def serve(config: SwitchConfig, worker: bool = False) -> None:
+async def serve(config: SwitchConfig, worker: bool = False, tls: TlsContexts | None = None) -> None:
     stop = trio.Event()
     with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
         async with trio.open_nursery() as nursery:
@@ -52,9 +53,9 @@ async def serve(config: SwitchConfig, worker: bool = False) -> None:
 
             nursery.start_soon(watch_signals)
             if worker:
-                await run_switch(config, stop=stop, cluster=True, reuse_port=True)
+                await run_switch(config, stop=stop, cluster=True, reuse_port=True, tls=tls)
             else:
-                await run_switch(config, stop=stop)
+                await run_switch(config, stop=stop, tls=tls)
             nursery.cancel_scope.cancel()
 
 
@@ -80,11 +81,32 @@ def run(args: argparse.Namespace) -> int:
                 config.metrics, port=worker_metrics_port(config.metrics.port, args.worker_index)
             ),
         )
-    elif args.workers > 1:
-        return supervise(args.config, args.workers)
-    try:
-        trio.run(serve, config, worker)
-    except KeysError as exc:
+    try:  # CA, certificates and keys loaded once, before anything starts
+        tls = TlsContexts.build(config)
+    except ConfigError as exc:
         print(f"forecourt serve: {exc}", file=sys.stderr)
         return 2
+    if not worker and args.workers > 1:
+        return supervise(args.config, args.workers)
+    try:
+        trio.run(serve, config, worker, tls)
+    except (KeysError, ConfigError) as exc:
+        print(f"forecourt serve: {exc}", file=sys.stderr)
+        return 2
+    except BaseExceptionGroup as group:
+        # serve's nursery wraps what run_switch raised at start: an operator's
+        # mistake is still one line, not a traceback
+        mistakes, rest = group.split((KeysError, ConfigError))
+        if mistakes is None or rest is not None:
+            raise
+        for mistake in _leaves(mistakes):
+            print(f"forecourt serve: {mistake}", file=sys.stderr)
+        return 2
     return 0
+
+
+def _leaves(group: BaseExceptionGroup[BaseException]) -> list[BaseException]:
+    out: list[BaseException] = []
+    for exc in group.exceptions:
+        out.extend(_leaves(exc) if isinstance(exc, BaseExceptionGroup) else [exc])
+    return out

@@ -19,12 +19,13 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from forecourt.codecs.dialect import get_dialect
 from forecourt.codecs.framing import Framing
+from forecourt.keys.errors import UnknownOwner
 from forecourt.keys.lmk import Lmk, default_lmk_path, load_lmk
 from forecourt.keys.model import KeyPolicy
 from forecourt.keys.store import KeyStore
 from forecourt.switch.admission import Admission, ConnectionLog, SessionLimits
 from forecourt.switch.authorisers import build_authorisers
-from forecourt.switch.config import ListenerConfig, SwitchConfig
+from forecourt.switch.config import ConfigError, ListenerConfig, SwitchConfig
 from forecourt.switch.context import ListenerContext, PipelineSettings, TerminalPolicy
 from forecourt.switch.gc_quiet import keep_gc_quiet
 from forecourt.switch.journal import open_journal
@@ -36,6 +37,7 @@ from forecourt.switch.saf import SafSender
 from forecourt.switch.session import TerminalSession
 from forecourt.switch.takeover import run_takeover, takeover_threshold
 from forecourt.switch.terminal_keys import KeyringCache
+from forecourt.switch.tls import TlsContexts
 from forecourt.switch.workers import reuseport_listener
 
 log = structlog.get_logger("forecourt.server")
@@ -58,6 +60,7 @@ class Listener:
         ctx: ListenerContext,
         pipeline: Pipeline,
         metrics: SwitchMetrics,
+        tls: ssl.SSLContext | None = None,
     ) -> None:
         self.config = config
         self.ctx = ctx
@@ -69,10 +72,10 @@ class Listener:
         self._admission = Admission(config.max_connections, config.max_connections_per_address)
         self._limits = SessionLimits.of(config)
         self.events = ConnectionLog(config.name, metrics)
-        self._ssl: ssl.SSLContext | None = None
-        if config.tls is not None:
-            self._ssl = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-            self._ssl.load_cert_chain(str(config.tls.certificate), str(config.tls.key))
+        # built once at start (switch.tls): a listener with TLS configured never serves clear
+        if config.tls is not None and tls is None:
+            raise ValueError(f"listener {config.name!r} configures TLS but no context was built")
+        self._ssl = tls
         self.up = False
         self.reuse_port = False
 
@@ -156,6 +159,22 @@ class Listener:
             session.stop_reading()
 
 
+async def _load_zone_keys(config: SwitchConfig, keys: KeyringCache) -> None:
+    """Each MAC'd link's ZAK; a link the key store does not know is the operator's to fix."""
+    for i, acquirer in enumerate(config.acquirers):
+        if not acquirer.mac:
+            continue
+        try:
+            await keys.keyring(acquirer.name)
+        except UnknownOwner:
+            raise ConfigError(
+                f"acquirers[{i}].mac",
+                f"no ZAK for {acquirer.name!r} in the key store: register it with "
+                f"`forecourt keys add-acquirer {acquirer.name}`, or set mac = false",
+                config.source,
+            ) from None
+
+
 def listener_context(config: SwitchConfig, listener: ListenerConfig) -> ListenerContext:
     group = config.terminal_group(listener.terminal_group)
     policy = TerminalPolicy(
@@ -191,6 +210,7 @@ async def run_switch(
     lmk: Lmk | None = None,
     cluster: bool | None = None,
     reuse_port: bool = False,
+    tls: TlsContexts | None = None,
     task_status: trio.TaskStatus[RunningSwitch] = trio.TASK_STATUS_IGNORED,
 ) -> None:
     """Run the switch until `stop` is set, then drain and return.
@@ -199,7 +219,12 @@ async def run_switch(
     share the journal and key store — ask the journal about retransmissions, take
     over what dead nodes left in flight, follow key rotations made elsewhere.
     `reuse_port`: listen with SO_REUSEPORT (`serve --workers`).
+    `tls`: the SSL contexts, when the caller built them already; otherwise they are
+    built here, first, so a bad CA, certificate or key path is a ConfigError before
+    anything is opened.
     """
+    if tls is None:
+        tls = TlsContexts.build(config)
     if cluster is None:
         cluster = config.database is not None
     metrics = SwitchMetrics()
@@ -212,12 +237,10 @@ async def run_switch(
     try:
         keys = KeyringCache(store)
         await keys.load()
-        for acquirer in config.acquirers:
-            if acquirer.mac:
-                await keys.keyring(acquirer.name)
+        await _load_zone_keys(config, keys)
         async with open_journal(config, saf_key=saf_data_key(lmk), node=config.node) as journal:
             journal.on_batch = metrics.journal_batch
-            authorisers = build_authorisers(config, metrics, keys.zone_mac)
+            authorisers = build_authorisers(config, metrics, keys.zone_mac, tls)
             saf = SafSender(
                 journal,
                 authorisers,
@@ -249,7 +272,7 @@ async def run_switch(
                 duplicate_window=report.warmed,
             )
             listeners = [
-                Listener(lc, listener_context(config, lc), pipeline, metrics)
+                Listener(lc, listener_context(config, lc), pipeline, metrics, tls.listener(lc.name))
                 for lc in config.listeners
             ]
             for lst in listeners:
