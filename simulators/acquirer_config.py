@@ -12,7 +12,9 @@ from pathlib import Path
 from typing import Any
 
 import attrs
+from forecourt.keys.crypto import Algorithm
 from forecourt.keys.mac import PreparedMac
+from forecourt.keys.pin import PinKey
 
 from ._toml import Table, load_toml
 from .rules import ACTIONS, AccountConfig, Delay, Rule, resolve_code
@@ -39,6 +41,8 @@ class AcquirerConfig:
     # Clear KEK (test only): the host stands in for a switch towards terminals and
     # delivers a fresh TAK at every sign-on / key change, then MACs with it.
     kek: bytes | None = attrs.field(default=None, repr=False)
+    # Clear ZPK (test only): field 52 is opened under it to check a rule's `pin`.
+    zpk: PinKey | None = attrs.field(default=None, repr=False)
     verify_mac: bool = True
     generate_mac: bool = True
     record_file: Path | None = None
@@ -67,6 +71,8 @@ def parse_acquirer_config(data: dict[str, Any], source: str | None = None) -> Ac
     verify_mac = mac.flag("verify", True)
     generate_mac = mac.flag("generate", True)
     mac.done()
+
+    zpk = _parse_zpk(root.table("pin"))
 
     record = root.table("record")
     record_file = record.opt_text("file")
@@ -110,6 +116,7 @@ def parse_acquirer_config(data: dict[str, Any], source: str | None = None) -> Ac
                 code=code,
                 delay=delay,
                 account=account,
+                pin=_parse_pin(t),
             )
         )
         t.done()
@@ -123,6 +130,7 @@ def parse_acquirer_config(data: dict[str, Any], source: str | None = None) -> Ac
         accounts=tuple(accounts),
         zak=zak,
         kek=kek,
+        zpk=zpk,
         verify_mac=verify_mac,
         generate_mac=generate_mac,
         record_file=Path(record_file) if record_file else None,
@@ -142,6 +150,36 @@ def _parse_kek(t: Table) -> bytes | None:
     if len(kek) not in (16, 32):
         raise t.error("kek", "must be a 2-key TDES (16 bytes) or AES-256 (32 bytes) key")
     return kek
+
+
+def _parse_zpk(t: Table) -> PinKey | None:
+    """`[pin] zpk = HEX`, `algorithm = "tdes" | "aes"` (16 bytes are TDES unless "aes")."""
+    hex_key = t.opt_text("zpk")
+    choice = t.text("algorithm", "tdes", choices=("tdes", "aes"))
+    t.done()
+    if hex_key is None:
+        return None
+    try:
+        key = bytes.fromhex(hex_key)
+    except ValueError:
+        raise t.error("zpk", "must be hex") from None
+    algorithm = {
+        ("tdes", 16): Algorithm.TDES2,
+        ("tdes", 24): Algorithm.TDES3,
+        ("aes", 16): Algorithm.AES128,
+        ("aes", 24): Algorithm.AES192,
+        ("aes", 32): Algorithm.AES256,
+    }.get((choice, len(key)))
+    if algorithm is None:
+        raise t.error("zpk", f"is not a {choice} key length")
+    return PinKey(key, algorithm)
+
+
+def _parse_pin(t: Table) -> str | None:
+    pin = t.opt_text("pin")
+    if pin is not None and not (4 <= len(pin) <= 12 and pin.isascii() and pin.isdigit()):
+        raise t.error("pin", "must be 4 to 12 digits")
+    return pin
 
 
 def _parse_delay(t: Table) -> Delay | None:
@@ -169,6 +207,7 @@ def simple_config(
     tpdu: bool = False,
     zak: PreparedMac | None = None,
     kek: bytes | None = None,
+    zpk: PinKey | None = None,
     verify_mac: bool = True,
     keep_records: int = 100_000,
 ) -> AcquirerConfig:
@@ -179,6 +218,7 @@ def simple_config(
         accounts=tuple(accounts),
         zak=zak,
         kek=kek,
+        zpk=zpk,
         verify_mac=verify_mac,
         keep_records=keep_records,
     )

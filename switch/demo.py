@@ -24,6 +24,7 @@ from forecourt.codecs.errors import CodecError
 from forecourt.codecs.family import Family
 from forecourt.keys.errors import KeysError
 from forecourt.keys.lmk import Lmk, default_lmk_path, load_lmk
+from forecourt.keys.pin import PinKey
 from forecourt.keys.store import KeyStore
 from forecourt.simulators.acquirer import AcquirerSimulator, load_acquirer_config
 from forecourt.simulators.load import LoadOptions, LoadResult, run_load
@@ -43,6 +44,12 @@ CONF = REPO / "conf"
 TEST_KEK = bytes.fromhex("0123456789ABCDEFFEDCBA9876543210")
 TEST_COMPONENT_1 = bytes.fromhex("1F1F1F1F1F1F1F1F2E2E2E2E2E2E2E2E")
 CERT_TERMINALS = ("T0000001", "T0000002", "T0000003", "T0000004")
+# The acquirer simulator's link: a test ZMK from two components (ZAK/ZPK under it).
+ACQUIRER = "acquirer-sim"
+TEST_ZMK_COMPONENTS = (
+    bytes.fromhex("0123456789ABCDEF0123456789ABCDEF"),
+    bytes.fromhex("1032547698BADCFE7698BADCFE103254"),
+)
 LOAD_TERMINALS = 20
 
 
@@ -57,8 +64,10 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     parser.set_defaults(func=run)
 
 
-def _prepare_keys(data_dir: Path) -> Lmk:
-    """The LMK and a store with the certification and load terminals registered."""
+def _prepare_keys(data_dir: Path) -> tuple[Lmk, PinKey | None]:
+    """The LMK and a store with the certification and load terminals and the
+    acquirer link registered; the link's ZPK, for the acquirer simulator to
+    check PINs under (the two hold it as if exchanged under the ZMK)."""
     lmk_path = default_lmk_path(data_dir)
     if not lmk_path.exists():
         KeyStore.init(data_dir).close()
@@ -75,16 +84,19 @@ def _prepare_keys(data_dir: Path) -> Lmk:
             terminal_id = f"L{n:07d}"
             if not store.is_registered(terminal_id):
                 store.add_terminal(terminal_id, actor="demo")
+        if ACQUIRER not in store.acquirers():
+            store.add_acquirer(ACQUIRER, TEST_ZMK_COMPONENTS, actor="demo")
+        zpk = store.pin_key(ACQUIRER)
     finally:
         store.close()
-    return lmk
+    return lmk, zpk
 
 
 def demo_config(data_dir: Path, acquirer_port: int) -> SwitchConfig:
     doc: dict[str, Any] = {
         "node": "demo",
         "data_dir": str(data_dir),
-        "default_route": "acquirer-sim",
+        "default_route": ACQUIRER,
         "logging": {"level": "warning", "format": "console"},
         "keys": {"grace_s": 2.0},
         "saf": {"backoff_initial_s": 0.5, "backoff_max_s": 5.0},
@@ -116,7 +128,7 @@ def demo_config(data_dir: Path, acquirer_port: int) -> SwitchConfig:
         ],
         "acquirers": [
             {
-                "name": "acquirer-sim",
+                "name": ACQUIRER,
                 "host": "127.0.0.1",
                 "port": acquirer_port,
                 "dialect": "ifsf",
@@ -150,9 +162,13 @@ async def run_demo(
     data_dir: Path, cert_dir: Path, load_seconds: float, console: Console
 ) -> DemoResult:
     started = time.monotonic()
-    lmk = await trio.to_thread.run_sync(_prepare_keys, data_dir)
+    lmk, zpk = await trio.to_thread.run_sync(_prepare_keys, data_dir)
     acquirer_config = attrs.evolve(
-        load_acquirer_config(CONF / "sim" / "acquirer.toml"), port=0, zak=None, record_file=None
+        load_acquirer_config(CONF / "sim" / "acquirer.toml"),
+        port=0,
+        zak=None,
+        zpk=zpk,
+        record_file=None,
     )
     acquirer = AcquirerSimulator(acquirer_config)
     scripts = sorted(cert_dir.glob("*.toml"))
