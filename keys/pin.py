@@ -2,9 +2,10 @@
 
 Written from the standard rather than through psec, whose error texts quote PIN
 digits and which refuses PANs shorter than 13 digits. The clear PIN exists only
-inside one call, as a bytearray of digit values that is zeroed before the call
-returns; every failure is a `PinBlockError` with a fixed message raised outside
-any handler, so no traceback carries a PIN, a PIN field or a key.
+inside one call (as integers and the cipher's output, dropped when it returns:
+Python cannot wipe immutable objects, so nothing keeps them); every failure is
+a `PinBlockError` with a fixed message raised outside any handler, so no
+traceback carries a PIN, a PIN field or a key.
 
 `PinTranslator.translate(pin_block, pan, from_key, to_key)` is the one operation
 the switch needs (TPK -> ZPK); `SoftwarePinTranslator` does it in process, and a
@@ -36,11 +37,12 @@ class PinKey:
     """A TPK or ZPK ready for use: ECB contexts made once, so a PIN block costs
     block-cipher calls and no key schedule. The repr names the key by KCV only."""
 
-    __slots__ = ("_dec", "_enc", "_lock", "algorithm", "kcv", "version")
+    __slots__ = ("_dec", "_enc", "_lock", "algorithm", "is_aes", "kcv", "version")
 
     def __init__(self, key: bytes, algorithm: Algorithm, version: int = 0) -> None:
         check_key(key, algorithm)
         self.algorithm = algorithm
+        self.is_aes = algorithm.is_aes
         self.version = version
         self.kcv = kcv(key, algorithm)
         if algorithm.is_aes:
@@ -58,7 +60,7 @@ class PinKey:
     @property
     def block_length(self) -> int:
         """8 (format 0, TDES) or 16 (format 4, AES)."""
-        return 16 if self.algorithm.is_aes else 8
+        return 16 if self.is_aes else 8
 
     def encrypt(self, data: bytes | bytearray) -> bytes:
         with self._lock:
@@ -82,11 +84,7 @@ class SoftwarePinTranslator:
         self._fill = fill
 
     def translate(self, pin_block: bytes, pan: str, from_key: PinKey, to_key: PinKey) -> bytes:
-        digits = open_block(from_key, pin_block, pan)
-        try:
-            return seal_block(to_key, digits, pan, self._fill)
-        finally:
-            digits[:] = bytes(len(digits))
+        return _seal(to_key, _open(from_key, pin_block, pan), pan, self._fill)
 
 
 # -- the account number fields ----------------------------------------------------
@@ -112,86 +110,88 @@ def pan_field_4(pan: str) -> bytes:
     return bytes.fromhex((str(max(0, len(digits) - 12)) + digits.rjust(12, "0")).ljust(32, "0"))
 
 
-# -- plain text PIN fields (digits as values 0..9, never text) ------------------------
+# -- plain text PIN fields ----------------------------------------------------------
+# The first 8 bytes of a PIN field as a 64-bit integer: control nibble C, length
+# nibble L, L digit nibbles, fill nibbles (F in format 0, A in format 4). A PIN
+# travels between `_open` and `_seal` as (L, digits as one integer of L nibbles).
+
+_FILL = {0: 0xFFFF_FFFF_FFFF_FFFF, 4: 0xAAAA_AAAA_AAAA_AAAA}
+Pin = tuple[int, int]  # (length, digit nibbles)
 
 
-def _nibbles_to_bytes(nibbles: bytearray) -> bytearray:
-    out = bytearray((nibbles[i] << 4) | nibbles[i + 1] for i in range(0, len(nibbles), 2))
-    nibbles[:] = bytes(len(nibbles))
-    return out
+def _field(control: int, pin: Pin) -> int:
+    length, digits = pin
+    fill_bits = 4 * (14 - length)
+    return (
+        (control << 60)
+        | (length << 56)
+        | (digits << fill_bits)
+        | (_FILL[control] & ((1 << fill_bits) - 1))
+    )
 
 
-def _nibbles_of(data: bytes | bytearray) -> bytearray:
-    out = bytearray(2 * len(data))
-    for i, b in enumerate(data):
-        out[2 * i], out[2 * i + 1] = b >> 4, b & 0x0F
-    return out
-
-
-def _pin_field(control: int, digits: bytearray, fill_nibble: int) -> bytearray:
-    """Control nibble, length nibble, the digits, fill to 16 nibbles (8 bytes)."""
-    if not (MIN_PIN <= len(digits) <= MAX_PIN) or any(d > 9 for d in digits):
-        raise PinBlockError("PIN does not fit the PIN block format")
-    nibbles = bytearray([control, len(digits)]) + digits
-    nibbles += bytes([fill_nibble]) * (16 - len(nibbles))
-    return _nibbles_to_bytes(nibbles)
-
-
-def _digits_of_field(field: bytes | bytearray, control: int, fill_nibble: int) -> bytearray | None:
-    """The PIN digits of a plain text PIN field's first 8 bytes, or None if the
-    field is not of the format (wrong key, wrong PAN, corrupted)."""
-    nibbles = _nibbles_of(field[:8])
-    try:
-        length = nibbles[1]
-        if nibbles[0] != control or not (MIN_PIN <= length <= MAX_PIN):
+def _pin_of(field: int, control: int) -> Pin | None:
+    """The PIN a field holds, or None if it is not of the format (wrong key,
+    wrong PAN, corrupted)."""
+    length = (field >> 56) & 0xF
+    if field >> 60 != control or not (MIN_PIN <= length <= MAX_PIN):
+        return None
+    fill_bits = 4 * (14 - length)
+    mask = (1 << fill_bits) - 1
+    if field & mask != _FILL[control] & mask:
+        return None
+    digits = (field >> fill_bits) & ((1 << (4 * length)) - 1)
+    for shift in range(0, 4 * length, 4):
+        if (digits >> shift) & 0xF > 9:
             return None
-        digits = nibbles[2 : 2 + length]
-        if any(d > 9 for d in digits) or any(n != fill_nibble for n in nibbles[2 + length :]):
-            digits[:] = bytes(len(digits))
-            return None
-        return digits
-    finally:
-        nibbles[:] = bytes(len(nibbles))
+    return length, digits
 
 
-def _xor(a: bytes | bytearray, b: bytes | bytearray) -> bytearray:
-    return bytearray(x ^ y for x, y in zip(a, b, strict=True))
+def _int(data: bytes) -> int:
+    return int.from_bytes(data, "big")
 
 
 # -- blocks ---------------------------------------------------------------------------
 
 
-def seal_block(key: PinKey, digits: bytearray, pan: str, fill: Fill = os.urandom) -> bytes:
-    """Encipher PIN digits under `key`: format 0 (TDES) or format 4 (AES)."""
-    if key.algorithm.is_aes:
-        pin_field = _pin_field(4, digits, 0xA) + fill(8)
-        if len(pin_field) != 16:
+def _seal(key: PinKey, pin: Pin, pan: str, fill: Fill) -> bytes:
+    if key.is_aes:
+        pad = fill(8)
+        if len(pad) != 8:
             raise PinBlockError("format 4 random fill must be 8 bytes")
-        try:
-            return key.encrypt(_xor(key.encrypt(pin_field), pan_field_4(pan)))
-        finally:
-            pin_field[:] = bytes(16)
-    clear = _pin_field(0, digits, 0xF)
-    try:
-        return key.encrypt(_xor(clear, pan_field_0(pan)))
-    finally:
-        clear[:] = bytes(8)
+        pin_field = (_field(4, pin) << 64) | _int(pad)
+        a = _int(key.encrypt(pin_field.to_bytes(16, "big")))
+        return key.encrypt((a ^ _int(pan_field_4(pan))).to_bytes(16, "big"))
+    return key.encrypt((_field(0, pin) ^ _int(pan_field_0(pan))).to_bytes(8, "big"))
+
+
+def _open(key: PinKey, block: bytes, pan: str) -> Pin:
+    pin: Pin | None = None
+    if len(block) == key.block_length:
+        if key.is_aes:
+            b = _int(key.decrypt(block)) ^ _int(pan_field_4(pan))
+            pin = _pin_of(_int(key.decrypt(b.to_bytes(16, "big"))) >> 64, 4)
+        else:
+            pin = _pin_of(_int(key.decrypt(block)) ^ _int(pan_field_0(pan)), 0)
+    if pin is None:
+        raise PinBlockError("PIN block does not decode under this key")
+    return pin
+
+
+def seal_block(key: PinKey, digits: bytearray, pan: str, fill: Fill = os.urandom) -> bytes:
+    """Encipher PIN digits (values 0..9) under `key`: format 0 (TDES) or 4 (AES)."""
+    if not (MIN_PIN <= len(digits) <= MAX_PIN) or any(d > 9 for d in digits):
+        raise PinBlockError("PIN does not fit the PIN block format")
+    value = 0
+    for d in digits:
+        value = (value << 4) | d
+    return _seal(key, (len(digits), value), pan, fill)
 
 
 def open_block(key: PinKey, block: bytes, pan: str) -> bytearray:
-    """The PIN digits a block holds under `key` (zero them when done)."""
-    digits: bytearray | None = None
-    if len(block) == key.block_length:
-        if key.algorithm.is_aes:
-            pin_field = bytearray(key.decrypt(_xor(key.decrypt(block), pan_field_4(pan))))
-            digits = _digits_of_field(pin_field, 4, 0xA)
-        else:
-            pin_field = _xor(key.decrypt(block), pan_field_0(pan))
-            digits = _digits_of_field(pin_field, 0, 0xF)
-        pin_field[:] = bytes(len(pin_field))
-    if digits is None:
-        raise PinBlockError("PIN block does not decode under this key")
-    return digits
+    """The PIN digits (values 0..9) a block holds under `key`; zero them when done."""
+    length, value = _open(key, block, pan)
+    return bytearray((value >> (4 * (length - 1 - i))) & 0xF for i in range(length))
 
 
 # -- with clear keys and PIN text (simulators, tests) ------------------------------------
