@@ -47,12 +47,14 @@ async def test_host_checks_the_pin_under_its_zpk(start_host: StartHost, dialect:
     other_key = _block("1234", generate_key(Algorithm.TDES2))  # e.g. still under the TPK
     assert await _code(conn, "000004", other_key, mti) == wrong
     assert await _code(conn, "000005", "00" * 8, mti) == wrong
+    await conn.aclose()
 
 
 async def test_host_without_zpk_declines_pin_cards(start_host: StartHost) -> None:
     sim = await start_host([Rule("PIN card", "approve", pan_prefixes=(PIN_PAN,), pin="1234")])
     conn = await connect(sim)
     assert await _code(conn, "000001", _block("1234")) == "117"
+    await conn.aclose()
 
 
 def test_config_reads_zpk_and_rule_pin() -> None:
