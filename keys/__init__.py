@@ -61,6 +61,9 @@ from forecourt.keys.model import (
 )
 from forecourt.keys.pin import (
     PinBlockError,
+    PinKey,
+    PinTranslator,
+    SoftwarePinTranslator,
     decrypt_pin_block,
     encrypt_pin_block,
     translate_pin_block,
@@ -105,8 +108,11 @@ __all__ = [
     "PayloadEntry",
     "PayloadError",
     "PinBlockError",
+    "PinKey",
+    "PinTranslator",
     "PreparedMac",
     "RetailMac",
+    "SoftwarePinTranslator",
     "StaleKeyChange",
     "StoreConflict",
     "StoreError",

@@ -33,6 +33,7 @@ from .acquirer_config import (
 from .acquirer_keys import HostKeys
 from .acquirer_record import ReceivedLog, ReceivedRecord
 from .acquirer_tls import TlsSession, host_context, session_of
+from .pins import HostPins
 from .rules import Decision, HostLogic
 
 __all__ = [
@@ -76,7 +77,13 @@ class AcquirerSimulator:
     def __init__(self, config: AcquirerConfig) -> None:
         self.config = config
         self.wire = config.wire
-        self.logic = HostLogic(config.wire.family, config.rules, config.accounts, config.seed)
+        self.logic = HostLogic(
+            config.wire.family,
+            config.rules,
+            config.accounts,
+            config.seed,
+            pin_holds=HostPins(config.zpk).holds,
+        )
         self.keys = HostKeys(config.wire.family, config.zak, config.kek, config.verify_mac)
         self.answers = AnswerBuilder(
             config.wire.dialect, self.logic, self.keys, config.generate_mac

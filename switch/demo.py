@@ -28,6 +28,7 @@ from forecourt.keys.exchange import install_key_change
 from forecourt.keys.lmk import Lmk, default_lmk_path, load_lmk
 from forecourt.keys.mac import MacAlgorithm, prepare_mac
 from forecourt.keys.model import KeyType
+from forecourt.keys.pin import PinKey
 from forecourt.keys.store import KeyStore
 from forecourt.simulators.acquirer import AcquirerSimulator, load_acquirer_config
 from forecourt.simulators.load import LoadOptions, LoadResult, run_load
@@ -65,9 +66,10 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     parser.set_defaults(func=run)
 
 
-def _prepare_keys(data_dir: Path) -> tuple[Lmk, bytes]:
+def _prepare_keys(data_dir: Path) -> tuple[Lmk, bytes, PinKey | None]:
     """The LMK, a store with the certification and load terminals and the acquirer link
-    registered, and the link's clear ZAK for the simulator (the link MACs, as by default)."""
+    registered; the link's clear ZAK (the link MACs, as by default) and its ZPK, for the
+    acquirer simulator (the two hold them as if exchanged under the ZMK)."""
     lmk_path = default_lmk_path(data_dir)
     if not lmk_path.exists():
         KeyStore.init(data_dir).close()
@@ -88,10 +90,11 @@ def _prepare_keys(data_dir: Path) -> tuple[Lmk, bytes]:
             payload = store.rotate(ACQUIRER, actor="demo", activate=True, grace=0.0).payload
         else:
             payload = store.add_acquirer(ACQUIRER, (TEST_ZMK_1, TEST_ZMK_2), actor="demo").payload
+        zpk = store.pin_key(ACQUIRER)
     finally:
         store.close()
     zmk = adjust_parity(xor(TEST_ZMK_1, TEST_ZMK_2))
-    return lmk, install_key_change(zmk, payload).get(KeyType.ZAK).key
+    return lmk, install_key_change(zmk, payload).get(KeyType.ZAK).key, zpk
 
 
 def demo_config(data_dir: Path, acquirer_port: int) -> SwitchConfig:
@@ -164,11 +167,12 @@ async def run_demo(
     data_dir: Path, cert_dir: Path, load_seconds: float, console: Console
 ) -> DemoResult:
     started = time.monotonic()
-    lmk, zak = await trio.to_thread.run_sync(_prepare_keys, data_dir)
+    lmk, zak, zpk = await trio.to_thread.run_sync(_prepare_keys, data_dir)
     acquirer_config = attrs.evolve(
         load_acquirer_config(CONF / "sim" / "acquirer.toml"),
         port=0,
         zak=prepare_mac(zak, MacAlgorithm.RETAIL),
+        zpk=zpk,
         record_file=None,
     )
     acquirer = AcquirerSimulator(acquirer_config)
