@@ -59,8 +59,9 @@ class TerminalKeys:
 
     def mac_for(self, message: Message, mode: str) -> Callable[[bytes], bytes] | None:
         """The MAC function for a request; mode: auto, none, corrupt, previous."""
-        if mode == "none" or message.mti[1] == "8":
-            return None  # network management travels without a MAC
+        sign_off = message.fields.get("24") == "802" or message.fields.get("70") == "002"
+        if mode == "none" or (message.mti[1] == "8" and not sign_off):
+            return None  # network management travels without a MAC, but for a sign-off
         if mode == "previous":
             if self.previous_tak is None:
                 raise StepFailed("no previous TAK to MAC with (rotate keys first)")
