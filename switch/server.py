@@ -26,6 +26,7 @@ from forecourt.switch.authorisers import build_authorisers
 from forecourt.switch.config import ListenerConfig, SwitchConfig
 from forecourt.switch.context import ListenerContext, PipelineSettings, TerminalPolicy
 from forecourt.switch.gc_quiet import keep_gc_quiet
+from forecourt.switch.instance_lock import instance_held
 from forecourt.switch.journal import open_journal
 from forecourt.switch.matching import TerminalRequests
 from forecourt.switch.metrics import SwitchMetrics, serve_metrics
@@ -175,6 +176,33 @@ def saf_data_key(lmk: Lmk) -> bytes:
 
 
 async def run_switch(
+    config: SwitchConfig,
+    *,
+    stop: trio.Event,
+    lmk: Lmk | None = None,
+    cluster: bool | None = None,
+    reuse_port: bool = False,
+    instance_lock_fd: int | None = None,
+    task_status: trio.TaskStatus[RunningSwitch] = trio.TASK_STATUS_IGNORED,
+) -> None:
+    """Take the instance lock first (`InstanceInUse` if another process holds it), then run.
+
+    Nothing is opened, read or written before the lock is held: a second process on a
+    live data directory or node name never runs recovery on the first's journal.
+    `instance_lock_fd`: the lock file a `serve --workers` supervisor already holds.
+    """
+    async with instance_held(config, instance_lock_fd):
+        await _run_switch(
+            config,
+            stop=stop,
+            lmk=lmk,
+            cluster=cluster,
+            reuse_port=reuse_port,
+            task_status=task_status,
+        )
+
+
+async def _run_switch(
     config: SwitchConfig,
     *,
     stop: trio.Event,
