@@ -72,6 +72,44 @@ class InstanceLock:
     what: str
     fd: int | None = None
     conn: psycopg.Connection[tuple[object, ...]] | None = None
+    dsn: str | None = None
+    node: str | None = None
+
+    async def watch(self, every_s: float = 5.0) -> None:
+        """PostgreSQL: a lock connection that broke took the lock with it: take it again.
+
+        Raises `InstanceInUse` when another process took it meanwhile: two processes
+        must not run one node, so this one stops.
+        """
+        if self.conn is None:
+            return  # a flock cannot be lost while the file is open
+        while True:
+            await trio.sleep(every_s)
+            if await trio.to_thread.run_sync(self._alive):
+                continue
+            log.error("instance_lock_lost", held=self.what)
+            while not await trio.to_thread.run_sync(self._take_again):
+                await trio.sleep(every_s)
+            log.warning("instance_lock_taken_again", held=self.what)
+
+    def _alive(self) -> bool:
+        assert self.conn is not None
+        try:
+            self.conn.execute("SELECT 1")
+        except psycopg.Error:
+            self.conn.close()
+            return False
+        return True
+
+    def _take_again(self) -> bool:
+        assert self.dsn is not None and self.node is not None
+        try:
+            self.conn = lock_node(self.dsn, self.node).conn
+        except InstanceInUse:
+            raise
+        except InstanceLockError:
+            return False  # the database is still away: try again later
+        return True
 
     def release(self) -> None:
         # never LOCK_UN: the description may be shared with workers that still run
@@ -162,7 +200,7 @@ def lock_node(dsn: str, node: str) -> InstanceLock:
             conn.execute(setting)
         row = conn.execute("SELECT pg_try_advisory_lock(%s)", (key,)).fetchone()
         if row is not None and row[0] is True:
-            return InstanceLock(what, conn=conn)
+            return InstanceLock(what, conn=conn, dsn=dsn, node=node)
         holder = _pg_holder(conn, key)
     except psycopg.Error as exc:
         conn.close()

@@ -26,7 +26,7 @@ from forecourt.switch.authorisers import build_authorisers
 from forecourt.switch.config import ListenerConfig, SwitchConfig
 from forecourt.switch.context import ListenerContext, PipelineSettings, TerminalPolicy
 from forecourt.switch.gc_quiet import keep_gc_quiet
-from forecourt.switch.instance_lock import instance_held
+from forecourt.switch.instance_lock import InstanceLock, instance_held
 from forecourt.switch.journal import open_journal
 from forecourt.switch.matching import TerminalRequests
 from forecourt.switch.metrics import SwitchMetrics, serve_metrics
@@ -191,9 +191,10 @@ async def run_switch(
     live data directory or node name never runs recovery on the first's journal.
     `instance_lock_fd`: the lock file a `serve --workers` supervisor already holds.
     """
-    async with instance_held(config, instance_lock_fd):
+    async with instance_held(config, instance_lock_fd) as instance:
         await _run_switch(
             config,
+            instance,
             stop=stop,
             lmk=lmk,
             cluster=cluster,
@@ -204,6 +205,7 @@ async def run_switch(
 
 async def _run_switch(
     config: SwitchConfig,
+    instance: InstanceLock,
     *,
     stop: trio.Event,
     lmk: Lmk | None = None,
@@ -284,6 +286,7 @@ async def _run_switch(
                 await outer.start(saf.run)
                 # other nodes' and workers' locks and sign-offs (a cheap indexed read)
                 outer.start_soon(pipeline.guard.watch)
+                outer.start_soon(instance.watch)  # PostgreSQL: a lost lock is taken again
                 await outer.start(
                     functools.partial(
                         keep_gc_quiet,

@@ -25,6 +25,7 @@ from forecourt.switch.instance_lock import (
     InstanceLockError,
     lock_data_dir,
     lock_node,
+    node_lock_key,
 )
 
 from tests.switch.harness import SmallHost, Terminal, _unused_port
@@ -322,3 +323,57 @@ async def test_same_node_name_refused_other_name_runs(tmp_path: Path, postgres_d
                 assert other.returncode is None
             assert first.returncode is None
         nursery.cancel_scope.cancel()
+
+
+def _terminate_lock_session(dsn: str, node: str) -> None:
+    """What a PostgreSQL restart or a dropped connection does to the holder's session."""
+    import psycopg
+
+    key = node_lock_key(node) & 0xFFFF_FFFF_FFFF_FFFF
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        row = conn.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_locks WHERE locktype = 'advisory'"
+            " AND granted AND classid::bigint = %s AND objid::bigint = %s",
+            (key >> 32, key & 0xFFFF_FFFF),
+        ).fetchone()
+    assert row is not None and row[0] is True
+
+
+@pytest.mark.postgres
+async def test_a_lost_node_lock_is_taken_again(postgres_db: str) -> None:
+    lock = lock_node(postgres_db, "fc1")
+    try:
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(lock.watch, 0.1)
+            _terminate_lock_session(postgres_db, "fc1")
+            with trio.fail_after(10):
+                while True:
+                    await trio.sleep(0.1)
+                    try:
+                        lock_node(postgres_db, "fc1").release()
+                    except InstanceInUse:
+                        break  # held again, by the watcher's new session
+            nursery.cancel_scope.cancel()
+    finally:
+        lock.release()
+
+
+@pytest.mark.postgres
+async def test_a_lost_node_lock_taken_by_another_stops_this_one(postgres_db: str) -> None:
+    lock = lock_node(postgres_db, "fc1")
+    try:
+        _terminate_lock_session(postgres_db, "fc1")
+        with trio.fail_after(10):
+            while True:  # the server ends the session asynchronously
+                try:
+                    other = lock_node(postgres_db, "fc1")
+                    break
+                except InstanceInUse:
+                    await trio.sleep(0.05)
+        try:
+            with pytest.raises(InstanceInUse):
+                await lock.watch(0.1)
+        finally:
+            other.release()
+    finally:
+        lock.release()
