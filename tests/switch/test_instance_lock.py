@@ -227,8 +227,13 @@ async def _holder(*args: str) -> trio.Process:
         [sys.executable, "-c", HOLDER, *args], stdout=subprocess.PIPE
     )
     assert process.stdout is not None
+    said = b""
     with trio.fail_after(20):
-        assert await process.stdout.receive_some(64) == b"held\n"
+        while not said.endswith(b"\n"):
+            chunk = await process.stdout.receive_some(64)
+            assert chunk, f"the holder exited: {said!r}"
+            said += chunk
+    assert said == b"held\n"
     return process
 
 
