@@ -382,3 +382,34 @@ async def test_a_lost_node_lock_taken_by_another_stops_this_one(postgres_db: str
             other.release()
     finally:
         lock.release()
+
+
+@pytest.mark.slow
+@pytest.mark.postgres
+async def test_workers_on_postgres_lock_their_node_and_each_worker(
+    tmp_path: Path, postgres_db: str
+) -> None:
+    data_dir = tmp_path / "data"
+    _keys_init(data_dir, postgres_db)
+    host = SmallHost(get_dialect("ifsf"))
+    async with trio.open_nursery() as nursery:
+        host_port = await nursery.start(host.serve)
+        config, same, worker = (tmp_path / f"{n}.toml" for n in ("pgw", "same", "worker"))
+        config.write_text(_config(data_dir, _unused_port(), host_port, "pgw", postgres_db))
+        same.write_text(_config(data_dir, _unused_port(), host_port, "pgw", postgres_db))
+        worker.write_text(_config(data_dir, _unused_port(), host_port, "pgw-w2", postgres_db))
+        output = bytearray()
+        async with _serving(config, "--workers", "2", output=output) as supervisor:
+            with trio.fail_after(30):
+                while output.count(b"switch_started") < 2:
+                    await trio.sleep(0.05)
+            refused = await trio.to_thread.run_sync(_second_serve, same)
+            assert refused.returncode == 2
+            assert "node 'pgw' is in use" in refused.stderr
+            assert f"(pid {supervisor.pid} on " in refused.stderr
+            refused = await trio.to_thread.run_sync(_second_serve, worker)
+            assert refused.returncode == 2
+            assert "node 'pgw-w2' is in use" in refused.stderr
+            assert b"worker_died_restarting" not in output
+        assert supervisor.returncode == 0
+        nursery.cancel_scope.cancel()
