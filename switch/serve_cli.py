@@ -17,6 +17,7 @@ import structlog
 import trio
 from forecourt.keys.errors import KeysError
 from forecourt.switch.config import ConfigError, SwitchConfig, load_config
+from forecourt.switch.instance_lock import InstanceLockError, take_instance_lock
 from forecourt.switch.log import configure_logging
 from forecourt.switch.server import run_switch
 from forecourt.switch.tls import TlsContexts
@@ -35,10 +36,16 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         help="switch processes sharing the port (SO_REUSEPORT) and the database (default 1)",
     )
     parser.add_argument("--worker-index", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--instance-lock-fd", type=int, help=argparse.SUPPRESS)
     parser.set_defaults(func=run)
 
 
-async def serve(config: SwitchConfig, worker: bool = False, tls: TlsContexts | None = None) -> None:
+async def serve(
+    config: SwitchConfig,
+    worker: bool = False,
+    instance_lock_fd: int | None = None,
+    tls: TlsContexts | None = None,
+) -> None:
     stop = trio.Event()
     with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
         async with trio.open_nursery() as nursery:
@@ -53,7 +60,14 @@ async def serve(config: SwitchConfig, worker: bool = False, tls: TlsContexts | N
 
             nursery.start_soon(watch_signals)
             if worker:
-                await run_switch(config, stop=stop, cluster=True, reuse_port=True, tls=tls)
+                await run_switch(
+                    config,
+                    stop=stop,
+                    cluster=True,
+                    reuse_port=True,
+                    instance_lock_fd=instance_lock_fd,
+                    tls=tls,
+                )
             else:
                 await run_switch(config, stop=stop, tls=tls)
             nursery.cancel_scope.cancel()
@@ -87,26 +101,38 @@ def run(args: argparse.Namespace) -> int:
         print(f"forecourt serve: {exc}", file=sys.stderr)
         return 2
     if not worker and args.workers > 1:
-        return supervise(args.config, args.workers)
+        return _supervise(args, config)
     try:
-        trio.run(serve, config, worker, tls)
-    except (KeysError, ConfigError) as exc:
-        print(f"forecourt serve: {exc}", file=sys.stderr)
-        return 2
-    except BaseExceptionGroup as group:
-        # serve's nursery wraps what run_switch raised at start: an operator's
-        # mistake is still one line, not a traceback
-        mistakes, rest = group.split((KeysError, ConfigError))
-        if mistakes is None or rest is not None:
+        trio.run(serve, config, worker, args.instance_lock_fd, tls)
+    except BaseException as exc:
+        line = startup_error(exc)
+        if line is None:
             raise
-        for mistake in _leaves(mistakes):
-            print(f"forecourt serve: {mistake}", file=sys.stderr)
+        print(f"forecourt serve: {line}", file=sys.stderr)
         return 2
     return 0
 
 
-def _leaves(group: BaseExceptionGroup[BaseException]) -> list[BaseException]:
-    out: list[BaseException] = []
-    for exc in group.exceptions:
-        out.extend(_leaves(exc) if isinstance(exc, BaseExceptionGroup) else [exc])
-    return out
+def _supervise(args: argparse.Namespace, config: SwitchConfig) -> int:
+    """The supervisor holds the instance lock for its workers (see `instance_lock`)."""
+    try:
+        lock = take_instance_lock(config)
+    except InstanceLockError as exc:
+        print(f"forecourt serve: {exc}", file=sys.stderr)
+        return 2
+    try:
+        return supervise(args.config, args.workers, instance_lock_fd=lock.fd)
+    finally:
+        lock.release()
+
+
+def startup_error(exc: BaseException) -> str | None:
+    """The operator's line for a refusal at start (keys, instance lock), else None.
+
+    The error comes out of trio's nursery as a group of one: look inside.
+    """
+    while isinstance(exc, BaseExceptionGroup) and len(exc.exceptions) == 1:
+        exc = exc.exceptions[0]
+    if isinstance(exc, (KeysError, InstanceLockError, ConfigError)):
+        return str(exc)
+    return None

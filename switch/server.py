@@ -28,6 +28,7 @@ from forecourt.switch.authorisers import build_authorisers
 from forecourt.switch.config import ConfigError, ListenerConfig, SwitchConfig
 from forecourt.switch.context import ListenerContext, PipelineSettings, TerminalPolicy
 from forecourt.switch.gc_quiet import keep_gc_quiet
+from forecourt.switch.instance_lock import InstanceLock, instance_held
 from forecourt.switch.journal import open_journal
 from forecourt.switch.matching import TerminalRequests
 from forecourt.switch.metrics import SwitchMetrics, serve_metrics
@@ -211,6 +212,37 @@ async def run_switch(
     cluster: bool | None = None,
     reuse_port: bool = False,
     tls: TlsContexts | None = None,
+    instance_lock_fd: int | None = None,
+    task_status: trio.TaskStatus[RunningSwitch] = trio.TASK_STATUS_IGNORED,
+) -> None:
+    """Take the instance lock first (`InstanceInUse` if another process holds it), then run.
+
+    Nothing is opened, read or written before the lock is held: a second process on a
+    live data directory or node name never runs recovery on the first's journal.
+    `instance_lock_fd`: the lock file a `serve --workers` supervisor already holds.
+    """
+    async with instance_held(config, instance_lock_fd) as instance:
+        await _run_switch(
+            config,
+            instance,
+            stop=stop,
+            lmk=lmk,
+            cluster=cluster,
+            reuse_port=reuse_port,
+            tls=tls,
+            task_status=task_status,
+        )
+
+
+async def _run_switch(
+    config: SwitchConfig,
+    instance: InstanceLock,
+    *,
+    stop: trio.Event,
+    lmk: Lmk | None = None,
+    cluster: bool | None = None,
+    reuse_port: bool = False,
+    tls: TlsContexts | None = None,
     task_status: trio.TaskStatus[RunningSwitch] = trio.TASK_STATUS_IGNORED,
 ) -> None:
     """Run the switch until `stop` is set, then drain and return.
@@ -289,6 +321,7 @@ async def run_switch(
                 await outer.start(saf.run)
                 # other nodes' and workers' locks and sign-offs (a cheap indexed read)
                 outer.start_soon(pipeline.guard.watch)
+                outer.start_soon(instance.watch)  # PostgreSQL: a lost lock is taken again
                 await outer.start(
                     functools.partial(
                         keep_gc_quiet,
