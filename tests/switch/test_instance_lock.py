@@ -71,6 +71,7 @@ port = {host_port}
 request_timeout_s = 20.0
 echo_interval_s = 0.0
 reconnect_initial_s = 0.05
+mac = false
 """
 
 
