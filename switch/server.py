@@ -200,7 +200,7 @@ async def run_switch(
         lambda: KeyStore.open(config.data_dir, dsn=config.database, lmk=lmk, policy=policy)
     )
     try:
-        keys = KeyringCache(store)
+        keys = KeyringCache(store, config.keys.rotations_per_minute)
         await keys.load()
         for acquirer in config.acquirers:
             if acquirer.mac:

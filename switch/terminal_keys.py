@@ -8,11 +8,14 @@ costs microseconds, a thread hop more.
 
 from __future__ import annotations
 
+import collections
+
 import structlog
 import trio
 from forecourt.codecs.family import Family
 from forecourt.keys.keyring import MacKeyring, VerifyResult
-from forecourt.keys.store import KeyChange, KeyStore
+from forecourt.keys.mac import PreparedMac
+from forecourt.keys.store import KeyStore
 
 log = structlog.get_logger("forecourt.terminal_keys")
 
@@ -41,12 +44,15 @@ class ZoneMac:
 class KeyringCache:
     """One owner of cached keyrings per switch process."""
 
-    def __init__(self, store: KeyStore) -> None:
+    def __init__(self, store: KeyStore, rotations_per_minute: int = 6) -> None:
         self._store = store
         self._rings: dict[str, MacKeyring] = {}
         self._registered: set[str] = set()
-        self._pending: dict[str, KeyChange] = {}
-        self._lock = trio.Lock()
+        self._sign_on_macs: dict[str, PreparedMac] = {}
+        # per terminal that signed on: its lock and its rotations of the last minute
+        self._locks: dict[str, trio.Lock] = {}
+        self._rotations: dict[str, collections.deque[float]] = {}
+        self._per_minute = rotations_per_minute
 
     @property
     def store(self) -> KeyStore:
@@ -81,23 +87,35 @@ class KeyringCache:
         ring = await self.keyring(terminal_id)
         return ring if ring.current is not None else None
 
-    async def sign_on(self, terminal_id: str, family: Family) -> tuple[int, str]:
-        """Rotate the working keys; the field that carries them under the KEK."""
-        async with self._lock:
+    async def verify_sign_on(self, terminal_id: str, data: bytes, mac: bytes) -> str:
+        """A sign-on's proof: its MAC under the key derived from the terminal's KEK."""
+        key = self._sign_on_macs.get(terminal_id)
+        if key is None:
+            key = await trio.to_thread.run_sync(self._store.sign_on_mac, terminal_id)
+            self._sign_on_macs[terminal_id] = key
+        return "ok" if key.verify(data, mac) else "mismatch"
+
+    async def sign_on(self, terminal_id: str, family: Family) -> tuple[int, str] | None:
+        """Rotate the working keys and activate them: the field that carries them under
+        the KEK, or None when the terminal is over its rotations per minute.
+
+        One lock per terminal: a terminal's sign-ons take turns (a rotation and its
+        delivery never interleave with another's), other terminals never wait for it.
+        """
+        lock = self._locks.setdefault(terminal_id, trio.Lock())
+        async with lock:
+            now = trio.current_time()
+            recent = self._rotations.setdefault(terminal_id, collections.deque())
+            while recent and recent[0] <= now - 60.0:
+                recent.popleft()
+            if len(recent) >= self._per_minute:
+                log.warning("sign_on_rate_exceeded", terminal_id=terminal_id)
+                return None
+            recent.append(now)
             change = await trio.to_thread.run_sync(
                 lambda: self._store.rotate(terminal_id, actor="switch", reason="sign-on")
             )
-            self._pending[terminal_id] = change
-        if family is Family.ISO1993:
-            return 96, change.field96.hex().upper()
-        return 48, change.field48
-
-    async def delivered(self, terminal_id: str) -> None:
-        """The key change went out: activate it and use its keyring from now on."""
-        async with self._lock:
-            change = self._pending.pop(terminal_id, None)
-            if change is None:
-                return
+            # active from here: the answer that carries them is on its way
             ring = await trio.to_thread.run_sync(
                 lambda: self._store.mark_delivered(change, actor="switch")
             )
@@ -107,6 +125,9 @@ class KeyringCache:
             terminal_id=terminal_id,
             versions=",".join(f"{k.key_type.value}v{k.version}/{k.kcv}" for k in change.keys),
         )
+        if family is Family.ISO1993:
+            return 96, change.field96.hex().upper()
+        return 48, change.field48
 
     def zone_mac(self, link: str) -> ZoneMac | None:
         """The ZAK of an acquirer link as the link uses it; None until loaded."""
@@ -138,3 +159,4 @@ class KeyringCache:
     def forget(self, owner: str) -> None:
         """Drop a cached keyring (a rotation made elsewhere, e.g. the CLI)."""
         self._rings.pop(owner, None)
+        self._sign_on_macs.pop(owner, None)
