@@ -200,7 +200,7 @@ async def run_switch(
         lambda: KeyStore.open(config.data_dir, dsn=config.database, lmk=lmk, policy=policy)
     )
     try:
-        keys = KeyringCache(store, config.keys.rotations_per_minute)
+        keys = KeyringCache(store, config.keys.rotations_per_minute, config.keys.sign_on_window_s)
         await keys.load()
         for acquirer in config.acquirers:
             if acquirer.mac:

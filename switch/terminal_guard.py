@@ -167,7 +167,9 @@ class TerminalGuard:
         if raw is None or (not mac and proof is None):
             verdict = "mismatch"
         elif proof is Proof.SIGN_ON_KEY:
-            verdict = await self._keys.verify_sign_on(terminal_id, mac_input(raw), mac)
+            verdict = await self._keys.verify_sign_on(
+                terminal_id, mac_input(raw), mac, request.fields.get("7")
+            )
         else:
             verdict = await self._keys.verify(terminal_id, mac_input(raw), mac)
         if verdict == "ok":

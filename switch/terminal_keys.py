@@ -8,7 +8,9 @@ costs microseconds, a thread hop more.
 
 from __future__ import annotations
 
+import calendar
 import collections
+import time
 
 import structlog
 import trio
@@ -44,7 +46,9 @@ class ZoneMac:
 class KeyringCache:
     """One owner of cached keyrings per switch process."""
 
-    def __init__(self, store: KeyStore, rotations_per_minute: int = 6) -> None:
+    def __init__(
+        self, store: KeyStore, rotations_per_minute: int = 6, sign_on_window_s: float = 600.0
+    ) -> None:
         self._store = store
         self._rings: dict[str, MacKeyring] = {}
         self._registered: set[str] = set()
@@ -53,6 +57,9 @@ class KeyringCache:
         self._locks: dict[str, trio.Lock] = {}
         self._rotations: dict[str, collections.deque[float]] = {}
         self._per_minute = rotations_per_minute
+        # sign-on proofs: how fresh their field 7 must be, and those already taken
+        self._window_s = sign_on_window_s
+        self._proofs: dict[str, dict[bytes, float]] = {}
 
     @property
     def store(self) -> KeyStore:
@@ -87,13 +94,35 @@ class KeyringCache:
         ring = await self.keyring(terminal_id)
         return ring if ring.current is not None else None
 
-    async def verify_sign_on(self, terminal_id: str, data: bytes, mac: bytes) -> str:
-        """A sign-on's proof: its MAC under the key derived from the terminal's KEK."""
+    async def verify_sign_on(
+        self, terminal_id: str, data: bytes, mac: bytes, sent_at: str | None = None
+    ) -> str:
+        """A sign-on's proof: its MAC under the key derived from the terminal's KEK,
+        on a message sent (field 7, `sent_at`) within the window and never taken
+        before. A MAC proves who, not when: without this, a sign-on copied off the
+        wire would rotate the terminal's keys again and again."""
         key = self._sign_on_macs.get(terminal_id)
         if key is None:
             key = await trio.to_thread.run_sync(self._store.sign_on_mac, terminal_id)
             self._sign_on_macs[terminal_id] = key
-        return "ok" if key.verify(data, mac) else "mismatch"
+        if not key.verify(data, mac):
+            return "mismatch"
+        window = self._window_s
+        if window <= 0:
+            return "ok"
+        now = time.time()
+        age = field7_age(sent_at, now)
+        if age is None or abs(age) > window:
+            log.warning("sign_on_proof_stale", terminal_id=terminal_id)
+            return "mismatch"
+        taken = self._proofs.setdefault(terminal_id, {})
+        for old in [m for m, until in taken.items() if until <= now]:
+            del taken[old]
+        if mac in taken:
+            log.warning("sign_on_proof_replayed", terminal_id=terminal_id)
+            return "mismatch"
+        taken[mac] = now + 2 * window  # past the window the message is stale anyway
+        return "ok"
 
     async def sign_on(self, terminal_id: str, family: Family) -> tuple[int, str] | None:
         """Rotate the working keys and activate them: the field that carries them under
@@ -160,3 +189,21 @@ class KeyringCache:
         """Drop a cached keyring (a rotation made elsewhere, e.g. the CLI)."""
         self._rings.pop(owner, None)
         self._sign_on_macs.pop(owner, None)
+
+
+def field7_age(field7: str | None, now: float) -> float | None:
+    """Seconds from field 7 (MMDDhhmmss, UTC, no year: the nearest year is taken) to
+    `now`; None when it is not a date-time."""
+    if field7 is None or len(field7) != 10 or not field7.isdigit():
+        return None
+    month, day, hour, minute, second = (int(field7[i : i + 2]) for i in range(0, 10, 2))
+    year = time.gmtime(now).tm_year
+    ages = []
+    for y in (year - 1, year, year + 1):
+        try:
+            sent = calendar.timegm((y, month, day, hour, minute, second, 0, 0, 0))
+        except (ValueError, OverflowError):
+            continue
+        if time.gmtime(sent)[:6] == (y, month, day, hour, minute, second):
+            ages.append(now - sent)
+    return min(ages, key=abs) if ages else None

@@ -4,8 +4,9 @@ Sign-on and key change rotate the terminal's working keys and deliver them under
 its KEK in field 96 (1993) / 48 (1987). Both must be proven, whatever the group
 says about MACs (docs/keys.md, "Sign-on and key change proofs"): a sign-on by a
 MAC under the key derived from the terminal's KEK, a key change by a MAC under an
-acceptable TAK; the pipeline refuses an unproven one (916 / 917, A0) before this
-module runs. The answer is not MAC'd: the TR-31 blocks and KCVs prove the keys.
+acceptable TAK; the pipeline refuses an unproven one (916 / 917, A0; a sign-on
+also when its field 7 is stale or its proof was taken before) before this module
+runs. The answer is not MAC'd: the TR-31 blocks and KCVs prove the keys.
 A terminal over its rotations per minute is answered 912 / 92 and keeps its
 keys. Sign-on opens a shift when none is open and ends a sign-off; sign-off
 declines financial requests until the next sign-on. An echo needs no terminal id:

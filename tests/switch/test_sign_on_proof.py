@@ -8,17 +8,20 @@ most `[keys] rotations_per_minute` times a minute.
 
 from __future__ import annotations
 
+import calendar
+import time
 from collections.abc import Callable
 from pathlib import Path
 
 import trio
 from forecourt.codecs.dialect import encode, encode_with_mac
 from forecourt.codecs.framing import Framing, encode_frame
-from forecourt.codecs.network import NetworkFunction
+from forecourt.codecs.network import NetworkFunction, transmission_time
 from forecourt.keys.mac import RetailMac
 from forecourt.keys.model import KeyType
 from forecourt.keys.sign_on import sign_on_mac
 from forecourt.keys.store import KeyStore
+from forecourt.switch.terminal_keys import field7_age
 
 from .harness import Terminal, proven, started_switch
 
@@ -154,3 +157,38 @@ async def test_one_terminals_sign_ons_do_not_hold_back_anothers(tmp_path: Path) 
             if e.action == "rotate" and e.key_type is KeyType.TAK
         ]
         assert len(rotations) == limit
+
+
+async def test_a_sign_on_copied_off_the_wire_rotates_nothing(tmp_path: Path) -> None:
+    """A MAC proves who, not when: the same proven bytes again, or a proven sign-on
+    sent an hour ago, are refused 916 and rotate nothing."""
+    async with (
+        started_switch(tmp_path) as sut,
+        sut.terminal(T1) as real,
+        sut.terminal(T1) as attacker,
+    ):
+        message = real.network(NetworkFunction.SIGN_ON)
+        copied = encode_frame(Framing(), proven(real.dialect, message, kek=real.kek, tak=None))
+        await real.send_raw(copied)
+        answer = await real.receive()
+        assert answer.fields["39"] == "800"
+        real.install(answer)
+        before = _key_rows(sut.store, T1)
+        await attacker.send_raw(copied)
+        assert (await attacker.receive()).fields["39"] == "916"
+        old = message.with_fields({7: transmission_time(time.time() - 3600), 11: "000999"})
+        await attacker.send_raw(
+            encode_frame(Framing(), proven(real.dialect, old, kek=real.kek, tak=None))
+        )
+        assert (await attacker.receive()).fields["39"] == "916"
+        assert _key_rows(sut.store, T1) == before
+        assert (await real.exchange(real.purchase(1000))).fields["39"] == "000"
+
+
+def test_field7_age_takes_the_nearest_year() -> None:
+    new_year = calendar.timegm((2027, 1, 1, 0, 0, 30, 0, 0, 0))
+    assert field7_age("1231235930", new_year) == 60.0  # sent last year
+    assert field7_age("0101000100", new_year) == -30.0  # a clock 30 s ahead
+    assert field7_age("0229120000", new_year) is not None  # 2028 is a leap year
+    for bad in (None, "", "123123593", "1332000000", "02301200ab"):
+        assert field7_age(bad, new_year) is None
