@@ -2,8 +2,9 @@
 
 One owner for these facts: the journal's `terminal_guards` table, so a lock or
 a sign-off holds across a restart, every worker of `serve --workers` and every
-node. A terminal is locked (917) after N MAC failures in a row until a key change
-or sign-on delivers new keys; a sign-off ends its signed-on state and financial
+node. A terminal is locked (917) after N MAC failures in a row until a proven
+sign-on delivers new keys (a key change, under the suspect TAK, is refused while
+locked); a sign-off ends its signed-on state and financial
 requests are declined until the next sign-on. A terminal never seen signing off
 counts as signed on: its keys were delivered at registration.
 
