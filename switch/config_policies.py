@@ -65,6 +65,10 @@ class KeysConfig:
 
     grace_s: float = 300.0
     max_age_s: float = 86400.0
+    # sign-ons and key changes that rotate one terminal's keys, per minute and node
+    rotations_per_minute: int = 6
+    # a sign-on's field 7 within this of the switch's clock, its proof taken once (0: off)
+    sign_on_window_s: float = 600.0
 
 
 @attrs.frozen
@@ -157,6 +161,8 @@ def read_keys(root: ConfigTable) -> KeysConfig:
     keys = KeysConfig(
         grace_s=t.float_("grace_s", 300.0, 0.0, 7 * 86400.0),
         max_age_s=t.float_("max_age_s", 86400.0, 60.0, 365 * 86400.0),
+        rotations_per_minute=t.int_("rotations_per_minute", 6, 1, 1000),
+        sign_on_window_s=t.float_("sign_on_window_s", 600.0, 0.0, 86400.0),
     )
     t.finish()
     return keys
