@@ -215,14 +215,14 @@ class RecordingHost(SmallHost):
 
 def proven(dialect: Dialect, message: Message, *, kek: bytes | None, tak: MacKey | None) -> bytes:
     """`message` encoded as a terminal proves it: a sign-on MAC'd under the sign-on key
-    derived from `kek`, anything else (a key change, a purchase) under `tak`; echo and
-    sign-off without a MAC. Without the key it would need, no MAC at all."""
+    derived from `kek`, anything else (a key change, a sign-off, a purchase) under `tak`;
+    an echo without a MAC. Without the key it would need, no MAC at all."""
     function = network_function(message) if message.mti[1] == "8" else None
     mac: Callable[[bytes], bytes] | None = None
     if function is NetworkFunction.SIGN_ON:
         if kek is not None:
             mac = sign_on_mac(kek, message.fields.get("41", "")).generate
-    elif function in (None, NetworkFunction.KEY_CHANGE) and tak is not None:
+    elif function is not NetworkFunction.ECHO and tak is not None:
         mac = tak.generate
     return encode(dialect, message) if mac is None else encode_with_mac(dialect, message, mac)
 
