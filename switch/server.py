@@ -153,6 +153,7 @@ def listener_context(config: SwitchConfig, listener: ListenerConfig) -> Listener
         mac_required=group.mac_required,
         max_in_flight=group.max_in_flight,
         mac_failures_before_lock=group.mac_failures_before_lock or 1 << 30,
+        transmission_tolerance_s=group.transmission_time_tolerance_s,
     )
     return ListenerContext(
         name=listener.name,

@@ -41,6 +41,9 @@ class FlowRules:
     parks_reversal: bool = False
     journalled: bool = True
     mac_answer: bool = True  # network management answers carry keys, not a MAC
+    # field 7 within the terminal group's tolerance (switch/transmission_time.py); not
+    # for reversals, completions and shift closes, which a terminal may send late from SAF
+    checks_transmission_time: bool = False
 
 
 @attrs.frozen

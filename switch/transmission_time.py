@@ -1,0 +1,117 @@
+"""Field 7, transmission date and time: a request older than the tolerance is refused.
+
+A MAC'd request copied off the wire stays valid as long as its key (up to a day);
+the in-memory duplicate window lasts minutes. Refusing requests whose field 7
+(MMDDhhmmss, UTC) is further than the terminal group's tolerance from the switch's
+clock bounds how old an accepted copy can be, so the duplicate check only has to
+remember that long (`switch/retransmission.py`). Field 7 carries no year: the
+year taken is the one that puts it nearest the switch's clock.
+"""
+
+from __future__ import annotations
+
+import time
+
+import structlog
+from forecourt.codecs.message import Message
+
+__all__ = [
+    "NoTransmissionTime",
+    "TransmissionTimeOutside",
+    "check_transmission_time",
+    "earliest_original",
+    "transmission_epoch",
+]
+
+# days before each month (index 1..12) in a common year
+_DAYS_BEFORE = (0, 0, 31, 59, 90, 120, 151, 181, 212, 243, 273, 304, 334)
+_DAYS_IN = (0, 31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31)
+_HALF_YEAR_S = 183 * 86400
+
+
+class TransmissionTimeOutside(Exception):
+    """Field 7 is further from the switch's clock than the tolerance: 902 / 12."""
+
+
+class NoTransmissionTime(Exception):
+    """Field 7 is missing or is not a date and time (MMDDhhmmss): 904 / 30."""
+
+
+def _leap(year: int) -> bool:
+    return year % 4 == 0 and (year % 100 != 0 or year % 400 == 0)
+
+
+def _epoch(year: int, month: int, day: int, seconds_of_day: int) -> int | None:
+    """Seconds since 1970 (UTC), or None when the day does not exist in that year."""
+    if month == 2 and day == 29 and not _leap(year):
+        return None
+    y = year - 1
+    days = y * 365 + y // 4 - y // 100 + y // 400 - 719162  # 1970-01-01 is day 719162
+    days += _DAYS_BEFORE[month] + (1 if month > 2 and _leap(year) else 0) + day - 1
+    return days * 86400 + seconds_of_day
+
+
+def transmission_epoch(value: str | None, now: float) -> float | None:
+    """Field 7 as seconds since 1970, in the year that puts it nearest `now`.
+
+    None when it is missing or not a date and time. Around New Year a field 7 of
+    "1231235959" read on 1 January is last year's, "0101000001" read on 31 December
+    next year's.
+    """
+    if value is None or len(value) != 10 or not value.isdigit():
+        return None
+    month, day = int(value[0:2]), int(value[2:4])
+    hour, minute, second = int(value[4:6]), int(value[6:8]), int(value[8:10])
+    if not (1 <= month <= 12 and 1 <= day <= _DAYS_IN[month]):
+        return None
+    if hour > 23 or minute > 59 or second > 60:  # 60: a leap second
+        return None
+    of_day = hour * 3600 + minute * 60 + second
+    year = time.gmtime(now).tm_year
+    best: int | None = None
+    for candidate in (year, year - 1, year + 1):
+        at = _epoch(candidate, month, day, of_day)
+        if at is not None and (best is None or abs(at - now) < abs(best - now)):
+            best = at
+            if abs(at - now) <= _HALF_YEAR_S:
+                break
+    return None if best is None else float(best)  # None: 29 February, no leap year near
+
+
+def check_transmission_time(
+    request: Message,
+    tolerance_s: float,
+    log: structlog.typing.FilteringBoundLogger,
+    now: float | None = None,
+) -> None:
+    """Refuse a request whose field 7 is missing, malformed or outside the tolerance.
+
+    A tolerance of 0 turns the check off (the terminal group's choice).
+    """
+    if not tolerance_s:
+        return
+    now = time.time() if now is None else now
+    sent = transmission_epoch(request.fields.get("7"), now)
+    if sent is None:
+        log.warning("transmission_time_missing")
+        raise NoTransmissionTime("field 7 is missing or not MMDDhhmmss")
+    skew = sent - now
+    if abs(skew) > tolerance_s:
+        log.warning("transmission_time_outside_tolerance", skew_s=round(skew))
+        raise TransmissionTimeOutside(f"field 7 is {skew:+.0f} s from the switch's clock")
+
+
+def earliest_original(request: Message, tolerance_s: float, now: float) -> float | None:
+    """The earliest time the original of an exact copy of `request` can have been received.
+
+    An exact copy carries the original's field 7, and an original is received no
+    earlier than its field 7 minus the tolerance (a terminal clock ahead by at most
+    that much). None when nothing bounds it: no tolerance, no usable field 7, or one
+    further ahead than the tolerance (a flow that does not check field 7 takes it).
+    """
+    if not tolerance_s:
+        return None
+    sent = transmission_epoch(request.fields.get("7"), now)
+    if sent is None or sent - now > tolerance_s:
+        return None
+    return sent - tolerance_s
