@@ -5,6 +5,8 @@ is in flight a copy is never forwarded again; once finished, a retransmission wi
 the same amount gets the journalled answer again. The window of finished requests
 is held in memory (bounded) and warmed from the journal at start, so the hot path
 makes no database read: only a retransmission reads its answer from the journal.
+The window knows how far back it is complete (`left_since`): a request whose
+original may be older than that is looked up in the journal instead.
 
 Acquirer side: the switch allocates its own STAN per link, never two in flight on
 one link, and keeps a STAN that timed out out of use for a quarantine period so a
@@ -69,6 +71,22 @@ def _unkept(kept: str) -> FinishedRequest:
     return FinishedRequest(txn_id, amount or None)
 
 
+# A transaction id is a ULID (journal.new_txn_id): its first 10 characters are the
+# milliseconds of its creation, when the request was received, in Crockford's base 32.
+_TO_BASE32 = str.maketrans("0123456789ABCDEFGHJKMNPQRSTVWXYZ", "0123456789abcdefghijklmnopqrstuv")
+_ULID_LENGTH = 26
+
+
+def _received_at(kept: str) -> float:
+    """When the kept request was received; now when its id says nothing (conservative)."""
+    if kept.find(_SEPARATOR) == _ULID_LENGTH:
+        try:
+            return int(kept[:10].translate(_TO_BASE32), 32) / 1000.0
+        except ValueError:
+            pass
+    return time.time()
+
+
 class TerminalRequests:
     """The one owner of terminal-side matching state for a switch process."""
 
@@ -78,6 +96,10 @@ class TerminalRequests:
         # keyed by the key's parts joined (one string, ~55 bytes less than a tuple)
         self._finished: OrderedDict[str, str] = OrderedDict()
         self._window = window
+        # every request received after this that finished with a journalled answer is
+        # in the window: the latest reception among those it let go, or before which
+        # the start did not warm it
+        self._complete_after = float("-inf")
 
     def in_flight(self, key: TerminalKey) -> InFlight | None:
         return self._in_flight.get(key)
@@ -120,7 +142,19 @@ class TerminalRequests:
         self._finished[joined] = kept
         self._finished.move_to_end(joined)
         while len(self._finished) > self._window:
-            self._finished.popitem(last=False)
+            _, gone = self._finished.popitem(last=False)
+            received = _received_at(gone)
+            if received > self._complete_after:
+                self._complete_after = received
+
+    def left_since(self, received_after: float) -> bool:
+        """Whether a request received at or after `received_after` may have finished
+        and no longer be in the window (let go, or from before the start)."""
+        return self._complete_after >= received_after
+
+    def warmed_after(self, received_at: float) -> None:
+        """The start put in the window only the requests received after `received_at`."""
+        self._complete_after = max(self._complete_after, received_at)
 
     @property
     def in_flight_count(self) -> int:

@@ -411,6 +411,7 @@ def switch_config(
                 "mac_required": mac,
                 "max_in_flight": over.pop("max_in_flight", 4),
                 "mac_failures_before_lock": over.pop("mac_failures_before_lock", 3),
+                "transmission_time_tolerance_s": over.pop("tolerance_s", 600.0),
             }
         ],
         "acquirers": [
@@ -431,6 +432,8 @@ def switch_config(
             }
         ],
     }
+    if "duplicate_window" in over:
+        doc["journal"] = {"duplicate_window": over.pop("duplicate_window")}
     if "preauth_window_s" in over:
         doc["reversal"] = {"preauth_completion_window_s": over.pop("preauth_window_s")}
     doc["saf"] = {"backoff_initial_s": over.pop("saf_backoff_s", 0.2), "backoff_max_s": 1.0}
