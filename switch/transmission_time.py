@@ -10,6 +10,7 @@ year taken is the one that puts it nearest the switch's clock.
 
 from __future__ import annotations
 
+import functools
 import time
 
 import structlog
@@ -23,7 +24,7 @@ __all__ = [
     "transmission_epoch",
 ]
 
-# days before each month (index 1..12) in a common year
+# days before each month (index 1..12) in a common year, and the days of each month
 _DAYS_BEFORE = (0, 0, 31, 59, 90, 120, 151, 181, 212, 243, 273, 304, 334)
 _DAYS_IN = (0, 31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31)
 _HALF_YEAR_S = 183 * 86400
@@ -41,14 +42,26 @@ def _leap(year: int) -> bool:
     return year % 4 == 0 and (year % 100 != 0 or year % 400 == 0)
 
 
-def _epoch(year: int, month: int, day: int, seconds_of_day: int) -> int | None:
-    """Seconds since 1970 (UTC), or None when the day does not exist in that year."""
-    if month == 2 and day == 29 and not _leap(year):
-        return None
+@functools.lru_cache(maxsize=64)
+def _month_start(year: int, month: int) -> int:
+    """Seconds since 1970 (UTC) at the start of `month` of `year`."""
     y = year - 1
     days = y * 365 + y // 4 - y // 100 + y // 400 - 719162  # 1970-01-01 is day 719162
-    days += _DAYS_BEFORE[month] + (1 if month > 2 and _leap(year) else 0) + day - 1
-    return days * 86400 + seconds_of_day
+    return (days + _DAYS_BEFORE[month] + (month > 2 and _leap(year))) * 86400
+
+
+class _Year:
+    """The UTC year of the last `now` seen, and its span: a gmtime once a year."""
+
+    start, end, year = 0.0, -1.0, 1970
+
+    @classmethod
+    def of(cls, now: float) -> int:
+        if not cls.start <= now < cls.end:
+            year = time.gmtime(now).tm_year
+            cls.start, cls.end = _month_start(year, 1), _month_start(year + 1, 1)
+            cls.year = year
+        return cls.year
 
 
 def transmission_epoch(value: str | None, now: float) -> float | None:
@@ -56,26 +69,30 @@ def transmission_epoch(value: str | None, now: float) -> float | None:
 
     None when it is missing or not a date and time. Around New Year a field 7 of
     "1231235959" read on 1 January is last year's, "0101000001" read on 31 December
-    next year's.
+    next year's; 29 February only in a leap year.
     """
     if value is None or len(value) != 10 or not value.isdigit():
         return None
-    month, day = int(value[0:2]), int(value[2:4])
-    hour, minute, second = int(value[4:6]), int(value[6:8]), int(value[8:10])
+    month, rest = divmod(int(value), 100_000_000)
+    day, rest = divmod(rest, 1_000_000)
+    hour, rest = divmod(rest, 10_000)
+    minute, second = divmod(rest, 100)
     if not (1 <= month <= 12 and 1 <= day <= _DAYS_IN[month]):
         return None
     if hour > 23 or minute > 59 or second > 60:  # 60: a leap second
         return None
-    of_day = hour * 3600 + minute * 60 + second
-    year = time.gmtime(now).tm_year
-    best: int | None = None
-    for candidate in (year, year - 1, year + 1):
-        at = _epoch(candidate, month, day, of_day)
-        if at is not None and (best is None or abs(at - now) < abs(best - now)):
-            best = at
-            if abs(at - now) <= _HALF_YEAR_S:
-                break
-    return None if best is None else float(best)  # None: 29 February, no leap year near
+    of_month = (day - 1) * 86400 + hour * 3600 + minute * 60 + second
+    year = _Year.of(now)
+    at = _month_start(year, month) + of_month
+    if at - now > _HALF_YEAR_S:
+        year -= 1
+    elif now - at > _HALF_YEAR_S:
+        year += 1
+    else:
+        return None if month == 2 and day == 29 and not _leap(year) else float(at)
+    if month == 2 and day == 29 and not _leap(year):
+        return None
+    return float(_month_start(year, month) + of_month)
 
 
 def check_transmission_time(

@@ -8,6 +8,7 @@ it the duplicate check holds even when the in-memory window has moved on.
 from __future__ import annotations
 
 import calendar
+import random
 import time
 from pathlib import Path
 from typing import Any
@@ -179,6 +180,14 @@ def test_field_7_has_no_year_the_nearest_is_taken() -> None:
     assert transmission_epoch("0229120000", utc(2026, 12, 1, 12, 0, 0)) is None
     for bad in ("1301000000", "0132000000", "0101240000", "010100000", "01010000AA", None):
         assert transmission_epoch(bad, new_year) is None
+
+
+def test_field_7_within_half_a_year_reads_back_as_the_time_it_was_sent() -> None:
+    rng = random.Random(7)
+    for _ in range(3000):
+        now = rng.uniform(utc(2020, 1, 1, 0, 0, 0), utc(2040, 1, 1, 0, 0, 0))
+        sent = float(int(now + rng.uniform(-170, 170) * 86400))
+        assert transmission_epoch(field7(sent), now) == sent
 
 
 def test_a_purchase_sent_across_new_year_is_within_the_tolerance() -> None:
