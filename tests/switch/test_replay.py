@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import calendar
 import random
+import sqlite3
 import time
 from pathlib import Path
 from typing import Any
@@ -237,3 +238,18 @@ async def test_a_copy_after_a_restart_gets_the_journalled_answer(tmp_path: Path)
         assert again.fields["39"] == first.fields["39"] == "000"
         amounts = [m.fields["4"] for m in sut.host.received if m.mti[1] == "2"]
         assert amounts == ["000000001111", "000000002222"]
+
+
+async def test_a_stan_used_again_long_after_is_a_new_purchase(tmp_path: Path) -> None:
+    async with started_switch(tmp_path, duplicate_window=1) as sut, sut.terminal() as terminal:
+        first = terminal.purchase(1111)
+        assert (await terminal.exchange(first)).fields["39"] == "000"
+        assert (await terminal.exchange(terminal.purchase(2222))).fields["39"] == "000"
+        # the first purchase is an hour old now, as if the terminal's STANs came round
+        with sqlite3.connect(tmp_path / "journal.db", timeout=10) as db:
+            db.execute("UPDATE transactions SET received_at = received_at - 3600")
+        # the same STAN and amount, sent now: no copy of a request of an hour ago
+        again = first.with_fields({7: field7(time.time())})
+        assert (await terminal.exchange(again)).fields["39"] == "000"
+        amounts = [m.fields["4"] for m in sut.host.received if m.mti[1] == "2"]
+        assert amounts == ["000000001111", "000000002222", "000000001111"]
