@@ -83,7 +83,7 @@ class Retransmissions:
                 self._metrics.duplicate_lookups.labels(why="cluster").inc()
                 row = await self._journal.find_by_terminal_key(*key)
             else:
-                since = self._beyond_window(ctx, request)
+                since = self._beyond_window(ctx, key, request)
                 if since is None:
                     return None  # the hot path: the window holds the original, if any
                 self._metrics.duplicate_lookups.labels(why="beyond_window").inc()
@@ -125,7 +125,9 @@ class Retransmissions:
             return await self._duplicate(ctx, request, key)
         return await self._replay(ctx, key, finished.txn_id, answer, request, bound, row)
 
-    def _beyond_window(self, ctx: ListenerContext, request: Message) -> float | None:
+    def _beyond_window(
+        self, ctx: ListenerContext, key: RequestKey, request: Message
+    ) -> float | None:
         """Since when the journal must be asked about this request's key, or None when
         the window holds every request that can be its original.
 
@@ -134,7 +136,7 @@ class Retransmissions:
         """
         tolerance = ctx.policy.transmission_tolerance_s
         earliest = earliest_original(request, tolerance, time.time())
-        if earliest is None or not self._requests.left_since(earliest):
+        if earliest is None or not self._requests.left_since(key, earliest):
             return None
         return earliest
 

@@ -230,7 +230,16 @@ async def run_switch(
                     duplicates_from_journal=cluster,
                 ),
                 saf=saf,
-                requests=TerminalRequests(window=config.journal.duplicate_window),
+                requests=TerminalRequests(
+                    window=config.journal.duplicate_window,
+                    # a copy's original was received after field 7 less the tolerance,
+                    # and field 7 is at most the tolerance old: twice it back from now
+                    let_go_s=2
+                    * max(
+                        (g.transmission_time_tolerance_s for g in config.terminal_groups),
+                        default=600.0,
+                    ),
+                ),
             )
             report = await recover(journal, pipeline, config.node)
             log.info(

@@ -18,9 +18,10 @@ import pytest
 import structlog
 import trio
 from forecourt.codecs.message import Message
+from forecourt.codecs.mti import RequestKey
 from forecourt.switch.config import ConfigError, parse_config
 from forecourt.switch.journal import new_txn_id
-from forecourt.switch.matching import FinishedRequest, TerminalRequests
+from forecourt.switch.matching import FinishedRequest, LetGo, TerminalRequests, _Segment
 from forecourt.switch.transmission_time import (
     NoTransmissionTime,
     TransmissionTimeOutside,
@@ -140,6 +141,21 @@ async def test_a_copy_after_the_window_moved_on_gets_the_journalled_answer(
         assert await metric(port, 'forecourt_duplicate_journal_lookups_total{why="beyond_window"}')
 
 
+async def test_a_tiny_window_reads_the_journal_for_a_copy_only(tmp_path: Path) -> None:
+    port = _unused_port()
+    over: dict[str, Any] = {"duplicate_window": 1, "metrics_port": port}
+    async with started_switch(tmp_path, **over) as sut, sut.terminal() as terminal:
+        original = terminal.purchase(1000)
+        assert (await terminal.exchange(original)).fields["39"] == "000"
+        for amount in range(1001, 1011):  # new purchases: in no let-go filter, no read
+            assert (await terminal.exchange(terminal.purchase(amount))).fields["39"] == "000"
+        name = 'forecourt_duplicate_journal_lookups_total{why="beyond_window"}'
+        assert await metric(port, name) == 0.0
+        assert (await terminal.exchange(original)).fields["39"] == "000"
+        assert await metric(port, name) == 1.0
+    assert len([m for m in sut.host.received if m.mti[1] == "2"]) == 11
+
+
 async def test_the_hot_path_does_not_read_the_journal_while_the_window_covers_the_tolerance(
     tmp_path: Path,
 ) -> None:
@@ -152,20 +168,38 @@ async def test_the_hot_path_does_not_read_the_journal_while_the_window_covers_th
         assert await metric(port, name + '{why="cluster"}') == 0.0
 
 
-def test_the_window_knows_how_far_back_it_is_complete() -> None:
+def test_the_window_knows_how_far_back_it_is_complete_and_what_it_let_go() -> None:
     window = TerminalRequests(window=2)
     now = time.time()
-    assert not window.left_since(now - 600)  # nothing let go yet: complete
+    first, new = RequestKey("2", "T1", "000001"), RequestKey("2", "T1", "000099")
+    assert not window.left_since(first, now - 600)  # nothing let go yet: complete
     for stan in ("000001", "000002", "000003"):
         window.remember(("2", "T1", stan), FinishedRequest(new_txn_id(), "000000001000"))
-    # the first entry (received just now, by its id) is gone: a copy of anything
-    # received in the last 10 minutes may be missing, the journal must be asked
-    assert window.left_since(now - 600)
-    assert not window.left_since(time.time() + 1)
+    # the first entry (received just now, by its id) is gone: a copy of it must be
+    # looked up in the journal; a key never seen is known new without a read
+    assert window.left_since(first, now - 600)
+    assert not window.left_since(new, now - 600)
+    assert not window.left_since(first, time.time() + 1)  # received before: not its original
     fresh = TerminalRequests(window=10)
     fresh.warmed_after(now - 60)  # a start that warmed only the last minute
-    assert fresh.left_since(now - 600)
-    assert not fresh.left_since(now - 30)
+    assert fresh.left_since(new, now - 600)
+    assert not fresh.left_since(new, now - 30)
+
+
+def test_the_let_go_filters_forget_after_their_time_and_say_so() -> None:
+    let_go = LetGo(keep_s=0.0, segments=2)
+    now = time.time()
+    for i in range(_Segment.KEYS * 3):  # three segments: the first ones are dropped
+        let_go.add(f"2\x1fT1\x1f{i:06d}", now - 100)
+    assert let_go.complete_after == now - 100
+    assert let_go.may_hold("2\x1fT1\x1fnever", now - 200)  # beyond what is kept: maybe
+    assert not let_go.may_hold("2\x1fT1\x1fnever", now - 50)  # received later than all
+    kept = LetGo(keep_s=3600.0)
+    for i in range(_Segment.KEYS):  # a full segment: 16 bits a key
+        kept.add(f"2\x1fT1\x1f{i:06d}", now - 100)
+    assert all(kept.may_hold(f"2\x1fT1\x1f{i:06d}", now - 200) for i in range(0, 65536, 97))
+    false = sum(kept.may_hold(f"2\x1fT2\x1f{i:06d}", now - 200) for i in range(10_000))
+    assert false < 200  # ~0.5 % expected: each costs one journal read, never a wrong answer
 
 
 # -- field 7 as a time ----------------------------------------------------------
