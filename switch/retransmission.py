@@ -9,10 +9,10 @@ recovery, or `failed`) gets its recorded outcome: what the terminal would have h
 The in-memory window is the whole check while it reaches back far enough: a copy
 is accepted only while its field 7 is within the tolerance, so its original was
 received no earlier than field 7 minus the tolerance. When the window has let go of
-requests received since then (a high rate, a small window, just after a start),
-the journal is asked about keys the window does not hold; a single node otherwise
-never reads the journal for a new request. With a shared journal (several nodes)
-it is always asked.
+requests received since then (a high rate, a small window, just after a start) and
+this key may be among them (`matching.LetGo`), the journal is asked; a single node
+otherwise never reads the journal for a new request. With a shared journal (several
+nodes) it is asked on every window miss.
 """
 
 from __future__ import annotations
