@@ -73,6 +73,21 @@ def transmission_epoch(value: str | None, now: float) -> float | None:
     """
     if value is None or len(value) != 10 or not value.isdigit():
         return None
+    if value == _Last.value and abs(_Last.at - now) <= _HALF_YEAR_S:
+        return _Last.at  # the check and the duplicate check read the same field 7
+    at = _read(value, now)
+    if at is not None:
+        _Last.value, _Last.at = value, at
+    return at
+
+
+class _Last:
+    """The field 7 read last, and when it says (always within half a year of then)."""
+
+    value, at = "", 0.0
+
+
+def _read(value: str, now: float) -> float | None:
     month, rest = divmod(int(value), 100_000_000)
     day, rest = divmod(rest, 1_000_000)
     hour, rest = divmod(rest, 10_000)
