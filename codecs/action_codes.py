@@ -47,6 +47,7 @@ class Outcome(enum.Enum):
     NETWORK_ACCEPTED = "network_accepted"  # 1814 / 1830 / 0810
     FUNCTION_NOT_SUPPORTED = "function_not_supported"  # a message class no flow carries
     NOT_SIGNED_ON = "not_signed_on"  # signed off: not permitted to terminal until sign-on
+    INVALID_TRANSACTION = "invalid_transaction"  # field 7 outside the tolerance: refused
 
 
 # The switch's own outcomes, as each family spells them on the way out.
@@ -68,6 +69,7 @@ _CODES: dict[Outcome, tuple[str, str]] = {
     Outcome.NETWORK_ACCEPTED: ("800", "00"),
     Outcome.FUNCTION_NOT_SUPPORTED: ("115", "40"),
     Outcome.NOT_SIGNED_ON: ("120", "58"),
+    Outcome.INVALID_TRANSACTION: ("902", "12"),
 }
 
 # Reading codes: the primary spellings above, and then what hosts also send.

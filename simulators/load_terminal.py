@@ -30,6 +30,9 @@ __all__ = ["LoadTerminal"]
 _APPROVED = frozenset({"000", "00"})
 # approved purchases a terminal remembers to reverse (the most recent first)
 _REVERSIBLE_KEPT = 64
+# templates are encoded again this often: field 7 (and 12/13) say when a request was
+# sent, and the switch refuses one further than its tolerance (10 minutes) from its clock
+_REBUILD_S = 60.0
 
 
 class LoadTerminal:
@@ -52,18 +55,23 @@ class LoadTerminal:
         self.pending: dict[int, float] = {}
         self._slots: trio.Semaphore | None = None
         self._lost = False  # the connection ended before the run did
-        now = self.now = time.time()
-        self.templates: list[tuple[RequestTemplate | None, MixEntry, TerminalIdentity]] = []
-        self.weights: list[float] = []
         header = {"2b": 2, "4a": 4}.get(self.wire.framing.header, 0)
         self.tpdu = self.wire.tpdu
         self.header = header
-        # purchases in flight (STAN -> who, amount) and approved ones a `reversal`
-        # in the mix may reverse; each is reversed at most once
-        self.purchases: dict[int, tuple[TerminalIdentity, int]] = {}
-        self.reversible: collections.deque[tuple[int, TerminalIdentity, int]] = collections.deque(
-            maxlen=_REVERSIBLE_KEPT
+        # purchases in flight (STAN -> who, amount, when sent) and approved ones a
+        # `reversal` in the mix may reverse; each is reversed at most once
+        self.purchases: dict[int, tuple[TerminalIdentity, int, float]] = {}
+        self.reversible: collections.deque[tuple[int, TerminalIdentity, int, float]] = (
+            collections.deque(maxlen=_REVERSIBLE_KEPT)
         )
+        self._build_templates()
+
+    def _build_templates(self, now: float | None = None) -> None:
+        """Encode each template of the mix once, with the time (now) in 7 and 12/13."""
+        now = self.now = time.time() if now is None else now
+        options, terminal_id = self.options, self.terminal_id
+        self.templates: list[tuple[RequestTemplate | None, MixEntry, TerminalIdentity]] = []
+        self.weights: list[float] = []
         for entry in options.mix:
             for pan in entry.pans:
                 who = TerminalIdentity(
@@ -94,6 +102,8 @@ class LoadTerminal:
 
     def next_frame(self) -> tuple[int, bytes]:
         self.stan = self.stan % 999_999 + 1
+        if time.time() - self.now > _REBUILD_S:
+            self._build_templates()
         if len(self.templates) == 1:
             template, entry, who = self.templates[0]
         else:
@@ -110,15 +120,17 @@ class LoadTerminal:
             amount = self.rng.randint(entry.amount_min, entry.amount_max)
         payload = template.payload(self.stan, amount, self.mac)
         if entry.template == "purchase":
-            self.purchases[self.stan] = (who, amount)
+            self.purchases[self.stan] = (who, amount, self.now)
         return self.stan, encode_frame(self.wire.framing, payload, self.tpdu)
 
-    def _reversal_frame(self, original_stan: int, who: TerminalIdentity, amount: int) -> bytes:
+    def _reversal_frame(
+        self, original_stan: int, who: TerminalIdentity, amount: int, sent: float
+    ) -> bytes:
         """A 1420/0400 of an approved purchase of this terminal's (encoded per request:
-        field 56/90 names the original)."""
+        field 56/90 names the original, as it was sent at `sent`)."""
         profile = PROFILES["indoor"]
         who = attrs.evolve(who, amount=amount)
-        original = build("purchase", who, profile, f"{original_stan:06d}", now=self.now)
+        original = build("purchase", who, profile, f"{original_stan:06d}", now=sent)
         message = build(
             "reversal",
             who,

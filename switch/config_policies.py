@@ -122,7 +122,8 @@ def read_journal(root: ConfigTable) -> JournalConfig:
         synchronous=t.str_("synchronous", "full", SYNCHRONOUS_MODES),
         max_pending=t.int_("max_pending", 4096, 1, 1_000_000),
         max_batch=t.int_("max_batch", 1024, 1, 100_000),
-        duplicate_window=t.int_("duplicate_window", 200_000, 1_000, 10_000_000),
+        # any size is safe: what the window has let go of, the journal is asked about
+        duplicate_window=t.int_("duplicate_window", 200_000, 1, 10_000_000),
     )
     t.finish()
     return journal

@@ -78,6 +78,9 @@ class TerminalGroupConfig:
     mac_algorithm: str = "retail"
     max_in_flight: int = 1
     mac_failures_before_lock: int = 5  # 0 = never lock
+    # a request whose field 7 is further than this from the switch's clock is refused
+    # (authorisations, purchases, balance inquiries); 0 = not checked
+    transmission_time_tolerance_s: float = 600.0
 
     @property
     def uses_registry(self) -> bool:
@@ -145,6 +148,9 @@ def _terminal_group(t: ConfigTable) -> TerminalGroupConfig:
         mac_algorithm=t.str_("mac_algorithm", "retail", MAC_ALGORITHMS),
         max_in_flight=t.int_("max_in_flight", 1, 1, 1000),
         mac_failures_before_lock=t.int_("mac_failures_before_lock", 5, 0, 1_000_000),
+        transmission_time_tolerance_s=t.float_(
+            "transmission_time_tolerance_s", 600.0, 0.0, 43_200.0
+        ),
     )
     t.finish()
     return group

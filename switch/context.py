@@ -45,6 +45,8 @@ class TerminalPolicy:
     mac_required: bool
     max_in_flight: int = 16
     mac_failures_before_lock: int = 5
+    # field 7 this far from the switch's clock is refused (902/12); 0: not checked
+    transmission_tolerance_s: float = 600.0
 
 
 @attrs.frozen

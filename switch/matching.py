@@ -5,6 +5,9 @@ is in flight a copy is never forwarded again; once finished, a retransmission wi
 the same amount gets the journalled answer again. The window of finished requests
 is held in memory (bounded) and warmed from the journal at start, so the hot path
 makes no database read: only a retransmission reads its answer from the journal.
+The window knows how far back it is complete, and keeps the keys it let go of in
+Bloom filters (`LetGo`) for twice the transmission-time tolerance: only a request
+whose key may be among those is looked up in the journal (`left_since`).
 
 Acquirer side: the switch allocates its own STAN per link, never two in flight on
 one link, and keeps a STAN that timed out out of use for a quarantine period so a
@@ -14,7 +17,7 @@ late answer can never be matched to a newer request.
 from __future__ import annotations
 
 import time
-from collections import OrderedDict
+from collections import OrderedDict, deque
 from collections.abc import Callable
 
 import attrs
@@ -69,15 +72,102 @@ def _unkept(kept: str) -> FinishedRequest:
     return FinishedRequest(txn_id, amount or None)
 
 
+# A transaction id is a ULID (journal.new_txn_id): its first 10 characters are the
+# milliseconds of its creation, when the request was received, in Crockford's base 32.
+_TO_BASE32 = str.maketrans("0123456789ABCDEFGHJKMNPQRSTVWXYZ", "0123456789abcdefghijklmnopqrstuv")
+_ULID_LENGTH = 26
+
+
+def _received_at(kept: str) -> float:
+    """When the kept request was received; now when its id says nothing (conservative)."""
+    if len(kept) > _ULID_LENGTH and kept[_ULID_LENGTH] == _SEPARATOR:
+        try:
+            return int(kept[:10].translate(_TO_BASE32), 32) / 1000.0
+        except ValueError:
+            pass
+    return time.time()
+
+
+class _Segment:
+    """A Bloom filter of up to `KEYS` keys (16 bits a key, 3 probes: ~0.5 % false)."""
+
+    BITS = 1 << 20
+    KEYS = 1 << 16
+
+    def __init__(self, newest: float) -> None:
+        self.bits = bytearray(self.BITS // 8)
+        self.count = 0
+        self.newest = newest  # the latest reception among its keys and every older segment's
+
+    def add(self, joined: str, received: float) -> None:
+        h, bits = hash(joined), self.bits  # a str caches its hash: the window made it
+        a, b, c = h & 0xFFFFF, (h >> 20) & 0xFFFFF, (h >> 40) & 0xFFFFF
+        bits[a >> 3] |= 1 << (a & 7)
+        bits[b >> 3] |= 1 << (b & 7)
+        bits[c >> 3] |= 1 << (c & 7)
+        self.count += 1
+        if received > self.newest:
+            self.newest = received
+
+    def __contains__(self, joined: str) -> bool:
+        h, bits = hash(joined), self.bits
+        a, b, c = h & 0xFFFFF, (h >> 20) & 0xFFFFF, (h >> 40) & 0xFFFFF
+        return bool(
+            bits[a >> 3] & (1 << (a & 7))
+            and bits[b >> 3] & (1 << (b & 7))
+            and bits[c >> 3] & (1 << (c & 7))
+        )
+
+
+class LetGo:
+    """The keys the window let go of, for `keep_s`: whether a key may be among them.
+
+    Two bytes a key in Bloom filters instead of a window entry's ~250, so a request
+    whose key is in none of them is known new without asking the journal, at any
+    rate. A false "may be" costs one journal read, never a wrong answer.
+    """
+
+    def __init__(self, keep_s: float = 1200.0, segments: int = 32) -> None:
+        self._segments: deque[_Segment] = deque()
+        self._keep_s = keep_s
+        self._most = segments  # 32 x 128 KB: 2 million keys
+        # keys let go of and received after this are all in a segment
+        self.complete_after = float("-inf")
+
+    def add(self, joined: str, received: float) -> None:
+        segments = self._segments
+        if not segments or segments[-1].count >= _Segment.KEYS:
+            old = time.time() - self._keep_s
+            while segments and (len(segments) >= self._most or segments[0].newest < old):
+                self.complete_after = max(self.complete_after, segments.popleft().newest)
+            segments.append(_Segment(segments[-1].newest if segments else float("-inf")))
+        segments[-1].add(joined, received)
+
+    def may_hold(self, joined: str, received_after: float) -> bool:
+        if self.complete_after >= received_after:
+            return True  # let go of so long ago that the segments are gone too
+        for segment in reversed(self._segments):
+            if segment.newest < received_after:
+                return False  # this one and every older one: received before
+            if joined in segment:
+                return True
+        return False
+
+
 class TerminalRequests:
     """The one owner of terminal-side matching state for a switch process."""
 
-    def __init__(self, window: int = 200_000) -> None:
+    def __init__(self, window: int = 200_000, let_go_s: float = 1200.0) -> None:
         self._in_flight: dict[TerminalKey, InFlight] = {}
         self._per_terminal: dict[str, int] = {}  # in flight, by terminal id
         # keyed by the key's parts joined (one string, ~55 bytes less than a tuple)
         self._finished: OrderedDict[str, str] = OrderedDict()
         self._window = window
+        # every request received after this that finished with a journalled answer is
+        # in the window: the latest reception among those it let go, or before which
+        # the start did not warm it
+        self._complete_after = float("-inf")
+        self._let_go = LetGo(let_go_s)
 
     def in_flight(self, key: TerminalKey) -> InFlight | None:
         return self._in_flight.get(key)
@@ -120,7 +210,27 @@ class TerminalRequests:
         self._finished[joined] = kept
         self._finished.move_to_end(joined)
         while len(self._finished) > self._window:
-            self._finished.popitem(last=False)
+            joined, gone = self._finished.popitem(last=False)
+            received = _received_at(gone)
+            if received > self._complete_after:
+                self._complete_after = received
+            self._let_go.add(joined, received)
+
+    def left_since(self, key: TerminalKey, received_after: float) -> bool:
+        """Whether a request with this key, received at or after `received_after`, may
+        have finished and no longer be in the window (let go, or from before the start).
+
+        False at once while the window reaches back that far (the hot path); else
+        the let-go filters say.
+        """
+        if self._complete_after < received_after:
+            return False
+        return self._let_go.may_hold(_joined(key), received_after)
+
+    def warmed_after(self, received_at: float) -> None:
+        """The start put in the window only the requests received after `received_at`."""
+        self._complete_after = max(self._complete_after, received_at)
+        self._let_go.complete_after = max(self._let_go.complete_after, received_at)
 
     @property
     def in_flight_count(self) -> int:

@@ -159,6 +159,13 @@ class SwitchMetrics:
         self.duplicates = Counter(
             "forecourt_duplicates", "Duplicate terminal requests", ["kind"], registry=r
         )
+        self.duplicate_lookups = Counter(
+            "forecourt_duplicate_journal_lookups",
+            "Duplicate checks the in-memory window could not answer alone (the journal was"
+            " asked): why = cluster (another node may have it), beyond_window (too small)",
+            ["why"],
+            registry=r,
+        )
         self.journal_commits = Counter(
             "forecourt_journal_commits", "Journal group commits", registry=r
         )

@@ -1,14 +1,12 @@
 """The per-message path from a terminal's frame to the answer it gets.
 
-decode -> which flow? -> terminal known? -> MAC valid? -> signed on? -> duplicate?
--> the flow (forward to an authoriser, queue for SAF, or answer locally) ->
-journal -> MAC the answer -> answer.
+decode -> which flow? -> terminal known? -> MAC valid? -> signed on? -> field 7 recent?
+-> duplicate? -> the flow (forward to an authoriser, queue for SAF, or answer locally)
+-> journal -> MAC the answer -> answer.
 
-The flow table (`switch/flows/table.py`) names what each message class needs;
-this module enforces it and owns what every flow shares: the duplicate window, the
-in-flight count, the durable answer write. Every failure is a typed error caught
-here and turned into an action code and one log line; nothing a terminal sends
-can stop the switch.
+The flow table names what each message class needs; this module enforces it and
+owns what every flow shares (duplicates, in-flight count, the durable answer write).
+Every failure is a typed error turned here into an action code and one log line.
 """
 
 from __future__ import annotations
@@ -24,6 +22,7 @@ from forecourt.codecs.fields import mask_pan
 from forecourt.codecs.message import Message
 from forecourt.codecs.mti import RequestKey, is_request, mti_class
 from forecourt.keys.errors import KeysError, UnknownOwner
+from forecourt.switch import transmission_time as field7
 from forecourt.switch.answering import TerminalAnswers
 from forecourt.switch.answers import local_answer
 from forecourt.switch.authoriser import Authoriser
@@ -79,7 +78,10 @@ _REFUSALS: dict[type[Exception], tuple[Outcome, str]] = {
     MacMismatch: (Outcome.MAC_INCORRECT, "mac_mismatch"),
     MacKeySyncError: (Outcome.MAC_KEY_SYNC, "mac_key_sync"),
     NotSignedOn: (Outcome.NOT_SIGNED_ON, "not_signed_on"),
+    field7.TransmissionTimeOutside: (Outcome.INVALID_TRANSACTION, "transmission_time"),
+    field7.NoTransmissionTime: (Outcome.FORMAT_ERROR, "transmission_time_missing"),
 }
+_REFUSED = tuple(_REFUSALS)
 
 
 class CloseConnection(Exception):
@@ -156,7 +158,7 @@ class Pipeline:
         bound = log.bind(terminal_id=terminal_id, stan=stan, mti=request.mti, flow=flow.rules.name)
         try:
             reply = await self._checked(ctx, flow, request, terminal_id, stan, received, bound)
-        except (UnknownTerminal, MacMismatch, MacKeySyncError, NotSignedOn) as exc:
+        except _REFUSED as exc:
             outcome, reason = _REFUSALS[type(exc)]
             self.metrics.rejections.labels(reason=reason).inc()
             answer = local_answer(request, dialect.family, outcome)
@@ -237,6 +239,8 @@ class Pipeline:
                 await self.guard.check_mac(ctx.policy, request, terminal_id, bound)
             if rules.needs_signed_on:
                 self.guard.check_signed_on(terminal_id)
+            if rules.checks_transmission_time:
+                field7.check_transmission_time(request, ctx.policy.transmission_tolerance_s, bound)
             if rules.needs_shift and await self.journal.open_shift(terminal_id) is None:
                 bound.warning("no_open_shift")
                 answer = local_answer(request, ctx.dialect.family, Outcome.DECLINED)

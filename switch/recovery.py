@@ -63,7 +63,11 @@ async def recover(
         await journal.write(*ops)
     guarded = await pipeline.guard.load()
     warmed = 0
-    for row in reversed(await journal.list(limit=window)):
+    latest = await journal.list(limit=window)
+    if len(latest) >= window:
+        # older rows are not warmed: the duplicate check asks the journal about them
+        pipeline.requests.warmed_after(latest[-1].received_at)
+    for row in reversed(latest):
         # answered rows, and rows this recovery (or an earlier one) ended without an
         # answer: a retransmission of either gets its outcome, never a second request
         if row.state not in ("forwarded", "received"):

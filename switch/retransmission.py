@@ -5,9 +5,19 @@ waits for its answer; a retransmission of a finished one gets the journalled ans
 again, MAC'd anew, but never an approval that has since been reversed, and never a
 second authorisation. A row with no answer bytes (left `reversal_pending` by crash
 recovery, or `failed`) gets its recorded outcome: what the terminal would have heard.
+
+The in-memory window is the whole check while it reaches back far enough: a copy
+is accepted only while its field 7 is within the tolerance, so its original was
+received no earlier than field 7 minus the tolerance. When the window has let go of
+requests received since then (a high rate, a small window, just after a start) and
+this key may be among them (`matching.LetGo`), the journal is asked; a single node
+otherwise never reads the journal for a new request. With a shared journal (several
+nodes) it is asked on every window miss.
 """
 
 from __future__ import annotations
+
+import time
 
 import structlog
 import trio
@@ -21,6 +31,7 @@ from forecourt.switch.context import ListenerContext, PipelineSettings
 from forecourt.switch.journal import Journal, JournalRow
 from forecourt.switch.matching import FinishedRequest, TerminalRequests
 from forecourt.switch.metrics import SwitchMetrics
+from forecourt.switch.transmission_time import earliest_original
 
 # Rows that ended without answer bytes, and what a retransmission of them hears.
 _UNANSWERED_OUTCOME = {
@@ -68,9 +79,17 @@ class Retransmissions:
         finished = self._requests.finished(key)
         row: JournalRow | None = None
         if finished is None:
-            if not self._settings.duplicates_from_journal:
-                return None
-            row = await self._journal.find_by_terminal_key(*key)
+            if self._settings.duplicates_from_journal:
+                self._metrics.duplicate_lookups.labels(why="cluster").inc()
+                row = await self._journal.find_by_terminal_key(*key)
+            else:
+                since = self._beyond_window(ctx, key, request)
+                if since is None:
+                    return None  # the hot path: the window holds the original, if any
+                self._metrics.duplicate_lookups.labels(why="beyond_window").inc()
+                row = await self._journal.find_by_terminal_key(*key)
+                if row is not None and row.received_at < since:
+                    row = None  # an older use of this key (its STAN came round): not a copy
             if row is not None and row.response_raw is None and row.state == "forwarded":
                 # in flight at another node: wait for its answer, never forward twice
                 row = await self._answered_elsewhere(key, row)
@@ -105,6 +124,21 @@ class Retransmissions:
             # answered on a listener of another dialect: say duplicate, never forward again
             return await self._duplicate(ctx, request, key)
         return await self._replay(ctx, key, finished.txn_id, answer, request, bound, row)
+
+    def _beyond_window(
+        self, ctx: ListenerContext, key: RequestKey, request: Message
+    ) -> float | None:
+        """Since when the journal must be asked about this request's key, or None when
+        the window holds every request that can be its original.
+
+        Without a bound (no tolerance, a flow that does not check field 7 sent
+        without one) the window alone answers, as it always did.
+        """
+        tolerance = ctx.policy.transmission_tolerance_s
+        earliest = earliest_original(request, tolerance, time.time())
+        if earliest is None or not self._requests.left_since(key, earliest):
+            return None
+        return earliest
 
     async def _duplicate(self, ctx: ListenerContext, request: Message, key: RequestKey) -> bytes:
         return await self._answers.local(ctx, request, key.terminal_id, Outcome.DUPLICATE)

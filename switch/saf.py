@@ -44,6 +44,7 @@ _TECHNICAL = frozenset(
         Outcome.MAC_INCORRECT,
         Outcome.MAC_KEY_SYNC,
         Outcome.DUPLICATE,
+        Outcome.INVALID_TRANSACTION,  # 902 (read as a malfunction before it had a name)
     }
 )
 

@@ -183,6 +183,7 @@ def listener_context(config: SwitchConfig, listener: ListenerConfig) -> Listener
         mac_required=group.mac_required,
         max_in_flight=group.max_in_flight,
         mac_failures_before_lock=group.mac_failures_before_lock or 1 << 30,
+        transmission_tolerance_s=group.transmission_time_tolerance_s,
     )
     return ListenerContext(
         name=listener.name,
@@ -294,7 +295,16 @@ async def _run_switch(
                     duplicates_from_journal=cluster,
                 ),
                 saf=saf,
-                requests=TerminalRequests(window=config.journal.duplicate_window),
+                requests=TerminalRequests(
+                    window=config.journal.duplicate_window,
+                    # a copy's original was received after field 7 less the tolerance,
+                    # and field 7 is at most the tolerance old: twice it back from now
+                    let_go_s=2
+                    * max(
+                        (g.transmission_time_tolerance_s for g in config.terminal_groups),
+                        default=600.0,
+                    ),
+                ),
             )
             report = await recover(journal, pipeline, config.node)
             log.info(

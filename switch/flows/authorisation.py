@@ -29,4 +29,6 @@ async def preauthorise(job: Job) -> Message:
     return answer
 
 
-FLOW = Flow(FlowRules("authorisation", parks_reversal=True), preauthorise)
+FLOW = Flow(
+    FlowRules("authorisation", parks_reversal=True, checks_transmission_time=True), preauthorise
+)

@@ -10,4 +10,6 @@ from __future__ import annotations
 from forecourt.switch.flows.base import Flow, FlowRules
 from forecourt.switch.flows.forwarding import forward
 
-FLOW = Flow(FlowRules("balance_inquiry", parks_reversal=False), forward)
+FLOW = Flow(
+    FlowRules("balance_inquiry", parks_reversal=False, checks_transmission_time=True), forward
+)

@@ -44,6 +44,9 @@ class FlowRules:
     # A MAC required whatever the group says, and the key it must be under: key
     # management (sign-on, key change) must be proven even where requests need no MAC.
     proof: Proof | None = None
+    # field 7 within the terminal group's tolerance (switch/transmission_time.py); not
+    # for reversals, completions and shift closes, which a terminal may send late from SAF
+    checks_transmission_time: bool = False
 
 
 @attrs.frozen

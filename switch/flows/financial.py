@@ -9,4 +9,4 @@ from __future__ import annotations
 from forecourt.switch.flows.base import Flow, FlowRules
 from forecourt.switch.flows.forwarding import forward
 
-FLOW = Flow(FlowRules("financial", parks_reversal=True), forward)
+FLOW = Flow(FlowRules("financial", parks_reversal=True, checks_transmission_time=True), forward)

@@ -31,6 +31,7 @@ TABLE = [
     (Outcome.NETWORK_ACCEPTED, "800", "00"),
     (Outcome.FUNCTION_NOT_SUPPORTED, "115", "40"),
     (Outcome.NOT_SIGNED_ON, "120", "58"),
+    (Outcome.INVALID_TRANSACTION, "902", "12"),
 ]
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
@@ -21,6 +22,7 @@ from forecourt.simulators.load_terminal import LoadTerminal
 from forecourt.simulators.loadkeys import macs_for
 from forecourt.simulators.rules import Rule
 from forecourt.simulators.wire import wire_format
+from forecourt.switch.transmission_time import transmission_epoch
 
 from .conftest import ZAK
 
@@ -167,6 +169,34 @@ async def test_reversals_in_the_mix_reach_the_host_macd(start_host: StartHost) -
     reversals = [(r.terminal_id, r.amount) for r in sim.received if r.mti == "1420"]
     assert len(reversals) == result.by_action_code["400"]
     assert set(reversals) <= purchases
+
+
+@pytest.mark.parametrize(("dialect", "bitmap"), [("ifsf", "binary"), ("iso87ascii", "hex")])
+def test_a_long_run_sends_the_current_time_and_reverses_with_the_original_time(
+    dialect: str, bitmap: str
+) -> None:
+    wire = wire_format(dialect, bitmap)
+    mix = (MixEntry("purchase", 1.0), MixEntry("reversal", 1.0))
+    opts = LoadOptions("127.0.0.1", 1, wire, terminals=1, mix=mix)
+    terminal = LoadTerminal("L0000001", opts, LoadResult(), random.Random(5))
+    reversal_template = terminal.templates[1]
+    terminal._build_templates(time.time() - 3600)  # as if the run began an hour ago
+    terminal.templates, terminal.weights = terminal.templates[:1], [1.0]
+    stan, frame = terminal.next_frame()
+    purchase = decode(wire.dialect, frame[2:])
+    sent = transmission_epoch(purchase.get(7), time.time())
+    # field 7 is checked by the switch against its clock: encoded again, not an hour old
+    assert sent is not None and abs(sent - time.time()) < 120
+    assert terminal.now > time.time() - 5
+    terminal._answered(stan, "000" if wire.family == Family.ISO1993 else "00")
+    terminal._build_templates(time.time() + 90)  # templates made again since the purchase
+    terminal.templates, terminal.weights = [reversal_template], [1.0]
+    _, frame = terminal.next_frame()
+    reversal = decode(wire.dialect, frame[2:])
+    if wire.family == Family.ISO1993:  # 56 names the original's 12 as it was sent
+        assert (purchase.get(12) or "-") in (reversal.get(56) or "")
+    else:  # 90 names the original's 7 as it was sent
+        assert (purchase.get(7) or "-") in (reversal.get(90) or "")
 
 
 @pytest.mark.parametrize(("dialect", "bitmap"), DIALECTS)

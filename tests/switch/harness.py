@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import itertools
+import time
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
@@ -252,21 +253,22 @@ class Terminal:
 
     def purchase(self, amount: int, stan: str | None = None, pan: str = TEST_PAN) -> Message:
         family93 = self.dialect.family == "1993"
+        now = time.gmtime()  # field 7 is checked against the switch's clock
         fields = {
             "2": pan,
             "3": "000000",
             "4": f"{amount:012d}",
-            "7": "1122093015",
+            "7": time.strftime("%m%d%H%M%S", now),
             "11": stan or self.next_stan(),
             "41": self.terminal_id,
             "42": "FORECOURT000001",
             "49": "978",
         }
         if family93:
-            fields["12"] = "261122093015"
+            fields["12"] = time.strftime("%y%m%d%H%M%S", now)
         else:
-            fields["12"] = "093015"
-            fields["13"] = "1122"
+            fields["12"] = time.strftime("%H%M%S", now)
+            fields["13"] = time.strftime("%m%d", now)
         return Message(mti="1200" if family93 else "0200", fields=fields)
 
     def preauth(self, amount: int) -> Message:
@@ -309,7 +311,7 @@ class Terminal:
             "11": self.next_stan(),
             "41": self.terminal_id,
             "42": "FORECOURT000001",
-            "7": "1122093015",
+            "7": time.strftime("%m%d%H%M%S", time.gmtime()),
             "74": f"{credits[0]:010d}",
             "86": f"{credits[1]:016d}",
             "76": f"{debits[0]:010d}",
@@ -471,6 +473,7 @@ def switch_config(
                 "mac_required": mac,
                 "max_in_flight": over.pop("max_in_flight", 4),
                 "mac_failures_before_lock": over.pop("mac_failures_before_lock", 3),
+                "transmission_time_tolerance_s": over.pop("tolerance_s", 600.0),
             }
         ],
         "acquirers": [
@@ -491,6 +494,8 @@ def switch_config(
             }
         ],
     }
+    if "duplicate_window" in over:
+        doc["journal"] = {"duplicate_window": over.pop("duplicate_window")}
     if "preauth_window_s" in over:
         doc["reversal"] = {"preauth_completion_window_s": over.pop("preauth_window_s")}
     if "rotations_per_minute" in over:

@@ -20,6 +20,7 @@ from forecourt.codecs.dialect import decode, encode, get_dialect
 from forecourt.codecs.errors import CodecError
 from forecourt.codecs.framing import FrameDecoder, Framing, encode_frame
 from forecourt.codecs.message import Message
+from forecourt.codecs.network import transmission_time
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -68,7 +69,8 @@ def _field_values(dialect: str) -> dict[str, st.SearchStrategy[str]]:
         "2": st.sampled_from([TEST_PAN, "5", "7077000000000000001"]),
         "3": st.sampled_from(["000000", "310000", "300000", "200000", "990000"]),
         "4": st.sampled_from(["000000000000", "000000001000", "000000300000", "999999999999"]),
-        "7": st.just("1201093015"),
+        # now (checked against the switch's clock, so the flows run) or long ago (refused)
+        "7": st.one_of(st.builds(transmission_time), st.just("1201093015")),
         "12": st.just("261201093015" if f93 else "093015"),
         "24": st.sampled_from(["801", "802", "811", "831", "200", "201", "999", "100"]),
         "25": st.sampled_from(["4021", "0000", "9999"]),
