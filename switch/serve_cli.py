@@ -17,6 +17,7 @@ import structlog
 import trio
 from forecourt.keys.errors import KeysError
 from forecourt.switch.config import ConfigError, SwitchConfig, load_config
+from forecourt.switch.journal.model import JournalError
 from forecourt.switch.log import configure_logging
 from forecourt.switch.server import run_switch
 from forecourt.switch.workers import supervise, worker_metrics_port, worker_node
@@ -84,7 +85,7 @@ def run(args: argparse.Namespace) -> int:
         return supervise(args.config, args.workers)
     try:
         trio.run(serve, config, worker)
-    except KeysError as exc:
+    except (KeysError, JournalError) as exc:  # LMK, key store, journal files: one line
         print(f"forecourt serve: {exc}", file=sys.stderr)
         return 2
     return 0
