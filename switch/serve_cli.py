@@ -85,7 +85,18 @@ def run(args: argparse.Namespace) -> int:
         return supervise(args.config, args.workers)
     try:
         trio.run(serve, config, worker)
-    except (KeysError, JournalError) as exc:  # LMK, key store, journal files: one line
-        print(f"forecourt serve: {exc}", file=sys.stderr)
+    except (KeysError, JournalError, BaseExceptionGroup) as exc:
+        mistake = _operator_error(exc)
+        if mistake is None:
+            raise
+        print(f"forecourt serve: {mistake}", file=sys.stderr)
         return 2
     return 0
+
+
+def _operator_error(exc: BaseException) -> Exception | None:
+    """The LMK, key store or journal error that stopped the start (trio wraps it in
+    exception groups), so the operator reads one line, not a traceback."""
+    while isinstance(exc, BaseExceptionGroup) and len(exc.exceptions) == 1:
+        exc = exc.exceptions[0]
+    return exc if isinstance(exc, KeysError | JournalError) else None
