@@ -65,3 +65,16 @@ def test_wider_modes_are_tightened_with_one_line(tmp_path: Path) -> None:
     lines = [line for line in (done.stdout + done.stderr).splitlines() if "tightened" in line]
     assert sum("keys.db " in line for line in lines) == 1, lines
     assert sum("journal.db " in line for line in lines) == 1, lines
+
+
+def test_the_acquirer_simulators_record_file_is_0600(tmp_path: Path) -> None:
+    from forecourt.simulators.acquirer_record import ReceivedLog
+
+    old = os.umask(0o022)
+    try:
+        log = ReceivedLog(10, tmp_path / "received.jsonl")
+        log.open()
+        log.close()
+    finally:
+        os.umask(old)
+    assert _mode(tmp_path / "received.jsonl") == 0o600
