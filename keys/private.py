@@ -4,8 +4,9 @@
 no other local user has a reason to read either. New files are created 0600 and
 new folders 0700. An existing one with a wider mode (made by an older version,
 or by hand) is tightened with one log line, and refused only when it cannot be
-tightened (someone else owns it). SQLite creates its `-wal` and `-shm` files
-with the mode of the database file, so creating that file first is enough.
+tightened (someone else owns it; a folder is then only warned about). SQLite
+creates its `-wal` and `-shm` files with the mode of the database file, so
+creating that file first is enough.
 """
 
 from __future__ import annotations
@@ -44,12 +45,16 @@ def tighten(path: Path) -> None:
 
 
 def private_dir(path: Path) -> None:
-    """`path` exists as a folder of mode 0700 (created so, or tightened)."""
+    """`path` exists as a folder of mode 0700 (created so, or tightened). A folder
+    someone else owns is only warned about: its files are 0600, it shows names."""
     if not path.exists():
         path.mkdir(mode=DIR_MODE, parents=True, exist_ok=True)
         os.chmod(path, DIR_MODE)  # the umask may have taken more; never less
         return
-    tighten(path)
+    try:
+        tighten(path)
+    except NotPrivate as exc:
+        log.warning("%s", exc)
 
 
 def private_file(path: Path, sidecars: tuple[str, ...] = ()) -> None:
