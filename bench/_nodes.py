@@ -137,6 +137,7 @@ name = "bank"
 host = "127.0.0.1"
 port = {acquirer_port}
 dialect = "ifsf"
+mac = false                     # the bench's host has no ZAK (MAC is on by default)
 connections = 4
 max_in_flight = 2000
 request_timeout_s = {request_timeout_s}

@@ -10,8 +10,9 @@ listener, as in the other benchmarks.
    own latency histogram (``forecourt_switch_latency_seconds``);
 2. ``--connections`` sockets to 127.0.0.1 opened and held by a small trio client in
    this process; each sends a 1804 echo (24 = 831) every ``--echo-interval`` seconds
-   (first one at a random point of the first interval, then the interval ±10 %)
-   and reads its 1814;
+   as it connects (a connection with no accepted frame is closed after the
+   listener's ``first_frame_timeout_s``), the next at a random point of the first
+   interval, then every interval ±10 %, and reads its 1814;
 3. the same live traffic again, with the idle connections and their echoes.
 
 Reports the switch's RSS (VmRSS of /proc/PID/status) before and after the
@@ -92,8 +93,10 @@ class IdleFleet:
         self._settled()
         decoder = FrameDecoder(self.wire.framing)
         stan = self.rng.randrange(1, 900_000)
+        # the first echo at once: the switch closes a connection that has no frame
+        # accepted within first_frame_timeout_s; then a random phase, then the interval
+        pause = self.rng.uniform(0, self.interval)
         try:
-            await trio.sleep(self.rng.uniform(0, self.interval))
             while True:
                 stan = stan % 999_999 + 1
                 frame = self._echo(terminal_id, stan)
@@ -115,7 +118,8 @@ class IdleFleet:
                     self.answered += 1
                     if decode(self.wire.dialect, frames[0].payload).fields.get("39") == "800":
                         self.accepted += 1
-                await trio.sleep(self.interval * self.rng.uniform(0.9, 1.1))
+                await trio.sleep(pause)
+                pause = self.interval * self.rng.uniform(0.9, 1.1)
         except (trio.BrokenResourceError, trio.ClosedResourceError, OSError):
             self.errors += 1
         finally:

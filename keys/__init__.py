@@ -63,6 +63,9 @@ from forecourt.keys.model import (
 )
 from forecourt.keys.pin import (
     PinBlockError,
+    PinKey,
+    PinTranslator,
+    SoftwarePinTranslator,
     decrypt_pin_block,
     encrypt_pin_block,
     translate_pin_block,
@@ -109,8 +112,11 @@ __all__ = [
     "PayloadEntry",
     "PayloadError",
     "PinBlockError",
+    "PinKey",
+    "PinTranslator",
     "PreparedMac",
     "RetailMac",
+    "SoftwarePinTranslator",
     "StaleKeyChange",
     "StoreConflict",
     "StoreError",

@@ -1,8 +1,8 @@
 """`forecourt keys ...`: the operator's key commands.
 
 Every command exits 2 with one line on bad input, never a traceback. Only
-`add-terminal` prints clear key material (the KEK components, once, for the key
-ceremony) and `calc`, which works on test keys given on the command line.
+`add-terminal` shows clear key material (each KEK component to its own custodian,
+see `ceremony`) and `calc`, which works on test keys given on the command line.
 """
 
 from __future__ import annotations
@@ -16,7 +16,9 @@ import time
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 
-from forecourt.keys.crypto import Algorithm, Family, kcv
+from forecourt.keys import ceremony_cli as ceremony
+from forecourt.keys.component_files import CeremonyError
+from forecourt.keys.crypto import Algorithm, kcv
 from forecourt.keys.errors import InvalidKey, KeysError
 from forecourt.keys.mac import aes_cmac, retail_mac
 from forecourt.keys.model import KeyInfo, OwnerKind
@@ -68,19 +70,10 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     p = leaf(
         "add-terminal", _add_terminal, "register a terminal: KEK ceremony and first working keys"
     )
-    p.add_argument("terminal_id")
-    p.add_argument("--algorithm", choices=["tdes", "aes"], default="tdes")
-    p.add_argument(
-        "--component",
-        action="append",
-        metavar="HEX",
-        help="load a KEK the terminal already holds (two components) instead of a new one",
-    )
+    ceremony.add_terminal_arguments(p)
 
     p = leaf("add-acquirer", _add_acquirer, "register an acquirer link from ZMK components")
-    p.add_argument("name")
-    p.add_argument("--component", action="append", required=True, metavar="HEX")
-    p.add_argument("--kcv", metavar="HEX")
+    ceremony.add_acquirer_arguments(p)
 
     p = leaf("rotate", _rotate, "make the next working keys (pending until delivered)")
     p.add_argument("owner", nargs="?", help="terminal id or acquirer name")
@@ -115,7 +108,7 @@ def _guarded(func: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Na
     def run(args: argparse.Namespace) -> int:
         try:
             return func(args)
-        except (KeysError, UsageError) as exc:
+        except (KeysError, UsageError, CeremonyError) as exc:
             print(f"forecourt keys: error: {exc}", file=sys.stderr)
             return 2
         except OSError as exc:
@@ -175,36 +168,20 @@ def _init(args: argparse.Namespace) -> int:
 
 
 def _add_terminal(args: argparse.Namespace) -> int:
-    comps = None
-    if args.component:
-        comps = [_hex(c, "component") for c in args.component]
-        if len(comps) != 2:
-            raise UsageError("give exactly two --component values")
     with _open(args) as store:
-        c = store.add_terminal(
-            args.terminal_id, Family(args.algorithm), actor=_actor(), components=comps
-        )
-    print(f"terminal {c.terminal_id} registered ({c.algorithm.value})")
-    if comps is not None:
+        c = ceremony.terminal_from_arguments(store, args, _actor())
+    print(f"terminal {c.terminal_id} registered ({c.algorithm.value}); KEK KCV {c.kcv}")
+    if args.component_files is not None:
         for i, ckcv in enumerate(c.component_kcvs, 1):
-            print(f"  component {i} KCV {ckcv}")
-    else:
-        print("Load this KEK into the terminal now; it is not shown again.")
-        for i, (comp, ckcv) in enumerate(zip(c.components, c.component_kcvs, strict=True), 1):
-            print(f"  component {i}: {comp.hex().upper()}  KCV {ckcv}")
-    print(f"  KEK KCV:     {c.kcv}")
+            path = args.component_files / f"{c.terminal_id}-component-{i}.txt"
+            print(f"  component {i} KCV {ckcv} in {path} (mode 0600), for custodian {i} only")
     print("First working keys TAK/TPK/TDK v1 are active; the terminal gets them at sign-on.")
     return 0
 
 
 def _add_acquirer(args: argparse.Namespace) -> int:
-    comps = [_hex(c, "component") for c in args.component]
-    if len(comps) < 2:
-        raise UsageError("give at least two --component values")
-    if len({len(c) for c in comps}) != 1:
-        raise UsageError("components must all have the same length")
     with _open(args) as store:
-        info = store.add_acquirer(args.name, comps, expected_kcv=args.kcv, actor=_actor())
+        info = ceremony.acquirer_from_arguments(store, args, _actor())
     print(
         f"acquirer {info.name} registered: ZMK {info.algorithm.value} KCV {info.zmk_kcv};"
         " ZAK/ZPK v1 active"

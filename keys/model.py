@@ -45,6 +45,10 @@ MAC_TYPE: dict[OwnerKind, KeyType] = {
     OwnerKind.TERMINAL: KeyType.TAK,
     OwnerKind.ACQUIRER: KeyType.ZAK,
 }
+PIN_TYPE: dict[OwnerKind, KeyType] = {
+    OwnerKind.TERMINAL: KeyType.TPK,
+    OwnerKind.ACQUIRER: KeyType.ZPK,
+}
 
 
 class KeyState(enum.Enum):

@@ -1,8 +1,9 @@
 """Provisioning: a new owner's master key from clear components, and its first working keys.
 
-A terminal's KEK comes from a key ceremony (two random components, shown once)
-or from two components it already holds; an acquirer link's ZMK is the XOR of
-the components its custodians bring, checked against their KCV. Either way the
+A terminal's KEK comes from a key ceremony (two random components, each for its
+own custodian: see `ceremony`) or from two components it already holds; an
+acquirer link's ZMK is the XOR of the components its custodians bring. Each
+component is checked against its custodian's KCV, the result against theirs. Either way the
 owner starts with version 1 of every working key, active, wrapped under the
 master key for the terminal's or host's first sign-on.
 """
@@ -78,14 +79,48 @@ def terminal_kek(family: Family, components: Sequence[bytes] | None = None) -> M
     return MasterKey.of(algorithm, kek, (c1, c2))
 
 
+def zmk_algorithm(component_length: int) -> Algorithm:
+    """The ZMK algorithm a component's length implies (16 B: TDES-2, 24: TDES-3, 32: AES-256)."""
+    algorithm = _ZMK_ALGORITHM.get(component_length)
+    if algorithm is None:
+        raise InvalidKey("ZMK components must be 16, 24 or 32 bytes")
+    return algorithm
+
+
+def check_component(number: int, component: bytes, algorithm: Algorithm, expected_kcv: str) -> None:
+    """Refuse a component that does not match the KCV on its custodian's record.
+
+    Checked per component, so a mistyped component is named before a master
+    key is formed; the message names the component, never its value or its
+    actual KCV (an operator must not be able to copy the KCV from the error).
+    """
+    if len(component) != algorithm.key_length:
+        raise InvalidKey(
+            f"component {number} must be {algorithm.key_length} bytes"
+            f" ({2 * algorithm.key_length} hex digits) for a {algorithm.value} key"
+        )
+    if not kcv_matches(expected_kcv, kcv(component, algorithm)):
+        raise KcvMismatch(
+            f"component {number} does not match KCV {expected_kcv.strip().upper()}"
+            f"; check it with custodian {number}; nothing stored"
+        )
+
+
+def check_master(master: MasterKey, expected_kcv: str, what: str) -> None:
+    """Refuse a combined key whose KCV is not the one the custodians recorded."""
+    if not kcv_matches(expected_kcv, master.kcv):
+        raise KcvMismatch(
+            f"{what} made of these components does not match KCV"
+            f" {expected_kcv.strip().upper()}; nothing stored"
+        )
+
+
 def zone_master_key(components: Sequence[bytes], expected_kcv: str | None = None) -> MasterKey:
     """ZMK = XOR of the components (16 bytes: TDES-2, 24: TDES-3, 32: AES-256),
     refused if it does not match the custodians' KCV."""
     if len(components) < 2:
         raise InvalidKey("a ZMK needs at least two components")
-    algorithm = _ZMK_ALGORITHM.get(len(components[0]))
-    if algorithm is None:
-        raise InvalidKey("ZMK components must be 16, 24 or 32 bytes")
+    algorithm = zmk_algorithm(len(components[0]))
     zmk = components[0]
     for c in components[1:]:
         zmk = xor(zmk, c)
@@ -94,8 +129,8 @@ def zone_master_key(components: Sequence[bytes], expected_kcv: str | None = None
         if len({zmk[i : i + 8] for i in range(0, len(zmk), 8)}) != len(zmk) // 8:
             raise InvalidKey("ZMK halves are equal (a degenerate TDES key)")
     master = MasterKey.of(algorithm, zmk, components)
-    if expected_kcv is not None and not kcv_matches(expected_kcv, master.kcv):
-        raise KcvMismatch(f"ZMK KCV is {master.kcv}, not {expected_kcv.strip().upper()}")
+    if expected_kcv is not None:
+        check_master(master, expected_kcv, "the ZMK")
     return master
 
 

@@ -80,7 +80,12 @@ def open_stamped(
     """An initialised store and its LMK. Raises LmkMissing, LmkInvalid,
     LmkInDataDir, LmkMismatch, StoreNotInitialised."""
     ddir = _data_dir(data_dir)
-    backend = _backend(ddir, dsn, create=False)
+    try:
+        backend = _backend(ddir, dsn, create=False)
+    except StoreNotInitialised:
+        if lmk is None:  # no store and no LMK either: the LMK is the first thing to fix
+            _open_lmk(ddir, lmk_file, None, allow_lmk_in_data_dir)
+        raise
     try:
         stamp = _meta(backend, "lmk_kcv")
         if stamp is None:

@@ -27,15 +27,16 @@ from forecourt.keys.lmk import Lmk
 from forecourt.keys.mac_keyrings import MacKeyrings
 from forecourt.keys.model import (
     MAC_TYPE,
+    PIN_TYPE,
     AcquirerInfo,
     AuditEntry,
     KekCeremony,
     KeyInfo,
     KeyPolicy,
-    KeyType,
     OwnerInfo,
     OwnerKind,
 )
+from forecourt.keys.pin import PinKey, SoftwarePinTranslator
 from forecourt.keys.rotation import Rotation
 from forecourt.keys.stamp import default_data_dir
 
@@ -319,21 +320,20 @@ class KeyStore:
 
     # -- PIN -----------------------------------------------------------------
 
+    def pin_key(self, owner: str) -> PinKey | None:
+        """The owner's active PIN key (a terminal's TPK, an acquirer link's ZPK),
+        prepared for caching; None when it has none. Raises UnknownOwner."""
+        with self._db.read() as tx:
+            kind = owners.kind_of(tx, owner)
+            row = key_rows.active(tx, owner, PIN_TYPE[kind])
+        if row is None:
+            return None
+        return PinKey(self._vault.unwrap(row), row.algorithm, row.version)
+
     def translate_pin_block(self, terminal_id: str, acquirer: str, block: bytes, pan: str) -> bytes:
         """Field 52: re-encrypt a PIN block from the terminal's active TPK to the
         acquirer link's active ZPK; the clear keys never leave this call."""
-        from forecourt.keys.pin import translate_pin_block
-
-        with self._db.read() as tx:
-            tpk = key_rows.active(tx, terminal_id, KeyType.TPK)
-            zpk = key_rows.active(tx, acquirer, KeyType.ZPK)
+        tpk, zpk = self.pin_key(terminal_id), self.pin_key(acquirer)
         if tpk is None or zpk is None:
             raise UnknownKey(f"no active TPK for {terminal_id!r} or ZPK for {acquirer!r}")
-        return translate_pin_block(
-            self._vault.unwrap(tpk),
-            tpk.algorithm,
-            self._vault.unwrap(zpk),
-            zpk.algorithm,
-            block,
-            pan,
-        )
+        return SoftwarePinTranslator().translate(block, pan, tpk, zpk)

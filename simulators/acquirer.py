@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import itertools
+import ssl
 
 import structlog
 import trio
@@ -31,6 +32,8 @@ from .acquirer_config import (
 )
 from .acquirer_keys import HostKeys
 from .acquirer_record import ReceivedLog, ReceivedRecord
+from .acquirer_tls import TlsSession, host_context, session_of
+from .pins import HostPins
 from .rules import Decision, HostLogic
 
 __all__ = [
@@ -52,7 +55,7 @@ class _CloseConnection(Exception):
 class _Connection:
     """One accepted connection: its stream, a send lock and its late-answer tasks."""
 
-    def __init__(self, number: int, stream: trio.SocketStream, nursery: trio.Nursery) -> None:
+    def __init__(self, number: int, stream: trio.abc.Stream, nursery: trio.Nursery) -> None:
         self.number = number
         self.stream = stream
         self.nursery = nursery
@@ -74,7 +77,13 @@ class AcquirerSimulator:
     def __init__(self, config: AcquirerConfig) -> None:
         self.config = config
         self.wire = config.wire
-        self.logic = HostLogic(config.wire.family, config.rules, config.accounts, config.seed)
+        self.logic = HostLogic(
+            config.wire.family,
+            config.rules,
+            config.accounts,
+            config.seed,
+            pin_holds=HostPins(config.zpk).holds,
+        )
         self.keys = HostKeys(config.wire.family, config.zak, config.kek, config.verify_mac)
         self.answers = AnswerBuilder(
             config.wire.dialect, self.logic, self.keys, config.generate_mac
@@ -85,6 +94,10 @@ class AcquirerSimulator:
         self.open_connections = 0
         self._numbers = itertools.count(1)
         self._mac_code = self.logic.code("mac_incorrect")
+        # TLS: the context built once; what each handshake agreed on, and refusals
+        self._ssl: ssl.SSLContext | None = host_context(config.tls) if config.tls else None
+        self.tls_sessions: list[TlsSession] = []
+        self.tls_refused = 0
 
     # -- counts -----------------------------------------------------------------------
 
@@ -147,11 +160,30 @@ class AcquirerSimulator:
             await trio.sleep(0.2)
             self.log.flush()
 
-    async def _serve(self, stream: trio.SocketStream) -> None:
+    async def _secure(self, stream: trio.SocketStream) -> trio.abc.Stream | None:
+        """The stream as served: TLS once the handshake is done; None when it failed."""
+        if self._ssl is None:
+            return stream
+        secured = trio.SSLStream(stream, self._ssl, server_side=True)
+        try:
+            with trio.fail_after(10):
+                await secured.do_handshake()
+        except (trio.BrokenResourceError, trio.TooSlowError, OSError):
+            self.tls_refused += 1
+            return None
+        self.tls_sessions.append(session_of(secured))
+        return secured
+
+    async def _serve(self, raw: trio.SocketStream) -> None:
         number = next(self._numbers)
         self.connections_accepted += 1
         self.open_connections += 1
+        stream: trio.abc.Stream = raw
         try:
+            secured = await self._secure(raw)
+            if secured is None:
+                return
+            stream = secured
             async with trio.open_nursery() as nursery:
                 connection = _Connection(number, stream, nursery)
                 try:
@@ -164,7 +196,7 @@ class AcquirerSimulator:
         finally:
             self.open_connections -= 1
             with trio.CancelScope(shield=True):
-                await stream.aclose()
+                await trio.aclose_forcefully(stream)
 
     async def _read_loop(self, connection: _Connection) -> None:
         decoder = FrameDecoder(self.wire.framing)

@@ -12,9 +12,12 @@ from pathlib import Path
 from typing import Any
 
 import attrs
+from forecourt.keys.crypto import Algorithm
 from forecourt.keys.mac import PreparedMac
+from forecourt.keys.pin import PinKey
 
 from ._toml import Table, load_toml
+from .acquirer_tls import HostTls, parse_host_tls
 from .rules import ACTIONS, AccountConfig, Delay, Rule, resolve_code
 from .wire import WireFormat, parse_mac_key, parse_wire, wire_format
 
@@ -39,24 +42,31 @@ class AcquirerConfig:
     # Clear KEK (test only): the host stands in for a switch towards terminals and
     # delivers a fresh TAK at every sign-on / key change, then MACs with it.
     kek: bytes | None = attrs.field(default=None, repr=False)
+    # Clear ZPK (test only): field 52 is opened under it to check a rule's `pin`.
+    zpk: PinKey | None = attrs.field(default=None, repr=False)
     verify_mac: bool = True
     generate_mac: bool = True
     record_file: Path | None = None
     keep_records: int = 100_000
     seed: int | None = None
+    tls: HostTls | None = None  # None: plain TCP
 
 
 def load_acquirer_config(path: str | Path) -> AcquirerConfig:
     """Read a host configuration TOML; SimConfigError names the key at fault."""
     source = str(path)
-    return parse_acquirer_config(load_toml(path), source)
+    return parse_acquirer_config(load_toml(path), source, Path(path).parent)
 
 
-def parse_acquirer_config(data: dict[str, Any], source: str | None = None) -> AcquirerConfig:
+def parse_acquirer_config(
+    data: dict[str, Any], source: str | None = None, base_dir: Path | None = None
+) -> AcquirerConfig:
+    """Check a parsed host TOML; relative TLS paths are taken from `base_dir`."""
     root = Table(data, "", source)
     listen = root.table("listen")
     host = listen.text("host", "127.0.0.1")
     port = listen.integer("port", 0, low=0)
+    tls = parse_host_tls(listen, base_dir)
     wire = parse_wire(listen)
     listen.done()
     family = wire.family
@@ -67,6 +77,8 @@ def parse_acquirer_config(data: dict[str, Any], source: str | None = None) -> Ac
     verify_mac = mac.flag("verify", True)
     generate_mac = mac.flag("generate", True)
     mac.done()
+
+    zpk = _parse_zpk(root.table("pin"))
 
     record = root.table("record")
     record_file = record.opt_text("file")
@@ -110,6 +122,7 @@ def parse_acquirer_config(data: dict[str, Any], source: str | None = None) -> Ac
                 code=code,
                 delay=delay,
                 account=account,
+                pin=_parse_pin(t),
             )
         )
         t.done()
@@ -123,11 +136,13 @@ def parse_acquirer_config(data: dict[str, Any], source: str | None = None) -> Ac
         accounts=tuple(accounts),
         zak=zak,
         kek=kek,
+        zpk=zpk,
         verify_mac=verify_mac,
         generate_mac=generate_mac,
         record_file=Path(record_file) if record_file else None,
         keep_records=keep,
         seed=seed,
+        tls=tls,
     )
 
 
@@ -142,6 +157,36 @@ def _parse_kek(t: Table) -> bytes | None:
     if len(kek) not in (16, 32):
         raise t.error("kek", "must be a 2-key TDES (16 bytes) or AES-256 (32 bytes) key")
     return kek
+
+
+def _parse_zpk(t: Table) -> PinKey | None:
+    """`[pin] zpk = HEX`, `algorithm = "tdes" | "aes"` (16 bytes are TDES unless "aes")."""
+    hex_key = t.opt_text("zpk")
+    choice = t.text("algorithm", "tdes", choices=("tdes", "aes"))
+    t.done()
+    if hex_key is None:
+        return None
+    try:
+        key = bytes.fromhex(hex_key)
+    except ValueError:
+        raise t.error("zpk", "must be hex") from None
+    algorithm = {
+        ("tdes", 16): Algorithm.TDES2,
+        ("tdes", 24): Algorithm.TDES3,
+        ("aes", 16): Algorithm.AES128,
+        ("aes", 24): Algorithm.AES192,
+        ("aes", 32): Algorithm.AES256,
+    }.get((choice, len(key)))
+    if algorithm is None:
+        raise t.error("zpk", f"is not a {choice} key length")
+    return PinKey(key, algorithm)
+
+
+def _parse_pin(t: Table) -> str | None:
+    pin = t.opt_text("pin")
+    if pin is not None and not (4 <= len(pin) <= 12 and pin.isascii() and pin.isdigit()):
+        raise t.error("pin", "must be 4 to 12 digits")
+    return pin
 
 
 def _parse_delay(t: Table) -> Delay | None:
@@ -169,8 +214,10 @@ def simple_config(
     tpdu: bool = False,
     zak: PreparedMac | None = None,
     kek: bytes | None = None,
+    zpk: PinKey | None = None,
     verify_mac: bool = True,
     keep_records: int = 100_000,
+    tls: HostTls | None = None,
 ) -> AcquirerConfig:
     """A configuration in code, for tests and the load generator's self-test."""
     return AcquirerConfig(
@@ -179,6 +226,8 @@ def simple_config(
         accounts=tuple(accounts),
         zak=zak,
         kek=kek,
+        zpk=zpk,
         verify_mac=verify_mac,
         keep_records=keep_records,
+        tls=tls,
     )

@@ -23,6 +23,11 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> None:
     acquirer = kinds.add_parser("acquirer", help="run the acquirer host simulator")
     acquirer.add_argument("--config", required=True, type=Path, help="host TOML (conf/sim/)")
     acquirer.add_argument("--port", type=int, help="override listen.port")
+    acquirer.add_argument("--tls-cert", type=Path, help="serve TLS: certificate chain (PEM)")
+    acquirer.add_argument("--tls-key", type=Path, help="serve TLS: its private key (PEM)")
+    acquirer.add_argument(
+        "--client-ca", type=Path, help="require client certificates from this CA (mutual TLS)"
+    )
     acquirer.set_defaults(func=_acquirer)
 
     terminal = kinds.add_parser("terminal", help="run a certification script")
@@ -97,6 +102,7 @@ def _acquirer(args: argparse.Namespace) -> int:
     import attrs
 
     from .acquirer import AcquirerSimulator, load_acquirer_config
+    from .acquirer_tls import HostTls
 
     try:
         config = load_acquirer_config(args.config)
@@ -104,7 +110,29 @@ def _acquirer(args: argparse.Namespace) -> int:
         return _fail(str(exc))
     if args.port is not None:
         config = attrs.evolve(config, port=args.port)
-    sim = AcquirerSimulator(config)
+    if (args.tls_cert is None) != (args.tls_key is None):
+        return _fail("--tls-cert and --tls-key go together")
+    if args.client_ca is not None and args.tls_cert is None:
+        return _fail("--client-ca needs --tls-cert and --tls-key")
+    if args.tls_cert is not None:
+        config = attrs.evolve(
+            config,
+            tls=HostTls(
+                args.tls_cert,
+                args.tls_key,
+                args.client_ca,
+                config.tls.max_version if config.tls is not None else None,
+            ),
+        )
+    try:
+        sim = AcquirerSimulator(config)
+    except SimConfigError as exc:
+        return _fail(str(exc))
+    security = (
+        "clear"
+        if config.tls is None
+        else ("mutual TLS" if config.tls.client_ca is not None else "TLS")
+    )
 
     async def main() -> None:
         async with trio.open_nursery() as nursery:
@@ -112,7 +140,7 @@ def _acquirer(args: argparse.Namespace) -> int:
             sys.stderr.write(
                 f"acquirer simulator on {config.host}:{port} "
                 f"({config.wire.dialect.name}, {config.wire.framing.header}, "
-                f"{len(config.rules)} rules)\n"
+                f"{len(config.rules)} rules, {security})\n"
             )
 
     try:

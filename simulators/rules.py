@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import random
 from collections import OrderedDict
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 import attrs
 from forecourt.codecs.action_codes import Outcome, code_for
@@ -47,6 +47,7 @@ _EXTRA_CODES: Mapping[str, tuple[str, str]] = {
     "reconciled": ("500", "00"),
     "out_of_balance": ("501", "00"),
     "no_account": ("114", "52"),
+    "incorrect_pin": ("117", "55"),
 }
 CODE_NAMES: tuple[str, ...] = (*(o.value for o in Outcome), *_EXTRA_CODES)
 
@@ -120,6 +121,7 @@ class Rule:
     code: str | None = None
     delay: Delay | None = None
     account: str | None = None
+    pin: str | None = attrs.field(default=None, repr=False)  # the card's PIN (test only)
 
     def matches(
         self, mti: str, pan: str | None, amount: int | None, processing: str | None
@@ -189,8 +191,10 @@ class HostLogic:
         rules: Sequence[Rule],
         accounts: Sequence[AccountConfig] = (),
         seed: int | None = None,
+        pin_holds: Callable[[Message, str], bool] | None = None,
     ) -> None:
         self.family = family
+        self._pin_holds = pin_holds
         self.rules = tuple(rules)
         self.ledger = Ledger(accounts)
         for rule in self.rules:
@@ -233,6 +237,10 @@ class HostLogic:
         mti = message.mti
         if rule is not None and rule.action in ("drop", "close"):
             return Decision(rule.action, rule=rule.name)
+        if rule is not None and rule.pin is not None and _is_authorisation(mti):
+            holds = self._pin_holds is not None and self._pin_holds(message, rule.pin)
+            if not holds:  # wrong, missing or unreadable PIN block: nothing is taken
+                return Decision("answer", self.code("incorrect_pin"), rule=rule.name)
         cls = mti[1]
         declining = rule is not None and rule.action == "decline"
         if declining and not _is_authorisation(mti):

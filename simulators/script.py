@@ -72,6 +72,7 @@ class Send:
     stan: str = "next"  # "next", "same" (a retransmission) or six digits
     mac: str = "auto"  # auto, none, corrupt, previous
     expect: Expectation | None = None
+    pin: str | None = attrs.field(default=None, repr=False)  # entered PIN: field 52 under the TPK
 
 
 @attrs.frozen
@@ -303,6 +304,7 @@ def _parse_step(t: Table, family: Family, timeout_s: float) -> Step:
             stan=stan,
             mac=t.text("mac", "auto", MAC_MODES),
             expect=_expectation(t, family, timeout_s),
+            pin=_pin(t),
         )
     elif "raw" in t or "frame" in t:
         key = "raw" if "raw" in t else "frame"
@@ -345,6 +347,14 @@ def _fields(t: Table, key: str) -> dict[str, str]:
             raise t.error(f"{key}.{k}", "must be a string (field values are text)")
         out[str(int(k))] = v
     return out
+
+
+def _pin(t: Table) -> str | None:
+    """A send step's `pin`: 4 to 12 digits (the error never quotes it)."""
+    pin = t.opt_text("pin")
+    if pin is not None and not (4 <= len(pin) <= 12 and pin.isascii() and pin.isdigit()):
+        raise t.error("pin", "must be 4 to 12 digits")
+    return pin
 
 
 def _expectation(t: Table, family: Family, timeout_s: float) -> Expectation | None:

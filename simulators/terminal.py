@@ -26,6 +26,7 @@ from forecourt.codecs.mti import response_mti
 from .answer_checks import Answer, StepFailed, check_answer
 from .case_report import CaseResult, write_junit
 from .client import ConnectionClosed, HostConnection
+from .pins import card_pan
 from .rules import is_balance_inquiry
 from .script import (
     Case,
@@ -207,6 +208,8 @@ class TerminalSimulator:
                 raise StepFailed(str(exc)) from None
         updates: dict[int, str | None] = {int(k): v for k, v in step.overrides.items()}
         updates.update({int(k): None for k in step.remove})
+        if step.pin is not None:
+            updates[52] = self.keys.pin_block(step.pin, card_pan(message.with_fields(updates)))
         if updates or step.mti:
             message = message.with_fields(updates, mti=step.mti)
         await self._send_message(message, step.mac)

@@ -1,9 +1,11 @@
-"""The simulated terminal's keys: its KEK, the TAK the switch delivered and the one before.
+"""The simulated terminal's keys: its KEK, the TAK the switch delivered and the one before,
+and the TPK its PIN pad enciphers PINs under.
 
 A terminal MACs its requests (never network management) under its current
 TAK and accepts answers under the current or the previous one, as it must
 while a key change is in flight. Scripts can also MAC wrongly on purpose
-(`corrupt`, `previous`) to certify the switch's refusals.
+(`corrupt`, `previous`) to certify the switch's refusals. A PIN entered in a
+script becomes field 52: ISO 9564 format 0 under a TDES TPK (format 4 under AES).
 """
 
 from __future__ import annotations
@@ -13,8 +15,10 @@ from collections.abc import Callable
 from forecourt.codecs.family import Family
 from forecourt.codecs.message import Message
 from forecourt.keys.errors import KeysError
-from forecourt.keys.exchange import install_key_change
+from forecourt.keys.exchange import ClearKey, install_key_change
 from forecourt.keys.mac import PreparedMac
+from forecourt.keys.model import KeyType
+from forecourt.keys.pin import encrypt_pin_block
 
 from .answer_checks import StepFailed
 
@@ -32,7 +36,20 @@ class TerminalKeys:
         self._mac_requests = mac_requests
         self.tak = tak
         self.previous_tak: PreparedMac | None = None
+        self.tpk: ClearKey | None = None
         self.key_changes = 0
+
+    def pin_block(self, pin: str, pan: str | None) -> str:
+        """Field 52 (hex) for `pin` entered with card `pan`, under the current TPK."""
+        if self.tpk is None:
+            raise StepFailed("no TPK to encipher a PIN under (sign on first)")
+        if not pan:
+            raise StepFailed("a PIN needs the card's PAN (field 2 or 35)")
+        try:
+            block = encrypt_pin_block(self.tpk.key, self.tpk.algorithm, pin, pan)
+        except KeysError as exc:
+            raise StepFailed(f"cannot make a PIN block: {exc}") from None
+        return block.hex().upper()
 
     def accepted(self) -> list[PreparedMac]:
         """The TAKs an answer's MAC may be under (none until a TAK is installed)."""
@@ -42,8 +59,9 @@ class TerminalKeys:
 
     def mac_for(self, message: Message, mode: str) -> Callable[[bytes], bytes] | None:
         """The MAC function for a request; mode: auto, none, corrupt, previous."""
-        if mode == "none" or message.mti[1] == "8":
-            return None  # network management travels without a MAC
+        sign_off = message.fields.get("24") == "802" or message.fields.get("70") == "002"
+        if mode == "none" or (message.mti[1] == "8" and not sign_off):
+            return None  # network management travels without a MAC, but for a sign-off
         if mode == "previous":
             if self.previous_tak is None:
                 raise StepFailed("no previous TAK to MAC with (rotate keys first)")
@@ -70,6 +88,7 @@ class TerminalKeys:
             raise StepFailed(f"delivered keys do not install: {exc}") from None
         self.previous_tak = self.tak
         self.tak = tak
+        self.tpk = next((k for k in keys.keys if k.key_type is KeyType.TPK), self.tpk)
         self.key_changes += 1
 
 

@@ -21,9 +21,11 @@ from typing import Any
 import attrs
 from forecourt.switch.config_acquirers import (
     AUTHORISER_KINDS,
+    LINK_TLS_VERSIONS,
     AcquirerConfig,
     AuthoriserSettings,
     Iso8583LinkConfig,
+    LinkTlsConfig,
     RouteConfig,
     read_acquirers,
     read_routes,
@@ -62,6 +64,7 @@ __all__ = [
     "BITMAPS",
     "DIALECTS",
     "FRAMING_HEADERS",
+    "LINK_TLS_VERSIONS",
     "LOG_FORMATS",
     "LOG_LEVELS",
     "MAC_ALGORITHMS",
@@ -72,6 +75,7 @@ __all__ = [
     "Iso8583LinkConfig",
     "JournalConfig",
     "KeysConfig",
+    "LinkTlsConfig",
     "ListenerConfig",
     "LoggingConfig",
     "MetricsConfig",
@@ -155,7 +159,7 @@ def parse_config(
     journal = read_journal(root)
     groups = read_terminal_groups(root)
     listeners = read_listeners(root, {g.name for g in groups}, resolve)
-    acquirers = read_acquirers(root)
+    acquirers = read_acquirers(root, resolve)
     routes, default_route = read_routes(root, {a.name for a in acquirers})
     saf = read_saf(root)
     reversal = read_reversal(root)

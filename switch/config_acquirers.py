@@ -11,6 +11,7 @@ Callers read an ISO 8583 link's keys straight off the acquirer (``acquirer.host`
 from __future__ import annotations
 
 from collections.abc import Callable, Collection, Mapping
+from pathlib import Path
 from typing import ClassVar
 
 import attrs
@@ -20,15 +21,34 @@ from forecourt.switch.routing import CARD_TYPES, Router, RoutingError
 
 __all__ = [
     "AUTHORISER_KINDS",
+    "LINK_TLS_VERSIONS",
     "AcquirerConfig",
     "AuthoriserSettings",
     "Iso8583LinkConfig",
+    "LinkTlsConfig",
     "RouteConfig",
     "read_acquirers",
     "read_routes",
 ]
 
 AUTHORISER_KINDS = ("iso8583",)
+LINK_TLS_VERSIONS = ("1.2", "1.3")  # the lowest TLS version a link accepts
+
+
+@attrs.frozen
+class LinkTlsConfig:
+    """TLS on an acquirer link: the host's certificate and name are always verified.
+
+    `ca_file` None trusts the system store; `server_name` None checks the link's
+    `host`; `certificate` and `key` (both or neither) are the switch's own, for a
+    host that wants mutual TLS.
+    """
+
+    ca_file: Path | None = None
+    server_name: str | None = None
+    certificate: Path | None = None
+    key: Path | None = None
+    min_version: str = "1.2"
 
 
 @attrs.frozen
@@ -44,13 +64,14 @@ class Iso8583LinkConfig:
     framing: str = "2b"
     tpdu: bool = False
     max_frame: int = 8192
-    mac: bool = False  # MAC with the zone MAC key (ZAK)
+    mac: bool = True  # MAC with the zone MAC key (ZAK)
     connections: int = 1
     echo_interval_s: float = 60.0  # 0 = no echo tests
     sign_on: bool = True
     reconnect_initial_s: float = 0.5
     reconnect_max_s: float = 30.0
     acquirer_id: str = ""  # field 32; empty = not sent
+    tls: LinkTlsConfig | None = None  # None: plain TCP
 
 
 # One settings class per kind in AUTHORISER_KINDS; a union once there are more.
@@ -134,6 +155,10 @@ class AcquirerConfig:
     def acquirer_id(self) -> str:
         return self.iso8583.acquirer_id
 
+    @property
+    def tls(self) -> LinkTlsConfig | None:
+        return self.iso8583.tls
+
 
 @attrs.frozen
 class RouteConfig:
@@ -149,17 +174,18 @@ class RouteConfig:
         return (*self.prefixes, *expanded)
 
 
-def read_acquirers(root: ConfigTable) -> tuple[AcquirerConfig, ...]:
-    acquirers = tuple(_acquirer(t) for t in root.tables("acquirers"))
+def read_acquirers(root: ConfigTable, resolve: Callable[[str], Path]) -> tuple[AcquirerConfig, ...]:
+    """Every acquirer; relative TLS paths resolved with `resolve` (the file's folder)."""
+    acquirers = tuple(_acquirer(t, resolve) for t in root.tables("acquirers"))
     check_unique(root, "acquirers", [a.name for a in acquirers])
     return acquirers
 
 
-def _acquirer(t: ConfigTable) -> AcquirerConfig:
+def _acquirer(t: ConfigTable, resolve: Callable[[str], Path]) -> AcquirerConfig:
     name = t.name()
     # The kind first: another kind's missing keys must not hide that it is unknown.
     kind = t.str_("kind", "iso8583", AUTHORISER_KINDS)
-    settings = _KIND_READERS[kind](t)
+    settings = _KIND_READERS[kind](t, resolve)
     acquirer = AcquirerConfig(
         name=name,
         settings=settings,
@@ -170,7 +196,7 @@ def _acquirer(t: ConfigTable) -> AcquirerConfig:
     return acquirer
 
 
-def _iso8583_link(t: ConfigTable) -> Iso8583LinkConfig:
+def _iso8583_link(t: ConfigTable, resolve: Callable[[str], Path]) -> Iso8583LinkConfig:
     acquirer_id = t.str_("acquirer_id", "")
     if acquirer_id and not (acquirer_id.isdigit() and len(acquirer_id) <= 11):
         raise t.error("acquirer_id", "must be 1-11 digits (field 32)")
@@ -185,21 +211,44 @@ def _iso8583_link(t: ConfigTable) -> Iso8583LinkConfig:
         framing=wire.framing,
         tpdu=wire.tpdu,
         max_frame=wire.max_frame,
-        mac=t.bool_("mac", False),
+        mac=t.bool_("mac", True),
         connections=t.int_("connections", 1, 1, 64),
         echo_interval_s=t.float_("echo_interval_s", 60.0, 0.0, 86400.0),
         sign_on=t.bool_("sign_on", True),
         reconnect_initial_s=t.float_("reconnect_initial_s", 0.5, 0.01, 3600.0),
         reconnect_max_s=t.float_("reconnect_max_s", 30.0, 0.01, 86400.0),
         acquirer_id=acquirer_id,
+        tls=_link_tls(t.table("tls"), resolve) if t.has("tls") else None,
     )
     if link.reconnect_max_s < link.reconnect_initial_s:
         raise t.error("reconnect_max_s", "must not be less than reconnect_initial_s")
     return link
 
 
+def _link_tls(t: ConfigTable, resolve: Callable[[str], Path]) -> LinkTlsConfig:
+    def path(key: str) -> Path | None:
+        value = t.opt_str(key)
+        return resolve(value) if value is not None else None
+
+    server_name = t.opt_str("server_name")
+    if server_name is not None and not server_name:
+        raise t.error("server_name", "must not be empty (omit it to check the link's host)")
+    tls = LinkTlsConfig(
+        ca_file=path("ca_file"),
+        server_name=server_name,
+        certificate=path("certificate"),
+        key=path("key"),
+        min_version=t.str_("min_version", "1.2", LINK_TLS_VERSIONS),
+    )
+    if (tls.certificate is None) != (tls.key is None):
+        missing = "key" if tls.key is None else "certificate"
+        raise t.error(missing, "a client certificate needs both certificate and key")
+    t.finish()
+    return tls
+
+
 # kind → the function that reads (and marks as read) that kind's own keys.
-_KIND_READERS: Mapping[str, Callable[[ConfigTable], AuthoriserSettings]] = {
+_KIND_READERS: Mapping[str, Callable[[ConfigTable, Callable[[str], Path]], AuthoriserSettings]] = {
     "iso8583": _iso8583_link,
 }
 

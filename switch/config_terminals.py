@@ -34,8 +34,13 @@ _SHIFT_CUTOVER_GONE = (
 
 @attrs.frozen
 class TlsConfig:
+    """A listener's TLS: its chain and key; optionally, terminals must show a certificate."""
+
     certificate: Path
     key: Path
+    # ssl.CERT_REQUIRED: a terminal without a certificate from client_ca_file is refused
+    require_client_certificate: bool = False
+    client_ca_file: Path | None = None
 
 
 @attrs.frozen
@@ -54,6 +59,12 @@ class ListenerConfig:
     max_connections: int = 1000
     idle_timeout_s: float = 300.0
     tls: TlsConfig | None = None
+    # 0 = no cap: behind HAProxy (no PROXY protocol) or a site's NAT, terminals share one address
+    max_connections_per_address: int = 0
+    # a connection must have a frame accepted this soon, or it is closed (frees its slot)
+    first_frame_timeout_s: float = 10.0
+    # requests of one connection handled at once; beyond it the session stops reading
+    max_in_flight_per_connection: int = 32
 
 
 @attrs.frozen
@@ -140,17 +151,20 @@ def _terminal_group(t: ConfigTable) -> TerminalGroupConfig:
 
 
 def _listener(t: ConfigTable, resolve: Callable[[str], Path]) -> ListenerConfig:
-    tls = None
-    if t.has("tls"):
-        tt = t.table("tls")
-        tls = TlsConfig(certificate=resolve(tt.str_("certificate")), key=resolve(tt.str_("key")))
-        tt.finish()
+    tls = _listener_tls(t.table("tls"), resolve) if t.has("tls") else None
     name = t.name()
     host = t.str_("host", "0.0.0.0")
     port = t.port(allow_zero=True)  # 0: an ephemeral port (tests, the demo)
     terminal_group = t.str_("terminal_group")
     max_connections = t.int_("max_connections", 1000, 1, 1_000_000)
     idle_timeout_s = t.float_("idle_timeout_s", 300.0, 1.0, 86400.0)
+    per_address = t.int_("max_connections_per_address", 0, 0, 1_000_000)
+    first_frame_timeout_s = t.float_("first_frame_timeout_s", 10.0, 0.1, 86400.0)
+    if per_address > max_connections:
+        raise t.error(
+            "max_connections_per_address", f"must not exceed max_connections ({max_connections})"
+        )
+    in_flight_per_connection = t.int_("max_in_flight_per_connection", 32, 1, 100_000)
     wire = read_wire(t)
     t.finish()
     return ListenerConfig(
@@ -166,4 +180,28 @@ def _listener(t: ConfigTable, resolve: Callable[[str], Path]) -> ListenerConfig:
         max_connections=max_connections,
         idle_timeout_s=idle_timeout_s,
         tls=tls,
+        max_connections_per_address=per_address,
+        first_frame_timeout_s=first_frame_timeout_s,
+        max_in_flight_per_connection=in_flight_per_connection,
+    )
+
+
+def _listener_tls(t: ConfigTable, resolve: Callable[[str], Path]) -> TlsConfig:
+    certificate = resolve(t.str_("certificate"))
+    key = resolve(t.str_("key"))
+    require = t.bool_("require_client_certificate", False)
+    client_ca = t.opt_str("client_ca_file")
+    if require and client_ca is None:
+        raise t.error("client_ca_file", "is required with require_client_certificate = true")
+    if client_ca is not None and not require:
+        raise t.error(
+            "client_ca_file",
+            "is only read with require_client_certificate = true; set it or remove this key",
+        )
+    t.finish()
+    return TlsConfig(
+        certificate=certificate,
+        key=key,
+        require_client_certificate=require,
+        client_ca_file=resolve(client_ca) if client_ca is not None else None,
     )

@@ -28,6 +28,8 @@ class TerminalKeys(Protocol):
 
     async def delivered(self, terminal_id: str) -> None: ...
 
+    async def pin_upstream(self, message: Message, terminal_id: str, link: str) -> Message: ...
+
 
 class SafWaker(Protocol):
     def wake(self) -> None: ...
@@ -56,11 +58,20 @@ class Reply:
 
     With a record, the session calls `Pipeline.settle` once it has tried to deliver
     it: until then the request is in flight, and its copies wait.
+
+    `accepted`: the frame passed its flow's checks for a known terminal. Only such
+    frames keep a connection open (first-frame and idle deadlines, session.py); a
+    refusal, a format error or an answer to no terminal does not, so a connection
+    that sends only those cannot hold a listener's slot.
     """
 
     payload: bytes
     record: TxnRecord | None = None
     answer: Message | None = None
+    accepted: bool = False
+
+    def accepting(self) -> Reply:
+        return attrs.evolve(self, accepted=True)
 
 
 @attrs.frozen

@@ -22,8 +22,13 @@ import attrs
 import trio
 from forecourt.codecs.errors import CodecError
 from forecourt.codecs.family import Family
+from forecourt.keys.crypto import adjust_parity, xor
 from forecourt.keys.errors import KeysError
+from forecourt.keys.exchange import install_key_change
 from forecourt.keys.lmk import Lmk, default_lmk_path, load_lmk
+from forecourt.keys.mac import MacAlgorithm, prepare_mac
+from forecourt.keys.model import KeyType
+from forecourt.keys.pin import PinKey
 from forecourt.keys.store import KeyStore
 from forecourt.simulators.acquirer import AcquirerSimulator, load_acquirer_config
 from forecourt.simulators.load import LoadOptions, LoadResult, run_load
@@ -42,6 +47,10 @@ CONF = REPO / "conf"
 # The certification scripts' terminals hold this test KEK (two components XOR to it).
 TEST_KEK = bytes.fromhex("0123456789ABCDEFFEDCBA9876543210")
 TEST_COMPONENT_1 = bytes.fromhex("1F1F1F1F1F1F1F1F2E2E2E2E2E2E2E2E")
+# The demo's ZMK with the acquirer simulator (two components, XOR'd): test only.
+TEST_ZMK_1 = bytes.fromhex("0123456789ABCDEFFEDCBA9876543210")
+TEST_ZMK_2 = bytes.fromhex("1F1F1F1F1F1F1F1F2E2E2E2E2E2E2E2E")
+ACQUIRER = "acquirer-sim"
 CERT_TERMINALS = ("T0000001", "T0000002", "T0000003", "T0000004")
 LOAD_TERMINALS = 20
 
@@ -57,8 +66,10 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     parser.set_defaults(func=run)
 
 
-def _prepare_keys(data_dir: Path) -> Lmk:
-    """The LMK and a store with the certification and load terminals registered.
+def _prepare_keys(data_dir: Path) -> tuple[Lmk, bytes, PinKey | None]:
+    """The LMK, a store with the certification and load terminals and the acquirer link
+    registered; the link's clear ZAK (the link MACs, as by default) and its ZPK, for the
+    acquirer simulator (the two hold them as if exchanged under the ZMK).
 
     The demo's throw-away LMK sits in its data directory, which production refuses."""
     lmk_path = default_lmk_path(data_dir)
@@ -77,16 +88,22 @@ def _prepare_keys(data_dir: Path) -> Lmk:
             terminal_id = f"L{n:07d}"
             if not store.is_registered(terminal_id):
                 store.add_terminal(terminal_id, actor="demo")
+        if ACQUIRER in store.acquirers():  # a kept data directory: a fresh ZAK, known here
+            payload = store.rotate(ACQUIRER, actor="demo", activate=True, grace=0.0).payload
+        else:
+            payload = store.add_acquirer(ACQUIRER, (TEST_ZMK_1, TEST_ZMK_2), actor="demo").payload
+        zpk = store.pin_key(ACQUIRER)
     finally:
         store.close()
-    return lmk
+    zmk = adjust_parity(xor(TEST_ZMK_1, TEST_ZMK_2))
+    return lmk, install_key_change(zmk, payload).get(KeyType.ZAK).key, zpk
 
 
 def demo_config(data_dir: Path, acquirer_port: int) -> SwitchConfig:
     doc: dict[str, Any] = {
         "node": "demo",
         "data_dir": str(data_dir),
-        "default_route": "acquirer-sim",
+        "default_route": ACQUIRER,
         "logging": {"level": "warning", "format": "console"},
         "keys": {"grace_s": 2.0, "allow_lmk_in_data_dir": True},
         "saf": {"backoff_initial_s": 0.5, "backoff_max_s": 5.0},
@@ -118,11 +135,11 @@ def demo_config(data_dir: Path, acquirer_port: int) -> SwitchConfig:
         ],
         "acquirers": [
             {
-                "name": "acquirer-sim",
+                "name": ACQUIRER,
                 "host": "127.0.0.1",
                 "port": acquirer_port,
                 "dialect": "ifsf",
-                "mac": False,
+                "mac": True,
                 "connections": 2,
                 "max_in_flight": 500,
                 "request_timeout_s": 2.0,
@@ -152,9 +169,13 @@ async def run_demo(
     data_dir: Path, cert_dir: Path, load_seconds: float, console: Console
 ) -> DemoResult:
     started = time.monotonic()
-    lmk = await trio.to_thread.run_sync(_prepare_keys, data_dir)
+    lmk, zak, zpk = await trio.to_thread.run_sync(_prepare_keys, data_dir)
     acquirer_config = attrs.evolve(
-        load_acquirer_config(CONF / "sim" / "acquirer.toml"), port=0, zak=None, record_file=None
+        load_acquirer_config(CONF / "sim" / "acquirer.toml"),
+        port=0,
+        zak=prepare_mac(zak, MacAlgorithm.RETAIL),
+        zpk=zpk,
+        record_file=None,
     )
     acquirer = AcquirerSimulator(acquirer_config)
     scripts = sorted(cert_dir.glob("*.toml"))

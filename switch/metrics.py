@@ -82,7 +82,19 @@ class SwitchMetrics:
         )
         self.connections_refused = Counter(
             "forecourt_connections_refused",
-            "Terminal connections refused (max_connections)",
+            "Terminal connections refused at accept (reason: max_connections, per_address)",
+            ["listener", "reason"],
+            registry=r,
+        )
+        self.connections_closed = Counter(
+            "forecourt_connections_closed",
+            "Terminal connections the switch closed (reason: first_frame_timeout)",
+            ["listener", "reason"],
+            registry=r,
+        )
+        self.reads_paused = Counter(
+            "forecourt_connection_reads_paused",
+            "Times a connection's reader waited: max_in_flight_per_connection reached",
             ["listener"],
             registry=r,
         )
@@ -100,6 +112,12 @@ class SwitchMetrics:
             "forecourt_acquirer_link_connections",
             "Open connections of an acquirer link",
             ["link"],
+            registry=r,
+        )
+        self.tls_handshake_failures = Counter(
+            "forecourt_acquirer_tls_handshake_failures",
+            "TLS handshakes with an acquirer host that failed, by reason",
+            ["link", "reason"],
             registry=r,
         )
         self.host_timeouts = Counter(

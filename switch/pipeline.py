@@ -155,7 +155,7 @@ class Pipeline:
             return Reply(self.answers.plain(dialect, answer))
         bound = log.bind(terminal_id=terminal_id, stan=stan, mti=request.mti, flow=flow.rules.name)
         try:
-            return await self._checked(ctx, flow, request, terminal_id, stan, received, bound)
+            reply = await self._checked(ctx, flow, request, terminal_id, stan, received, bound)
         except (UnknownTerminal, MacMismatch, MacKeySyncError, NotSignedOn) as exc:
             outcome, reason = _REFUSALS[type(exc)]
             self.metrics.rejections.labels(reason=reason).inc()
@@ -182,6 +182,10 @@ class Pipeline:
             bound.error("flow_failed", error=type(exc).__name__)
             answer = local_answer(request, dialect.family, Outcome.SYSTEM_MALFUNCTION)
             return Reply(self.answers.plain(dialect, answer))
+        # a known terminal passed its checks: this frame keeps the connection open
+        if reply is not None and terminal_id is not None and not reply.accepted:
+            reply = reply.accepting()
+        return reply
 
     def _undecodable(self, ctx: ListenerContext, payload: bytes, exc: DecodeError) -> bytes:
         self.metrics.malformed.labels(side="terminal", reason="decode").inc()
@@ -306,7 +310,7 @@ class Pipeline:
                 host_ms=None if record.host_ms is None else round(record.host_ms, 3),
             )
             replied = True
-            return Reply(payload, record, answer)
+            return Reply(payload, record, answer, accepted=True)
         finally:
             if not replied:
                 self.requests.finish(key, answer, journalled=False)

@@ -102,10 +102,19 @@ def point_at_host_original(
     return message.with_fields({90: rewritten87.encode()}, mti=message.mti)
 
 
+# PIN data is never queued nor resent: a reversal or advice needs no PIN, and a
+# block under a ZPK would outlive the key it was made under.
+NEVER_QUEUED = frozenset({"52", "53"})
+
+
 def saf_payload(message: Message) -> bytes:
-    return json.dumps({"mti": message.mti, "fields": dict(message.fields)}).encode()
+    fields = {k: v for k, v in message.fields.items() if k not in NEVER_QUEUED}
+    return json.dumps({"mti": message.mti, "fields": fields}).encode()
 
 
 def saf_message(payload: bytes) -> Message:
+    """The queued message; PIN data dropped even from a payload queued before
+    `saf_payload` dropped it."""
     data = json.loads(payload)
-    return Message(mti=str(data["mti"]), fields={str(k): str(v) for k, v in data["fields"].items()})
+    fields = {str(k): str(v) for k, v in data["fields"].items() if str(k) not in NEVER_QUEUED}
+    return Message(mti=str(data["mti"]), fields=fields)

@@ -17,9 +17,11 @@ import structlog
 import trio
 from forecourt.keys.errors import KeysError
 from forecourt.switch.config import ConfigError, SwitchConfig, load_config
+from forecourt.switch.instance_lock import InstanceLockError, take_instance_lock
 from forecourt.switch.journal.model import JournalError
 from forecourt.switch.log import configure_logging
 from forecourt.switch.server import run_switch
+from forecourt.switch.tls import TlsContexts
 from forecourt.switch.workers import supervise, worker_metrics_port, worker_node
 
 log = structlog.get_logger("forecourt.serve")
@@ -35,10 +37,16 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         help="switch processes sharing the port (SO_REUSEPORT) and the database (default 1)",
     )
     parser.add_argument("--worker-index", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--instance-lock-fd", type=int, help=argparse.SUPPRESS)
     parser.set_defaults(func=run)
 
 
-async def serve(config: SwitchConfig, worker: bool = False) -> None:
+async def serve(
+    config: SwitchConfig,
+    worker: bool = False,
+    instance_lock_fd: int | None = None,
+    tls: TlsContexts | None = None,
+) -> None:
     stop = trio.Event()
     with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
         async with trio.open_nursery() as nursery:
@@ -53,9 +61,16 @@ async def serve(config: SwitchConfig, worker: bool = False) -> None:
 
             nursery.start_soon(watch_signals)
             if worker:
-                await run_switch(config, stop=stop, cluster=True, reuse_port=True)
+                await run_switch(
+                    config,
+                    stop=stop,
+                    cluster=True,
+                    reuse_port=True,
+                    instance_lock_fd=instance_lock_fd,
+                    tls=tls,
+                )
             else:
-                await run_switch(config, stop=stop)
+                await run_switch(config, stop=stop, tls=tls)
             nursery.cancel_scope.cancel()
 
 
@@ -81,22 +96,45 @@ def run(args: argparse.Namespace) -> int:
                 config.metrics, port=worker_metrics_port(config.metrics.port, args.worker_index)
             ),
         )
-    elif args.workers > 1:
-        return supervise(args.config, args.workers)
+    try:  # CA, certificates and keys loaded once, before anything starts
+        tls = TlsContexts.build(config)
+    except ConfigError as exc:
+        print(f"forecourt serve: {exc}", file=sys.stderr)
+        return 2
+    if not worker and args.workers > 1:
+        return _supervise(args, config)
     try:
-        trio.run(serve, config, worker)
-    except (KeysError, JournalError, BaseExceptionGroup) as exc:
-        mistake = _operator_error(exc)
-        if mistake is None:
+        trio.run(serve, config, worker, args.instance_lock_fd, tls)
+    except BaseException as exc:
+        line = startup_error(exc)
+        if line is None:
             raise
-        print(f"forecourt serve: {mistake}", file=sys.stderr)
+        print(f"forecourt serve: {line}", file=sys.stderr)
         return 2
     return 0
 
 
-def _operator_error(exc: BaseException) -> Exception | None:
-    """The LMK, key store or journal error that stopped the start (trio wraps it in
-    exception groups), so the operator reads one line, not a traceback."""
+def _supervise(args: argparse.Namespace, config: SwitchConfig) -> int:
+    """The supervisor holds the instance lock for its workers (see `instance_lock`)."""
+    try:
+        lock = take_instance_lock(config)
+    except InstanceLockError as exc:
+        print(f"forecourt serve: {exc}", file=sys.stderr)
+        return 2
+    try:
+        return supervise(args.config, args.workers, instance_lock_fd=lock.fd)
+    finally:
+        lock.release()
+
+
+def startup_error(exc: BaseException) -> str | None:
+    """The operator's line for a refusal at start (keys and LMK, instance lock,
+    journal files), else None.
+
+    The error comes out of trio's nursery as a group of one: look inside.
+    """
     while isinstance(exc, BaseExceptionGroup) and len(exc.exceptions) == 1:
         exc = exc.exceptions[0]
-    return exc if isinstance(exc, KeysError | JournalError) else None
+    if isinstance(exc, (KeysError, InstanceLockError, ConfigError, JournalError)):
+        return str(exc)
+    return None

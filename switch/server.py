@@ -19,13 +19,16 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from forecourt.codecs.dialect import get_dialect
 from forecourt.codecs.framing import Framing
+from forecourt.keys.errors import UnknownOwner
 from forecourt.keys.lmk import Lmk
 from forecourt.keys.model import KeyPolicy
 from forecourt.keys.store import KeyStore
+from forecourt.switch.admission import Admission, ConnectionLog, SessionLimits
 from forecourt.switch.authorisers import build_authorisers
-from forecourt.switch.config import ListenerConfig, SwitchConfig
+from forecourt.switch.config import ConfigError, ListenerConfig, SwitchConfig
 from forecourt.switch.context import ListenerContext, PipelineSettings, TerminalPolicy
 from forecourt.switch.gc_quiet import keep_gc_quiet
+from forecourt.switch.instance_lock import InstanceLock, instance_held
 from forecourt.switch.journal import open_journal
 from forecourt.switch.matching import TerminalRequests
 from forecourt.switch.metrics import SwitchMetrics, serve_metrics
@@ -35,6 +38,7 @@ from forecourt.switch.saf import SafSender
 from forecourt.switch.session import TerminalSession
 from forecourt.switch.takeover import run_takeover, takeover_threshold
 from forecourt.switch.terminal_keys import KeyringCache
+from forecourt.switch.tls import TlsContexts
 from forecourt.switch.workers import reuseport_listener
 
 log = structlog.get_logger("forecourt.server")
@@ -49,7 +53,7 @@ class RunningSwitch:
 
 
 class Listener:
-    """One listening port: accepts, enforces the connection cap, runs sessions."""
+    """One listening port: accepts within the connection caps, runs sessions."""
 
     def __init__(
         self,
@@ -57,6 +61,7 @@ class Listener:
         ctx: ListenerContext,
         pipeline: Pipeline,
         metrics: SwitchMetrics,
+        tls: ssl.SSLContext | None = None,
     ) -> None:
         self.config = config
         self.ctx = ctx
@@ -65,10 +70,13 @@ class Listener:
         self._metrics = metrics
         self._sessions: set[TerminalSession] = set()
         self._accept_scope = trio.CancelScope()
-        self._ssl: ssl.SSLContext | None = None
-        if config.tls is not None:
-            self._ssl = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-            self._ssl.load_cert_chain(str(config.tls.certificate), str(config.tls.key))
+        self._admission = Admission(config.max_connections, config.max_connections_per_address)
+        self._limits = SessionLimits.of(config)
+        self.events = ConnectionLog(config.name, metrics)
+        # built once at start (switch.tls): a listener with TLS configured never serves clear
+        if config.tls is not None and tls is None:
+            raise ValueError(f"listener {config.name!r} configures TLS but no context was built")
+        self._ssl = tls
         self.up = False
         self.reuse_port = False
 
@@ -81,12 +89,15 @@ class Listener:
         self.up = True
         log.info("listening", listener=self.config.name, host=self.config.host, port=port)
         try:
-            async with trio.open_nursery() as sessions:
-                task_status.started(port)
-                with self._accept_scope:
-                    async with trio.open_nursery() as accepting:
-                        for listener in listeners:
-                            accepting.start_soon(self._accept, listener, sessions)
+            async with trio.open_nursery() as counting:
+                counting.start_soon(self.events.run)
+                async with trio.open_nursery() as sessions:
+                    task_status.started(port)
+                    with self._accept_scope:
+                        async with trio.open_nursery() as accepting:
+                            for listener in listeners:
+                                accepting.start_soon(self._accept, listener, sessions)
+                counting.cancel_scope.cancel()  # the sessions are done: write the last counts
         finally:
             self.up = False
             with trio.CancelScope(shield=True):
@@ -101,39 +112,42 @@ class Listener:
                 log.warning("accept_failed", listener=self.config.name, error=type(exc).__name__)
                 await trio.sleep(0.05)
                 continue
-            if len(self._sessions) >= self.config.max_connections:
-                self._metrics.connections_refused.labels(listener=self.config.name).inc()
-                log.warning("connection_refused_cap", listener=self.config.name)
+            try:
+                address, port = stream.socket.getpeername()[:2]
+            except OSError:  # gone already
+                address, port = "?", 0
+            refused = self._admission.admit(address)
+            if refused is not None:
+                self.events.refused(refused)
                 await stream.aclose()
                 continue
-            sessions.start_soon(self._serve, stream)
+            sessions.start_soon(self._serve, stream, address, f"{address}:{port}")
 
-    async def _serve(self, stream: trio.SocketStream) -> None:
+    async def _serve(self, stream: trio.SocketStream, address: str, peer: str) -> None:
         try:
-            host, port = stream.socket.getpeername()[:2]
-            peer = f"{host}:{port}"
-        except OSError:
-            peer = "?"
-        wrapped: trio.abc.Stream = stream
-        if self._ssl is not None:
-            wrapped = trio.SSLStream(stream, self._ssl, server_side=True)
-        session = TerminalSession(
-            wrapped,
-            self.ctx,
-            self.framing,
-            self._pipeline,
-            self._metrics,
-            self.config.idle_timeout_s,
-            peer,
-        )
-        self._sessions.add(session)
-        gauge = self._metrics.connections.labels(listener=self.config.name)
-        gauge.inc()
-        try:
-            await session.run()
+            wrapped: trio.abc.Stream = stream
+            if self._ssl is not None:
+                wrapped = trio.SSLStream(stream, self._ssl, server_side=True)
+            session = TerminalSession(
+                wrapped,
+                self.ctx,
+                self.framing,
+                self._pipeline,
+                self._metrics,
+                self._limits,
+                peer,
+                self.events,
+            )
+            self._sessions.add(session)
+            gauge = self._metrics.connections.labels(listener=self.config.name)
+            gauge.inc()
+            try:
+                await session.run()
+            finally:
+                self._sessions.discard(session)
+                gauge.dec()
         finally:
-            self._sessions.discard(session)
-            gauge.dec()
+            self._admission.release(address)
 
     @property
     def connection_count(self) -> int:
@@ -144,6 +158,22 @@ class Listener:
         self._accept_scope.cancel()
         for session in list(self._sessions):
             session.stop_reading()
+
+
+async def _load_zone_keys(config: SwitchConfig, keys: KeyringCache) -> None:
+    """Each MAC'd link's ZAK; a link the key store does not know is the operator's to fix."""
+    for i, acquirer in enumerate(config.acquirers):
+        if not acquirer.mac:
+            continue
+        try:
+            await keys.keyring(acquirer.name)
+        except UnknownOwner:
+            raise ConfigError(
+                f"acquirers[{i}].mac",
+                f"no ZAK for {acquirer.name!r} in the key store: register it with "
+                f"`forecourt keys add-acquirer {acquirer.name}`, or set mac = false",
+                config.source,
+            ) from None
 
 
 def listener_context(config: SwitchConfig, listener: ListenerConfig) -> ListenerContext:
@@ -181,6 +211,38 @@ async def run_switch(
     lmk: Lmk | None = None,
     cluster: bool | None = None,
     reuse_port: bool = False,
+    tls: TlsContexts | None = None,
+    instance_lock_fd: int | None = None,
+    task_status: trio.TaskStatus[RunningSwitch] = trio.TASK_STATUS_IGNORED,
+) -> None:
+    """Take the instance lock first (`InstanceInUse` if another process holds it), then run.
+
+    Nothing is opened, read or written before the lock is held: a second process on a
+    live data directory or node name never runs recovery on the first's journal.
+    `instance_lock_fd`: the lock file a `serve --workers` supervisor already holds.
+    """
+    async with instance_held(config, instance_lock_fd) as instance:
+        await _run_switch(
+            config,
+            instance,
+            stop=stop,
+            lmk=lmk,
+            cluster=cluster,
+            reuse_port=reuse_port,
+            tls=tls,
+            task_status=task_status,
+        )
+
+
+async def _run_switch(
+    config: SwitchConfig,
+    instance: InstanceLock,
+    *,
+    stop: trio.Event,
+    lmk: Lmk | None = None,
+    cluster: bool | None = None,
+    reuse_port: bool = False,
+    tls: TlsContexts | None = None,
     task_status: trio.TaskStatus[RunningSwitch] = trio.TASK_STATUS_IGNORED,
 ) -> None:
     """Run the switch until `stop` is set, then drain and return.
@@ -189,7 +251,12 @@ async def run_switch(
     share the journal and key store — ask the journal about retransmissions, take
     over what dead nodes left in flight, follow key rotations made elsewhere.
     `reuse_port`: listen with SO_REUSEPORT (`serve --workers`).
+    `tls`: the SSL contexts, when the caller built them already; otherwise they are
+    built here, first, so a bad CA, certificate or key path is a ConfigError before
+    anything is opened.
     """
+    if tls is None:
+        tls = TlsContexts.build(config)
     if cluster is None:
         cluster = config.database is not None
     metrics = SwitchMetrics()
@@ -208,12 +275,10 @@ async def run_switch(
     try:
         keys = KeyringCache(store)
         await keys.load()
-        for acquirer in config.acquirers:
-            if acquirer.mac:
-                await keys.keyring(acquirer.name)
+        await _load_zone_keys(config, keys)
         async with open_journal(config, saf_key=saf_data_key(lmk), node=config.node) as journal:
             journal.on_batch = metrics.journal_batch
-            authorisers = build_authorisers(config, metrics, keys.zone_mac)
+            authorisers = build_authorisers(config, metrics, keys.zone_mac, tls)
             saf = SafSender(
                 journal,
                 authorisers,
@@ -245,7 +310,7 @@ async def run_switch(
                 duplicate_window=report.warmed,
             )
             listeners = [
-                Listener(lc, listener_context(config, lc), pipeline, metrics)
+                Listener(lc, listener_context(config, lc), pipeline, metrics, tls.listener(lc.name))
                 for lc in config.listeners
             ]
             for lst in listeners:
@@ -262,6 +327,7 @@ async def run_switch(
                 await outer.start(saf.run)
                 # other nodes' and workers' locks and sign-offs (a cheap indexed read)
                 outer.start_soon(pipeline.guard.watch)
+                outer.start_soon(instance.watch)  # PostgreSQL: a lost lock is taken again
                 await outer.start(
                     functools.partial(
                         keep_gc_quiet,

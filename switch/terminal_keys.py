@@ -1,9 +1,9 @@
-"""The switch's cache of MAC keyrings over the key store.
+"""The switch's cache of MAC keyrings and PIN keys over the key store.
 
 The store is the truth and lives on disk (or in PostgreSQL); the hot path must not
-touch it, so each terminal's and link's keyring is loaded once and replaced when
-the switch itself rotates the keys. Verification runs in the trio thread: a MAC
-costs microseconds, a thread hop more.
+touch it, so each terminal's and link's keyring, and its TPK or ZPK, is loaded
+once and replaced when the switch itself rotates the keys. Verification and PIN
+translation run in the trio thread: they cost microseconds, a thread hop more.
 """
 
 from __future__ import annotations
@@ -11,8 +11,12 @@ from __future__ import annotations
 import structlog
 import trio
 from forecourt.codecs.family import Family
+from forecourt.codecs.message import Message
+from forecourt.keys.errors import UnknownOwner
 from forecourt.keys.keyring import MacKeyring, VerifyResult
+from forecourt.keys.pin import PinKey
 from forecourt.keys.store import KeyChange, KeyStore
+from forecourt.switch.zone_pins import ZonePins
 
 log = structlog.get_logger("forecourt.terminal_keys")
 
@@ -46,6 +50,8 @@ class KeyringCache:
         self._rings: dict[str, MacKeyring] = {}
         self._registered: set[str] = set()
         self._pending: dict[str, KeyChange] = {}
+        self._pin_keys: dict[str, PinKey | None] = {}
+        self._zone_pins = ZonePins(self)
         self._lock = trio.Lock()
 
     @property
@@ -81,6 +87,22 @@ class KeyringCache:
         ring = await self.keyring(terminal_id)
         return ring if ring.current is not None else None
 
+    async def pin_key(self, owner: str) -> PinKey | None:
+        """The owner's active TPK / ZPK, cached; None when it has none (or the
+        key store does not know the owner, e.g. a link with no keys)."""
+        if owner in self._pin_keys:
+            return self._pin_keys[owner]
+        try:
+            key = await trio.to_thread.run_sync(self._store.pin_key, owner)
+        except UnknownOwner:
+            key = None
+        self._pin_keys[owner] = key
+        return key
+
+    async def pin_upstream(self, message: Message, terminal_id: str, link: str) -> Message:
+        """Field 52 under `link`'s ZPK, or no PIN data (see `zone_pins`)."""
+        return await self._zone_pins.upstream(message, terminal_id, link)
+
     async def sign_on(self, terminal_id: str, family: Family) -> tuple[int, str]:
         """Rotate the working keys; the field that carries them under the KEK."""
         async with self._lock:
@@ -102,6 +124,7 @@ class KeyringCache:
                 lambda: self._store.mark_delivered(change, actor="switch")
             )
             self._rings[terminal_id] = ring
+            self._pin_keys.pop(terminal_id, None)
         log.info(
             "working_keys_delivered",
             terminal_id=terminal_id,
@@ -116,6 +139,7 @@ class KeyringCache:
     async def reload(self, owners: set[str]) -> None:
         """Replace the cached keyrings of `owners` from the store (rotated elsewhere)."""
         for owner in owners:
+            self._pin_keys.pop(owner, None)
             if owner in self._rings:
                 ring = await trio.to_thread.run_sync(self._store.mac_keyring, owner)
                 self._rings[owner] = ring
@@ -138,3 +162,4 @@ class KeyringCache:
     def forget(self, owner: str) -> None:
         """Drop a cached keyring (a rotation made elsewhere, e.g. the CLI)."""
         self._rings.pop(owner, None)
+        self._pin_keys.pop(owner, None)

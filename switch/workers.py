@@ -50,15 +50,28 @@ def worker_metrics_port(port: int, index: int) -> int:
     return port + index - 1 if port else 0
 
 
-def supervise(config_path: Path, workers: int, restart_delay_s: float = 1.0) -> int:
-    """Run `workers` worker processes until SIGTERM/SIGINT; restart any that dies."""
+def supervise(
+    config_path: Path,
+    workers: int,
+    restart_delay_s: float = 1.0,
+    instance_lock_fd: int | None = None,
+) -> int:
+    """Run `workers` worker processes until SIGTERM/SIGINT; restart any that dies.
+
+    `instance_lock_fd` (SQLite): the data directory's lock file, held here and handed
+    to every worker, so the lock stays held while any of them lives.
+    """
     argv = [sys.executable, "-m", "forecourt.switch.cli", "serve", "--config", str(config_path)]
+    passed: tuple[int, ...] = ()
+    if instance_lock_fd is not None:
+        argv += ["--instance-lock-fd", str(instance_lock_fd)]
+        passed = (instance_lock_fd,)
     procs: dict[int, subprocess.Popen[bytes]] = {}
     stopping = False
 
     def start(index: int) -> None:
         procs[index] = subprocess.Popen(
-            [*argv, "--worker-index", str(index), "--workers", str(workers)]
+            [*argv, "--worker-index", str(index), "--workers", str(workers)], pass_fds=passed
         )
         log.info("worker_started", worker=index, pid=procs[index].pid)
 

@@ -33,6 +33,7 @@ from forecourt.switch.reversal import ReversalReason, saf_payload, switch_revers
 from forecourt.switch.routing import NoRoute
 from forecourt.switch.transaction import TxnRecord, journal_row, pan_of
 from forecourt.switch.translate import across_families
+from forecourt.switch.zone_pins import PinRefused
 
 
 def authoriser_for(job: Job) -> Authoriser | Outcome:
@@ -69,6 +70,14 @@ async def forward(job: Job) -> Message:
     host_family = authoriser.family
     parks = record.reversible
     upstream = across_families(request.with_fields({64: None, 128: None}), family, host_family)
+    try:
+        upstream = await services.keys.pin_upstream(upstream, record.terminal_id, route)
+    except PinRefused as exc:
+        # not "incorrect PIN" (117/55): the PIN was never checked, the block is
+        # unusable here (no TPK, wrong key or length), a fault of keys, not of the cardholder
+        record.state = "declined"
+        job.log.warning("pin_block_refused", route=route, reason=exc.reason)
+        return local_answer(request, family, Outcome.SYSTEM_MALFUNCTION)
     journal = services.journal
 
     async def journal_before_send(sent: Message) -> None:

@@ -80,5 +80,10 @@ def _rules(name: str, *, needs_terminal: bool = True) -> FlowRules:
 
 SIGN_ON = Flow(_rules("sign_on"), sign_on)
 KEY_CHANGE = Flow(_rules("key_change"), key_change)
-SIGN_OFF = Flow(_rules("sign_off"), sign_off)
+# MAC'd under the TAK like a purchase: an unproven sign-off would be a way to shut any
+# terminal out (a denial of service), where before the flow table it changed nothing
+SIGN_OFF = Flow(
+    FlowRules("sign_off", needs_signed_on=False, journalled=False),
+    sign_off,
+)
 ECHO = Flow(_rules("echo", needs_terminal=False), echo)

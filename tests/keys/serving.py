@@ -39,6 +39,7 @@ host = "127.0.0.1"
 port = 9
 echo_interval_s = 0.0
 reconnect_initial_s = 5.0
+mac = false
 [keys]
 {keys_table}
 """

@@ -40,26 +40,33 @@ def test_full_operator_flow(capsys: pytest.CaptureFixture[str], tmp_path: Path) 
     rc, _, err = run(capsys, *INIT)
     assert rc == 2 and len(err.strip().splitlines()) == 1
 
-    rc, out, _ = run(capsys, "add-terminal", "T0000001")
+    ceremony = tmp_path / "ceremony"
+    ceremony.mkdir()
+    rc, out, _ = run(capsys, "add-terminal", "T0000001", "--component-files", str(ceremony))
     assert rc == 0
-    comps = [line.split()[2] for line in out.splitlines() if "component" in line and ":" in line]
+    comps = [
+        bytes.fromhex(next(s for s in f.read_text().splitlines() if not s.startswith("#")))
+        for f in sorted(ceremony.glob("T0000001-component-*.txt"))
+    ]
     assert len(comps) == 2
-    kek = bytes(
-        a ^ b for a, b in zip(bytes.fromhex(comps[0]), bytes.fromhex(comps[1]), strict=True)
-    )
+    kek = bytes(a ^ b for a, b in zip(comps[0], comps[1], strict=True))
     kcv_line = next(line for line in out.splitlines() if "KEK KCV" in line)
     rc, out2, _ = run(capsys, "calc", "kcv", "--key", kek.hex())
     assert rc == 0 and out2.strip() == kcv_line.split()[-1]
 
-    rc, out, _ = run(capsys, "add-terminal", "T2", "--algorithm", "aes")
+    rc, out, _ = run(
+        capsys, "add-terminal", "T2", "--algorithm", "aes", "--component-files", str(ceremony)
+    )
     assert rc == 0
 
-    c1, c2 = "0123456789ABCDEFFEDCBA9876543210", "1111111111111111FFFFFFFFFFFFFFFF"
-    rc, _, err = run(
-        capsys, "add-acquirer", "acq", "--component", c1, "--component", c2, "--kcv", "FFFFFF"
-    )
+    c1, c2 = tmp_path / "zmk-1", tmp_path / "zmk-2"
+    c1.write_text("0123456789ABCDEFFEDCBA9876543210\n")
+    c2.write_text("1111111111111111FFFFFFFFFFFFFFFF\n")
+    files = ("--component-file", str(c1), "--component-file", str(c2))
+    kcvs = ("--component-kcv", "08D7B4", "--component-kcv", "63F451")
+    rc, _, err = run(capsys, "add-acquirer", "acq", *files, *kcvs, "--kcv", "FFFFFF")
     assert rc == 2 and "KCV" in err and len(err.strip().splitlines()) == 1
-    rc, out, _ = run(capsys, "add-acquirer", "acq", "--component", c1, "--component", c2)
+    rc, out, _ = run(capsys, "add-acquirer", "acq", *files, *kcvs, "--kcv", "77C58C")
     assert rc == 0 and "ZMK" in out
 
     rc, out, _ = run(capsys, "rotate", "T0000001", "--reason", "test", "--grace", "60")
@@ -113,8 +120,12 @@ def test_bad_input_on_a_store(capsys: pytest.CaptureFixture[str]) -> None:
         ["rotate", "X", "--all"],
         ["rotate", "X", "--grace", "-1"],
         ["add-acquirer", "a", "--component", "00"],
-        ["add-acquirer", "a", "--component", "0011", "--component", "001122"],
-        ["add-acquirer", "a", "--component", "00", "--component", "11"],
+        ["add-acquirer", "a", "--component-file", "/nonexistent", "--component-file", "/x"],
+        ["add-acquirer", "a", "--components", "1"],
+        ["add-acquirer", "a", "--kcv", "XYZ"],
+        ["add-terminal", "T1", "--component-file", "/nonexistent"],
+        ["add-terminal", "T1", "--import", "--component-files", "/tmp"],
+        ["add-terminal", "T1", "--kcv", "ABCD"],
         ["audit", "--since", "yesterday"],
     ):
         rc, _, err = run(capsys, *argv)

@@ -139,7 +139,9 @@ def test_keys_list_shows_the_erased_keys_kcv(
     dsn, data = where
     loc = ["--data-dir", str(data), *(["--database", dsn] if dsn else [])]
     assert switch_cli.main(["keys", *loc, "init", "--lmk-file", str(tmp_path / "lmk.key")]) == 0
-    assert switch_cli.main(["keys", *loc, "add-terminal", "T1"]) == 0
+    (tmp_path / "components").mkdir()
+    files = ["--component-files", str(tmp_path / "components")]
+    assert switch_cli.main(["keys", *loc, "add-terminal", "T1", *files]) == 0
     assert switch_cli.main(["keys", *loc, "rotate", "T1", "--activate", "--grace", "0"]) == 0
     capsys.readouterr()
     assert switch_cli.main(["keys", *loc, "list", "--owner", "T1"]) == 0  # sweeps first

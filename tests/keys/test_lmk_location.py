@@ -89,7 +89,10 @@ def test_keys_init_writes_the_lmk_file_0600_outside(
     assert lmk.kcv in out
     assert not any(p.name == "lmk.key" for p in (tmp_path / "data").rglob("*"))
     # later commands find the LMK where init wrote it (no --lmk-file needed)
-    rc, _, err = keys(capsys, "add-terminal", "T0000001", "--data-dir", "data")
+    (tmp_path / "components").mkdir()
+    rc, _, err = keys(
+        capsys, "add-terminal", "T0000001", "--data-dir", "data", "--component-files", "components"
+    )
     assert rc == 0, err
     with KeyStore.open(tmp_path / "data") as store:
         assert store.lmk_kcv == lmk.kcv

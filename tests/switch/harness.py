@@ -25,9 +25,11 @@ from forecourt.codecs.fields import OriginalData, OriginalElements
 from forecourt.codecs.framing import FrameDecoder, Framing, encode_frame
 from forecourt.codecs.message import Message
 from forecourt.codecs.mti import response_mti
-from forecourt.keys.exchange import install_key_change
+from forecourt.keys.crypto import adjust_parity
+from forecourt.keys.exchange import ClearKey, install_key_change
 from forecourt.keys.keyring import MacKey
 from forecourt.keys.lmk import Lmk
+from forecourt.keys.model import KeyType
 from forecourt.keys.store import KeyStore
 from forecourt.switch.config import SwitchConfig, parse_config
 from forecourt.switch.server import RunningSwitch, run_switch
@@ -343,6 +345,9 @@ class SwitchUnderTest:
     _nursery: trio.Nursery | None = None
     _lmk: Lmk | None = None
     _stopped: trio.Event = attrs.field(factory=trio.Event)
+    # each terminal's first TPK, and the link's ZPK when the test gave it one
+    tpks: dict[str, ClearKey] = attrs.field(factory=dict)
+    zpk: ClearKey | None = None
 
     @property
     def port(self) -> int:
@@ -380,6 +385,14 @@ class SwitchUnderTest:
             await stream.aclose()
 
 
+# listener keys a test may set; otherwise the defaults apply
+_LISTENER_LIMITS = (
+    "max_connections_per_address",
+    "first_frame_timeout_s",
+    "max_in_flight_per_connection",
+)
+
+
 def switch_config(
     data_dir: Path, host_port: int, *, dialect: str = "ifsf", mac: bool = True, **over: Any
 ) -> SwitchConfig:
@@ -399,6 +412,7 @@ def switch_config(
                 "max_connections": over.pop("max_connections", 50),
                 "idle_timeout_s": over.pop("idle_timeout_s", 30.0),
                 "max_frame": over.pop("max_frame", 8192),
+                **{key: over.pop(key) for key in _LISTENER_LIMITS if key in over},
                 **({"tls": over.pop("tls")} if "tls" in over else {}),
             }
         ],
@@ -443,16 +457,27 @@ async def started_switch(
     terminals: tuple[str, ...] = ("T0000001", "T0000002"),
     link_up: bool = True,
     host: SmallHost | None = None,
+    zmk_components: tuple[bytes, bytes] | None = None,
     **config_over: Any,
 ) -> AsyncIterator[SwitchUnderTest]:
+    """`zmk_components`: register the link "bank" in the key store (ZAK/ZPK under
+    that ZMK), so PIN blocks are translated to its ZPK."""
     lmk = Lmk.generate()
     store = KeyStore.init(data_dir, lmk=lmk)
     terminal_keys: dict[str, MacKey] = {}
     keks: dict[str, bytes] = {}
+    tpks: dict[str, ClearKey] = {}
     for tid in terminals:
         ceremony = store.add_terminal(tid)
         keks[tid] = ceremony.clear_kek
-        terminal_keys[tid] = install_key_change(ceremony.clear_kek, ceremony.payload).mac_key()
+        installed = install_key_change(ceremony.clear_kek, ceremony.payload)
+        terminal_keys[tid] = installed.mac_key()
+        tpks[tid] = installed.get(KeyType.TPK)
+    zpk: ClearKey | None = None
+    if zmk_components is not None:
+        info = store.add_acquirer("bank", zmk_components)
+        zmk = adjust_parity(bytes(a ^ b for a, b in zip(*zmk_components, strict=True)))
+        zpk = install_key_change(zmk, info.payload).get(KeyType.ZPK)
     dialect = config_over.get("host_dialect", config_over.get("dialect", "ifsf"))
     if host is None:
         host = SmallHost(get_dialect(dialect))
@@ -466,6 +491,7 @@ async def started_switch(
             sut = SwitchUnderTest(
                 config, RunningSwitch({}, None), host, store, terminal_keys, keks, stop
             )
+            sut.tpks, sut.zpk = tpks, zpk
             sut._nursery, sut._lmk = switch_nursery, lmk
             if link_up:
                 await sut.start()

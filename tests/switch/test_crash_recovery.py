@@ -67,6 +67,7 @@ terminals = [{terminals}]
 mac_required = false
 max_in_flight = 2
 [[acquirers]]
+mac = false
 name = "bank"
 host = "127.0.0.1"
 port = {host_port}

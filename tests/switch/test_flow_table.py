@@ -235,3 +235,11 @@ async def test_a_mac_lock_survives_a_restart(tmp_path: Path) -> None:
             assert (await again.exchange(again.purchase(100))).fields["39"] == "917"
             await _sign_on(again, sut.keks["T0000001"])
             assert (await again.exchange(again.purchase(100))).fields["39"] == "000"
+
+
+async def test_a_sign_off_without_a_mac_signs_nobody_off(tmp_path: Path) -> None:
+    async with started_switch(tmp_path) as sut, sut.terminal() as t:
+        off = network_request("1993", NetworkFunction.SIGN_OFF, t.next_stan(), "T0000001")
+        await t.send(off, mac=False)
+        assert (await t.receive()).fields["39"] == "916"
+        assert (await t.exchange(t.purchase(1700))).fields["39"] == "000"

@@ -36,6 +36,7 @@ name = "site"
 terminals = ["T0000001"]
 mac_required = false
 [[acquirers]]
+mac = false
 name = "bank"
 host = "127.0.0.1"
 port = {host_port}

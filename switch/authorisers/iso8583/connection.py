@@ -1,4 +1,4 @@
-"""One TCP connection to an ISO 8583 acquirer host, and the answers its link awaits.
+"""One connection to an ISO 8583 acquirer host (TCP, or TLS over it), and the answers awaited.
 
 A connection is one socket with its reader and its one `FrameWriter`. The answers
 awaited are a map keyed by the authoriser's match key (for ISO 8583 the switch STAN
@@ -11,6 +11,7 @@ request timed out, its reversal is already queued), otherwise unmatched.
 
 from __future__ import annotations
 
+import ssl
 import time
 from collections.abc import Callable, Hashable
 from typing import Protocol
@@ -32,12 +33,37 @@ from forecourt.switch.authoriser import (
 from forecourt.switch.direct_write import FrameWriter
 from forecourt.switch.matching import StanAllocator
 from forecourt.switch.metrics import SwitchMetrics
+from forecourt.switch.tls import TlsHandshakeFailed, handshake_failure_reason
 
-__all__ = ["AcquirerConnection", "AwaitedAnswers", "MacKey", "ZoneMac"]
+__all__ = ["AcquirerConnection", "AwaitedAnswers", "MacKey", "ZoneMac", "connect"]
 
 log = structlog.get_logger("forecourt.authorisers.iso8583")
 
 _LOST = (trio.BrokenResourceError, trio.ClosedResourceError, OSError)
+
+
+async def connect(
+    host: str, port: int, tls: ssl.SSLContext | None = None, server_name: str | None = None
+) -> trio.abc.Stream:
+    """A stream to the host: TCP, then with `tls` the handshake, done before it is handed on.
+
+    The host's certificate chain and name (`server_name`, else `host`) are checked
+    by the context; a failed handshake is `TlsHandshakeFailed`, a failed TCP connect
+    stays an OSError, so the two read differently in the log.
+    """
+    stream = await trio.open_tcp_stream(host, port)
+    if tls is None:
+        return stream
+    secured = trio.SSLStream(stream, tls, server_hostname=server_name or host)
+    try:
+        await secured.do_handshake()
+    except (trio.BrokenResourceError, ssl.SSLError, OSError) as exc:
+        await trio.aclose_forcefully(stream)
+        raise TlsHandshakeFailed(handshake_failure_reason(exc)) from exc
+    except BaseException:
+        await trio.aclose_forcefully(stream)
+        raise
+    return secured
 
 
 class MacKey(Protocol):
@@ -160,6 +186,9 @@ class AcquirerConnection:
         self._answers = answers
         self._mac = mac
         self._metrics = metrics
+        # why the stream broke, when it did (a TLS 1.3 host refuses a client
+        # certificate only after the handshake, on the first read)
+        self.failure: BaseException | None = None
 
     async def exchange(
         self, request: Message, limit: float, before_send: BeforeSend | None = None
@@ -202,6 +231,7 @@ class AcquirerConnection:
             self._metrics.malformed.labels(side="acquirer", reason=type(exc).__name__).inc()
             log.warning("acquirer_bad_frame", link=self._link, error=str(exc))
         except _LOST as exc:
+            self.failure = exc
             log.warning("acquirer_read_failed", link=self._link, error=type(exc).__name__)
 
     def _on_frame(self, payload: bytes) -> None:

@@ -13,6 +13,7 @@ import functools
 import itertools
 import math
 import random
+import ssl
 from collections.abc import Callable
 
 import attrs
@@ -33,8 +34,9 @@ from forecourt.switch.authoriser import (
 from forecourt.switch.config import AcquirerConfig
 from forecourt.switch.matching import StanAllocator, StanExhausted
 from forecourt.switch.metrics import SwitchMetrics
+from forecourt.switch.tls import HandshakeLog, TlsHandshakeFailed, handshake_failure_reason
 
-from .connection import AcquirerConnection, AwaitedAnswers, MacKey, ZoneMac
+from .connection import AcquirerConnection, AwaitedAnswers, MacKey, ZoneMac, connect
 
 __all__ = ["Iso8583Authoriser", "LinkSettings", "build_iso8583", "link_settings"]
 
@@ -60,7 +62,9 @@ class LinkSettings:
     reconnect_initial_s: float = 0.2
     reconnect_max_s: float = 10.0
     acquirer_id: str | None = None
-    connect_timeout_s: float = 5.0
+    connect_timeout_s: float = 5.0  # TCP connect and TLS handshake together
+    tls: ssl.SSLContext | None = None  # built once at start; None: plain TCP
+    server_name: str | None = None  # the name the host's certificate must carry; None: host
 
 
 def match_key(message: Message) -> tuple[str, str]:
@@ -88,6 +92,7 @@ class Iso8583Authoriser:
         self._connections: list[AcquirerConnection] = []
         self._rr = itertools.count()
         self._connection_numbers = itertools.count(1)
+        self._handshakes = HandshakeLog(settings.name, settings.reconnect_max_s)
 
     # -- the protocol's members ---------------------------------------------------
 
@@ -186,7 +191,17 @@ class Iso8583Authoriser:
         while True:
             try:
                 with trio.fail_after(self.settings.connect_timeout_s):
-                    stream = await trio.open_tcp_stream(self.settings.host, self.settings.port)
+                    stream = await connect(
+                        self.settings.host,
+                        self.settings.port,
+                        self.settings.tls,
+                        self.settings.server_name,
+                    )
+            except TlsHandshakeFailed as exc:
+                self._handshake_failed(exc.reason)
+                await trio.sleep(delay * random.uniform(0.8, 1.2))
+                delay = min(self.settings.reconnect_max_s, delay * 2)
+                continue
             except (OSError, trio.TooSlowError) as exc:
                 log.warning("acquirer_connect_failed", link=self.name, error=type(exc).__name__)
                 await trio.sleep(delay * random.uniform(0.8, 1.2))
@@ -202,18 +217,35 @@ class Iso8583Authoriser:
                 mac=self._mac,
                 metrics=self._metrics,
             )
+            was_up = False
             try:
-                await self._serve_connection(connection)
+                was_up = await self._serve_connection(connection)
             finally:
                 if connection in self._connections:
                     self._connections.remove(connection)
                 self._publish_state()
                 await connection.aclose()
-            delay = self.settings.reconnect_initial_s
-            await trio.sleep(delay * random.uniform(0.5, 1.0))
+            if was_up:
+                delay = self.settings.reconnect_initial_s
+                await trio.sleep(delay * random.uniform(0.5, 1.0))
+                continue
+            # Never came up (no sign-on answer): back off as for a failed connect. A
+            # TLS 1.3 host refuses a client certificate only after the handshake.
+            if self.settings.tls is not None and isinstance(
+                connection.failure, trio.BrokenResourceError
+            ):
+                self._handshake_failed(handshake_failure_reason(connection.failure))
+            await trio.sleep(delay * random.uniform(0.8, 1.2))
+            delay = min(self.settings.reconnect_max_s, delay * 2)
 
-    async def _serve_connection(self, connection: AcquirerConnection) -> None:
-        """Sign on, then serve until the reader ends or an echo test fails."""
+    def _handshake_failed(self, reason: str) -> None:
+        """Counted every time, logged once per reconnect backoff (`HandshakeLog`)."""
+        self._metrics.tls_handshake_failures.labels(link=self.name, reason=reason).inc()
+        self._handshakes.report(reason)
+
+    async def _serve_connection(self, connection: AcquirerConnection) -> bool:
+        """Sign on, then serve until the reader ends or an echo test fails; True if it was up."""
+        up = False
         try:
             async with trio.open_nursery() as nursery:
                 nursery.start_soon(self._read, connection, nursery.cancel_scope)
@@ -223,7 +255,8 @@ class Iso8583Authoriser:
                 if not signed_on:
                     log.warning("acquirer_sign_on_failed", link=self.name)
                     nursery.cancel_scope.cancel()
-                    return
+                    return False
+                up = True
                 self._connections.append(connection)
                 self._publish_state()
                 log.info("acquirer_connected", link=self.name, connection=connection.number)
@@ -231,6 +264,7 @@ class Iso8583Authoriser:
                     nursery.start_soon(self._echo, connection, nursery.cancel_scope)
         except (trio.BrokenResourceError, trio.ClosedResourceError, OSError) as exc:
             log.warning("acquirer_connection_lost", link=self.name, error=type(exc).__name__)
+        return up
 
     @staticmethod
     async def _read(connection: AcquirerConnection, scope: trio.CancelScope) -> None:
@@ -265,8 +299,13 @@ class Iso8583Authoriser:
         return answer.message
 
 
-def link_settings(config: AcquirerConfig, dialect: Dialect, framing: Framing) -> LinkSettings:
-    """Build the link's settings from an acquirer config section."""
+def link_settings(
+    config: AcquirerConfig,
+    dialect: Dialect,
+    framing: Framing,
+    tls: ssl.SSLContext | None = None,
+) -> LinkSettings:
+    """Build the link's settings from an acquirer config section (and its TLS context)."""
     return LinkSettings(
         name=config.name,
         host=config.host,
@@ -281,6 +320,8 @@ def link_settings(config: AcquirerConfig, dialect: Dialect, framing: Framing) ->
         reconnect_initial_s=config.reconnect_initial_s,
         reconnect_max_s=config.reconnect_max_s,
         acquirer_id=config.acquirer_id or None,
+        tls=tls,
+        server_name=config.tls.server_name if config.tls is not None else None,
     )
 
 
@@ -288,12 +329,20 @@ def build_iso8583(
     acquirer: AcquirerConfig,
     metrics: SwitchMetrics,
     zak: Callable[[str], MacKey | None],
+    tls: ssl.SSLContext | None = None,
 ) -> Iso8583Authoriser:
-    """The table of kinds' factory for "iso8583": an `[[acquirers]]` entry as a link."""
+    """The table of kinds' factory for "iso8583": an `[[acquirers]]` entry as a link.
+
+    `tls` is the link's client context, built once at start (`switch.tls`); it must
+    be given when the entry configures TLS, so a link never falls back to clear TCP.
+    """
+    if acquirer.tls is not None and tls is None:
+        raise ValueError(f"acquirer {acquirer.name!r} configures TLS but no context was built")
     settings = link_settings(
         acquirer,
         get_dialect(acquirer.dialect, acquirer.bitmap),
         Framing(header=acquirer.framing, tpdu=acquirer.tpdu, max_frame=acquirer.max_frame),
+        tls,
     )
     return Iso8583Authoriser(
         settings, metrics, zak=functools.partial(zak, acquirer.name) if acquirer.mac else None

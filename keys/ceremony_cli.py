@@ -1,0 +1,127 @@
+"""`keys add-terminal` / `keys add-acquirer` arguments: nothing secret is an argument.
+
+Components come from a no-echo prompt or from files (`--component-file`); KCVs,
+which are not secret, may be given as options. The old `--component HEX` is
+refused by name, without echoing its value, so a key typed the old way is not
+repeated into a log as argparse's "unrecognized arguments" would.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from forecourt.keys.ceremony import Custodians, import_acquirer, import_terminal, new_terminal
+from forecourt.keys.component_files import CeremonyError
+from forecourt.keys.crypto import Family
+from forecourt.keys.model import AcquirerInfo, KekCeremony
+from forecourt.keys.store import KeyStore
+
+
+class _Refused(argparse.Action):
+    """The old `--component HEX`: refused without echoing the value (it may be a key)."""
+
+    def __call__(
+        self,
+        parser: argparse.ArgumentParser,
+        namespace: argparse.Namespace,
+        values: object,
+        option_string: str | None = None,
+    ) -> None:
+        parser.error(
+            f"{option_string} no longer takes a key on the command line (ps and shell"
+            " history keep it): use --component-file PATH or the no-echo prompt"
+        )
+
+
+def _import_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--component-file",
+        action="append",
+        type=Path,
+        metavar="PATH",
+        help="a custodian's component file, once per component"
+        " (without it, components are typed at a no-echo prompt)",
+    )
+    p.add_argument(
+        "--component-kcv",
+        action="append",
+        metavar="HEX",
+        help="a component's KCV, once per component in order (asked for when not given)",
+    )
+    p.add_argument("--kcv", metavar="HEX", help="the combined key's KCV (asked for when not given)")
+    p.add_argument("--component", nargs="?", action=_Refused, help=argparse.SUPPRESS)
+
+
+def add_terminal_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("terminal_id")
+    p.add_argument("--algorithm", choices=["tdes", "aes"], default="tdes")
+    p.add_argument(
+        "--component-files",
+        metavar="DIR",
+        type=Path,
+        help="write the new KEK's components to DIR, one 0600 file each (no terminal needed)",
+    )
+    p.add_argument(
+        "--import",
+        dest="import_components",
+        action="store_true",
+        help="load a KEK the terminal already holds, from its two components",
+    )
+    _import_arguments(p)
+
+
+def add_acquirer_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("name")
+    _import_arguments(p)
+    p.add_argument(
+        "--components",
+        type=int,
+        default=2,
+        metavar="N",
+        help="how many ZMK components the custodians type (default 2)",
+    )
+
+
+def terminal_from_arguments(store: KeyStore, args: argparse.Namespace, actor: str) -> KekCeremony:
+    """`add-terminal`: a new KEK, or (`--import`, `--component-file`) one already held."""
+    family = Family(args.algorithm)
+    importing = args.import_components or bool(args.component_file)
+    if args.component_files is not None and importing:
+        raise CeremonyError("--component-files writes a new KEK; it does not go with --import")
+    if not importing and (args.component_kcv or args.kcv):
+        raise CeremonyError("--component-kcv and --kcv check an imported KEK: add --import")
+    custodians = Custodians.terminal()
+    if importing:
+        return import_terminal(
+            store,
+            args.terminal_id,
+            family,
+            custodians=custodians,
+            files=args.component_file or (),
+            component_kcvs=args.component_kcv or (),
+            kek_kcv=args.kcv,
+            actor=actor,
+        )
+    return new_terminal(
+        store,
+        args.terminal_id,
+        family,
+        custodians=None if args.component_files else custodians,
+        component_dir=args.component_files,
+        actor=actor,
+    )
+
+
+def acquirer_from_arguments(store: KeyStore, args: argparse.Namespace, actor: str) -> AcquirerInfo:
+    """`add-acquirer`: the ZMK from its custodians' components."""
+    return import_acquirer(
+        store,
+        args.name,
+        custodians=Custodians.terminal(),
+        files=args.component_file or (),
+        count=args.components,
+        component_kcvs=args.component_kcv or (),
+        zmk_kcv=args.kcv,
+        actor=actor,
+    )
