@@ -70,11 +70,13 @@ from forecourt.keys.pin import (
     encrypt_pin_block,
     translate_pin_block,
 )
+from forecourt.keys.sign_on import SIGN_ON_LABEL, kdf_counter_cmac, sign_on_key, sign_on_mac
 from forecourt.keys.stamp import default_data_dir
 from forecourt.keys.store import KeyStore
 
 __all__ = [
     "LMK_ENV",
+    "SIGN_ON_LABEL",
     "AcquirerInfo",
     "AesCmac",
     "Algorithm",
@@ -136,8 +138,11 @@ __all__ = [
     "generate_key",
     "install_key_change",
     "kcv",
+    "kdf_counter_cmac",
     "load_lmk",
     "prepare_mac",
     "retail_mac",
+    "sign_on_key",
+    "sign_on_mac",
     "translate_pin_block",
 ]

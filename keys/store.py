@@ -19,11 +19,12 @@ from pathlib import Path
 from forecourt.keys import audit, key_rows, owners, provisioning, stamp
 from forecourt.keys.backend import Backend
 from forecourt.keys.crypto import Family
-from forecourt.keys.errors import InvalidKey, UnknownKey
+from forecourt.keys.errors import InvalidKey, UnknownKey, UnknownOwner
 from forecourt.keys.key_change import ChangedKey, KeyChange
 from forecourt.keys.key_rows import KeyVault
 from forecourt.keys.keyring import MacKeyring
 from forecourt.keys.lmk import Lmk
+from forecourt.keys.mac import PreparedMac
 from forecourt.keys.mac_keyrings import MacKeyrings
 from forecourt.keys.model import (
     MAC_TYPE,
@@ -38,6 +39,7 @@ from forecourt.keys.model import (
 )
 from forecourt.keys.pin import PinKey, SoftwarePinTranslator
 from forecourt.keys.rotation import Rotation
+from forecourt.keys.sign_on import sign_on_mac
 from forecourt.keys.stamp import default_data_dir
 
 # Names that lived here before the split; `forecourt.keys.store` still offers them.
@@ -231,6 +233,16 @@ class KeyStore:
         with self._db.write() as tx:
             kind = owners.kind_of(tx, owner)
             key_rows.add_uses(tx, owner, MAC_TYPE[kind], version, count)
+
+    def sign_on_mac(self, terminal_id: str) -> PreparedMac:
+        """The terminal's sign-on key (derived from its KEK, `sign_on`), prepared to
+        verify sign-on proofs; the clear KEK never leaves this call. Raises
+        UnknownOwner for anything but a registered terminal."""
+        with self._db.read() as tx:
+            if owners.kind_of(tx, terminal_id) is not OwnerKind.TERMINAL:
+                raise UnknownOwner(terminal_id)
+            algorithm, kek = self._vault.master(tx, terminal_id, OwnerKind.TERMINAL)
+        return sign_on_mac(kek, terminal_id, algorithm)
 
     # -- rotation ----------------------------------------------------------
 

@@ -238,7 +238,7 @@ class AcquirerSimulator:
             return None
         mac_state = self.keys.check(request, payload)
         if self.keys.refuses(mac_state):
-            answer = self.answers.answer(request, Decision("answer", self._mac_code))
+            answer = self.answers.answer(request, Decision("answer", self._mac_code), refused=True)
             record(number, request, self._mac_code, "answer", None, mac_state)
             return encode_frame(framing, answer, tpdu)
 

@@ -39,7 +39,8 @@ class AnswerBuilder:
         self._rrn = itertools.count(int(time.time()) % 100_000 * 10_000_000)
         self.format_code = logic.code("format_error")
 
-    def answer(self, request: Message, decision: Decision) -> bytes:
+    def answer(self, request: Message, decision: Decision, *, refused: bool = False) -> bytes:
+        """The encoded answer; `refused` (a MAC or proof that does not hold): no keys."""
         fields = request.fields
         out = {k: fields[k] for k in ECHOED if k in fields}
         cls = request.mti[1]
@@ -56,7 +57,8 @@ class AnswerBuilder:
         self._logic.remember_reference(request, out)
         key, _ = self._keys.mac_key(request)
         if cls == "8" and self._keys.stands_in_for_switch:
-            self._keys.deliver(request, out)
+            if not refused:
+                self._keys.deliver(request, out)
             key = None  # a switch does not MAC its network answers
         message = Message(response_mti(request.mti), out)
         if key is not None and self._generate_mac:

@@ -3,8 +3,9 @@
 Towards a switch the host verifies and generates MACs under one ZAK. Standing
 in for a switch towards terminals (a KEK configured) it generates a TAK at
 every sign-on / key change, delivers it under the KEK in field 96 (1993) or 48
-(1987), and from then on uses that terminal's TAK; network messages then carry
-no MAC, as with the switch.
+(1987), and from then on uses that terminal's TAK. As the switch does, it wants
+a sign-on MAC'd under the sign-on key derived from the KEK and a key change under
+the terminal's TAK (docs/keys.md); echo and sign-off carry no MAC.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from forecourt.keys.crypto import Algorithm, generate_key
 from forecourt.keys.exchange import build_payload
 from forecourt.keys.mac import MacAlgorithm, PreparedMac, prepare_mac
 from forecourt.keys.model import KeyType
+from forecourt.keys.sign_on import sign_on_mac
 
 __all__ = ["HostKeys"]
 
@@ -50,8 +52,10 @@ class HostKeys:
     def check(self, request: Message, payload: bytes) -> str | None:
         """ "ok", "bad", "absent", or None when the message needs no MAC."""
         key, delivered = self.mac_key(request)
-        if key is None or ((delivered or self._kek is not None) and request.mti[1] == "8"):
-            return None  # towards terminals, as a switch: network messages carry no MAC
+        if self._kek is not None and request.mti[1] == "8":
+            return self._proof(request, payload, key if delivered else None)
+        if key is None or (delivered and request.mti[1] == "8"):
+            return None
         mac_hex = request.fields.get("128") or request.fields.get("64")
         if mac_hex is None:
             return "absent"
@@ -60,6 +64,24 @@ class HostKeys:
         except ValueError:
             return "bad"
         return "ok" if key.verify(mac_input(payload), mac) else "bad"
+
+    def _proof(self, request: Message, payload: bytes, tak: PreparedMac | None) -> str | None:
+        """A sign-on under the KEK's sign-on key, a key change under the TAK: else "bad"."""
+        function = network_function(request)
+        terminal_id = (request.fields.get("41") or "").rstrip()
+        if function is NetworkFunction.SIGN_ON and self._kek is not None:
+            key: PreparedMac | None = sign_on_mac(self._kek, terminal_id)
+        elif function is NetworkFunction.KEY_CHANGE:
+            key = tak
+        else:
+            return None  # echo, sign-off
+        mac_hex = request.fields.get("128") or request.fields.get("64")
+        try:
+            mac = bytes.fromhex(mac_hex or "")
+        except ValueError:
+            return "bad"
+        ok = key is not None and key.verify(mac_input(payload), mac)
+        return "ok" if ok else "bad"
 
     def refuses(self, mac_state: str | None) -> bool:
         """A wrong MAC, or a missing one when MACs are verified: answer 916 / A0."""

@@ -1,11 +1,14 @@
 """The simulated terminal's keys: its KEK, the TAK the switch delivered and the one before,
 and the TPK its PIN pad enciphers PINs under.
 
-A terminal MACs its requests (never network management) under its current
-TAK and accepts answers under the current or the previous one, as it must
-while a key change is in flight. Scripts can also MAC wrongly on purpose
-(`corrupt`, `previous`) to certify the switch's refusals. A PIN entered in a
-script becomes field 52: ISO 9564 format 0 under a TDES TPK (format 4 under AES).
+A terminal MACs its requests under its current TAK and accepts answers under the
+current or the previous one, as it must while a key change is in flight. Of
+network management, a sign-on is MAC'd under the sign-on key derived from the KEK
+(`forecourt.keys.sign_on`), a key change and a sign-off under the TAK, as the switch
+demands (docs/keys.md); an echo travels without. Scripts can also MAC wrongly on
+purpose (`corrupt`, `previous`, `none`) to certify the switch's refusals. A PIN
+entered in a script becomes field 52: ISO 9564 format 0 under a TDES TPK (format 4
+under AES).
 """
 
 from __future__ import annotations
@@ -14,11 +17,13 @@ from collections.abc import Callable
 
 from forecourt.codecs.family import Family
 from forecourt.codecs.message import Message
+from forecourt.codecs.network import NetworkFunction, network_function
 from forecourt.keys.errors import KeysError
 from forecourt.keys.exchange import ClearKey, install_key_change
 from forecourt.keys.mac import PreparedMac
 from forecourt.keys.model import KeyType
 from forecourt.keys.pin import encrypt_pin_block
+from forecourt.keys.sign_on import sign_on_mac
 
 from .answer_checks import StepFailed
 
@@ -59,18 +64,30 @@ class TerminalKeys:
 
     def mac_for(self, message: Message, mode: str) -> Callable[[bytes], bytes] | None:
         """The MAC function for a request; mode: auto, none, corrupt, previous."""
-        sign_off = message.fields.get("24") == "802" or message.fields.get("70") == "002"
-        if mode == "none" or (message.mti[1] == "8" and not sign_off):
-            return None  # network management travels without a MAC, but for a sign-off
+        if mode == "none":
+            return None
+        if message.mti[1] == "8":
+            function = network_function(message)
+            if function is NetworkFunction.SIGN_ON:
+                return self._sign_on_mac(message, mode)
+            if function not in (NetworkFunction.KEY_CHANGE, NetworkFunction.SIGN_OFF):
+                return None  # an echo travels without a MAC
         if mode == "previous":
             if self.previous_tak is None:
                 raise StepFailed("no previous TAK to MAC with (rotate keys first)")
             return self.previous_tak.generate
         if mode == "corrupt":
             return _Corrupt(self.tak).generate
-        if self.tak is None or not self._mac_requests:
-            return None
+        if self.tak is None or not (self._mac_requests or message.mti[1] == "8"):
+            return None  # a key change is proven even where requests go without MACs
         return self.tak.generate
+
+    def _sign_on_mac(self, message: Message, mode: str) -> Callable[[bytes], bytes] | None:
+        """The proof of a sign-on: a MAC under the key derived from the KEK."""
+        if self._kek is None:
+            return None
+        key = sign_on_mac(self._kek, message.fields.get("41", "").rstrip())
+        return _Corrupt(key).generate if mode == "corrupt" else key.generate
 
     def install(self, message: Message) -> None:
         """Install the TAK a network answer delivers in 96 (1993) or 48 (1987), if any."""

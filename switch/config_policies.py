@@ -70,6 +70,10 @@ class KeysConfig:
 
     grace_s: float = 300.0
     max_age_s: float = 86400.0
+    # sign-ons and key changes that rotate one terminal's keys, per minute and node
+    rotations_per_minute: int = 6
+    # a sign-on's field 7 within this of the switch's clock, its proof taken once (0: off)
+    sign_on_window_s: float = 600.0
     # None: $FORECOURT_LMK, else the file `forecourt keys init --lmk-file` recorded
     lmk_file: Path | None = None
     allow_lmk_in_data_dir: bool = False  # demos only
@@ -167,6 +171,8 @@ def read_keys(root: ConfigTable, resolve: Callable[[str], Path] = Path) -> KeysC
     keys = KeysConfig(
         grace_s=t.float_("grace_s", 300.0, 0.0, 7 * 86400.0),
         max_age_s=t.float_("max_age_s", 86400.0, 60.0, 365 * 86400.0),
+        rotations_per_minute=t.int_("rotations_per_minute", 6, 1, 1000),
+        sign_on_window_s=t.float_("sign_on_window_s", 600.0, 0.0, 86400.0),
         lmk_file=resolve(lmk_file) if lmk_file else None,
         allow_lmk_in_data_dir=t.bool_("allow_lmk_in_data_dir", False),
     )

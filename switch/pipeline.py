@@ -231,7 +231,9 @@ class Pipeline:
         rules = flow.rules
         if terminal_id is not None:
             self.guard.check_known(ctx.policy, terminal_id)
-            if rules.needs_mac and ctx.policy.mac_required:
+            if rules.proof is not None:
+                await self.guard.check_mac(ctx.policy, request, terminal_id, bound, rules.proof)
+            elif rules.needs_mac and ctx.policy.mac_required:
                 await self.guard.check_mac(ctx.policy, request, terminal_id, bound)
             if rules.needs_signed_on:
                 self.guard.check_signed_on(terminal_id)

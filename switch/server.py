@@ -273,7 +273,7 @@ async def _run_switch(
     )
     lmk = store.lmk
     try:
-        keys = KeyringCache(store)
+        keys = KeyringCache(store, config.keys.rotations_per_minute, config.keys.sign_on_window_s)
         await keys.load()
         await _load_zone_keys(config, keys)
         async with open_journal(config, saf_key=saf_data_key(lmk), node=config.node) as journal:

@@ -2,8 +2,9 @@
 
 One owner for these facts: the journal's `terminal_guards` table, so a lock or
 a sign-off holds across a restart, every worker of `serve --workers` and every
-node. A terminal is locked (917) after N MAC failures in a row until a key change
-or sign-on delivers new keys; a sign-off ends its signed-on state and financial
+node. A terminal is locked (917) after N MAC failures in a row until a proven
+sign-on delivers new keys (a key change, under the suspect TAK, is refused while
+locked); a sign-off ends its signed-on state and financial
 requests are declined until the next sign-on. A terminal never seen signing off
 counts as signed on: its keys were delivered at registration.
 
@@ -14,6 +15,7 @@ off, a key change: all rare) is one write whose result is the new standing.
 
 from __future__ import annotations
 
+import enum
 import time
 
 import attrs
@@ -54,6 +56,19 @@ class MacKeySyncError(TerminalRefused):
 
 class NotSignedOn(TerminalRefused):
     """The terminal signed off: 120 / 58 until it signs on again."""
+
+
+class Proof(enum.Enum):
+    """The key a request's MAC must be under.
+
+    TAK: the terminal's current TAK or one in its grace window (requests, and a key
+    change). SIGN_ON_KEY: the key derived from its KEK (`forecourt.keys.sign_on`),
+    which a sign-on carries: the one request a terminal without a usable TAK can
+    still prove.
+    """
+
+    TAK = "tak"
+    SIGN_ON_KEY = "sign_on_key"
 
 
 @attrs.frozen
@@ -129,25 +144,37 @@ class TerminalGuard:
         request: Message,
         terminal_id: str,
         bound: structlog.typing.FilteringBoundLogger,
+        proof: Proof | None = None,
     ) -> None:
-        """Raise MacMismatch or MacKeySyncError unless the MAC verifies."""
+        """Raise MacMismatch or MacKeySyncError unless the MAC verifies.
+
+        `proof`: a MAC the flow requires whatever the group says (None: an ordinary
+        request, under the TAK). Under the TAK a locked terminal is refused whatever
+        it sends; under the sign-on key (`Proof.SIGN_ON_KEY`) it is not: a proven
+        sign-on is how the terminal holding the KEK ends its lock. A proof's key is
+        looked up even when no MAC came (a terminal the key store does not know is
+        109 / 03, not a MAC failure). A failure counts towards the lock either way.
+        """
         standing = self.standing(terminal_id)
-        if standing.locked:
+        if standing.locked and proof is not Proof.SIGN_ON_KEY:
             bound.warning("terminal_locked_mac_failures")
             raise MacKeySyncError(terminal_id)
         mac_hex = request.fields.get("128") or request.fields.get("64")
         raw = request.raw
-        if mac_hex is None or raw is None:
+        try:
+            mac = bytes.fromhex(mac_hex) if mac_hex is not None else b""
+        except ValueError:
+            mac = b""
+        if raw is None or (not mac and proof is None):
             verdict = "mismatch"
+        elif proof is Proof.SIGN_ON_KEY:
+            verdict = await self._keys.verify_sign_on(
+                terminal_id, mac_input(raw), mac, request.fields.get("7")
+            )
         else:
-            try:
-                mac = bytes.fromhex(mac_hex)
-            except ValueError:
-                verdict = "mismatch"
-            else:
-                verdict = await self._keys.verify(terminal_id, mac_input(raw), mac)
+            verdict = await self._keys.verify(terminal_id, mac_input(raw), mac)
         if verdict == "ok":
-            if standing.mac_failures:
+            if standing.mac_failures and proof is not Proof.SIGN_ON_KEY:
                 await self._write(ClearMacFailures(terminal_id, time.time()))
             return
         self._metrics.mac_failures.labels(side="terminal").inc()
@@ -159,7 +186,7 @@ class TerminalGuard:
             RecordMacFailure(terminal_id, policy.mac_failures_before_lock, time.time())
         )
         failures = state.mac_failures if state is not None else standing.mac_failures + 1
-        bound.warning("mac_mismatch", failures=failures)
+        bound.warning("mac_mismatch", failures=failures, proof=proof.value if proof else "tak")
         if state is not None and state.locked and not standing.locked:
             bound.error("terminal_locked_until_key_change", failures=failures)
         raise MacMismatch(terminal_id)

@@ -8,14 +8,19 @@ translation run in the trio thread: they cost microseconds, a thread hop more.
 
 from __future__ import annotations
 
+import calendar
+import collections
+import time
+
 import structlog
 import trio
 from forecourt.codecs.family import Family
 from forecourt.codecs.message import Message
 from forecourt.keys.errors import UnknownOwner
 from forecourt.keys.keyring import MacKeyring, VerifyResult
+from forecourt.keys.mac import PreparedMac
 from forecourt.keys.pin import PinKey
-from forecourt.keys.store import KeyChange, KeyStore
+from forecourt.keys.store import KeyStore
 from forecourt.switch.zone_pins import ZonePins
 
 log = structlog.get_logger("forecourt.terminal_keys")
@@ -45,14 +50,22 @@ class ZoneMac:
 class KeyringCache:
     """One owner of cached keyrings per switch process."""
 
-    def __init__(self, store: KeyStore) -> None:
+    def __init__(
+        self, store: KeyStore, rotations_per_minute: int = 6, sign_on_window_s: float = 600.0
+    ) -> None:
         self._store = store
         self._rings: dict[str, MacKeyring] = {}
         self._registered: set[str] = set()
-        self._pending: dict[str, KeyChange] = {}
+        self._sign_on_macs: dict[str, PreparedMac] = {}
         self._pin_keys: dict[str, PinKey | None] = {}
         self._zone_pins = ZonePins(self)
-        self._lock = trio.Lock()
+        # per terminal that signed on: its lock and its rotations of the last minute
+        self._locks: dict[str, trio.Lock] = {}
+        self._rotations: dict[str, collections.deque[float]] = {}
+        self._per_minute = rotations_per_minute
+        # sign-on proofs: how fresh their field 7 must be, and those already taken
+        self._window_s = sign_on_window_s
+        self._proofs: dict[str, dict[bytes, float]] = {}
 
     @property
     def store(self) -> KeyStore:
@@ -103,23 +116,57 @@ class KeyringCache:
         """Field 52 under `link`'s ZPK, or no PIN data (see `zone_pins`)."""
         return await self._zone_pins.upstream(message, terminal_id, link)
 
-    async def sign_on(self, terminal_id: str, family: Family) -> tuple[int, str]:
-        """Rotate the working keys; the field that carries them under the KEK."""
-        async with self._lock:
+    async def verify_sign_on(
+        self, terminal_id: str, data: bytes, mac: bytes, sent_at: str | None = None
+    ) -> str:
+        """A sign-on's proof: its MAC under the key derived from the terminal's KEK,
+        on a message sent (field 7, `sent_at`) within the window and never taken
+        before. A MAC proves who, not when: without this, a sign-on copied off the
+        wire would rotate the terminal's keys again and again."""
+        key = self._sign_on_macs.get(terminal_id)
+        if key is None:
+            key = await trio.to_thread.run_sync(self._store.sign_on_mac, terminal_id)
+            self._sign_on_macs[terminal_id] = key
+        if not key.verify(data, mac):
+            return "mismatch"
+        window = self._window_s
+        if window <= 0:
+            return "ok"
+        now = time.time()
+        age = field7_age(sent_at, now)
+        if age is None or abs(age) > window:
+            log.warning("sign_on_proof_stale", terminal_id=terminal_id)
+            return "mismatch"
+        taken = self._proofs.setdefault(terminal_id, {})
+        for old in [m for m, until in taken.items() if until <= now]:
+            del taken[old]
+        if mac in taken:
+            log.warning("sign_on_proof_replayed", terminal_id=terminal_id)
+            return "mismatch"
+        taken[mac] = now + 2 * window  # past the window the message is stale anyway
+        return "ok"
+
+    async def sign_on(self, terminal_id: str, family: Family) -> tuple[int, str] | None:
+        """Rotate the working keys and activate them: the field that carries them under
+        the KEK, or None when the terminal is over its rotations per minute.
+
+        One lock per terminal: a terminal's sign-ons take turns (a rotation and its
+        delivery never interleave with another's), other terminals never wait for it.
+        """
+        lock = self._locks.setdefault(terminal_id, trio.Lock())
+        async with lock:
+            now = trio.current_time()
+            recent = self._rotations.setdefault(terminal_id, collections.deque())
+            while recent and recent[0] <= now - 60.0:
+                recent.popleft()
+            if len(recent) >= self._per_minute:
+                log.warning("sign_on_rate_exceeded", terminal_id=terminal_id)
+                return None
+            recent.append(now)
             change = await trio.to_thread.run_sync(
                 lambda: self._store.rotate(terminal_id, actor="switch", reason="sign-on")
             )
-            self._pending[terminal_id] = change
-        if family is Family.ISO1993:
-            return 96, change.field96.hex().upper()
-        return 48, change.field48
-
-    async def delivered(self, terminal_id: str) -> None:
-        """The key change went out: activate it and use its keyring from now on."""
-        async with self._lock:
-            change = self._pending.pop(terminal_id, None)
-            if change is None:
-                return
+            # active from here: the answer that carries them is on its way
             ring = await trio.to_thread.run_sync(
                 lambda: self._store.mark_delivered(change, actor="switch")
             )
@@ -130,6 +177,9 @@ class KeyringCache:
             terminal_id=terminal_id,
             versions=",".join(f"{k.key_type.value}v{k.version}/{k.kcv}" for k in change.keys),
         )
+        if family is Family.ISO1993:
+            return 96, change.field96.hex().upper()
+        return 48, change.field48
 
     def zone_mac(self, link: str) -> ZoneMac | None:
         """The ZAK of an acquirer link as the link uses it; None until loaded."""
@@ -162,4 +212,23 @@ class KeyringCache:
     def forget(self, owner: str) -> None:
         """Drop a cached keyring (a rotation made elsewhere, e.g. the CLI)."""
         self._rings.pop(owner, None)
+        self._sign_on_macs.pop(owner, None)
         self._pin_keys.pop(owner, None)
+
+
+def field7_age(field7: str | None, now: float) -> float | None:
+    """Seconds from field 7 (MMDDhhmmss, UTC, no year: the nearest year is taken) to
+    `now`; None when it is not a date-time."""
+    if field7 is None or len(field7) != 10 or not field7.isdigit():
+        return None
+    month, day, hour, minute, second = (int(field7[i : i + 2]) for i in range(0, 10, 2))
+    year = time.gmtime(now).tm_year
+    ages = []
+    for y in (year - 1, year, year + 1):
+        try:
+            sent = calendar.timegm((y, month, day, hour, minute, second, 0, 0, 0))
+        except (ValueError, OverflowError):
+            continue
+        if time.gmtime(sent)[:6] == (y, month, day, hour, minute, second):
+            ages.append(now - sent)
+    return min(ages, key=abs) if ages else None

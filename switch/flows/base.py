@@ -17,7 +17,7 @@ from forecourt.switch.context import ListenerContext, PipelineSettings, Terminal
 from forecourt.switch.journal import Journal
 from forecourt.switch.metrics import SwitchMetrics
 from forecourt.switch.routing import Router
-from forecourt.switch.terminal_guard import TerminalGuard
+from forecourt.switch.terminal_guard import Proof, TerminalGuard
 from forecourt.switch.transaction import TxnRecord
 
 # A parked reversal waits this long unless something makes it due sooner
@@ -41,6 +41,9 @@ class FlowRules:
     parks_reversal: bool = False
     journalled: bool = True
     mac_answer: bool = True  # network management answers carry keys, not a MAC
+    # A MAC required whatever the group says, and the key it must be under: key
+    # management (sign-on, key change) must be proven even where requests need no MAC.
+    proof: Proof | None = None
 
 
 @attrs.frozen

@@ -145,13 +145,62 @@ async def test_script_passes_against_the_host(start_host: StartHost, tmp_path: P
     failed = [(r.name, r.reason) for r in results if not r.passed]
     assert failed == []
     assert len(results) == 9
-    # What reached the host: MAC'd financial messages, unMAC'd network ones.
+    # What reached the host: MAC'd financial messages; sign-on and key change proven.
     assert sim.count(mti="1804") == 3
+    network = {r.mac for r in sim.received if r.mti == "1804"}
+    assert network == {"ok", None}  # sign-on and key change proven; echo without a MAC
     macs = {r.mac for r in sim.received if r.mti == "1200" and r.action_code == "000"}
     assert macs == {"ok"}
     completion = next(r for r in sim.received if r.mti == "1220")
     assert completion.amount == "000000004321"
     assert sim.received[0].masked_pan is None
+
+
+PROOFS = (
+    HEADER
+    + """
+[[cases]]
+name = "unproven sign-on refused, no keys"
+[[cases.steps]]
+send = "sign_on"
+mac = "none"
+expect = { action_code = "mac_incorrect", absent = ["96"], mac = "any" }
+[[cases.steps]]
+send = "sign_on"
+mac = "corrupt"
+expect = { action_code = "mac_incorrect", absent = ["96"], mac = "any" }
+
+[[cases]]
+name = "proven sign-on delivers"
+[[cases.steps]]
+send = "sign_on"
+expect = { action_code = "network_accepted", present = ["96"] }
+
+[[cases]]
+name = "key change under a wrong TAK refused"
+[[cases.steps]]
+send = "key_change"
+mac = "corrupt"
+expect = { action_code = "mac_incorrect", absent = ["96"], mac = "any" }
+[[cases.steps]]
+send = "key_change"
+expect = { action_code = "network_accepted", present = ["96"] }
+"""
+)
+
+
+async def test_sign_on_and_key_change_proofs_as_the_switch_wants_them(
+    start_host: StartHost, tmp_path: Path
+) -> None:
+    """The terminal MACs a sign-on under the KEK's sign-on key and a key change under
+    its TAK; the host standing in for the switch refuses them otherwise."""
+    sim = await start_host(kek=KEK)
+    path = tmp_path / "proofs.toml"
+    path.write_text(PROOFS)
+    assert sim.port is not None
+    results = await run_script(path, ("127.0.0.1", sim.port))
+    assert [(r.name, r.reason) for r in results if not r.passed] == []
+    assert [r.mac for r in sim.received if r.mti == "1804"] == ["bad", "bad", "ok", "bad", "ok"]
 
 
 async def test_a_wrong_expectation_fails_with_a_reason(start_host: StartHost) -> None:

@@ -25,11 +25,13 @@ from forecourt.codecs.fields import OriginalData, OriginalElements
 from forecourt.codecs.framing import FrameDecoder, Framing, encode_frame
 from forecourt.codecs.message import Message
 from forecourt.codecs.mti import response_mti
+from forecourt.codecs.network import NetworkFunction, network_function, network_request
 from forecourt.keys.crypto import adjust_parity
 from forecourt.keys.exchange import ClearKey, install_key_change
 from forecourt.keys.keyring import MacKey
 from forecourt.keys.lmk import Lmk
 from forecourt.keys.model import KeyType
+from forecourt.keys.sign_on import sign_on_mac
 from forecourt.keys.store import KeyStore
 from forecourt.switch.config import SwitchConfig, parse_config
 from forecourt.switch.server import RunningSwitch, run_switch
@@ -211,15 +213,33 @@ class RecordingHost(SmallHost):
             booking.reversed = booking.approved
 
 
+def proven(dialect: Dialect, message: Message, *, kek: bytes | None, tak: MacKey | None) -> bytes:
+    """`message` encoded as a terminal proves it: a sign-on MAC'd under the sign-on key
+    derived from `kek`, anything else (a key change, a sign-off, a purchase) under `tak`;
+    an echo without a MAC. Without the key it would need, no MAC at all."""
+    function = network_function(message) if message.mti[1] == "8" else None
+    mac: Callable[[bytes], bytes] | None = None
+    if function is NetworkFunction.SIGN_ON:
+        if kek is not None:
+            mac = sign_on_mac(kek, message.fields.get("41", "")).generate
+    elif function is not NetworkFunction.ECHO and tak is not None:
+        mac = tak.generate
+    return encode(dialect, message) if mac is None else encode_with_mac(dialect, message, mac)
+
+
 @attrs.define
 class Terminal:
-    """A terminal on a real socket: MACs its requests, reads answers by STAN."""
+    """A terminal on a real socket: MACs its requests, reads answers by STAN.
+
+    `sign_on` / `key_change` send the proven request, and install the TAK the answer
+    delivers (under `kek`)."""
 
     stream: trio.SocketStream
     dialect: Dialect
     terminal_id: str
     tak: MacKey | None
     framing: Framing = attrs.field(factory=Framing)
+    kek: bytes | None = None
     _decoder: FrameDecoder = attrs.field(init=False)
     _pending: list[bytes] = attrs.field(init=False, factory=list)
 
@@ -297,9 +317,31 @@ class Terminal:
         }
         return Message(mti="1520" if self.dialect.family == "1993" else "0500", fields=fields)
 
+    def network(self, function: NetworkFunction) -> Message:
+        return network_request(self.dialect.family, function, self.next_stan(), self.terminal_id)
+
+    async def sign_on(self) -> Message:
+        """A proven sign-on; the delivered TAK installed when the answer has keys."""
+        return await self._keys_exchange(NetworkFunction.SIGN_ON)
+
+    async def key_change(self) -> Message:
+        """A key change MAC'd under the current TAK; the delivered TAK installed."""
+        return await self._keys_exchange(NetworkFunction.KEY_CHANGE)
+
+    async def _keys_exchange(self, function: NetworkFunction) -> Message:
+        answer = await self.exchange(self.network(function))
+        self.install(answer)
+        return answer
+
+    def install(self, answer: Message) -> None:
+        field = answer.fields.get("96") if self.dialect.family == "1993" else None
+        payload: str | bytes | None = bytes.fromhex(field) if field else answer.fields.get("48")
+        if payload and self.kek is not None:
+            self.tak = install_key_change(self.kek, payload).mac_key()
+
     async def send(self, message: Message, *, mac: bool = True) -> None:
-        if mac and self.tak is not None:
-            payload = encode_with_mac(self.dialect, message, self.tak.generate)
+        if mac:
+            payload = proven(self.dialect, message, kek=self.kek, tak=self.tak)
         else:
             payload = encode(self.dialect, message)
         await self.stream.send_all(encode_frame(self.framing, payload))
@@ -380,7 +422,13 @@ class SwitchUnderTest:
         stream = await trio.open_tcp_stream("127.0.0.1", self.port)
         try:
             dialect = get_dialect(self.config.listeners[0].dialect)
-            yield Terminal(stream, dialect, terminal_id, self.terminal_keys.get(terminal_id))
+            yield Terminal(
+                stream,
+                dialect,
+                terminal_id,
+                self.terminal_keys.get(terminal_id),
+                kek=self.keks.get(terminal_id),
+            )
         finally:
             await stream.aclose()
 
@@ -445,6 +493,8 @@ def switch_config(
     }
     if "preauth_window_s" in over:
         doc["reversal"] = {"preauth_completion_window_s": over.pop("preauth_window_s")}
+    if "rotations_per_minute" in over:
+        doc["keys"] = {"rotations_per_minute": over.pop("rotations_per_minute")}
     doc["saf"] = {"backoff_initial_s": over.pop("saf_backoff_s", 0.2), "backoff_max_s": 1.0}
     assert not over, f"unknown overrides {over}"
     return parse_config(doc, source="test")

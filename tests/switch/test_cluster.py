@@ -48,7 +48,13 @@ class Cluster:
     async def terminal(self, node: str, terminal_id: str = "T0000001") -> AsyncIterator[Terminal]:
         stream = await trio.open_tcp_stream("127.0.0.1", self.ports[node])
         try:
-            yield Terminal(stream, get_dialect("ifsf"), terminal_id, self.taks.get(terminal_id))
+            yield Terminal(
+                stream,
+                get_dialect("ifsf"),
+                terminal_id,
+                self.taks.get(terminal_id),
+                kek=self.keks.get(terminal_id),
+            )
         finally:
             await stream.aclose()
 
@@ -296,12 +302,9 @@ async def test_key_rotation_at_a_is_seen_by_b(tmp_path: Path, postgres_db: str) 
         async with c.terminal("b") as tb:
             assert (await tb.exchange(tb.purchase(1100))).fields["39"] == "000"  # B caches
         async with c.terminal("a") as ta:
-            sign_on = network_request("1993", NetworkFunction.SIGN_ON, ta.next_stan(), "T0000001")
-            answer = await ta.exchange(sign_on)
-            assert answer.fields["39"] == "800"
-            new_tak = install_key_change(
-                c.keks["T0000001"], bytes.fromhex(answer.fields["96"])
-            ).mac_key()
+            assert (await ta.sign_on()).fields["39"] == "800"
+            new_tak = ta.tak
+            assert new_tak is not None
         await trio.sleep(2.5)  # B's key watch runs every 2 s
         async with c.terminal("b") as tb:
             tb.tak = new_tak
@@ -322,11 +325,8 @@ def _txn(rows: list[JournalRow], message: object) -> str:
     return next(r.txn_id for r in rows if r.stan == stan and r.mti_class == "2")
 
 
-async def _signed_on(t: Terminal, kek: bytes) -> None:
-    sign_on = network_request("1993", NetworkFunction.SIGN_ON, t.next_stan(), t.terminal_id)
-    answer = await t.exchange(sign_on)
-    assert answer.fields["39"] == "800"
-    t.tak = install_key_change(kek, bytes.fromhex(answer.fields["96"])).mac_key()
+async def _signed_on(t: Terminal) -> None:
+    assert (await t.sign_on()).fields["39"] == "800"
 
 
 async def test_shift_opened_at_a_is_the_shift_at_b(tmp_path: Path, postgres_db: str) -> None:
@@ -334,7 +334,7 @@ async def test_shift_opened_at_a_is_the_shift_at_b(tmp_path: Path, postgres_db: 
     and B closes it in balance (before: no shift at B, and the close declined 100)."""
     async with cluster(tmp_path, postgres_db) as c:
         async with c.terminal("a") as ta:
-            await _signed_on(ta, c.keks["T0000001"])
+            await _signed_on(ta)
             tak = ta.tak
         async with c.terminal("b") as tb:
             tb.tak = tak

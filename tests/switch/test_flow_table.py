@@ -15,7 +15,6 @@ from forecourt.codecs.amounts import AVAILABLE_BALANCE, decode_field54
 from forecourt.codecs.fields import OriginalData, OriginalElements
 from forecourt.codecs.message import Message
 from forecourt.codecs.network import NetworkFunction, network_request
-from forecourt.keys.exchange import install_key_change
 from forecourt.switch.flows.table import TABLE, flow_for
 from forecourt.switch.journal import open_journal
 
@@ -85,12 +84,9 @@ async def test_echo_without_terminal_id_is_answered(tmp_path: Path) -> None:
         assert not [m for m in sut.host.received if m.fields.get("11") == "000777"]
 
 
-async def _sign_on(t: Terminal, kek: bytes) -> None:
-    answer = await t.exchange(
-        network_request("1993", NetworkFunction.SIGN_ON, t.next_stan(), "T0000001")
-    )
-    assert answer.fields["39"] == "800"
-    t.tak = install_key_change(kek, bytes.fromhex(answer.fields["96"])).mac_key()
+async def _sign_on(t: Terminal) -> None:
+    """A proven sign-on (the harness MACs it under the KEK's sign-on key)."""
+    assert (await t.sign_on()).fields["39"] == "800"
 
 
 async def test_sign_off_declines_purchases_until_the_next_sign_on(tmp_path: Path) -> None:
@@ -101,7 +97,7 @@ async def test_sign_off_declines_purchases_until_the_next_sign_on(tmp_path: Path
         assert refused.fields["39"] == "120"  # not permitted to terminal: signed off
         assert not [m for m in sut.host.received if m.mti == "1200"]
         # a reversal of an earlier sale still goes: it only gives money back
-        await _sign_on(t, sut.keks["T0000001"])
+        await _sign_on(t)
         assert (await t.exchange(t.purchase(2500))).fields["39"] == "000"
         # the sign-off survives a restart: the guard is not process memory only
         await t.exchange(
@@ -233,7 +229,7 @@ async def test_a_mac_lock_survives_a_restart(tmp_path: Path) -> None:
         async with sut.terminal() as again:
             again.tak = tak
             assert (await again.exchange(again.purchase(100))).fields["39"] == "917"
-            await _sign_on(again, sut.keks["T0000001"])
+            await _sign_on(again)
             assert (await again.exchange(again.purchase(100))).fields["39"] == "000"
 
 

@@ -145,21 +145,17 @@ async def test_pipelined_requests_on_one_connection(tmp_path: Path) -> None:
 
 
 async def test_sign_on_delivers_new_tak_and_old_one_stays_in_grace(tmp_path: Path) -> None:
-    from forecourt.codecs.network import NetworkFunction, network_request
-    from forecourt.keys.exchange import install_key_change
+    from forecourt.codecs.network import NetworkFunction
 
     async with started_switch(tmp_path) as sut, sut.terminal() as t:
         old_tak = t.tak
-        sign_on = network_request("1993", NetworkFunction.SIGN_ON, t.next_stan(), "T0000001")
-        answer = await t.exchange(sign_on)
+        answer = await t.sign_on()
         assert answer.mti == "1814"
         assert answer.fields["39"] == "800"
-        keys = install_key_change(sut.keks["T0000001"], bytes.fromhex(answer.fields["96"]))
-        new_tak = keys.mac_key()
-        assert old_tak is not None
+        new_tak = t.tak
+        assert old_tak is not None and new_tak is not None
         assert new_tak.kcv != old_tak.kcv
         # the new key works at once
-        t.tak = new_tak
         approved = await t.exchange(t.purchase(1500))
         assert approved.fields["39"] == "000"
         assert approved.raw is not None
@@ -169,17 +165,15 @@ async def test_sign_on_delivers_new_tak_and_old_one_stays_in_grace(tmp_path: Pat
         assert (await t.exchange(t.purchase(1600))).fields["39"] == "000"
         # echo is answered by the switch itself, nothing goes upstream
         before = len(sut.host.received)
-        echo = network_request("1993", NetworkFunction.ECHO, t.next_stan(), "T0000001")
-        assert (await t.exchange(echo)).fields["39"] == "800"
+        assert (await t.exchange(t.network(NetworkFunction.ECHO))).fields["39"] == "800"
         assert len(sut.host.received) == before
         audit = sut.store.audit(owner="T0000001")
         assert any(entry.action == "rotate" for entry in audit)
 
 
-async def test_key_change_unlocks_a_locked_terminal(tmp_path: Path) -> None:
-    from forecourt.codecs.network import NetworkFunction, network_request
-    from forecourt.keys.exchange import install_key_change
-
+async def test_a_locked_terminal_signs_on_to_end_its_lock(tmp_path: Path) -> None:
+    """Locked, its TAK is suspect: a key change (under the TAK) is refused 917 like
+    any request; a sign-on proven under the KEK's sign-on key ends the lock."""
     async with started_switch(tmp_path, mac_failures_before_lock=1) as sut, sut.terminal() as t:
         good = t.tak
         request = t.purchase(100)
@@ -188,9 +182,9 @@ async def test_key_change_unlocks_a_locked_terminal(tmp_path: Path) -> None:
         await t.send_raw(len(payload).to_bytes(2, "big") + bytes(payload))
         assert (await t.receive()).fields["39"] == "916"
         assert (await t.exchange(t.purchase(100))).fields["39"] == "917"  # locked
-        change = network_request("1993", NetworkFunction.KEY_CHANGE, t.next_stan(), "T0000001")
-        answer = await t.exchange(change)
-        t.tak = install_key_change(
-            sut.keks["T0000001"], bytes.fromhex(answer.fields["96"])
-        ).mac_key()
+        rotations = len(sut.store.audit(owner="T0000001"))
+        assert (await t.key_change()).fields["39"] == "917"
+        assert len(sut.store.audit(owner="T0000001")) == rotations
+        assert (await t.sign_on()).fields["39"] == "800"
+        assert t.tak is not None and t.tak.kcv != good.kcv  # type: ignore[union-attr]
         assert (await t.exchange(t.purchase(100))).fields["39"] == "000"

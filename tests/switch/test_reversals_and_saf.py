@@ -6,7 +6,6 @@ from collections.abc import Callable
 from pathlib import Path
 
 import trio
-from forecourt.codecs.network import NetworkFunction, network_request
 from forecourt.switch.journal import JournalRow, open_journal
 
 from tests.switch.harness import SwitchUnderTest, started_switch
@@ -121,18 +120,10 @@ async def test_preauth_without_completion_is_reversed_after_the_window(tmp_path:
 
 async def test_shift_close_in_and_out_of_balance(tmp_path: Path) -> None:
     async with started_switch(tmp_path) as sut, sut.terminal() as t:
-        sign_on = network_request("1993", NetworkFunction.SIGN_ON, t.next_stan(), "T0000001")
-        await t.exchange(sign_on)
-        t.tak = None  # answers after sign-on use the new key; this test does not MAC
+        assert (await t.sign_on()).fields["39"] == "800"
         async with sut.terminal() as fresh:
-            from forecourt.keys.exchange import install_key_change
-
-            answer = await fresh.exchange(
-                network_request("1993", NetworkFunction.KEY_CHANGE, fresh.next_stan(), "T0000001")
-            )
-            fresh.tak = install_key_change(
-                sut.keks["T0000001"], bytes.fromhex(answer.fields["96"])
-            ).mac_key()
+            fresh.tak = t.tak
+            assert (await fresh.key_change()).fields["39"] == "800"
             await fresh.exchange(fresh.purchase(1000))
             await fresh.exchange(fresh.purchase(2500))
             await fresh.exchange(fresh.purchase(100000))  # declined: not in the totals
@@ -140,15 +131,8 @@ async def test_shift_close_in_and_out_of_balance(tmp_path: Path) -> None:
             assert balanced.mti == "1530"
             assert balanced.fields["39"] == "500"
             # next shift, and the terminal counts one too many
-            await fresh.exchange(
-                network_request("1993", NetworkFunction.SIGN_ON, fresh.next_stan(), "T0000001")
-            )
-            answer = await fresh.exchange(
-                network_request("1993", NetworkFunction.KEY_CHANGE, fresh.next_stan(), "T0000001")
-            )
-            fresh.tak = install_key_change(
-                sut.keks["T0000001"], bytes.fromhex(answer.fields["96"])
-            ).mac_key()
+            assert (await fresh.sign_on()).fields["39"] == "800"
+            assert (await fresh.key_change()).fields["39"] == "800"
             await fresh.exchange(fresh.purchase(700))
             unbalanced = await fresh.exchange(fresh.shift_close(debits=(2, 1400)))
             assert unbalanced.fields["39"] == "501"
