@@ -70,12 +70,12 @@ def prepare_keys(data_dir: Path, terminals: Sequence[str]) -> bytes:
     """Key store with the terminals and the acquirer link `bank`; returns the clear ZAK."""
     from forecourt.keys.crypto import adjust_parity, xor
     from forecourt.keys.exchange import install_key_change
-    from forecourt.keys.lmk import default_lmk_path, load_lmk
     from forecourt.keys.model import KeyType
     from forecourt.keys.store import KeyStore
 
-    KeyStore.init(data_dir).close()
-    store = KeyStore.open(data_dir, lmk=load_lmk(default_lmk_path(data_dir)))
+    # the LMK beside the data directory, not in it; the store remembers where
+    KeyStore.init(data_dir, lmk_file=data_dir.parent / f"{data_dir.name}-lmk.key").close()
+    store = KeyStore.open(data_dir)
     try:
         for terminal_id in terminals:
             store.add_terminal(terminal_id, actor="bench")

@@ -59,10 +59,10 @@ def postgres() -> Iterator[str]:
 
 
 def provision(data_dir: Path, dsn: str | None, terminals: int, prefix: str = "L") -> None:
-    """An LMK in data_dir, a key store (SQLite in data_dir, or PostgreSQL), load terminals."""
+    """An LMK beside data_dir, a key store (SQLite in data_dir, or PostgreSQL), load terminals."""
     from forecourt.keys.store import KeyStore
 
-    store = KeyStore.init(data_dir, dsn=dsn)
+    store = KeyStore.init(data_dir, dsn=dsn, lmk_file=data_dir.parent / f"{data_dir.name}-lmk.key")
     try:
         width = 8 - len(prefix)
         for n in range(1, terminals + 1):

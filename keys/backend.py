@@ -6,11 +6,14 @@ PostgreSQL locks the owner row (SELECT ... FOR UPDATE). In both, a unique partia
 index on (owner, key_type) WHERE state = 'active' makes two active versions of
 one key impossible whatever the callers do. Database errors become StoreError
 with the driver's class name only (driver messages may quote parameters).
+The SQLite file (and its -wal/-shm) is private to its owner (0600, folder 0700)
+and zeroes what it deletes, so an erased key block does not linger in free pages.
 """
 
 from __future__ import annotations
 
 import abc
+import logging
 import sqlite3
 import threading
 from collections.abc import Iterator, Sequence
@@ -19,8 +22,11 @@ from pathlib import Path
 from typing import Any
 
 from forecourt.keys.errors import StoreConflict, StoreError, StoreNotInitialised
+from forecourt.keys.private import SQLITE_SIDECARS, private_dir, private_file
 
 Row = tuple[Any, ...]
+
+log = logging.getLogger("forecourt.keys")
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS key_meta (
@@ -72,7 +78,13 @@ CREATE INDEX IF NOT EXISTS key_audit_at ON key_audit (at);
 
 
 class Tx(abc.ABC):
-    """A transaction: run statements, fetch rows."""
+    """A transaction: run statements, fetch rows.
+
+    `erased` is set by whoever blanks a value that must not survive in the
+    files; the backend then drops old copies once the transaction commits.
+    """
+
+    erased: bool = False
 
     @abc.abstractmethod
     def execute(self, sql: str, params: Sequence[object] = ()) -> None: ...
@@ -134,11 +146,13 @@ class SqliteBackend(Backend):
         if not create and not path.exists():
             raise StoreNotInitialised(f"no key store at {path}: run 'forecourt keys init' first")
         try:
-            path.parent.mkdir(parents=True, exist_ok=True)
+            private_dir(path.parent)
+            private_file(path, SQLITE_SIDECARS)
             self._conn = sqlite3.connect(
                 str(path), isolation_level=None, check_same_thread=False, timeout=30.0
             )
             self._conn.execute("PRAGMA busy_timeout = 30000")
+            self._conn.execute("PRAGMA secure_delete = ON")
             self._conn.execute("PRAGMA journal_mode = WAL")
             self._conn.execute("PRAGMA foreign_keys = ON")
         except (sqlite3.Error, OSError) as exc:
@@ -152,8 +166,9 @@ class SqliteBackend(Backend):
                 self._conn.execute(begin)
             except sqlite3.Error as exc:
                 raise StoreError(f"key store busy or broken: {type(exc).__name__}") from None
+            tx = _SqliteTx(self._conn)
             try:
-                yield _SqliteTx(self._conn)
+                yield tx
             except BaseException as exc:
                 self._conn.execute("ROLLBACK")
                 if isinstance(exc, sqlite3.Error):
@@ -163,6 +178,8 @@ class SqliteBackend(Backend):
                 raise
             else:
                 self._conn.execute("COMMIT")
+                if tx.erased:
+                    self._scrub()
 
     @contextmanager
     def write(self) -> Iterator[Tx]:
@@ -181,6 +198,16 @@ class SqliteBackend(Backend):
                 self._conn.executescript(sql)
             except sqlite3.Error as exc:
                 raise StoreError(f"cannot create key schema: {type(exc).__name__}") from None
+
+    def _scrub(self) -> None:
+        """Checkpoint and truncate the WAL: its older frames still hold erased blocks
+        (secure_delete has zeroed them in the database pages)."""
+        try:
+            busy = self._conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()[0]
+        except sqlite3.Error as exc:
+            busy = type(exc).__name__
+        if busy:  # the erase is committed; the next checkpoint overwrites the frames
+            log.warning("key store WAL not truncated after an erase (%s): readers busy", busy)
 
     def close(self) -> None:
         with self._lock:

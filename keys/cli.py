@@ -37,7 +37,16 @@ def _common(p: argparse.ArgumentParser, suppress: bool) -> None:
     )
     p.add_argument("--database", default=d, metavar="DSN", help="PostgreSQL DSN instead of SQLite")
     p.add_argument(
-        "--lmk-file", default=d, help="LMK file (default DATA_DIR/lmk.key; $FORECOURT_LMK wins)"
+        "--lmk-file",
+        default=d,
+        help="LMK file, outside the data directory (init writes it, mode 0600; later commands"
+        " default to the file init wrote; $FORECOURT_LMK wins)",
+    )
+    p.add_argument(
+        "--allow-lmk-in-data-dir",
+        action="store_true",
+        default=d if suppress else False,
+        help="accept an LMK file inside the data directory (demos and tests only)",
     )
 
 
@@ -119,6 +128,7 @@ def _open(args: argparse.Namespace) -> KeyStore:
         _data_dir(args),
         dsn=getattr(args, "database", None),
         lmk_file=getattr(args, "lmk_file", None),
+        allow_lmk_in_data_dir=getattr(args, "allow_lmk_in_data_dir", False),
     )
 
 
@@ -147,6 +157,7 @@ def _init(args: argparse.Namespace) -> int:
         _data_dir(args),
         dsn=getattr(args, "database", None),
         lmk_file=getattr(args, "lmk_file", None),
+        allow_lmk_in_data_dir=getattr(args, "allow_lmk_in_data_dir", False),
     )
     with store:
         where = (getattr(args, "database", None) and "PostgreSQL") or str(

@@ -27,6 +27,14 @@ class LmkMismatch(LmkError):
     """The store was created under another LMK (checked by the LMK's KCV)."""
 
 
+class LmkInDataDir(LmkError):
+    """The LMK file lies inside the data directory, so a backup of it would hold the LMK."""
+
+
+class NotPrivate(KeysError):
+    """A store or journal file is open to group or others and cannot be tightened."""
+
+
 class StoreError(KeysError):
     """The database refused an operation (message carries no parameters)."""
 
@@ -72,6 +80,10 @@ class DuplicateOwner(KeysError):
 
 class UnknownKey(KeysError):
     """The owner has no key of that type, version or state."""
+
+
+class KeyErased(KeysError):
+    """A retired key's TR-31 block was erased: only its id, KCV and history remain."""
 
 
 class KcvMismatch(KeysError):

@@ -2,7 +2,9 @@
 
 The column list, the row type, the state updates and the only place a key is
 wrapped for storage or unwrapped from it live together, so no other module
-writes SQL against `key_entries` or touches `key_block`.
+writes SQL against `key_entries` or touches `key_block`. A retired key's block
+is erased (set to '') when it retires: its id, KCV, version and times stay for
+the audit, but no backup made afterwards can give the key back.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ import attrs
 from forecourt.keys import tr31
 from forecourt.keys.backend import Row, Tx
 from forecourt.keys.crypto import Algorithm, kcv
-from forecourt.keys.errors import UnknownKey
+from forecourt.keys.errors import KeyErased, UnknownKey
 from forecourt.keys.lmk import Lmk
 from forecourt.keys.model import MASTER_TYPE, KeyInfo, KeyState, KeyType, OwnerKind
 
@@ -25,6 +27,7 @@ COLUMNS = (
 _SELECT = f"SELECT {COLUMNS} FROM key_entries"
 
 KeyRef = tuple[int, str]  # (version, KCV): how the audit and the logs name a key
+ERASED = ""  # the key_block of a retired key
 
 
 def _time(value: Any) -> float | None:
@@ -60,6 +63,10 @@ class KeyRow(KeyInfo):
     @property
     def ref(self) -> KeyRef:
         return (self.version, self.kcv)
+
+    @property
+    def erased(self) -> bool:
+        return self.key_block == ERASED
 
     def info(self) -> KeyInfo:
         """The row without its block, for the operator."""
@@ -114,10 +121,23 @@ def next_version(tx: Tx, owner: str, key_type: KeyType) -> int:
 
 
 def set_retired(tx: Tx, row: KeyRow, now: float) -> None:
+    """`row` is retired and its block erased: it is never used again."""
     tx.execute(
-        "UPDATE key_entries SET state = ?, retired_at = ? WHERE id = ?",
-        (KeyState.RETIRED.value, now, row.id),
+        "UPDATE key_entries SET state = ?, retired_at = ?, key_block = ? WHERE id = ?",
+        (KeyState.RETIRED.value, now, ERASED, row.id),
     )
+    tx.erased = True
+
+
+def retired_with_block(tx: Tx) -> list[KeyRow]:
+    """Retired keys that still hold a block (retired before blocks were erased)."""
+    sql = f"{_SELECT} WHERE state = ? AND key_block <> ? ORDER BY owner, key_type, version"
+    return [KeyRow.of(r) for r in tx.query(sql, (KeyState.RETIRED.value, ERASED))]
+
+
+def erase(tx: Tx, row: KeyRow) -> None:
+    tx.execute("UPDATE key_entries SET key_block = ? WHERE id = ?", (ERASED, row.id))
+    tx.erased = True
 
 
 def set_retiring(tx: Tx, row: KeyRow, until: float) -> None:
@@ -195,6 +215,9 @@ class KeyVault:
         return check
 
     def unwrap(self, row: KeyRow) -> bytes:
+        """The clear key of `row`; KeyErased for a retired key (its block is gone)."""
+        if row.erased:
+            raise KeyErased(f"{row.id} (KCV {row.kcv}) is retired: its key block was erased")
         return tr31.unwrap(self.lmk.key, row.key_block, row.key_type, row.algorithm)
 
     def master(self, tx: Tx, owner: str, kind: OwnerKind) -> tuple[Algorithm, bytes]:

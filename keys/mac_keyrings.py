@@ -17,7 +17,9 @@ from forecourt.keys.keyring import MacKey, MacKeyring, _Uses
 from forecourt.keys.mac import MacAlgorithm, prepare_mac
 from forecourt.keys.model import KeyPolicy, KeyState
 
-RECENT_RETIRED = 2  # retired MAC keys kept in a keyring to diagnose key sync
+# retired MAC keys kept in a keyring to diagnose key sync: only those whose block
+# was not erased yet (a store opened before a full sweep); erased ones cannot MAC
+RECENT_RETIRED = 2
 
 
 @attrs.frozen
@@ -44,7 +46,8 @@ class MacKeyrings:
         current: MacKey | None = None
         grace: list[MacKey] = []
         stale: list[MacKey] = []
-        retired = [r for r in rows if r.state is KeyState.RETIRED][-RECENT_RETIRED:]
+        retired = [r for r in rows if r.state is KeyState.RETIRED and not r.erased]
+        retired = retired[-RECENT_RETIRED:]
         uses = 0
         for r in rows:
             if r.state is KeyState.ACTIVE:

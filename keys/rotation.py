@@ -3,7 +3,9 @@
 Everything here runs inside one write transaction that holds the owner's lock,
 so a rotation, a delivery and a sweep of the same owner never interleave.
 Every step writes the audit trail; the policy (`KeyPolicy`) decides expiry,
-use limits and how many replaced versions stay in grace.
+use limits and how many replaced versions stay in grace. Retiring a key erases
+its TR-31 block (audit action `erase`): a retired PIN or data key kept in the
+store, and so in every backup, would decrypt recorded traffic for ever.
 """
 
 from __future__ import annotations
@@ -107,14 +109,33 @@ class Rotation:
     def retire(
         self, tx: Tx, row: KeyRow, now: float, action: str, reason: str, *, actor: str
     ) -> None:
+        """`row` is retired and its block erased (two audit rows: `action`, `erase`)."""
         key_rows.set_retired(tx, row, now)
         audit.record(tx, now, actor, action, row.owner, row.key_type, old=row.ref, reason=reason)
+        self._erased(tx, row, now, actor)
+
+    def _erased(self, tx: Tx, row: KeyRow, now: float, actor: str) -> None:
+        audit.record(
+            tx, now, actor, "erase", row.owner, row.key_type, old=row.ref, reason="key block erased"
+        )
+        log.info(
+            "key block erased owner=%s type=%s version=%d kcv=%s",
+            row.owner,
+            row.key_type.value,
+            row.version,
+            row.kcv,
+        )
 
     def sweep(self, tx: Tx, now: float, owner: str | None = None) -> int:
-        """Retire the keys whose grace window is over (of one owner, or all)."""
+        """Retire the keys whose grace window is over (of one owner, or all);
+        a full sweep also erases blocks left by retirements before erasing existed."""
         rows = key_rows.grace_over(tx, now, owner)
         for r in rows:
             self.retire(tx, r, now, "retire", "grace window over", actor="system")
+        if owner is None:
+            for old in key_rows.retired_with_block(tx):
+                key_rows.erase(tx, old)
+                self._erased(tx, old, now, "system")
         return len(rows)
 
     def activate(self, tx: Tx, row: KeyRow, now: float, actor: str, reason: str) -> None:

@@ -2,7 +2,9 @@
 
 A store is a SQLite file in the data directory or a PostgreSQL database. It
 keeps only the LMK's KCV (the stamp), so opening it with another LMK fails
-loudly (`LmkMismatch`) instead of producing blocks nobody can unwrap.
+loudly (`LmkMismatch`) instead of producing blocks nobody can unwrap, and the
+path `init` wrote the LMK file to (`lmk_file`, a hint, not a secret), so later
+commands find the LMK without being told where it is again.
 """
 
 from __future__ import annotations
@@ -15,11 +17,12 @@ from forecourt.keys.backend import Backend, PostgresBackend, SqliteBackend
 from forecourt.keys.errors import (
     KeysError,
     LmkMismatch,
+    LmkMissing,
     StoreError,
     StoreExists,
     StoreNotInitialised,
 )
-from forecourt.keys.lmk import LMK_ENV, Lmk, default_lmk_path, load_lmk
+from forecourt.keys.lmk import LMK_ENV, Lmk, check_location, default_lmk_path, load_lmk
 
 log = logging.getLogger("forecourt.keys")
 
@@ -37,8 +40,26 @@ def _data_dir(data_dir: Path | str | None) -> Path:
     return Path(data_dir) if data_dir is not None else default_data_dir()
 
 
-def _lmk_path(data_dir: Path, lmk_file: Path | str | None) -> Path:
-    return Path(lmk_file) if lmk_file else default_lmk_path(data_dir)
+def _meta(backend: Backend, name: str) -> str | None:
+    try:
+        with backend.read() as tx:
+            rows = tx.query("SELECT value FROM key_meta WHERE name = ?", (name,))
+    except StoreError:
+        return None
+    return str(rows[0][0]) if rows else None
+
+
+def _open_lmk(
+    data_dir: Path, lmk_file: Path | str | None, hint: str | None, allow_in_data_dir: bool
+) -> Lmk:
+    """FORECOURT_LMK, else the file given, else the one `init` recorded, else
+    data_dir/lmk.key (refused unless allowed, like any file inside data_dir)."""
+    path = Path(lmk_file) if lmk_file else Path(hint) if hint else default_lmk_path(data_dir)
+    if not (lmk_file or hint or os.environ.get(LMK_ENV) or path.exists()):
+        raise LmkMissing(
+            "no LMK: give the LMK file (--lmk-file PATH, [keys] lmk_file) or set FORECOURT_LMK"
+        )
+    return load_lmk(path, data_dir=data_dir, allow_in_data_dir=allow_in_data_dir)
 
 
 def _backend(data_dir: Path, dsn: str | None, create: bool) -> Backend:
@@ -49,28 +70,28 @@ def _backend(data_dir: Path, dsn: str | None, create: bool) -> Backend:
     return SqliteBackend(data_dir / STORE_FILE_NAME, create=create)
 
 
-def _lmk_stamp(backend: Backend) -> str | None:
-    try:
-        with backend.read() as tx:
-            rows = tx.query("SELECT value FROM key_meta WHERE name = 'lmk_kcv'")
-    except StoreError:
-        return None
-    return str(rows[0][0]) if rows else None
-
-
 def open_stamped(
-    data_dir: Path | str | None, dsn: str | None, lmk: Lmk | None, lmk_file: Path | str | None
+    data_dir: Path | str | None,
+    dsn: str | None,
+    lmk: Lmk | None,
+    lmk_file: Path | str | None,
+    allow_lmk_in_data_dir: bool = False,
 ) -> tuple[Backend, Lmk]:
     """An initialised store and its LMK. Raises LmkMissing, LmkInvalid,
-    LmkMismatch, StoreNotInitialised."""
+    LmkInDataDir, LmkMismatch, StoreNotInitialised."""
     ddir = _data_dir(data_dir)
-    if lmk is None:
-        lmk = load_lmk(_lmk_path(ddir, lmk_file))
-    backend = _backend(ddir, dsn, create=False)
     try:
-        stamp = _lmk_stamp(backend)
+        backend = _backend(ddir, dsn, create=False)
+    except StoreNotInitialised:
+        if lmk is None:  # no store and no LMK either: the LMK is the first thing to fix
+            _open_lmk(ddir, lmk_file, None, allow_lmk_in_data_dir)
+        raise
+    try:
+        stamp = _meta(backend, "lmk_kcv")
         if stamp is None:
             raise StoreNotInitialised("key store is not initialised: run 'forecourt keys init'")
+        if lmk is None:
+            lmk = _open_lmk(ddir, lmk_file, _meta(backend, "lmk_file"), allow_lmk_in_data_dir)
         if stamp != lmk.kcv:
             raise LmkMismatch(
                 f"key store was created under LMK with KCV {stamp}, this LMK has KCV {lmk.kcv}"
@@ -87,32 +108,36 @@ def create_stamped(
     lmk: Lmk | None,
     lmk_file: Path | str | None,
     now: float,
+    allow_lmk_in_data_dir: bool = False,
 ) -> tuple[Backend, Lmk]:
     """A new store: schema and stamp; the LMK file too unless an LMK is given or
-    in the environment (an existing LMK file is reused). Raises StoreExists."""
+    in the environment (an existing LMK file is reused, never overwritten).
+    Raises StoreExists, LmkInDataDir (before anything is written)."""
     ddir = _data_dir(data_dir)
-    path = _lmk_path(ddir, lmk_file)
+    path = Path(lmk_file) if lmk_file else default_lmk_path(ddir)
+    from_file = lmk is None and not os.environ.get(LMK_ENV)
+    if from_file:
+        check_location(path, ddir, allow_lmk_in_data_dir)
     backend = _backend(ddir, dsn, create=True)
     try:
         backend.create_schema()
-        if _lmk_stamp(backend) is not None:
+        if _meta(backend, "lmk_kcv") is not None:
             raise StoreExists("key store already initialised")
         if lmk is None:
             try:
-                lmk = load_lmk(path)
+                lmk = load_lmk(path, data_dir=ddir, allow_in_data_dir=allow_lmk_in_data_dir)
             except KeysError:
                 if path.exists() or os.environ.get(LMK_ENV):
                     raise
                 lmk = Lmk.generate()
                 lmk.write(path)
+        meta = [("lmk_kcv", lmk.kcv), ("schema_version", SCHEMA_VERSION), ("created_at", repr(now))]
+        if from_file:
+            meta.append(("lmk_file", str(path.resolve())))
         with backend.write() as tx:
             if tx.query("SELECT value FROM key_meta WHERE name = 'lmk_kcv'"):
                 raise StoreExists("key store already initialised")
-            for name, value in (
-                ("lmk_kcv", lmk.kcv),
-                ("schema_version", SCHEMA_VERSION),
-                ("created_at", repr(now)),
-            ):
+            for name, value in meta:
                 tx.execute("INSERT INTO key_meta (name, value) VALUES (?, ?)", (name, value))
     except BaseException:
         backend.close()

@@ -80,11 +80,13 @@ class KeyStore:
         lmk_file: Path | str | None = None,
         policy: KeyPolicy | None = None,
         clock: Callable[[], float] = time.time,
+        allow_lmk_in_data_dir: bool = False,
     ) -> KeyStore:
         """Open an initialised store; the LMK is `lmk`, else FORECOURT_LMK, else
-        `lmk_file` (default data_dir/lmk.key). Raises LmkMissing, LmkInvalid,
-        LmkMismatch, StoreNotInitialised."""
-        backend, lmk = stamp.open_stamped(data_dir, dsn, lmk, lmk_file)
+        `lmk_file`, else the file `init` wrote. An LMK file inside data_dir is
+        refused unless `allow_lmk_in_data_dir` (demos). Raises LmkMissing,
+        LmkInvalid, LmkInDataDir, LmkMismatch, StoreNotInitialised."""
+        backend, lmk = stamp.open_stamped(data_dir, dsn, lmk, lmk_file, allow_lmk_in_data_dir)
         return cls(backend, lmk, policy, clock)
 
     @classmethod
@@ -97,10 +99,14 @@ class KeyStore:
         lmk_file: Path | str | None = None,
         policy: KeyPolicy | None = None,
         clock: Callable[[], float] = time.time,
+        allow_lmk_in_data_dir: bool = False,
     ) -> KeyStore:
-        """Create the store, and the LMK file unless an LMK is given or in the
-        environment (an existing LMK file is reused). Raises StoreExists."""
-        backend, lmk = stamp.create_stamped(data_dir, dsn, lmk, lmk_file, clock())
+        """Create the store, and the LMK file (0600) unless an LMK is given or in
+        the environment (an existing LMK file is reused, never overwritten).
+        Raises StoreExists, LmkInDataDir."""
+        backend, lmk = stamp.create_stamped(
+            data_dir, dsn, lmk, lmk_file, clock(), allow_lmk_in_data_dir
+        )
         return cls(backend, lmk, policy, clock)
 
     def close(self) -> None:
@@ -115,6 +121,11 @@ class KeyStore:
     @property
     def lmk_kcv(self) -> str:
         return self._vault.lmk.kcv
+
+    @property
+    def lmk(self) -> Lmk:
+        """The LMK the store was opened under, for keys derived from it (SAF sealing)."""
+        return self._vault.lmk
 
     def _now(self, now: float | None) -> float:
         return self._clock() if now is None else now

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import collections
 import json
+import os
 import time
 from pathlib import Path
 from typing import IO
@@ -64,7 +65,9 @@ class ReceivedLog:
 
     def open(self) -> None:
         if self._path is not None:
-            self._file = open(self._path, "a", encoding="utf-8")  # noqa: SIM115
+            # what the host received (PANs masked) is for the tester alone: 0600
+            fd = os.open(self._path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+            self._file = os.fdopen(fd, "a", encoding="utf-8")
 
     def flush(self) -> None:
         if self._file is not None and self._pending_lines:

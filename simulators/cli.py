@@ -67,7 +67,12 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> None:
     load.add_argument("--mac-key", help="clear hex key for --mac key (test only)")
     load.add_argument("--mac-algorithm", choices=("retail", "cmac"), default="retail")
     load.add_argument("--data-dir", type=Path, help="switch data directory (key store)")
-    load.add_argument("--lmk-file", type=Path, help="LMK file (default: DATA_DIR/lmk.key)")
+    load.add_argument("--lmk-file", type=Path, help="LMK file (default: the one `keys init` wrote)")
+    load.add_argument(
+        "--allow-lmk-in-data-dir",
+        action="store_true",
+        help="accept an LMK file inside --data-dir (demos and benchmarks only)",
+    )
     load.add_argument("--database", help="key store in PostgreSQL (the switch's `database`)")
     load.add_argument(
         "--provision",
@@ -218,6 +223,7 @@ def _load(args: argparse.Namespace) -> int:
             "data_dir": str(args.data_dir),
             "dsn": args.database,
             "lmk_file": str(args.lmk_file) if args.lmk_file else None,
+            "allow_lmk_in_data_dir": args.allow_lmk_in_data_dir,
             "provision": args.provision,
         }
     options = LoadOptions(

@@ -4,8 +4,9 @@
   MACs with the same clear key; meant for runs straight at the acquirer
   simulator (its ZAK) in tests and benchmarks.
 - `{"mode": "store", "data_dir": DIR, "lmk_file": FILE|None, "provision": bool,
-  "family": "tdes"|"aes"}`: each terminal MACs with its current TAK from the
-  switch's key store (the same data directory and LMK the switch uses);
+  "family": "tdes"|"aes", "allow_lmk_in_data_dir": bool}`: each terminal MACs
+  with its current TAK from the switch's key store (the same data directory and
+  LMK the switch uses; an LMK inside DIR only when allowed, as in the demo);
   `provision` registers terminals that are not there yet.
 
 The spec is plain data so a worker process can rebuild the keys itself.
@@ -49,7 +50,12 @@ def _from_store(
 ) -> dict[str, Callable[[bytes], bytes]]:
     from forecourt.keys.store import KeyStore
 
-    store = KeyStore.open(spec["data_dir"], dsn=spec.get("dsn"), lmk_file=spec.get("lmk_file"))
+    store = KeyStore.open(
+        spec["data_dir"],
+        dsn=spec.get("dsn"),
+        lmk_file=spec.get("lmk_file"),
+        allow_lmk_in_data_dir=bool(spec.get("allow_lmk_in_data_dir")),
+    )
     try:
         out: dict[str, Callable[[bytes], bytes]] = {}
         for terminal_id in terminal_ids:

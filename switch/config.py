@@ -163,7 +163,7 @@ def parse_config(
     routes, default_route = read_routes(root, {a.name for a in acquirers})
     saf = read_saf(root)
     reversal = read_reversal(root)
-    keys = read_keys(root)
+    keys = read_keys(root, resolve)
     root.finish()
     return SwitchConfig(
         node=node,

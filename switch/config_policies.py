@@ -7,6 +7,9 @@ its listeners, groups, acquirers and routes; what is set is still range-checked.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from pathlib import Path
+
 import attrs
 from forecourt.switch.config_reading import ConfigTable
 
@@ -61,7 +64,9 @@ class ReversalConfig:
 
 @attrs.frozen
 class KeysConfig:
-    """Working-key policy: how long a replaced key is still accepted, how old a key may be."""
+    """Working-key policy (how long a replaced key is still accepted, how old a key
+    may be) and where the LMK lives: outside the data directory, so a backup of
+    the data directory cannot open the keys and sealed SAF records it holds."""
 
     grace_s: float = 300.0
     max_age_s: float = 86400.0
@@ -69,6 +74,9 @@ class KeysConfig:
     rotations_per_minute: int = 6
     # a sign-on's field 7 within this of the switch's clock, its proof taken once (0: off)
     sign_on_window_s: float = 600.0
+    # None: $FORECOURT_LMK, else the file `forecourt keys init --lmk-file` recorded
+    lmk_file: Path | None = None
+    allow_lmk_in_data_dir: bool = False  # demos only
 
 
 @attrs.frozen
@@ -157,13 +165,17 @@ def read_reversal(root: ConfigTable) -> ReversalConfig:
     return reversal
 
 
-def read_keys(root: ConfigTable) -> KeysConfig:
+def read_keys(root: ConfigTable, resolve: Callable[[str], Path] = Path) -> KeysConfig:
+    """`[keys]`; `resolve` makes a relative `lmk_file` relative to the config file."""
     t = root.table("keys")
+    lmk_file = t.opt_str("lmk_file")
     keys = KeysConfig(
         grace_s=t.float_("grace_s", 300.0, 0.0, 7 * 86400.0),
         max_age_s=t.float_("max_age_s", 86400.0, 60.0, 365 * 86400.0),
         rotations_per_minute=t.int_("rotations_per_minute", 6, 1, 1000),
         sign_on_window_s=t.float_("sign_on_window_s", 600.0, 0.0, 86400.0),
+        lmk_file=resolve(lmk_file) if lmk_file else None,
+        allow_lmk_in_data_dir=t.bool_("allow_lmk_in_data_dir", False),
     )
     t.finish()
     return keys

@@ -69,11 +69,13 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 def _prepare_keys(data_dir: Path) -> tuple[Lmk, bytes, PinKey | None]:
     """The LMK, a store with the certification and load terminals and the acquirer link
     registered; the link's clear ZAK (the link MACs, as by default) and its ZPK, for the
-    acquirer simulator (the two hold them as if exchanged under the ZMK)."""
+    acquirer simulator (the two hold them as if exchanged under the ZMK).
+
+    The demo's throw-away LMK sits in its data directory, which production refuses."""
     lmk_path = default_lmk_path(data_dir)
     if not lmk_path.exists():
-        KeyStore.init(data_dir).close()
-    lmk = load_lmk(lmk_path)
+        KeyStore.init(data_dir, allow_lmk_in_data_dir=True).close()
+    lmk = load_lmk(lmk_path, data_dir=data_dir, allow_in_data_dir=True)
     store = KeyStore.open(data_dir, lmk=lmk)
     try:
         component_2 = bytes(a ^ b for a, b in zip(TEST_KEK, TEST_COMPONENT_1, strict=True))
@@ -103,7 +105,7 @@ def demo_config(data_dir: Path, acquirer_port: int) -> SwitchConfig:
         "data_dir": str(data_dir),
         "default_route": ACQUIRER,
         "logging": {"level": "warning", "format": "console"},
-        "keys": {"grace_s": 2.0},
+        "keys": {"grace_s": 2.0, "allow_lmk_in_data_dir": True},
         "saf": {"backoff_initial_s": 0.5, "backoff_max_s": 5.0},
         "listeners": [
             {
@@ -226,7 +228,9 @@ async def _load(data_dir: Path, port: int, seconds: float) -> LoadResult:
         timeout_s=5.0,
     )
     macs = await trio.to_thread.run_sync(
-        macs_for, {"mode": "store", "data_dir": str(data_dir)}, options.terminal_ids()
+        macs_for,
+        {"mode": "store", "data_dir": str(data_dir), "allow_lmk_in_data_dir": True},
+        options.terminal_ids(),
     )
     return await run_load(attrs.evolve(options, macs=macs))
 

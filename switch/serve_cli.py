@@ -18,6 +18,7 @@ import trio
 from forecourt.keys.errors import KeysError
 from forecourt.switch.config import ConfigError, SwitchConfig, load_config
 from forecourt.switch.instance_lock import InstanceLockError, take_instance_lock
+from forecourt.switch.journal.model import JournalError
 from forecourt.switch.log import configure_logging
 from forecourt.switch.server import run_switch
 from forecourt.switch.tls import TlsContexts
@@ -127,12 +128,13 @@ def _supervise(args: argparse.Namespace, config: SwitchConfig) -> int:
 
 
 def startup_error(exc: BaseException) -> str | None:
-    """The operator's line for a refusal at start (keys, instance lock), else None.
+    """The operator's line for a refusal at start (keys and LMK, instance lock,
+    journal files), else None.
 
     The error comes out of trio's nursery as a group of one: look inside.
     """
     while isinstance(exc, BaseExceptionGroup) and len(exc.exceptions) == 1:
         exc = exc.exceptions[0]
-    if isinstance(exc, (KeysError, InstanceLockError, ConfigError)):
+    if isinstance(exc, (KeysError, InstanceLockError, ConfigError, JournalError)):
         return str(exc)
     return None

@@ -20,7 +20,7 @@ from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from forecourt.codecs.dialect import get_dialect
 from forecourt.codecs.framing import Framing
 from forecourt.keys.errors import UnknownOwner
-from forecourt.keys.lmk import Lmk, default_lmk_path, load_lmk
+from forecourt.keys.lmk import Lmk
 from forecourt.keys.model import KeyPolicy
 from forecourt.keys.store import KeyStore
 from forecourt.switch.admission import Admission, ConnectionLog, SessionLimits
@@ -261,12 +261,18 @@ async def _run_switch(
     if cluster is None:
         cluster = config.database is not None
     metrics = SwitchMetrics()
-    if lmk is None:
-        lmk = await trio.to_thread.run_sync(lambda: load_lmk(default_lmk_path(config.data_dir)))
     policy = KeyPolicy(max_age=config.keys.max_age_s, grace=config.keys.grace_s)
     store = await trio.to_thread.run_sync(
-        lambda: KeyStore.open(config.data_dir, dsn=config.database, lmk=lmk, policy=policy)
+        lambda: KeyStore.open(
+            config.data_dir,
+            dsn=config.database,
+            lmk=lmk,
+            lmk_file=config.keys.lmk_file,  # never inside data_dir unless a demo allows it
+            allow_lmk_in_data_dir=config.keys.allow_lmk_in_data_dir,
+            policy=policy,
+        )
     )
+    lmk = store.lmk
     try:
         keys = KeyringCache(store, config.keys.rotations_per_minute, config.keys.sign_on_window_s)
         await keys.load()

@@ -19,6 +19,8 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
+from forecourt.keys.errors import NotPrivate
+from forecourt.keys.private import SQLITE_SIDECARS, private_dir, private_file
 from forecourt.switch.journal import apply
 from forecourt.switch.journal.backend import BatchWriter, WriteOutcome
 from forecourt.switch.journal.model import PARKED_HORIZON_S, UPDATABLE, JournalError
@@ -55,6 +57,16 @@ def _connect(path: Path) -> sqlite3.Connection:
     conn = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False, timeout=10.0)
     conn.execute("PRAGMA busy_timeout = 10000")
     return conn
+
+
+def _make_private(path: Path) -> None:
+    """journal.db, its -wal/-shm (SQLite gives them the database's mode) and the
+    data directory are for the switch's user alone: 0600 / 0700, tightened if wider."""
+    try:
+        private_dir(path.parent)
+        private_file(path, SQLITE_SIDECARS)
+    except NotPrivate as exc:
+        raise JournalError(f"journal: {exc}") from None
 
 
 def current_version(conn: sqlite3.Connection) -> int:
@@ -95,7 +107,7 @@ class SqliteJournal(BatchWriter):
     def __init__(self, path: Path, synchronous: str = "full") -> None:
         super().__init__()
         self.path = path
-        path.parent.mkdir(parents=True, exist_ok=True)
+        _make_private(path)
         self._conn = _connect(path)
         try:
             mode = self._conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]

@@ -43,6 +43,7 @@ def clock() -> Clock:
 @pytest.fixture
 def store(tmp_path: Path, clock: Clock, monkeypatch: pytest.MonkeyPatch) -> Iterator[KeyStore]:
     monkeypatch.delenv("FORECOURT_LMK", raising=False)
-    s = KeyStore.init(tmp_path / "data", policy=KeyPolicy(), clock=clock)
+    lmk_file = tmp_path / "etc" / "lmk.key"  # away from the data directory, as in production
+    s = KeyStore.init(tmp_path / "data", lmk_file=lmk_file, policy=KeyPolicy(), clock=clock)
     yield s
     s.close()

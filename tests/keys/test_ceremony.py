@@ -58,7 +58,7 @@ def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
 
 @pytest.fixture
 def data(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> Path:
-    assert run(capsys, "init")[0] == 0
+    assert run(capsys, "init", "--lmk-file", str(tmp_path / "lmk.key"))[0] == 0  # outside data
     return tmp_path / "data"
 
 

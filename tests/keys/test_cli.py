@@ -15,6 +15,10 @@ def _only_keys(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.setattr(switch_cli, "COMMAND_MODULES", ("forecourt.keys.cli",))
     monkeypatch.delenv("FORECOURT_LMK", raising=False)
     monkeypatch.setenv("FORECOURT_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.chdir(tmp_path)
+
+
+INIT = ("init", "--lmk-file", "etc/lmk.key")  # outside the data directory; later commands find it
 
 
 def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
@@ -31,9 +35,9 @@ def test_keys_module_is_registered() -> None:
 
 
 def test_full_operator_flow(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
-    rc, out, _ = run(capsys, "init")
+    rc, out, _ = run(capsys, *INIT)
     assert rc == 0 and "LMK KCV" in out
-    rc, _, err = run(capsys, "init")
+    rc, _, err = run(capsys, *INIT)
     assert rc == 2 and len(err.strip().splitlines()) == 1
 
     ceremony = tmp_path / "ceremony"
@@ -108,7 +112,7 @@ def test_bad_input_exits_2_with_one_line(
 
 
 def test_bad_input_on_a_store(capsys: pytest.CaptureFixture[str]) -> None:
-    assert run(capsys, "init")[0] == 0
+    assert run(capsys, *INIT)[0] == 0
     for argv in (
         ["add-terminal", "way-too-long-id"],
         ["rotate", "NOPE"],
@@ -132,7 +136,7 @@ def test_bad_input_on_a_store(capsys: pytest.CaptureFixture[str]) -> None:
 def test_wrong_lmk_exits_2(
     capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    assert run(capsys, "init")[0] == 0
+    assert run(capsys, *INIT)[0] == 0
     monkeypatch.setenv("FORECOURT_LMK", "11" * 32)
     rc, _, err = run(capsys, "list")
     assert rc == 2 and "KCV" in err and "11" * 32 not in err

@@ -40,24 +40,27 @@ def test_init_creates_lmk_file_0600_and_refuses_twice(
 ) -> None:
     monkeypatch.delenv("FORECOURT_LMK", raising=False)
     d = tmp_path / "data"
-    s = KeyStore.init(d)
+    lmk_file = tmp_path / "etc" / "lmk.key"
+    s = KeyStore.init(d, lmk_file=lmk_file)
     s.close()
-    lmk_file = d / "lmk.key"
     assert stat.S_IMODE(lmk_file.stat().st_mode) == 0o600
     assert (d / "keys.db").exists()
     with pytest.raises(StoreExists):
-        KeyStore.init(d)
-    KeyStore.open(d).close()
+        KeyStore.init(d, lmk_file=lmk_file)
+    KeyStore.open(d).close()  # the store remembers where init wrote the LMK
 
 
 def test_lmk_errors(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("FORECOURT_LMK", raising=False)
     d = tmp_path / "data"
+    lmk_file = tmp_path / "etc" / "lmk.key"
     with pytest.raises(StoreNotInitialised):
         KeyStore.open(d, lmk=Lmk.generate())
-    with pytest.raises(LmkMissing):
+    with pytest.raises(LmkMissing):  # neither: the LMK is named first
         KeyStore.open(d)
-    KeyStore.init(d).close()
+    KeyStore.init(d, lmk_file=lmk_file).close()
+    with pytest.raises(LmkMissing):
+        KeyStore.open(d, lmk_file=tmp_path / "elsewhere.key")
     # another LMK: refused by KCV
     other = Lmk.generate()
     with pytest.raises(LmkMismatch) as e:
@@ -74,12 +77,12 @@ def test_lmk_errors(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
         KeyStore.open(d)
     monkeypatch.delenv("FORECOURT_LMK")
     # the right LMK from the environment works
-    lmk_hex = (d / "lmk.key").read_text().strip()
+    lmk_hex = lmk_file.read_text().strip()
     monkeypatch.setenv("FORECOURT_LMK", lmk_hex.lower())
     KeyStore.open(d).close()
     monkeypatch.delenv("FORECOURT_LMK")
     # a group-readable LMK file is refused
-    os.chmod(d / "lmk.key", 0o644)
+    os.chmod(lmk_file, 0o644)
     with pytest.raises(LmkInvalid):
         KeyStore.open(d)
 
@@ -167,8 +170,11 @@ def test_sign_on_rotation_grace_and_key_sync(store: KeyStore, clock: Clock) -> N
     assert ring.verify(DATA, old_mac, now=clock()) is VerifyResult.KEY_SYNC
     assert ring.verify(DATA, bytes(8), now=clock()) is VerifyResult.MAC_MISMATCH
     assert store.retire_expired() == 3
+    # the keyring in hand still knows the old key and says key sync; one built
+    # after the sweep cannot: the retired key's block is erased
+    assert ring.verify(DATA, old_mac, now=clock()) is VerifyResult.KEY_SYNC
     ring2 = store.mac_keyring("T1")
-    assert ring2.verify(DATA, old_mac) is VerifyResult.KEY_SYNC  # kept as 'stale' to diagnose
+    assert ring2.verify(DATA, old_mac) is VerifyResult.MAC_MISMATCH
     assert ring2.verify(DATA, new_mac) is VerifyResult.OK
     # a version hint that is not acceptable is a key-sync error
     assert ring2.verify(DATA, new_mac, version=1) is VerifyResult.KEY_SYNC
@@ -212,7 +218,9 @@ def test_unknown_owner_and_grace_option(store: KeyStore, clock: Clock) -> None:
 
 def test_max_uses_policy(tmp_path: Path, clock: Clock, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("FORECOURT_LMK", raising=False)
-    with KeyStore.init(tmp_path, policy=KeyPolicy(max_uses=3), clock=clock) as s:
+    with KeyStore.init(
+        tmp_path, lmk=Lmk.generate(), policy=KeyPolicy(max_uses=3), clock=clock
+    ) as s:
         c = s.add_terminal("T1")
         term = install_key_change(c.clear_kek, c.payload).keyring()
         mac = term.generate(DATA)
@@ -246,8 +254,9 @@ def test_no_clear_key_in_store_files_or_logs(
     caplog.set_level(logging.DEBUG)
     d = tmp_path / "data"
     clear: list[bytes] = []
-    with KeyStore.init(d, clock=clock) as s:
-        lmk_hex = (d / "lmk.key").read_text().strip()
+    lmk_file = tmp_path / "lmk.key"
+    with KeyStore.init(d, lmk_file=lmk_file, clock=clock) as s:
+        lmk_hex = lmk_file.read_text().strip()
         clear.append(bytes.fromhex(lmk_hex))
         for tid, fam in (("T1", Family.TDES), ("T2", Family.AES)):
             c = s.add_terminal(tid, fam)
@@ -269,7 +278,7 @@ def test_no_clear_key_in_store_files_or_logs(
         clear += [k.key for k in install_key_change(zmk, ch.payload).keys]
         s.audit()
         repr(s), repr(s.mac_keyring("T1"))
-    blobs = {p.name: p.read_bytes() for p in d.iterdir() if p.name != "lmk.key"}
+    blobs = {p.name: p.read_bytes() for p in d.iterdir()}
     assert "keys.db" in blobs
     blobs["log"] = "\n".join(r.getMessage() for r in caplog.records).encode()
     assert caplog.records  # the store does log its rotations
@@ -287,6 +296,7 @@ def test_only_the_previous_version_stays_in_grace(store: KeyStore, clock: Clock)
     ring = store.mac_keyring("T1")
     assert ring.current is not None and ring.current.version == 3
     assert [k.version for k in ring.grace] == [2]
-    assert ring.verify(DATA, v1.generate(DATA)) is VerifyResult.KEY_SYNC
+    # v1 retired at once ("replaced twice"), so its block is erased: nothing left to MAC with
+    assert ring.verify(DATA, v1.generate(DATA)) is VerifyResult.MAC_MISMATCH
     states = {(k.key_type, k.version): k.state for k in store.list_keys("T1")}
     assert states[(KeyType.TAK, 1)] is KeyState.RETIRED

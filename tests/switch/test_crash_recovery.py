@@ -183,8 +183,11 @@ async def _journal(journal_db: Path) -> tuple[list[JournalRow], list[SafEntry]]:
 
 async def test_kill_9_with_200_in_flight_loses_nothing(tmp_path: Path) -> None:
     data_dir = tmp_path / "data"
+    lmk_file = str(tmp_path / "lmk.key")  # outside the data directory
     subprocess.run(
-        [*FORECOURT, "keys", "init", "--data-dir", str(data_dir)], check=True, capture_output=True
+        [*FORECOURT, "keys", "init", "--data-dir", str(data_dir), "--lmk-file", lmk_file],
+        check=True,
+        capture_output=True,
     )
     host = _slow_host(seed=8583)
     told: dict[str, Message] = {}

@@ -145,7 +145,8 @@ def _states(data_dir: Path) -> list[str]:
 
 
 def _keys_init(data_dir: Path, dsn: str | None = None) -> None:
-    extra = ["--database", dsn] if dsn else []
+    # the LMK beside the data directory, never in it (serve finds it through the store)
+    extra = ["--lmk-file", str(data_dir.parent / "lmk.key"), *(["--database", dsn] if dsn else [])]
     subprocess.run(
         [*FORECOURT, "keys", "init", "--data-dir", str(data_dir), *extra],
         check=True,

@@ -57,8 +57,11 @@ async def _connect(port: int) -> trio.SocketStream:
 
 async def test_sigterm_drains_and_exits_zero(tmp_path: Path) -> None:
     data_dir = tmp_path / "data"
+    lmk_file = str(tmp_path / "lmk.key")  # outside the data directory
     subprocess.run(
-        [*FORECOURT, "keys", "init", "--data-dir", str(data_dir)], check=True, capture_output=True
+        [*FORECOURT, "keys", "init", "--data-dir", str(data_dir), "--lmk-file", lmk_file],
+        check=True,
+        capture_output=True,
     )
     host = SmallHost(get_dialect("ifsf"))
     async with trio.open_nursery() as nursery:
@@ -105,8 +108,11 @@ async def test_sigterm_drains_and_exits_zero(tmp_path: Path) -> None:
 
 async def test_second_signal_exits_at_once(tmp_path: Path) -> None:
     data_dir = tmp_path / "data"
+    lmk_file = str(tmp_path / "lmk.key")  # outside the data directory
     subprocess.run(
-        [*FORECOURT, "keys", "init", "--data-dir", str(data_dir)], check=True, capture_output=True
+        [*FORECOURT, "keys", "init", "--data-dir", str(data_dir), "--lmk-file", lmk_file],
+        check=True,
+        capture_output=True,
     )
     host = SmallHost(get_dialect("ifsf"))
     async with trio.open_nursery() as nursery:
