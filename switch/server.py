@@ -52,6 +52,18 @@ class RunningSwitch:
     metrics_port: int | None
 
 
+class ListenerUnavailable(Exception):
+    """A listener's address cannot be bound (in use, not this host's, no permission)."""
+
+    def __init__(self, name: str, host: str, port: int, error: OSError) -> None:
+        self.name, self.host, self.port = name, host, port
+        reason = error.strerror or type(error).__name__
+        super().__init__(
+            f"listeners {name!r}: cannot listen on {host}:{port}: {reason} "
+            "(another program holds the port? change listeners.port or stop it)"
+        )
+
+
 class Listener:
     """One listening port: accepts within the connection caps, runs sessions."""
 
@@ -81,10 +93,15 @@ class Listener:
         self.reuse_port = False
 
     async def run(self, *, task_status: trio.TaskStatus[int] = trio.TASK_STATUS_IGNORED) -> None:
-        if self.reuse_port:  # `serve --workers N`: N processes share the port
-            listeners = [await reuseport_listener(self.config.host, self.config.port)]
-        else:
-            listeners = await trio.open_tcp_listeners(self.config.port, host=self.config.host)
+        try:
+            if self.reuse_port:  # `serve --workers N`: N processes share the port
+                listeners = [await reuseport_listener(self.config.host, self.config.port)]
+            else:
+                listeners = await trio.open_tcp_listeners(self.config.port, host=self.config.host)
+        except OSError as exc:
+            raise ListenerUnavailable(
+                self.config.name, self.config.host, self.config.port, exc
+            ) from None
         port = listeners[0].socket.getsockname()[1]
         self.up = True
         log.info("listening", listener=self.config.name, host=self.config.host, port=port)

@@ -142,3 +142,35 @@ async def test_second_signal_exits_at_once(tmp_path: Path) -> None:
                 process.kill()
                 await process.wait()
         nursery.cancel_scope.cancel()
+
+
+def test_a_port_in_use_is_one_line_naming_it(tmp_path: Path) -> None:
+    """Before: 67 lines of traceback that did not name the port, exit 1."""
+    import socket
+
+    data_dir = tmp_path / "data"
+    lmk_file = str(tmp_path / "lmk.key")
+    subprocess.run(
+        [*FORECOURT, "keys", "init", "--data-dir", str(data_dir), "--lmk-file", lmk_file],
+        check=True,
+        capture_output=True,
+    )
+    with socket.socket() as holder:
+        holder.bind(("127.0.0.1", 0))
+        holder.listen()
+        port = holder.getsockname()[1]
+        config = tmp_path / "forecourt.toml"
+        config.write_text(
+            _config(data_dir, port, _unused_port()) + f'[keys]\nlmk_file = "{lmk_file}"\n'
+        )
+        done = subprocess.run(
+            [*FORECOURT, "serve", "--config", str(config)],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+    assert done.returncode == 2
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1, done.stderr
+    assert f"127.0.0.1:{port}" in lines[0] and "pos" in lines[0]
+    assert "Traceback" not in done.stderr
