@@ -24,7 +24,7 @@ from forecourt.keys.lmk import Lmk
 from forecourt.keys.model import KeyPolicy
 from forecourt.keys.store import KeyStore
 from forecourt.switch.admission import Admission, ConnectionLog, SessionLimits
-from forecourt.switch.authorisers import build_authorisers
+from forecourt.switch.authorisers import AuthoriserDeps, build_authorisers
 from forecourt.switch.config import ConfigError, ListenerConfig, SwitchConfig
 from forecourt.switch.context import ListenerContext, PipelineSettings, TerminalPolicy
 from forecourt.switch.gc_quiet import keep_gc_quiet
@@ -296,7 +296,17 @@ async def _run_switch(
         await _load_zone_keys(config, keys)
         async with open_journal(config, saf_key=saf_data_key(lmk), node=config.node) as journal:
             journal.on_batch = metrics.journal_batch
-            authorisers = build_authorisers(config, metrics, keys.zone_mac, tls)
+            authorisers = build_authorisers(
+                config,
+                AuthoriserDeps(
+                    metrics=metrics,
+                    zone_keys=keys.zone_mac,
+                    tls=tls,
+                    journal=journal,
+                    key_store=store,
+                    node=config.node,
+                ),
+            )
             saf = SafSender(
                 journal,
                 authorisers,

@@ -25,7 +25,7 @@ from forecourt.switch.authoriser import (
     AuthoriserTimeout,
     AuthoriserUnavailable,
 )
-from forecourt.switch.authorisers import build_authorisers
+from forecourt.switch.authorisers import AuthoriserDeps, build_authorisers
 from forecourt.switch.authorisers.iso8583 import Iso8583Authoriser, LinkSettings
 from forecourt.switch.config import AcquirerConfig, ConfigError
 from forecourt.switch.metrics import SwitchMetrics
@@ -186,17 +186,17 @@ def test_the_iso8583_authoriser_is_an_authoriser() -> None:
 class LedgerAcquirer(AcquirerConfig):
     """An acquirer section of a kind the table does not know."""
 
-    kind: str = "ledger"
+    kind: str = "carrier-pigeon"
 
 
 def test_build_authorisers_builds_each_acquirer_by_its_kind(tmp_path: Path) -> None:
     config = switch_config(tmp_path, 1)
-    built = build_authorisers(config, SwitchMetrics(), lambda name: None)
+    built = build_authorisers(config, AuthoriserDeps(SwitchMetrics()))
     assert list(built) == ["bank"]
     assert isinstance(built["bank"], Iso8583Authoriser)
     odd = attrs.evolve(config, acquirers=(LedgerAcquirer(**attrs.asdict(config.acquirers[0])),))
-    with pytest.raises(ConfigError, match=r"acquirers\[0\]\.kind: unknown kind 'ledger'"):
-        build_authorisers(odd, SwitchMetrics(), lambda name: None)
+    with pytest.raises(ConfigError, match=r"acquirers\[0\]\.kind: unknown kind 'carrier-pigeon'"):
+        build_authorisers(odd, AuthoriserDeps(SwitchMetrics()))
 
 
 async def test_answers_are_matched_by_stan_and_terminal_id_across_connections() -> None:
