@@ -48,6 +48,7 @@ from forecourt.switch.config_policies import (
     read_saf,
 )
 from forecourt.switch.config_reading import ConfigError, ConfigTable
+from forecourt.switch.config_stand_in import StandInConfig, read_stand_in
 from forecourt.switch.config_terminals import (
     MAC_ALGORITHMS,
     ListenerConfig,
@@ -82,6 +83,7 @@ __all__ = [
     "ReversalConfig",
     "RouteConfig",
     "SafConfig",
+    "StandInConfig",
     "SwitchConfig",
     "TerminalGroupConfig",
     "TlsConfig",
@@ -106,6 +108,7 @@ class SwitchConfig:
     metrics: MetricsConfig = attrs.field(factory=MetricsConfig)
     logging: LoggingConfig = attrs.field(factory=LoggingConfig)
     journal: JournalConfig = attrs.field(factory=JournalConfig)
+    stand_in: StandInConfig = attrs.field(factory=StandInConfig)
     source: str | None = None
 
     @property
@@ -164,6 +167,7 @@ def parse_config(
     saf = read_saf(root)
     reversal = read_reversal(root)
     keys = read_keys(root, resolve)
+    stand_in = read_stand_in(root, routes)
     root.finish()
     return SwitchConfig(
         node=node,
@@ -180,5 +184,6 @@ def parse_config(
         metrics=metrics,
         logging=logging,
         journal=journal,
+        stand_in=stand_in,
         source=source,
     )

@@ -138,6 +138,18 @@ class SwitchMetrics:
             ["link"],
             registry=r,
         )
+        self.stand_in_approvals = Counter(
+            "forecourt_stand_in_approvals",
+            "Purchases the switch approved itself, the acquirer being unavailable",
+            ["link", "verification"],
+            registry=r,
+        )
+        self.stand_in_advices = Counter(
+            "forecourt_stand_in_advices_delivered",
+            "Advices of stand-in approvals the host acknowledged",
+            ["link"],
+            registry=r,
+        )
         self.saf_flagged = Gauge(
             "forecourt_saf_flagged", "Store-and-forward items given up on", registry=r
         )

@@ -35,6 +35,7 @@ from forecourt.switch.context import (
     TerminalPolicy,
 )
 from forecourt.switch.flows.base import Flow, Job, Services
+from forecourt.switch.flows.stand_in import is_stand_in, reverse_stand_in
 from forecourt.switch.flows.table import flow_for
 from forecourt.switch.journal import (
     AddEvent,
@@ -391,6 +392,12 @@ class Pipeline:
                 ops.append(CompleteSaf(parked))
         elif parked is not None:
             ops.append(RetrySaf(parked, "terminal gone before the answer", time.time()))
+        elif is_stand_in(record):
+            # its own reversal, parked behind its advice: SAF sends the advice first
+            due = await reverse_stand_in(self.journal, record.txn_id, "terminal gone")
+            if not due:
+                return
+            ops += due
         else:
             return
         await self.journal.write(*ops)

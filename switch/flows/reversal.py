@@ -14,6 +14,7 @@ from forecourt.codecs.mti import RequestKey, mti_class
 from forecourt.switch.answers import local_answer
 from forecourt.switch.flows.base import Flow, FlowRules, Job
 from forecourt.switch.flows.saf_queue import queue_for_authoriser
+from forecourt.switch.flows.stand_in import STAND_IN, reverse_stand_in
 from forecourt.switch.journal import CancelParked
 from forecourt.switch.reversal import original_reference
 
@@ -44,6 +45,14 @@ async def reverse(job: Job) -> Message:
     authoriser = services.authorisers.get(original.route)
     if authoriser is None:
         return local_answer(request, family, Outcome.ISSUER_UNAVAILABLE)
+    if original.state == "approved" and STAND_IN in original.flags and not partial:
+        # the stand-in approval's own reversal goes, after its advice (flows/stand_in.py)
+        due = await reverse_stand_in(journal, original.txn_id, "reversed by the terminal")
+        if due:
+            pending = journal.update_ops(original.txn_id, state="reversal_pending")
+            record.pending_ops += [*due, *pending]
+            job.log.info("stand_in_reversal_queued", original=original.txn_id)
+            return local_answer(request, family, Outcome.REVERSAL_ACCEPTED)
     record.state = "reversal_pending"
     queue_for_authoriser(journal, request, family, record, authoriser, original)
     if original.state == "approved":

@@ -110,7 +110,7 @@ def send(op: WriteOp, s: Statements, run: Execute) -> Cursor | None:
             params: list[object] = [op.node, op.now + op.lease_s, op.now, op.now]
             if op.link is not None:
                 params.append(op.link)
-            params.append(op.limit)
+            params += [op.now, op.limit]
             return run(s.claim_saf if op.link is None else s.claim_saf_of_link, params)
         case CompleteSaf(item_id=item_id):
             return run(s.done_saf, (item_id,))

@@ -192,7 +192,7 @@ class SafStats:
 @attrs.frozen
 class TotalsLine:
     currency: str
-    category: str  # debit, credit, reversed, authorised, declined
+    category: str  # debit, credit, reversed, authorised, declined, stand_in (among debits)
     count: int
     amount: int
 

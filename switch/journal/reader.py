@@ -147,7 +147,7 @@ class QueryReader:
         return [_saf_entry(r) for r in self._rows(query, tuple(txn_ids))]
 
     def totals(self, terminal_id: str, shift_id: str) -> ShiftTotals:
-        rows = self._rows(self._q(sql.TOTALS), (terminal_id, shift_id))
+        rows = self._rows(self._q(sql.TOTALS), (terminal_id, shift_id) * 2)
         lines = tuple(
             TotalsLine(r["currency"], r["category"], int(r["n"]), int(r["total"])) for r in rows
         )

@@ -42,12 +42,19 @@ FLAG_SAF = (
     "UPDATE saf SET state = 'flagged', last_error = coalesce(?, last_error), "
     "claimed_by = NULL, lease_until = NULL WHERE id = ?"
 )
+# One transaction's items go in the order they were queued: none is claimed while an
+# earlier one of the same transaction is due, in flight or flagged (a stand-in
+# approval's advice waits for the reversal of the request that timed out, and the
+# reversal of the stand-in approval for its advice). A parked item blocks nothing.
 _CLAIM_SAF = (
     "UPDATE saf SET state = 'in_flight', claimed_by = ?, lease_until = ?, "
-    "attempts = attempts + 1 WHERE id IN (SELECT id FROM saf WHERE "
-    "((state = 'pending' AND next_attempt_at <= ?) OR "
-    "(state = 'in_flight' AND lease_until <= ?)) {link} "
-    "ORDER BY id LIMIT ?{lock}) "
+    "attempts = attempts + 1 WHERE id IN (SELECT s.id FROM saf s WHERE "
+    "((s.state = 'pending' AND s.next_attempt_at <= ?) OR "
+    "(s.state = 'in_flight' AND s.lease_until <= ?)) {link} "
+    "AND NOT EXISTS (SELECT 1 FROM saf e WHERE e.txn_id = s.txn_id AND e.id < s.id "
+    "AND (e.state IN ('in_flight', 'flagged') "
+    "OR (e.state = 'pending' AND e.next_attempt_at <= ?))) "
+    "ORDER BY s.id LIMIT ?{lock}) "
     "RETURNING id, txn_id, link, mti, payload, attempts, created_at, last_error"
 )
 _CANCEL_PARKED = (
@@ -117,6 +124,8 @@ SAF_COLUMNS = (
 )
 OPEN_SHIFTS = "SELECT terminal_id, shift_id FROM shifts WHERE closed_at IS NULL ORDER BY opened_at"
 SHIFT = "SELECT * FROM shifts WHERE terminal_id = ? AND shift_id = ?"
+# Categories: debit, credit, reversed, authorised, declined; and stand_in, the
+# approved purchases among the debits that the switch approved itself.
 TOTALS = """
     SELECT currency, category, count(*) AS n, CAST(coalesce(sum(amt), 0) AS BIGINT) AS total
     FROM (
@@ -133,6 +142,11 @@ TOTALS = """
             coalesce(approved_amount, amount, 0) AS amt
         FROM transactions
         WHERE terminal_id = ? AND shift_id = ?
+        UNION ALL
+        SELECT coalesce(currency, ''), 'stand_in', coalesce(approved_amount, amount, 0)
+        FROM transactions
+        WHERE terminal_id = ? AND shift_id = ? AND state = 'approved'
+            AND (',' || flags || ',') LIKE '%,stand_in,%'
     ) t
     WHERE category IS NOT NULL
     GROUP BY 1, 2
@@ -200,7 +214,7 @@ class Statements:
             retry_saf=c(RETRY_SAF),
             flag_saf=c(FLAG_SAF),
             claim_saf=c(_CLAIM_SAF.format(link="", lock=claim_lock)),
-            claim_saf_of_link=c(_CLAIM_SAF.format(link="AND link = ?", lock=claim_lock)),
+            claim_saf_of_link=c(_CLAIM_SAF.format(link="AND s.link = ?", lock=claim_lock)),
             cancel_parked=c(_CANCEL_PARKED.format(saf=saf_by_txn, parked=parked_by_txn)),
             cancel_shift_parked=c(
                 _CANCEL_SHIFT_PARKED.format(saf=saf_by_txn, parked=parked_by_txn)
