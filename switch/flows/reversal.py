@@ -36,6 +36,15 @@ async def reverse(job: Job) -> Message:
     record.route = original.route
     partial = "30" in request.fields and request.fields.get("4") is not None
     record.flags = ("partial",) if partial else ()
+    if original.state == "approved" and STAND_IN in original.flags and not partial:
+        # the stand-in approval's own reversal goes, after its advice (flows/stand_in.py),
+        # even when the purchase never left the switch: its advice tells the host of it
+        due = await reverse_stand_in(journal, original.txn_id, "reversed by the terminal")
+        if due:
+            pending = journal.update_ops(original.txn_id, state="reversal_pending")
+            record.pending_ops += [*due, *pending]
+            job.log.info("stand_in_reversal_queued", original=original.txn_id)
+            return local_answer(request, family, Outcome.REVERSAL_ACCEPTED)
     if original.forwarded_at is None or original.route is None:
         job.log.info("reversal_answered_locally_original_never_left", original=original.txn_id)
         return local_answer(request, family, Outcome.REVERSAL_ACCEPTED)
@@ -45,14 +54,6 @@ async def reverse(job: Job) -> Message:
     authoriser = services.authorisers.get(original.route)
     if authoriser is None:
         return local_answer(request, family, Outcome.ISSUER_UNAVAILABLE)
-    if original.state == "approved" and STAND_IN in original.flags and not partial:
-        # the stand-in approval's own reversal goes, after its advice (flows/stand_in.py)
-        due = await reverse_stand_in(journal, original.txn_id, "reversed by the terminal")
-        if due:
-            pending = journal.update_ops(original.txn_id, state="reversal_pending")
-            record.pending_ops += [*due, *pending]
-            job.log.info("stand_in_reversal_queued", original=original.txn_id)
-            return local_answer(request, family, Outcome.REVERSAL_ACCEPTED)
     record.state = "reversal_pending"
     queue_for_authoriser(journal, request, family, record, authoriser, original)
     if original.state == "approved":
