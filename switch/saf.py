@@ -17,6 +17,7 @@ from collections.abc import Mapping
 import structlog
 import trio
 from forecourt.codecs.action_codes import Outcome, outcome_of
+from forecourt.codecs.message import Message
 from forecourt.codecs.mti import mti_class, repeat_mti
 from forecourt.switch.authoriser import Authoriser, AuthoriserError
 from forecourt.switch.config import SafConfig
@@ -172,12 +173,17 @@ class SafSender:
         ops: list[WriteOp] = [CompleteSaf(item.id)]
         row = await self._journal.get(item.txn_id)
         stand_in = row is not None and "stand_in" in row.flags
-        if stand_in and mti_class(item.mti) == "4" and not _reverses_advice(item, link):
+        reversal = mti_class(item.mti) == "4"
+        message = saf_message(item.payload) if stand_in and reversal else None
+        if message is not None and not _names_an_advice(message, link):
             # the reversal of the request that timed out before the switch stood in:
             # the stand-in approval stands, its advice goes next
             event = Event(item.txn_id, time.time(), "timed_out_request_reversed", code)
             ops.append(AddEvent(event))
-        elif mti_class(item.mti) == "4":
+        elif message is not None and "30" in message.fields:
+            # a terminal's partial reversal of the stand-in approval: the final amount
+            ops += self._journal.update_ops(item.txn_id, approved_amount=int(message.fields["4"]))
+        elif reversal:
             if row is not None and row.mti_class == "4":
                 # a terminal's reversal: it is done, and its original is settled
                 ops += self._journal.update_ops(item.txn_id, state="approved", action_code=code)
@@ -198,7 +204,7 @@ class SafSender:
             self._metrics.stand_in_advices.labels(link=link.name).inc()
 
 
-def _reverses_advice(item: SafItem, link: Authoriser) -> bool:
-    """A reversal naming an advice (x220): a stand-in approval's own reversal."""
-    ref = original_reference(saf_message(item.payload), link.family)
+def _names_an_advice(message: Message, link: Authoriser) -> bool:
+    """A reversal naming an advice (x220): one of a stand-in approval's own."""
+    ref = original_reference(message, link.family)
     return ref is not None and ref[0][2:3] == "2"

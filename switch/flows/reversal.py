@@ -14,7 +14,7 @@ from forecourt.codecs.mti import RequestKey, mti_class
 from forecourt.switch.answers import local_answer
 from forecourt.switch.flows.base import Flow, FlowRules, Job
 from forecourt.switch.flows.saf_queue import queue_for_authoriser
-from forecourt.switch.flows.stand_in import STAND_IN, reverse_stand_in
+from forecourt.switch.flows.stand_in import STAND_IN, partial_reversal_ops, reverse_stand_in
 from forecourt.switch.journal import CancelParked
 from forecourt.switch.reversal import original_reference
 
@@ -36,9 +36,14 @@ async def reverse(job: Job) -> Message:
     record.route = original.route
     partial = "30" in request.fields and request.fields.get("4") is not None
     record.flags = ("partial",) if partial else ()
-    if original.state == "approved" and STAND_IN in original.flags and not partial:
+    stand_in_link = services.authorisers.get(original.route or "")
+    if original.state == "approved" and STAND_IN in original.flags and stand_in_link:
         # the stand-in approval's own reversal goes, after its advice (flows/stand_in.py),
         # even when the purchase never left the switch: its advice tells the host of it
+        if partial:
+            record.pending_ops += await partial_reversal_ops(journal, job, stand_in_link, original)
+            job.log.info("stand_in_partial_reversal_queued", original=original.txn_id)
+            return local_answer(request, family, Outcome.REVERSAL_ACCEPTED)
         due = await reverse_stand_in(journal, original.txn_id, "reversed by the terminal")
         if due:
             pending = journal.update_ops(original.txn_id, state="reversal_pending")

@@ -27,12 +27,25 @@ from forecourt.codecs.network import transmission_time
 from forecourt.switch.answers import local_answer
 from forecourt.switch.authoriser import Authoriser
 from forecourt.switch.flows.base import PARKED_S, Job
-from forecourt.switch.journal import AddEvent, Event, Journal, RetrySaf, WriteOp
+from forecourt.switch.journal import (
+    AddEvent,
+    CompleteSaf,
+    Event,
+    Journal,
+    JournalRow,
+    RetrySaf,
+    WriteOp,
+)
 from forecourt.switch.journal.model import PARKED_HORIZON_S
-from forecourt.switch.reversal import ReversalReason, saf_payload, switch_reversal
+from forecourt.switch.reversal import (
+    ReversalReason,
+    point_at_host_original,
+    saf_payload,
+    switch_reversal,
+)
 from forecourt.switch.stand_in import Unanswered
 from forecourt.switch.transaction import TxnRecord, pan_of
-from forecourt.switch.translate import across_families
+from forecourt.switch.translate import across_families, convert_mti
 
 STAND_IN = "stand_in"  # the journal flag of a stand-in approval
 
@@ -161,19 +174,50 @@ async def stand_in(job: Job, authoriser: Authoriser, why: Unanswered) -> Message
     return answer.with_fields({37: rrn, 38: approval})
 
 
-async def reverse_stand_in(journal: Journal, txn_id: str, reason: str) -> list[WriteOp]:
-    """Make a stand-in approval's parked reversal due: SAF sends it after the advice.
-
-    Empty when none is held (the shift closed, or the hold window passed)."""
+async def _parked_reversal(journal: Journal, txn_id: str) -> int | None:
+    """The stand-in approval's parked reversal, or None (the shift closed, the hold
+    window passed, or it went already)."""
     horizon = time.time() + PARKED_HORIZON_S
     parked = [
-        e
+        e.id
         for e in await journal.saf_entries_of([txn_id])
         if e.state == "pending" and e.mti[1] == "4" and e.next_attempt_at > horizon
     ]
-    if not parked:
-        return []
-    return [RetrySaf(parked[-1].id, reason, time.time())]
+    return parked[-1] if parked else None
+
+
+async def reverse_stand_in(journal: Journal, txn_id: str, reason: str) -> list[WriteOp]:
+    """Make a stand-in approval's parked reversal due: SAF sends it after the advice.
+
+    Empty when none is held."""
+    parked = await _parked_reversal(journal, txn_id)
+    return [] if parked is None else [RetrySaf(parked, reason, time.time())]
+
+
+async def partial_reversal_ops(
+    journal: Journal, job: Job, authoriser: Authoriser, original: JournalRow
+) -> list[WriteOp]:
+    """A terminal's partial reversal of a stand-in approval, made to name its advice
+    (1220 / 0220: the advice's STAN as queued, its RRN and approval code) and queued
+    under the approval, after the advice; the full reversal parked for it goes."""
+    host_family = authoriser.family
+    request = job.request.with_fields({64: None, 128: None})
+    upstream = across_families(request, job.ctx.dialect.family, host_family)
+    upstream = point_at_host_original(
+        upstream,
+        host_family,
+        convert_mti("1220", host_family),
+        original.acquirer_stan or original.stan,
+        original.acquirer_id or authoriser.acquirer_id,
+    )
+    upstream = upstream.with_fields({37: original.rrn, 38: original.auth_code})
+    parked = await _parked_reversal(journal, original.txn_id)
+    return [
+        *([] if parked is None else [CompleteSaf(parked)]),
+        journal.saf_enqueue_op(
+            original.txn_id, authoriser.name, upstream.mti, saf_payload(upstream)
+        ),
+    ]
 
 
 def is_stand_in(record: TxnRecord) -> bool:

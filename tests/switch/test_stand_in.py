@@ -257,6 +257,48 @@ async def test_terminal_reversal_follows_the_advice(tmp_path: Path) -> None:
     assert rows["1420"].state == "answered_locally"
 
 
+async def test_partial_reversal_of_a_stand_in_keeps_the_final_amount(tmp_path: Path) -> None:
+    host = LateHost(get_dialect("ifsf"))
+    async with started_switch(
+        tmp_path, link_up=False, host=host, routes=ROUTES, stand_in=stand_in()
+    ) as sut:
+        async with sut.terminal() as t:
+            purchase = t.purchase(1500)
+            approved = await t.exchange(purchase)
+            partial = await t.exchange(t.reversal(purchase, final_amount=900))
+        assert approved.fields["39"] == "000" and partial.fields["39"] == "400"
+        host.come_up(sut)
+        await until(lambda: received(host, "14"))
+        await trio.sleep(0.3)
+        with journal(sut) as reader:
+            rows = {r.request_mti: r for r in reader.list_transactions(10, None, None)}
+            saf = reader.saf_entries_of([rows["1200"].txn_id])
+    (advice,), (reversal,) = received(host, "122"), received(host, "14")
+    assert advice < reversal
+    sent = host.received[reversal]
+    assert OriginalData.decode(sent.fields["56"]).mti == "1220"
+    assert sent.fields["4"] == f"{900:012d}" and sent.fields["38"] == approved.fields["38"]
+    assert rows["1200"].state == "approved" and rows["1200"].approved_amount == 900
+    assert all(e.state == "done" for e in saf)  # the full reversal parked for it went too
+
+
+async def test_terminal_gone_before_a_stand_in_answer_reverses_it(tmp_path: Path) -> None:
+    over = {"routes": ROUTES, "stand_in": stand_in(signature=500000)}
+    async with started_switch(tmp_path, **over) as sut:
+        async with sut.terminal() as t:
+            await t.send(t.purchase(300000))  # the host never answers: stand-in after 1 s
+            await trio.sleep(0.3)
+        await until(lambda: len(received(sut.host, "14")) == 2)
+        await trio.sleep(0.3)
+        with journal(sut) as reader:
+            (row,) = reader.list_transactions(10, None, None)
+    # the timed-out request's reversal, the advice, then the stand-in approval's reversal
+    mtis = [m.mti for m in sut.host.received if m.mti[1] in "24"]
+    assert mtis == ["1200", "1420", "1220", "1420"]
+    assert OriginalData.decode(sut.host.received[-1].fields["56"]).mti == "1220"
+    assert row.state == "reversed" and "stand_in" in row.flags
+
+
 # -- configuration -------------------------------------------------------------------
 
 
