@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeAlias
 
 import attrs
 from forecourt.codecs.family import Family
@@ -95,6 +95,15 @@ class ExpectClose:
 
 
 @attrs.frozen
+class ExpectAtAcquirer:
+    """The acquirer simulator's record file must hold an answered `mti` (or its repeat)
+    for the card and amount of the last request (simulators/acquirer_check.py)."""
+
+    mti: str
+    within_s: float
+
+
+@attrs.frozen
 class Wait:
     seconds: float
 
@@ -125,7 +134,18 @@ class Oversize:
     length: int
 
 
-Step = Send | Expect | ExpectNothing | ExpectClose | Wait | Disconnect | Reconnect | Raw | Oversize
+Step: TypeAlias = (
+    Send
+    | Expect
+    | ExpectNothing
+    | ExpectClose
+    | Wait
+    | Disconnect
+    | Reconnect
+    | Raw
+    | Oversize
+    | ExpectAtAcquirer
+)
 
 
 @attrs.frozen(repr=False)
@@ -278,6 +298,7 @@ _KINDS = (
     "raw",
     "frame",
     "oversize",
+    "expect_at_acquirer",
 )
 
 
@@ -323,6 +344,10 @@ def _parse_step(t: Table, family: Family, timeout_s: float) -> Step:
         step = ExpectClose(t.number("expect_close"))
     elif "wait" in t:
         step = Wait(t.number("wait"))
+    elif "expect_at_acquirer" in t:
+        a = t.table("expect_at_acquirer")
+        step = ExpectAtAcquirer(a.text("mti"), a.number("within_s", timeout_s))
+        a.done()
     elif "disconnect" in t:
         t.flag("disconnect", True)
         step = Disconnect()

@@ -23,6 +23,7 @@ from forecourt.codecs.framing import encode_frame
 from forecourt.codecs.message import Message
 from forecourt.codecs.mti import response_mti
 
+from .acquirer_check import expect_at_acquirer
 from .answer_checks import Answer, StepFailed, check_answer
 from .case_report import CaseResult, write_junit
 from .client import ConnectionClosed, HostConnection
@@ -32,6 +33,7 @@ from .script import (
     Case,
     Disconnect,
     Expect,
+    ExpectAtAcquirer,
     Expectation,
     ExpectClose,
     ExpectNothing,
@@ -78,8 +80,11 @@ def parse_address(address: str | tuple[str, int]) -> tuple[str, int]:
 class TerminalSimulator:
     """The state of one simulated terminal across the cases of a script."""
 
-    def __init__(self, script: Script, address: tuple[str, int]) -> None:
+    def __init__(
+        self, script: Script, address: tuple[str, int], acquirer_record: Path | None = None
+    ) -> None:
         self.script = script
+        self.acquirer_record = acquirer_record
         self.settings = script.terminal
         self.address = address
         self.keys = TerminalKeys(
@@ -163,6 +168,9 @@ class TerminalSimulator:
             await self._raw(step)
         elif isinstance(step, Oversize):
             await self._oversize(step.length)
+        elif isinstance(step, ExpectAtAcquirer):
+            last = None if self._last is None else dict(self._last.message.fields)
+            await expect_at_acquirer(step, self.acquirer_record, last)
 
     # -- sending ----------------------------------------------------------------------------
 
@@ -355,19 +363,24 @@ def _kind(step: Step) -> str:
 
 
 async def run_script(
-    script: Script | str | Path, switch_address: str | tuple[str, int] | None = None
+    script: Script | str | Path,
+    switch_address: str | tuple[str, int] | None = None,
+    acquirer_record: Path | None = None,
 ) -> list[CaseResult]:
-    """Run every case of a script against a switch; one CaseResult per case, in order."""
+    """Run every case of a script against a switch; one CaseResult per case, in order.
+    `acquirer_record`: the acquirer simulator's record file, for `expect_at_acquirer`."""
     if not isinstance(script, Script):
         script = load_script(script)
     address = switch_address or script.terminal.switch
     if address is None:
         raise ValueError("no switch address: give one or set terminal.switch in the script")
-    return await TerminalSimulator(script, parse_address(address)).run()
+    return await TerminalSimulator(script, parse_address(address), acquirer_record).run()
 
 
 def run_script_sync(
-    script: Script | str | Path, switch_address: str | tuple[str, int] | None = None
+    script: Script | str | Path,
+    switch_address: str | tuple[str, int] | None = None,
+    acquirer_record: Path | None = None,
 ) -> list[CaseResult]:
     """`run_script` for callers outside trio (the CLI, the demo)."""
-    return trio.run(run_script, script, switch_address)
+    return trio.run(run_script, script, switch_address, acquirer_record)

@@ -37,6 +37,7 @@ from forecourt.simulators.script import load_script
 from forecourt.simulators.terminal import CaseResult, run_script
 from forecourt.simulators.wire import wire_format
 from forecourt.switch.config import SwitchConfig, parse_config
+from forecourt.switch.demo_stand_in import STAND_IN_TERMINAL, acquirer_record, stand_in_sections
 from forecourt.switch.log import configure_logging
 from forecourt.switch.server import RunningSwitch, run_switch
 from rich.console import Console
@@ -79,7 +80,7 @@ def _prepare_keys(data_dir: Path) -> tuple[Lmk, bytes, PinKey | None]:
     store = KeyStore.open(data_dir, lmk=lmk)
     try:
         component_2 = bytes(a ^ b for a, b in zip(TEST_KEK, TEST_COMPONENT_1, strict=True))
-        for terminal_id in CERT_TERMINALS:
+        for terminal_id in (*CERT_TERMINALS, STAND_IN_TERMINAL):
             if not store.is_registered(terminal_id):
                 store.add_terminal(
                     terminal_id, actor="demo", components=(TEST_COMPONENT_1, component_2)
@@ -151,6 +152,7 @@ def demo_config(data_dir: Path, acquirer_port: int) -> SwitchConfig:
             }
         ],
     }
+    doc.update(stand_in_sections(ACQUIRER))
     return parse_config(doc, source="demo")
 
 
@@ -170,12 +172,13 @@ async def run_demo(
 ) -> DemoResult:
     started = time.monotonic()
     lmk, zak, zpk = await trio.to_thread.run_sync(_prepare_keys, data_dir)
+    record = acquirer_record(data_dir)
     acquirer_config = attrs.evolve(
         load_acquirer_config(CONF / "sim" / "acquirer.toml"),
         port=0,
         zak=prepare_mac(zak, MacAlgorithm.RETAIL),
         zpk=zpk,
-        record_file=None,
+        record_file=record,
     )
     acquirer = AcquirerSimulator(acquirer_config)
     scripts = sorted(cert_dir.glob("*.toml"))
@@ -199,7 +202,7 @@ async def run_demo(
             port = running.ports[
                 "ifsf" if script.terminal.wire.family is Family.ISO1993 else "iso87"
             ]
-            results[script.name] = await run_script(script, ("127.0.0.1", port))
+            results[script.name] = await run_script(script, ("127.0.0.1", port), record)
 
         console.print(f"running {len(scripts)} certification scripts ...")
         async with trio.open_nursery() as certs:
