@@ -182,6 +182,7 @@ def _list(args: argparse.Namespace, console: Console) -> int:
         "amount",
         "card",
         "route",
+        "flags",
     ):
         table.add_column(col)
     for r in rows:
@@ -196,6 +197,7 @@ def _list(args: argparse.Namespace, console: Console) -> int:
             _s(r.amount),
             _s(r.masked_pan),
             _s(r.route),
+            ",".join(r.flags),
         )
     console.print(table)
     return 0

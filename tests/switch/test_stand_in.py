@@ -23,6 +23,7 @@ from forecourt.switch.config import ConfigError, parse_config
 from forecourt.switch.journal.sqlite import SqliteReader
 
 from tests.switch.harness import TEST_PAN, SmallHost, SwitchUnderTest, _unused_port, started_switch
+from tests.switch.test_journal_cli import run as run_cli
 from tests.switch.test_metrics import get
 
 ROUTES = [{"name": "cards", "acquirer": "bank", "prefixes": ["4761"]}]
@@ -158,6 +159,30 @@ async def test_no_product_and_not_a_purchase_are_912(tmp_path: Path) -> None:
         other_currency = await t.exchange(t.purchase(100).with_fields({49: "840"}))
     for answer in (no_product, preauth, refund, other_currency):
         assert answer.fields["39"] == "912", answer.mti
+
+
+async def test_the_stand_in_flag_in_journal_list_show_and_totals(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    over = {"routes": ROUTES, "stand_in": stand_in()}
+    async with started_switch(tmp_path, link_up=False, **over) as sut, sut.terminal() as t:
+        await t.sign_on()
+        answer = await t.exchange(t.purchase(1200))
+        assert answer.fields["39"] == "000"
+        with journal(sut) as reader:
+            (row,) = reader.list_transactions(10, None, None)
+            shift = reader.open_shift_of("T0000001")
+    assert shift is not None
+    d = str(tmp_path)
+    capsys.readouterr()
+    assert run_cli("journal", "list", "--data-dir", d) == 0
+    assert "stand_in" in capsys.readouterr().out
+    assert run_cli("journal", "show", row.txn_id, "--data-dir", d) == 0
+    out = capsys.readouterr().out
+    assert "stand_in_approved" in out and answer.fields["38"] in out and TEST_PAN not in out
+    totals = ("journal", "totals", "--terminal", "T0000001", "--shift", shift, "--data-dir", d)
+    assert run_cli(*totals) == 0
+    assert [line for line in capsys.readouterr().out.splitlines() if "stand_in" in line]
 
 
 # -- a timeout before the answer: the reversal, then the advice ----------------------
