@@ -84,6 +84,14 @@ def advice_of(
     return Message(mti="0220", fields=fields)
 
 
+def _card_of(request: Message) -> dict[int, str | None]:
+    """Fields 2 and 14 from track 2 (PAN, separator, YYMM)."""
+    pan = pan_of(request)
+    track = request.fields.get("35", "")
+    rest = track[len(pan) + 1 :] if pan else ""
+    return {2: pan, 14: rest[:4] if len(rest) >= 4 and rest[:4].isdigit() else None}
+
+
 def _host_request(job: Job, authoriser: Authoriser) -> Message:
     """The request as the host saw it, or would have (no PIN, the link's field 32)."""
     record = job.txn
@@ -125,6 +133,9 @@ async def stand_in(job: Job, authoriser: Authoriser, why: Unanswered) -> Message
         rrn,
         why,
     )
+    if "2" not in advice.fields:
+        # track data only: the advice names the card by its PAN and expiry, never the track
+        advice = advice.with_fields(_card_of(request))
     reversal = switch_reversal(advice, advice.fields["11"], host_family, ReversalReason.OPERATOR)
     reversal = reversal.with_fields({37: rrn, 38: approval})
     detail = {

@@ -218,6 +218,18 @@ async def test_timeout_reversal_then_advice(tmp_path: Path) -> None:
     assert kinds.index("timed_out_request_reversed") < kinds.index("advice_delivered")
 
 
+async def test_a_track_only_purchase_is_advised_by_pan_and_expiry(tmp_path: Path) -> None:
+    over = {"routes": ROUTES, "stand_in": stand_in(signature=500000)}
+    async with started_switch(tmp_path, **over) as sut:
+        async with sut.terminal() as t:
+            track = t.purchase(300000).with_fields({2: None, 35: f"{TEST_PAN}=29121010000"})
+            assert (await t.exchange(track)).fields["39"] == "000"
+        await until(lambda: received(sut.host, "122"))
+    (advice,) = [m for m in sut.host.received if m.mti == "1220"]
+    assert (advice.fields["2"], advice.fields["14"]) == (TEST_PAN, "2912")
+    assert "35" not in advice.fields
+
+
 # -- delivery when the link comes back; metrics and totals ---------------------------
 
 
