@@ -17,7 +17,7 @@ import attrs
 import pytest
 import trio
 from forecourt.codecs.dialect import get_dialect
-from forecourt.codecs.fields import OriginalData
+from forecourt.codecs.fields import OriginalData, OriginalElements
 from forecourt.codecs.message import Message
 from forecourt.switch.config import ConfigError, parse_config
 from forecourt.switch.journal.sqlite import SqliteReader
@@ -334,6 +334,25 @@ async def test_terminal_gone_before_a_stand_in_answer_reverses_it(tmp_path: Path
     assert mtis == ["1200", "1420", "1220", "1420"]
     assert OriginalData.decode(sut.host.received[-1].fields["56"]).mti == "1220"
     assert row.state == "reversed" and "stand_in" in row.flags
+
+
+async def test_1987_advice_then_reversal_naming_it(tmp_path: Path) -> None:
+    host = LateHost(get_dialect("iso87ascii"))
+    over = {"routes": ROUTES, "stand_in": stand_in(), "dialect": "iso87ascii"}
+    async with started_switch(tmp_path, link_up=False, host=host, **over) as sut:
+        async with sut.terminal() as t:
+            purchase = t.purchase(1500)
+            approved = await t.exchange(purchase)
+            reversed_ = await t.exchange(t.reversal(purchase))
+        assert (approved.mti, approved.fields["39"]) == ("0210", "00")
+        assert reversed_.fields["39"] == "00"
+        host.come_up(sut)
+        await until(lambda: received(host, "04"))
+    (advice,), (reversal,) = received(host, "022"), received(host, "04")
+    assert advice < reversal
+    sent = host.received[advice]
+    assert sent.fields["39"] == "00" and sent.fields["38"] == approved.fields["38"]
+    assert OriginalElements.decode(host.received[reversal].fields["90"]).mti == "0220"
 
 
 # -- configuration -------------------------------------------------------------------
