@@ -51,7 +51,7 @@ STAND_IN = "stand_in"  # the journal flag of a stand-in approval
 
 # What the advice carries over from the request as the host would have seen it.
 _ADVISED = ("2", "3", "4", "12", "13", "14", "22", "26", "32", "41", "42", "43", "49")
-# Never in an advice: PIN data, track data, the card verification data.
+# Never in an advice: PIN data (52, 53), track data (35, 45), ICC data (55).
 _NEVER_ADVISED = frozenset({"35", "45", "52", "53", "55"})
 
 
