@@ -399,3 +399,28 @@ def test_bad_stand_in_config_is_refused(section: dict[str, Any], key: str, reaso
 def test_stand_in_is_off_by_default() -> None:
     doc = {"acquirers": [{"name": "bank", "host": "127.0.0.1", "port": 1}]}
     assert not parse_config(doc).stand_in.enabled
+
+
+def test_two_products_over_the_same_range_are_refused() -> None:
+    doc = {
+        "acquirers": [{"name": "bank", "host": "127.0.0.1", "port": 1}],
+        "routes": [
+            {"name": "debit", "acquirer": "bank", "prefixes": ["4761"]},
+            {"name": "credit", "acquirer": "bank", "prefixes": ["4700-4799"]},
+        ],
+        "stand_in": {
+            "enabled": True,
+            "floor_limits": [
+                {"product": "debit", "signature": 100},
+                {"product": "credit", "signature": 100},
+            ],
+        },
+    }
+    with pytest.raises(ConfigError, match="overlap"):
+        parse_config(doc)
+    # a narrower product inside a wider one is the normal way to carve one out
+    doc["routes"][1]["prefixes"] = ["47"]  # type: ignore[index]
+    config = parse_config(doc).stand_in
+    router = config.product_router()
+    assert router.route("4761000000000000") == "debit"
+    assert router.route("4799000000000000") == "credit"
