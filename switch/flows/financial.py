@@ -7,6 +7,7 @@ window (a terminal that went, a pump fault, an operator), a decline cancels it.
 from __future__ import annotations
 
 from forecourt.switch.flows.base import Flow, FlowRules
-from forecourt.switch.flows.forwarding import forward
+from forecourt.switch.flows.split import pay
 
-FLOW = Flow(FlowRules("financial", parks_reversal=True, checks_transmission_time=True), forward)
+# `pay` forwards a plain purchase; one carrying a split group is a leg (flows/split.py)
+FLOW = Flow(FlowRules("financial", parks_reversal=True, checks_transmission_time=True), pay)
