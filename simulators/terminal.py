@@ -11,6 +11,7 @@ verdicts and JUnit report in `case_report`.
 
 from __future__ import annotations
 
+import secrets
 import time
 from pathlib import Path
 
@@ -22,6 +23,7 @@ from forecourt.codecs.errors import CodecError
 from forecourt.codecs.framing import encode_frame
 from forecourt.codecs.message import Message
 from forecourt.codecs.mti import response_mti
+from forecourt.codecs.split import SplitGroup, with_split_group
 
 from .answer_checks import Answer, StepFailed, check_answer
 from .case_report import CaseResult, write_junit
@@ -93,6 +95,7 @@ class TerminalSimulator:
         self._conn: HostConnection | None = None
         self._backlog: list[Answer] = []
         self._case: Case | None = None
+        self._sale_base = secrets.randbelow(10**9)  # split group ids of this run
 
     # -- running ------------------------------------------------------------------------
 
@@ -212,6 +215,11 @@ class TerminalSimulator:
             updates[52] = self.keys.pin_block(step.pin, card_pan(message.with_fields(updates)))
         if updates or step.mti:
             message = message.with_fields(updates, mti=step.mti)
+        if step.split is not None:
+            split = step.split
+            group_id = split.group or f"{(self._sale_base + (split.sale or 0)) % 10**9:09d}"
+            group = SplitGroup(group_id, split.total)
+            message = with_split_group(message, group, self.settings.identity.family)
         await self._send_message(message, step.mac)
         if step.expect is not None:
             await self._expect(step.expect)
