@@ -166,7 +166,7 @@ TOTALS = """
     ) t
     WHERE category IS NOT NULL
     GROUP BY 1, 2, 3
-    ORDER BY 3, 1, 2
+    ORDER BY 2, 3, 1
     """
 GUARD = f"SELECT {GUARD_COLUMNS} FROM terminal_guards WHERE terminal_id = ?"
 GUARDS_SINCE = (
