@@ -55,7 +55,7 @@ def amount_due(answer: Message) -> int | None:
 
 def approved(answer: Message) -> int:
     code = answer.fields.get("39")
-    return int(answer.fields["4"]) if code in ("000", "002") else 0
+    return int(answer.fields["4"]) if code in ("000", "002", "00", "10") else 0
 
 
 @attrs.define
@@ -66,6 +66,7 @@ class SplitSwitch:
     bank: AcquirerSimulator
     kek: bytes
     tak: Any
+    dialect: str = "ifsf"
 
     @property
     def port(self) -> int:
@@ -75,7 +76,7 @@ class SplitSwitch:
     async def terminal(self) -> AsyncIterator[Terminal]:
         stream = await trio.open_tcp_stream("127.0.0.1", self.port)
         try:
-            yield Terminal(stream, get_dialect("ifsf"), T1, self.tak, kek=self.kek)
+            yield Terminal(stream, get_dialect(self.dialect), T1, self.tak, kek=self.kek)
         finally:
             await stream.aclose()
 
@@ -90,7 +91,9 @@ class SplitSwitch:
         return sim.count(mti="1200")
 
 
-def _config(data_dir: Path, fleet_port: int, bank_port: int, database: str | None) -> SwitchConfig:
+def _config(
+    data_dir: Path, fleet_port: int, bank_port: int, database: str | None, dialect: str
+) -> SwitchConfig:
     def acquirer(name: str, port: int) -> dict[str, Any]:
         return {
             "name": name,
@@ -116,7 +119,7 @@ def _config(data_dir: Path, fleet_port: int, bank_port: int, database: str | Non
                 "name": "pos",
                 "host": "127.0.0.1",
                 "port": 0,
-                "dialect": "ifsf",
+                "dialect": dialect,
                 "terminal_group": "site",
             }
         ],
@@ -134,7 +137,10 @@ def _config(data_dir: Path, fleet_port: int, bank_port: int, database: str | Non
 
 
 @contextlib.asynccontextmanager
-async def split_switch(data_dir: Path, database: str | None = None) -> AsyncIterator[SplitSwitch]:
+async def split_switch(
+    data_dir: Path, database: str | None = None, dialect: str = "ifsf"
+) -> AsyncIterator[SplitSwitch]:
+    """`dialect`: the terminals' listener; the acquirer links are always ifsf."""
     lmk = Lmk.generate()
     store = KeyStore.init(data_dir, lmk=lmk)
     ceremony = store.add_terminal(T1)
@@ -157,13 +163,13 @@ async def split_switch(data_dir: Path, database: str | None = None) -> AsyncIter
     async with trio.open_nursery() as nursery:
         fleet_port = await nursery.start(fleet.run)
         bank_port = await nursery.start(bank.run)
-        config = _config(data_dir, fleet_port, bank_port, database)
+        config = _config(data_dir, fleet_port, bank_port, database, dialect)
         running = await nursery.start(functools.partial(run_switch, config, stop=stop, lmk=lmk))
         with trio.fail_after(5):  # both links connected
             while fleet.open_connections < 1 or bank.open_connections < 1:
                 await trio.sleep(0.01)
         try:
-            yield SplitSwitch(config, running, fleet, bank, ceremony.clear_kek, tak)
+            yield SplitSwitch(config, running, fleet, bank, ceremony.clear_kek, tak, dialect)
         finally:
             stop.set()
             with trio.move_on_after(10):

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 import trio
+from forecourt.codecs.field48 import encode_field48
 from forecourt.codecs.split import SplitGroup, with_split_group
 from forecourt.switch import journal_cli
 from forecourt.switch.cli import _ArgumentParser
@@ -52,6 +53,25 @@ async def test_legs_in_tender_order_each_answer_states_the_amount_due(tmp_path: 
             legs = await journal.split_legs(T1, "000000001")
         assert state is not None and (state.approved, state.claimed, state.due) == (20000, 20000, 0)
         assert [leg.tender for leg in legs] == ["fleet", "consumer", "bank"]
+
+
+async def test_a_1987_terminal_carries_the_group_in_field_62(tmp_path: Path) -> None:
+    group = SplitGroup("000000011", 20000)
+    async with split_switch(tmp_path, dialect="iso87ascii") as sw, sw.terminal() as term:
+        fleet = await sw.leg(term, fleet_pan(11), 20000, group)
+        bank = await sw.leg(term, BANK_PAN, 5000, group)
+        over = await sw.leg(term, BANK_PAN, 1, group)
+    assert (fleet.mti, fleet.fields["39"], amount_due(fleet)) == ("0210", "10", 5000)
+    assert (bank.fields["39"], amount_due(bank)) == ("00", 0)
+    assert (over.fields["39"], amount_due(over)) == ("13", 0)
+    assert "62" not in fleet.fields  # answers never echo the group
+
+
+async def test_a_malformed_group_is_904_and_goes_nowhere(tmp_path: Path) -> None:
+    async with split_switch(tmp_path) as sw, sw.terminal() as term:
+        bad = term.purchase(1000).with_fields({48: encode_field48({7: "000000012"})})
+        answer = await term.exchange(bad)
+    assert answer.fields["39"] == "904" and sw.purchases_at(sw.bank) == 0
 
 
 async def test_a_plain_purchase_carries_no_amount_due(tmp_path: Path) -> None:
