@@ -1,10 +1,11 @@
 """A switch with two ISO 8583 acquirer simulators for the split-tender tests.
 
 `fleet` holds per-card balances (fleet cards 150.00, consumer cards 30.00) and
-approves up to them, as the in-house ledger will; `bank` approves everything. The
-routes give 7077 fleet and 7080 consumer cards to `fleet`, everything else to
-`bank` as bank cards. Real sockets, a real SQLite journal (or PostgreSQL), the
-real key store; the terminal is the tests' (harness.Terminal).
+approves up to them, as the in-house ledger will; `bank` approves everything (an
+amount of 7.77 after a second). The routes give 7077 fleet and 7080 consumer
+cards to `fleet`, everything else to `bank` as bank cards. Real sockets, a real
+SQLite journal (or PostgreSQL), the real key store; the terminal is the tests'
+(harness.Terminal).
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from forecourt.keys.exchange import install_key_change
 from forecourt.keys.lmk import Lmk
 from forecourt.keys.store import KeyStore
 from forecourt.simulators.acquirer import AcquirerSimulator, simple_config
-from forecourt.simulators.rules import AccountConfig, Rule
+from forecourt.simulators.rules import AccountConfig, Delay, Rule
 from forecourt.switch.config import SwitchConfig, parse_config
 from forecourt.switch.server import RunningSwitch, run_switch
 
@@ -34,6 +35,7 @@ from tests.switch.harness import Terminal
 T1 = "T0000001"
 FLEET_BALANCE, CONSUMER_BALANCE = 15000, 3000
 BANK_PAN = "4761739001010010"
+SLOW = 777  # the bank answers this amount after 1 s
 
 
 def fleet_pan(n: int) -> str:
@@ -158,7 +160,8 @@ async def split_switch(
             ],
         )
     )
-    bank = AcquirerSimulator(simple_config([Rule("bank", "approve")]))
+    slow = Rule("slow", "delay", amount_min=SLOW, amount_max=SLOW, delay=Delay(1.0, 1.0))
+    bank = AcquirerSimulator(simple_config([slow, Rule("bank", "approve")]))
     stop = trio.Event()
     async with trio.open_nursery() as nursery:
         fleet_port = await nursery.start(fleet.run)

@@ -23,6 +23,7 @@ from tests.switch.split_harness import (
     BANK_PAN,
     CONSUMER_BALANCE,
     FLEET_BALANCE,
+    SLOW,
     T1,
     SplitSwitch,
     amount_due,
@@ -194,6 +195,24 @@ async def test_a_reversed_leg_frees_its_part_of_the_sale(tmp_path: Path) -> None
         assert (await term.exchange(single)).fields["39"] == "400"
         again = await sw.leg(term, BANK_PAN, 5000, group)
     assert again.fields["39"] == "000" and amount_due(again) == 0
+
+
+async def test_a_leg_whose_terminal_went_before_the_answer_frees_its_part(
+    tmp_path: Path,
+) -> None:
+    group = SplitGroup("000000010", 2000)
+    async with split_switch(tmp_path) as sw:
+        async with sw.terminal() as term:
+            leg = with_split_group(term.purchase(SLOW, pan=BANK_PAN), group, term.dialect.family)
+            await term.send(leg)
+            await trio.sleep(0.3)  # gone before the bank's answer
+        await _wait_for(lambda: sw.reversals_at(sw.bank) == 1)
+        async with open_journal(sw.config, node="reader") as journal:
+            state = await journal.split_group(T1, group.group_id)
+        assert state is not None and (state.claimed, state.approved) == (0, 0)
+        async with sw.terminal() as term:
+            whole = await sw.leg(term, BANK_PAN, 2000, group)
+    assert whole.fields["39"] == "000" and amount_due(whole) == 0
 
 
 async def test_the_whole_sale_reversal_of_an_unknown_sale_is_914(tmp_path: Path) -> None:
