@@ -185,6 +185,26 @@ async def test_the_whole_sale_reversal_reverses_every_leg_at_its_own_authoriser(
         assert sw.reversals_at(sw.fleet) == 2 and sw.reversals_at(sw.bank) == 1
 
 
+async def test_a_sale_whose_legs_can_no_longer_all_be_reversed_is_refused_whole(
+    tmp_path: Path,
+) -> None:
+    """After the shift closed, the legs' parked reversals are gone: reversing only
+    some legs would leave the sale half paid, so none is (902, nothing sent)."""
+    group = SplitGroup("000000013", 20000)
+    async with split_switch(tmp_path) as sw, sw.terminal() as term:
+        await term.sign_on()
+        await _paid_sale(sw, term, group, 13)
+        assert (await term.exchange(term.shift_close((3, 20000)))).fields["39"] == "500"
+        last = with_split_group(term.purchase(2000, pan=BANK_PAN), group, term.dialect.family)
+        answer = await term.exchange(with_split_group(term.reversal(last), group, term.dialect.family))
+        await trio.sleep(0.5)
+        async with open_journal(sw.config, node="reader") as journal:
+            legs = await journal.split_legs(T1, group.group_id)
+    assert answer.fields["39"] == "902"
+    assert sw.reversals_at(sw.fleet) == sw.reversals_at(sw.bank) == 0
+    assert [leg.state for leg in legs] == ["approved"] * 3
+
+
 async def test_a_reversed_leg_frees_its_part_of_the_sale(tmp_path: Path) -> None:
     group = SplitGroup("000000007", 5000)
     async with split_switch(tmp_path) as sw, sw.terminal() as term:
