@@ -196,7 +196,8 @@ async def test_a_sale_whose_legs_can_no_longer_all_be_reversed_is_refused_whole(
         await _paid_sale(sw, term, group, 13)
         assert (await term.exchange(term.shift_close((3, 20000)))).fields["39"] == "500"
         last = with_split_group(term.purchase(2000, pan=BANK_PAN), group, term.dialect.family)
-        answer = await term.exchange(with_split_group(term.reversal(last), group, term.dialect.family))
+        whole = with_split_group(term.reversal(last), group, term.dialect.family)
+        answer = await term.exchange(whole)
         await trio.sleep(0.5)
         async with open_journal(sw.config, node="reader") as journal:
             legs = await journal.split_legs(T1, group.group_id)
