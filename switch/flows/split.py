@@ -28,7 +28,13 @@ from forecourt.switch.journal import (
     SplitGroupState,
     WriteOp,
 )
-from forecourt.switch.split_tender import OVER_PAY, refusal, tender_rank, with_amount_due
+from forecourt.switch.split_tender import (
+    OVER_PAY,
+    LegRefusal,
+    refusal,
+    tender_rank,
+    with_amount_due,
+)
 from forecourt.switch.transaction import minor_units, pan_of
 
 
@@ -53,7 +59,7 @@ async def pay(job: Job) -> Message:
 
 
 async def _leg(job: Job, group: SplitGroup) -> Message:
-    request, record, journal = job.request, job.txn, job.services.journal
+    request, record = job.request, job.txn
     family = job.ctx.dialect.family
     record.split_group = group.group_id
     record.tender = job.services.router.tender(pan_of(request) or "")
@@ -62,34 +68,45 @@ async def _leg(job: Job, group: SplitGroup) -> Message:
     if not amount:
         record.state = "declined"
         return local_answer(request, family, Outcome.FORMAT_ERROR)
-    terminal, group_id = record.terminal_id, group.group_id
-    state = await journal.split_group(terminal, group_id)
-    refused = refusal(group, state, amount, rank)
-    claimed: object = None
-    if refused is None:
-        (claimed,) = await journal.write(
-            ClaimSplitLeg(terminal, group_id, group.total, amount, rank, time.time())
-        )
-        if claimed is None:  # another leg took it between the read and the claim
-            state = await journal.split_group(terminal, group_id)
-            refused = refusal(group, state, amount, rank) or OVER_PAY
-    if refused is not None or not isinstance(claimed, tuple):
-        assert refused is not None
+    claim = await _claim(job, group, amount, rank)
+    if not isinstance(claim, int):
+        refused, state = claim
         record.state = "declined"
         record.flags = (refused.flag,)
         job.log.warning("split_leg_refused", reason=refused.flag, tender=record.tender)
         due = state.due if state is not None and not state.reversed else group.total
         answer = local_answer(request, family, refused.outcome)
         return with_amount_due(answer, due, request.fields.get("49"))
-    approved_before = int(claimed[1])
+    approved_before = claim
+    terminal, group_id = record.terminal_id, group.group_id
     answer = await forward(job)
-    approved = minor_units(record.approved_amount) or 0 if record.state == "approved" else 0
+    approved = (minor_units(record.approved_amount) or 0) if record.state == "approved" else 0
     record.pending_ops.append(
         SettleSplitLeg(terminal, group_id, approved - amount, approved, rank if approved else None)
     )
     due = group.total - approved_before - approved
     job.log.info("split_leg", tender=record.tender, approved=approved, due=due)
     return with_amount_due(answer, due, request.fields.get("49"))
+
+
+async def _claim(
+    job: Job, group: SplitGroup, amount: int, rank: int
+) -> int | tuple[LegRefusal, SplitGroupState | None]:
+    """The leg's claim on its sale, durable before it leaves: what the sale's legs had
+    approved before it, or why it is refused (and the group as read)."""
+    journal, terminal = job.services.journal, job.txn.terminal_id
+    state = await journal.split_group(terminal, group.group_id)
+    refused = refusal(group, state, amount, rank)
+    if refused is not None:
+        return refused, state
+    (claimed,) = await journal.write(
+        ClaimSplitLeg(terminal, group.group_id, group.total, amount, rank, time.time())
+    )
+    if isinstance(claimed, tuple):
+        return int(claimed[1])
+    # another leg (at another node, perhaps) took it between the read and the claim
+    state = await journal.split_group(terminal, group.group_id)
+    return refusal(group, state, amount, rank) or OVER_PAY, state
 
 
 async def reverse_sale(job: Job, group: SplitGroup) -> Message:
