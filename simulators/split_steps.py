@@ -34,3 +34,26 @@ def parse_split(t: Table) -> SplitSale | None:
         raise s.error("total", "must be at most 12 digits")
     s.done()
     return SplitSale(total, group, sale)
+
+
+@attrs.define
+class SplitLegs:
+    """The approved legs of each split sale the terminal paid, so that a whole-sale
+    reversal takes every one of them back out of the shift's totals (as the switch's
+    journal does), not only the leg its field 4 names."""
+
+    _groups: dict[str, str] = attrs.field(factory=dict)  # request STAN → group id
+    _legs: dict[str, list[int]] = attrs.field(factory=dict)  # group id → approved amounts
+
+    def sent(self, stan: str, group_id: str) -> None:
+        self._groups[stan] = group_id
+
+    def approved_leg(self, stan: str | None, amount: int) -> None:
+        group_id = self._groups.get(stan or "")
+        if group_id is not None:
+            self._legs.setdefault(group_id, []).append(amount)
+
+    def reversed_sale(self, stan: str | None) -> list[int] | None:
+        """The legs an approved reversal with a group took back (None: not one)."""
+        group_id = self._groups.get(stan or "")
+        return None if group_id is None else self._legs.pop(group_id, [])

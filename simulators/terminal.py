@@ -46,6 +46,7 @@ from .script import (
     Wait,
     load_script,
 )
+from .split_steps import SplitLegs
 from .templates import (
     PROFILES,
     Profile,
@@ -96,6 +97,7 @@ class TerminalSimulator:
         self._backlog: list[Answer] = []
         self._case: Case | None = None
         self._sale_base = secrets.randbelow(10**9)  # split group ids of this run
+        self._split_legs = SplitLegs()
 
     # -- running ------------------------------------------------------------------------
 
@@ -220,6 +222,7 @@ class TerminalSimulator:
             group_id = split.group or f"{(self._sale_base + (split.sale or 0)) % 10**9:09d}"
             group = SplitGroup(group_id, split.total)
             message = with_split_group(message, group, self.settings.identity.family)
+            self._split_legs.sent(message.fields.get("11", ""), group_id)
         await self._send_message(message, step.mac)
         if step.expect is not None:
             await self._expect(step.expect)
@@ -290,12 +293,15 @@ class TerminalSimulator:
             return
         amount = message.fields.get("4")
         value = int(amount) if amount and amount.isdigit() else 0
+        stan = message.fields.get("11")
         if message.mti[1:3] in ("21", "23"):  # 1210 purchase, 1230 completion
             self.shift.debits += 1
             self.shift.debit_amount += value
+            self._split_legs.approved_leg(stan, value)
         elif message.mti[1] == "4":
-            self.shift.debit_reversals += 1
-            self.shift.debit_reversal_amount += value
+            legs = self._split_legs.reversed_sale(stan)  # a whole split sale: every leg
+            self.shift.debit_reversals += 1 if legs is None else len(legs)
+            self.shift.debit_reversal_amount += value if legs is None else sum(legs)
         elif message.mti[1] == "5":
             self.shift.reset()
 
