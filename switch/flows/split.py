@@ -53,9 +53,13 @@ async def pay(job: Job) -> Message:
     group = group_of(job)
     if isinstance(group, Message):
         return group
-    if group is None:
-        return await forward(job)
+    if group is None or not _goods_and_services(job.request):
+        return await forward(job)  # a refund is no leg: it never counts toward a sale
     return await _leg(job, group)
+
+
+def _goods_and_services(request: Message) -> bool:
+    return (request.fields.get("3") or "00")[:2] == "00"
 
 
 async def _leg(job: Job, group: SplitGroup) -> Message:

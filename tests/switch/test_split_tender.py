@@ -75,6 +75,16 @@ async def test_a_malformed_group_is_904_and_goes_nowhere(tmp_path: Path) -> None
     assert answer.fields["39"] == "904" and sw.purchases_at(sw.bank) == 0
 
 
+async def test_a_refund_carrying_a_group_is_no_leg(tmp_path: Path) -> None:
+    group = SplitGroup("000000014", 1000)
+    async with split_switch(tmp_path) as sw, sw.terminal() as term:
+        refund = term.purchase(5000, pan=BANK_PAN).with_fields({3: "200000"})
+        answer = await term.exchange(with_split_group(refund, group, term.dialect.family))
+        leg = await sw.leg(term, BANK_PAN, 1000, group)
+    assert answer.fields["39"] == "000" and amount_due(answer) is None
+    assert leg.fields["39"] == "000" and amount_due(leg) == 0
+
+
 async def test_a_plain_purchase_carries_no_amount_due(tmp_path: Path) -> None:
     async with split_switch(tmp_path) as sw, sw.terminal() as term:
         answer = await term.exchange(term.purchase(1000))
