@@ -44,6 +44,7 @@ def group_of(job: Job) -> SplitGroup | Message | None:
         return split_group_of(job.request, job.ctx.dialect.family)
     except DecodeError as exc:
         job.txn.state = "declined"
+        job.services.metrics.malformed.labels(side="terminal", reason="split_group").inc()
         job.log.warning("split_group_malformed", field=exc.field, reason=exc.reason)
         return local_answer(job.request, job.ctx.dialect.family, Outcome.FORMAT_ERROR)
 

@@ -30,7 +30,7 @@ from forecourt.simulators.rules import AccountConfig, Delay, Rule
 from forecourt.switch.config import SwitchConfig, parse_config
 from forecourt.switch.server import RunningSwitch, run_switch
 
-from tests.switch.harness import Terminal
+from tests.switch.harness import Terminal, _unused_port
 
 T1 = "T0000001"
 FLEET_BALANCE, CONSUMER_BALANCE = 15000, 3000
@@ -115,7 +115,7 @@ def _config(
         "data_dir": str(data_dir),
         "default_route": "bank",
         "logging": {"level": "warning", "format": "json"},
-        "metrics": {"host": "127.0.0.1", "port": 0},
+        "metrics": {"host": "127.0.0.1", "port": _unused_port()},
         "listeners": [
             {
                 "name": "pos",

@@ -72,7 +72,18 @@ async def test_a_malformed_group_is_904_and_goes_nowhere(tmp_path: Path) -> None
     async with split_switch(tmp_path) as sw, sw.terminal() as term:
         bad = term.purchase(1000).with_fields({48: encode_field48({7: "000000012"})})
         answer = await term.exchange(bad)
+        metrics = await _metrics(sw)
     assert answer.fields["39"] == "904" and sw.purchases_at(sw.bank) == 0
+    assert 'forecourt_malformed_frames_total{reason="split_group",side="terminal"} 1.0' in metrics
+
+
+async def _metrics(sw: SplitSwitch) -> str:
+    from tests.switch.test_metrics import get
+
+    assert sw.running.metrics_port is not None
+    status, _, body = await get(sw.running.metrics_port, "/metrics")
+    assert status == 200
+    return body.decode()
 
 
 async def test_a_refund_carrying_a_group_is_no_leg(tmp_path: Path) -> None:
