@@ -4,7 +4,8 @@ Built once from the configuration, then asked once per transaction, so it is a
 plain class with sorted integer intervals per prefix length: the longest
 matching prefix wins ("4" → bank acquirer, "7077" → fleet card acquirer), and
 ranges of equal length may not overlap with different targets (that would be
-ambiguous, so the configuration is refused).
+ambiguous, so the configuration is refused). The same match, over the routes'
+tenders, gives a card's tender (fleet, consumer or bank) for split tender.
 """
 
 from __future__ import annotations
