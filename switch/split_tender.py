@@ -10,13 +10,15 @@ conditional write, so two nodes cannot both take the last of a sale.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 import attrs
 from forecourt.codecs.action_codes import Outcome
 from forecourt.codecs.amounts import AMOUNT_DUE, AdditionalAmount, decode_field54, encode_field54
 from forecourt.codecs.errors import DecodeError
 from forecourt.codecs.message import Message
 from forecourt.codecs.split import SplitGroup
-from forecourt.switch.journal import SplitGroupState
+from forecourt.switch.journal import JournalRow, SettleSplitLeg, SplitGroupState
 from forecourt.switch.routing import TENDERS
 
 _MAX_AMOUNT_SETS = 6  # field 54 holds at most six
@@ -73,6 +75,17 @@ def with_amount_due(answer: Message, due: int, currency: str | None) -> Message:
             sets = []
     sets = [*sets[: _MAX_AMOUNT_SETS - 1], due_set]
     return answer.with_fields({54: encode_field54(sets)})
+
+
+def release_in_flight(rows: Iterable[JournalRow]) -> list[SettleSplitLeg]:
+    """Legs left `forwarded` by a node that stopped (recovery, takeover) are reversed:
+    each frees the claim it still holds on its sale (its whole amount: no answer
+    settled it)."""
+    return [
+        SettleSplitLeg(row.terminal_id, row.split_group, -row.amount, 0)
+        for row in rows
+        if row.split_group is not None and row.amount and row.mti_class == "2"
+    ]
 
 
 def _currency(currency: str | None) -> str:

@@ -137,3 +137,19 @@ async def test_a_leg_row_keeps_its_group_and_tender(target: Target) -> None:
         await journal.record_received(leg)
         legs = await journal.split_legs(T1, G)
     assert [(r.split_group, r.tender) for r in legs] == [(G, "fleet")]
+
+
+async def test_a_leg_taken_over_from_a_dead_node_frees_its_claim(target: Target) -> None:
+    from forecourt.switch.takeover import take_over_once
+
+    async with open_journal(target, node="alive") as journal:
+        leg = row(7, node="dead", state="forwarded", split_group=G, tender="bank",
+                  forwarded_at=time.time() - 60)  # fmt: skip
+        await journal.write(claim(5000, rank=2))
+        await journal.record_received(leg)
+        other = row(8, node="dead", state="forwarded", forwarded_at=time.time() - 60)
+        await journal.record_received(other)  # not a leg: nothing to free
+        taken = await take_over_once(journal, "alive", threshold_s=10.0)
+        state = await journal.split_group(T1, G)
+    assert sorted(t for t, _ in taken) == sorted([leg.txn_id, other.txn_id])
+    assert state is not None and (state.claimed, state.approved) == (0, 0)

@@ -304,3 +304,35 @@ async def test_shift_totals_break_down_by_tender(
     assert any("fleet" in r and "15000" in r for r in rows)
     assert any("consumer" in r and "3000" in r for r in rows)
     assert any("bank" in r and "2000" in r for r in rows)
+
+
+async def test_a_leg_in_flight_when_the_switch_stopped_frees_its_claim_at_start(
+    tmp_path: Path,
+) -> None:
+    from forecourt.switch.journal import ClaimSplitLeg, JournalRow, new_txn_id
+
+    group = SplitGroup("000000015", 5000)
+    async with open_journal(tmp_path / "journal.db", node="split-node") as journal:
+        await journal.write(ClaimSplitLeg(T1, group.group_id, 5000, 5000, 2, time.time()))
+        leg = JournalRow(
+            txn_id=new_txn_id(),
+            node="split-node",
+            terminal_id=T1,
+            stan="000777",
+            mti_class="2",
+            request_mti="1200",
+            received_at=time.time() - 5,
+            state="forwarded",
+            amount=5000,
+            masked_pan="476173******0010",
+            split_group=group.group_id,
+            tender="bank",
+            forwarded_at=time.time() - 5,
+        )
+        await journal.record_received(leg)
+    async with split_switch(tmp_path) as sw, sw.terminal() as term:  # recovery runs first
+        again = await sw.leg(term, BANK_PAN, 5000, group)
+        async with open_journal(sw.config, node="reader") as journal:
+            recovered = await journal.get(leg.txn_id)
+    assert recovered is not None and recovered.state == "reversal_pending"
+    assert again.fields["39"] == "000" and amount_due(again) == 0
