@@ -18,6 +18,7 @@ from forecourt.keys.mac import MacAlgorithm, PreparedMac
 
 from ._toml import SimConfigError, Table, load_toml
 from .rules import named_code
+from .split_steps import SplitSale, parse_split
 from .templates import DEFAULT_TEST_PAN, PROFILES, TEMPLATES, TerminalIdentity
 from .wire import WireFormat, parse_mac_key, parse_wire
 
@@ -33,6 +34,7 @@ __all__ = [
     "Reconnect",
     "Script",
     "Send",
+    "SplitSale",
     "Step",
     "TerminalSettings",
     "Wait",
@@ -59,6 +61,8 @@ class Expectation:
     # field 54 must decode and hold an available balance (amount type 02) of this
     # many minor units (a balance inquiry's answer)
     available_balance: int | None = None
+    # field 54 must hold the amount a split sale still owes (amount type 04)
+    amount_due: int | None = None
 
 
 @attrs.frozen
@@ -73,6 +77,7 @@ class Send:
     mac: str = "auto"  # auto, none, corrupt, previous
     expect: Expectation | None = None
     pin: str | None = attrs.field(default=None, repr=False)  # entered PIN: field 52 under the TPK
+    split: SplitSale | None = None  # the sale this request is a leg (or the reversal) of
 
 
 @attrs.frozen
@@ -326,6 +331,7 @@ def _parse_step(t: Table, family: Family, timeout_s: float) -> Step:
             mac=t.text("mac", "auto", MAC_MODES),
             expect=_expectation(t, family, timeout_s),
             pin=_pin(t),
+            split=parse_split(t),
         )
     elif "raw" in t or "frame" in t:
         key = "raw" if "raw" in t else "frame"
@@ -401,6 +407,7 @@ def _expectation(t: Table, family: Family, timeout_s: float) -> Expectation | No
         mac=e.text("mac", "verify", ANSWER_MAC),
         stan=stan,
         available_balance=e.opt_integer("available_balance"),
+        amount_due=e.opt_integer("amount_due"),
     )
     e.done()
     return expectation

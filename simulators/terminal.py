@@ -11,6 +11,7 @@ verdicts and JUnit report in `case_report`.
 
 from __future__ import annotations
 
+import secrets
 import time
 from pathlib import Path
 
@@ -22,6 +23,7 @@ from forecourt.codecs.errors import CodecError
 from forecourt.codecs.framing import encode_frame
 from forecourt.codecs.message import Message
 from forecourt.codecs.mti import response_mti
+from forecourt.codecs.split import SplitGroup, with_split_group
 
 from .acquirer_check import expect_at_acquirer
 from .answer_checks import Answer, StepFailed, check_answer
@@ -46,6 +48,7 @@ from .script import (
     Wait,
     load_script,
 )
+from .split_steps import SplitLegs
 from .templates import (
     PROFILES,
     Profile,
@@ -98,6 +101,8 @@ class TerminalSimulator:
         self._conn: HostConnection | None = None
         self._backlog: list[Answer] = []
         self._case: Case | None = None
+        self._sale_base = secrets.randbelow(10**9)  # split group ids of this run
+        self._split_legs = SplitLegs()
 
     # -- running ------------------------------------------------------------------------
 
@@ -220,6 +225,12 @@ class TerminalSimulator:
             updates[52] = self.keys.pin_block(step.pin, card_pan(message.with_fields(updates)))
         if updates or step.mti:
             message = message.with_fields(updates, mti=step.mti)
+        if step.split is not None:
+            split = step.split
+            group_id = split.group or f"{(self._sale_base + (split.sale or 0)) % 10**9:09d}"
+            group = SplitGroup(group_id, split.total)
+            message = with_split_group(message, group, self.settings.identity.family)
+            self._split_legs.sent(message.fields.get("11", ""), group_id)
         await self._send_message(message, step.mac)
         if step.expect is not None:
             await self._expect(step.expect)
@@ -290,12 +301,15 @@ class TerminalSimulator:
             return
         amount = message.fields.get("4")
         value = int(amount) if amount and amount.isdigit() else 0
+        stan = message.fields.get("11")
         if message.mti[1:3] in ("21", "23"):  # 1210 purchase, 1230 completion
             self.shift.debits += 1
             self.shift.debit_amount += value
+            self._split_legs.approved_leg(stan, value)
         elif message.mti[1] == "4":
-            self.shift.debit_reversals += 1
-            self.shift.debit_reversal_amount += value
+            legs = self._split_legs.reversed_sale(stan)  # a whole split sale: every leg
+            self.shift.debit_reversals += 1 if legs is None else len(legs)
+            self.shift.debit_reversal_amount += value if legs is None else sum(legs)
         elif message.mti[1] == "5":
             self.shift.reset()
 

@@ -29,6 +29,7 @@ from forecourt.switch.config_acquirers import (
     RouteConfig,
     read_acquirers,
     read_routes,
+    route_router,
 )
 from forecourt.switch.config_policies import (
     LOG_FORMATS,
@@ -124,7 +125,7 @@ class SwitchConfig:
 
     def build_router(self) -> Router:
         """The routing table, built once (it was already validated at load)."""
-        return Router([(r.all_prefixes(), r.acquirer) for r in self.routes], self.default_route)
+        return route_router(self.routes, self.default_route)
 
 
 def load_config(path: str | Path) -> SwitchConfig:

@@ -17,7 +17,7 @@ from typing import ClassVar
 import attrs
 from forecourt.switch.config_reading import ConfigError, ConfigTable, check_unique
 from forecourt.switch.config_wire import read_wire
-from forecourt.switch.routing import CARD_TYPES, Router, RoutingError
+from forecourt.switch.routing import CARD_TYPES, DEFAULT_TENDER, TENDERS, Router, RoutingError
 
 __all__ = [
     "AUTHORISER_KINDS",
@@ -29,6 +29,7 @@ __all__ = [
     "RouteConfig",
     "read_acquirers",
     "read_routes",
+    "route_router",
 ]
 
 AUTHORISER_KINDS = ("iso8583",)
@@ -168,6 +169,7 @@ class RouteConfig:
     prefixes: tuple[str, ...] = ()
     card_types: tuple[str, ...] = ()
     name: str = ""
+    tender: str = DEFAULT_TENDER  # fleet, consumer or bank: a split sale's order
 
     def all_prefixes(self) -> tuple[str, ...]:
         expanded = [p for ct in self.card_types for p in CARD_TYPES[ct]]
@@ -267,7 +269,7 @@ def read_routes(
     if default_route is not None and default_route not in acquirer_names:
         raise root.error("default_route", f"no acquirer named {default_route!r}")
     try:
-        Router([(r.all_prefixes(), r.acquirer) for r in routes], default_route)
+        route_router(routes, default_route)
     except RoutingError as exc:
         raise ConfigError("routes", str(exc), root.source) from None
     return tuple(routes), default_route
@@ -291,6 +293,16 @@ def _route(t: ConfigTable) -> RouteConfig:
         prefixes=prefixes,
         card_types=card_types,
         name=t.str_("name", ""),
+        tender=t.str_("tender", DEFAULT_TENDER, TENDERS),
     )
     t.finish()
     return route
+
+
+def route_router(routes: Collection[RouteConfig], default_route: str | None) -> Router:
+    """The routing table of `routes`: acquirer and tender by the longest prefix."""
+    return Router(
+        [(r.all_prefixes(), r.acquirer) for r in routes],
+        default_route,
+        tenders=[(r.all_prefixes(), r.tender) for r in routes],
+    )

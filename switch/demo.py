@@ -37,6 +37,7 @@ from forecourt.simulators.script import load_script
 from forecourt.simulators.terminal import CaseResult, run_script
 from forecourt.simulators.wire import wire_format
 from forecourt.switch.config import SwitchConfig, parse_config
+from forecourt.switch.demo_split import SPLIT_TERMINALS, demo_routes
 from forecourt.switch.demo_stand_in import STAND_IN_TERMINAL, acquirer_record, stand_in_sections
 from forecourt.switch.log import configure_logging
 from forecourt.switch.server import RunningSwitch, run_switch
@@ -52,7 +53,7 @@ TEST_COMPONENT_1 = bytes.fromhex("1F1F1F1F1F1F1F1F2E2E2E2E2E2E2E2E")
 TEST_ZMK_1 = bytes.fromhex("0123456789ABCDEFFEDCBA9876543210")
 TEST_ZMK_2 = bytes.fromhex("1F1F1F1F1F1F1F1F2E2E2E2E2E2E2E2E")
 ACQUIRER = "acquirer-sim"
-CERT_TERMINALS = ("T0000001", "T0000002", "T0000003", "T0000004")
+CERT_TERMINALS = ("T0000001", "T0000002", "T0000003", "T0000004", *SPLIT_TERMINALS)
 LOAD_TERMINALS = 20
 
 
@@ -105,6 +106,7 @@ def demo_config(data_dir: Path, acquirer_port: int) -> SwitchConfig:
         "node": "demo",
         "data_dir": str(data_dir),
         "default_route": ACQUIRER,
+        "routes": demo_routes(ACQUIRER),
         "logging": {"level": "warning", "format": "console"},
         "keys": {"grace_s": 2.0, "allow_lmk_in_data_dir": True},
         "saf": {"backoff_initial_s": 0.5, "backoff_max_s": 5.0},
@@ -152,7 +154,9 @@ def demo_config(data_dir: Path, acquirer_port: int) -> SwitchConfig:
             }
         ],
     }
-    doc.update(stand_in_sections(ACQUIRER))
+    stand_in = stand_in_sections(ACQUIRER)
+    doc["routes"] = [*doc["routes"], *stand_in.pop("routes")]  # both keep their routes
+    doc.update(stand_in)
     return parse_config(doc, source="demo")
 
 

@@ -287,10 +287,12 @@ def _totals(args: argparse.Namespace, console: Console) -> int:
             state += ", in balance" if shift.in_balance else ", OUT OF BALANCE"
         title += f" ({state})"
     t = Table(title=title)
-    for col in ("category", "currency", "count", "amount"):
+    for col in ("tender", "category", "currency", "count", "amount"):
         t.add_column(col)
-    for line in totals.lines:
-        t.add_row(line.category, line.currency, str(line.count), str(line.amount))
+    for line in totals.lines:  # by tender, then category
+        t.add_row(
+            line.tender or "-", line.category, line.currency, str(line.count), str(line.amount)
+        )
     console.print(t)
     return 0
 

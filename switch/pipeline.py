@@ -45,6 +45,7 @@ from forecourt.switch.journal import (
     Journal,
     JournalRow,
     RetrySaf,
+    SettleSplitLeg,
     WriteOp,
     new_txn_id,
 )
@@ -400,6 +401,9 @@ class Pipeline:
             ops += due
         else:
             return
+        if record.split_group is not None:  # a split leg: its part of the sale is free again
+            held = minor_units(record.approved_amount) or 0
+            ops.append(SettleSplitLeg(record.terminal_id, record.split_group, -held, -held))
         await self.journal.write(*ops)
         log.warning("answer_undelivered_reversal_queued", txn_id=record.txn_id)
         if self.saf is not None:

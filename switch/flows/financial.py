@@ -8,14 +8,8 @@ switch itself (`flows/stand_in.py`); a pre-authorisation never is.
 
 from __future__ import annotations
 
-from forecourt.codecs.message import Message
-from forecourt.switch.flows.base import Flow, FlowRules, Job
-from forecourt.switch.flows.forwarding import forward
-from forecourt.switch.flows.stand_in import stand_in
+from forecourt.switch.flows.base import Flow, FlowRules
+from forecourt.switch.flows.split import pay
 
-
-async def purchase(job: Job) -> Message:
-    return await forward(job, instead=stand_in)
-
-
-FLOW = Flow(FlowRules("financial", parks_reversal=True, checks_transmission_time=True), purchase)
+# `pay` forwards a plain purchase; one carrying a split group is a leg (flows/split.py)
+FLOW = Flow(FlowRules("financial", parks_reversal=True, checks_transmission_time=True), pay)

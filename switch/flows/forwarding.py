@@ -41,8 +41,10 @@ from forecourt.switch.zone_pins import PinRefused
 def authoriser_for(job: Job) -> Authoriser | Outcome:
     """The authoriser the card routes to, or why there is none."""
     record = job.txn
+    pan = pan_of(job.request) or ""
+    record.tender = job.services.router.tender(pan)
     try:
-        route = job.services.router.route(pan_of(job.request) or "")
+        route = job.services.router.route(pan)
     except NoRoute:
         return Outcome.DECLINED
     record.route = route

@@ -81,6 +81,35 @@ CLOSE_SHIFT = (
     "in_balance = excluded.in_balance"
 )
 
+# -- split tender (ClaimSplitLeg ...): the group row decides under its own lock. A new
+# group is inserted with the leg's claim; an existing one takes it only when the
+# total agrees, the group was not reversed, no later tender was approved and the
+# claim stays within the total. No row back: refused.
+CLAIM_SPLIT_LEG = (
+    "INSERT INTO split_groups (terminal_id, group_id, total, claimed, created_at) "
+    "VALUES (?, ?, ?, ?, ?) ON CONFLICT (terminal_id, group_id) DO UPDATE SET "
+    "claimed = split_groups.claimed + excluded.claimed "
+    "WHERE split_groups.total = excluded.total AND NOT split_groups.reversed "
+    "AND split_groups.tender_rank <= ? "
+    "AND split_groups.claimed + excluded.claimed <= split_groups.total "
+    "RETURNING claimed, approved"
+)
+SETTLE_SPLIT_LEG = (
+    "UPDATE split_groups SET claimed = claimed + ?, approved = approved + ?, "
+    "tender_rank = CASE WHEN ? >= 0 AND tender_rank < ? THEN ? ELSE tender_rank END "
+    "WHERE terminal_id = ? AND group_id = ?"
+)
+REVERSE_SPLIT_GROUP = (
+    "UPDATE split_groups SET reversed = TRUE, claimed = 0, approved = 0 "
+    "WHERE terminal_id = ? AND group_id = ?"
+)
+_DUE_PARKED = "UPDATE {saf} SET next_attempt_at = ?, last_error = ? WHERE txn_id = ? AND {parked}"
+SPLIT_GROUP = "SELECT * FROM split_groups WHERE terminal_id = ? AND group_id = ?"
+SPLIT_LEGS = (
+    "SELECT * FROM transactions WHERE terminal_id = ? AND split_group = ? "
+    "AND mti_class = '2' ORDER BY received_at"
+)
+
 # -- the terminal guard: each write one upsert, its RETURNING the state after it
 GUARD_COLUMNS = "terminal_id, mac_failures, locked, signed_off, updated_at"
 _UPSERT_GUARD = (
@@ -127,9 +156,10 @@ SHIFT = "SELECT * FROM shifts WHERE terminal_id = ? AND shift_id = ?"
 # Categories: debit, credit, reversed, authorised, declined; and stand_in, the
 # approved purchases among the debits that the switch approved itself.
 TOTALS = """
-    SELECT currency, category, count(*) AS n, CAST(coalesce(sum(amt), 0) AS BIGINT) AS total
+    SELECT currency, tender, category, count(*) AS n,
+        CAST(coalesce(sum(amt), 0) AS BIGINT) AS total
     FROM (
-        SELECT coalesce(currency, '') AS currency,
+        SELECT coalesce(currency, '') AS currency, coalesce(tender, '') AS tender,
             CASE
                 WHEN mti_class = '2' AND state = 'approved'
                      AND substr(coalesce(processing_code, '00'), 1, 2) = '20'
@@ -143,14 +173,15 @@ TOTALS = """
         FROM transactions
         WHERE terminal_id = ? AND shift_id = ?
         UNION ALL
-        SELECT coalesce(currency, ''), 'stand_in', coalesce(approved_amount, amount, 0)
+        SELECT coalesce(currency, ''), coalesce(tender, ''), 'stand_in',
+            coalesce(approved_amount, amount, 0)
         FROM transactions
         WHERE terminal_id = ? AND shift_id = ? AND state = 'approved'
             AND (',' || flags || ',') LIKE '%,stand_in,%'
     ) t
     WHERE category IS NOT NULL
-    GROUP BY 1, 2
-    ORDER BY 2, 1
+    GROUP BY 1, 2, 3
+    ORDER BY 2, 3, 1
     """
 GUARD = f"SELECT {GUARD_COLUMNS} FROM terminal_guards WHERE terminal_id = ?"
 GUARDS_SINCE = (
@@ -191,6 +222,10 @@ class Statements:
     clear_mac_failures: str
     unlock_terminal: str
     set_signed_off: str
+    claim_split_leg: str
+    settle_split_leg: str
+    reverse_split_group: str
+    due_parked: str
 
     @classmethod
     def build(
@@ -225,6 +260,10 @@ class Statements:
             clear_mac_failures=c(CLEAR_MAC_FAILURES),
             unlock_terminal=c(UNLOCK_TERMINAL),
             set_signed_off=c(SET_SIGNED_OFF),
+            claim_split_leg=c(CLAIM_SPLIT_LEG),
+            settle_split_leg=c(SETTLE_SPLIT_LEG),
+            reverse_split_group=c(REVERSE_SPLIT_GROUP),
+            due_parked=c(_DUE_PARKED.format(saf=saf_by_txn, parked=parked_by_txn)),
         )
 
     def update_txn(self, names: Iterable[str]) -> str:
