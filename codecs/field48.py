@@ -43,7 +43,7 @@ SUBELEMENTS_48: dict[int, Layout] = {
     48: _sub("n", "", 12, "Timestamp"),
     49: _sub("b", "LL", 99, "VIB additional data"),
     # forecourt's own (docs/codecs.md): the total of a split sale, beside 48-7's group id
-    60: _sub("n", "", 12, "Split sale total (forecourt)"),
+    61: _sub("n", "", 12, "Split sale total (forecourt)"),
 }
 _PREFIX_DIGITS = {"": 0, "LL": 2, "LLL": 3}
 

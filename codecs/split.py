@@ -5,7 +5,7 @@ sale (unique per terminal while the sale is open) and the sale's total in minor
 units. Where it travels differs per family (docs/codecs.md):
 
 - ``ifsf``: field 48 sub-element 7, "Multiple transaction control" (n9), holds the
-  id; sub-element 60 (n12, forecourt's own) the total. 48-7 is IFSF's element for
+  id; sub-element 61 (n12, forecourt's own) the total. 48-7 is IFSF's element for
   linking transactions, but nine digits cannot hold an id and a 12-digit total.
 - 1987 dialects (no IFSF field 48 there): field 62, "Reserved private", as
   ``SG`` + id n9 + total n12. A field 62 not starting ``SG`` is not a split group,
@@ -24,7 +24,7 @@ from .message import Message
 __all__ = ["SPLIT_GROUP_FIELD", "SplitGroup", "split_group_of", "with_split_group"]
 
 _ID = 7  # ifsf 48-7
-_TOTAL = 60  # ifsf 48-60
+_TOTAL = 61  # ifsf 48-61
 _TAG = "SG"  # 1987 field 62
 # where each family carries the group
 SPLIT_GROUP_FIELD = {Family.ISO1993: "48", Family.ISO1987: "62"}
@@ -59,7 +59,7 @@ def split_group_of(message: Message, family: Family) -> SplitGroup | None:
         if group_id is None and total is None:
             return None
         if not isinstance(group_id, str) or not isinstance(total, str):
-            raise DecodeError("48", "a split group needs sub-elements 7 (id) and 60 (total)")
+            raise DecodeError("48", "a split group needs sub-elements 7 (id) and 61 (total)")
         _check(group_id, int(total), "48")
         return SplitGroup(group_id, int(total))
     value = message.fields.get("62")

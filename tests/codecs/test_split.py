@@ -1,4 +1,4 @@
-"""The split group on the wire: ifsf field 48-7 + 48-60, 1987 field 62 tagged SG."""
+"""The split group on the wire: ifsf field 48-7 + 48-61, 1987 field 62 tagged SG."""
 
 from __future__ import annotations
 
@@ -40,7 +40,7 @@ def test_ifsf_other_sub_elements_are_kept() -> None:
         3: "EN",
         7: "000000123",
         38: "1",
-        60: "000000005000",
+        61: "000000005000",
     }
 
 
@@ -57,8 +57,8 @@ def test_no_group_is_none() -> None:
     ("family", "fields", "field"),
     [
         (Family.ISO1993, {"48": encode_field48({7: "000000001"})}, "48"),  # no total
-        (Family.ISO1993, {"48": encode_field48({60: "000000001000"})}, "48"),  # no id
-        (Family.ISO1993, {"48": encode_field48({7: "000000001", 60: "000000000000"})}, "48"),
+        (Family.ISO1993, {"48": encode_field48({61: "000000001000"})}, "48"),  # no id
+        (Family.ISO1993, {"48": encode_field48({7: "000000001", 61: "000000000000"})}, "48"),
         (Family.ISO1987, {"62": "SG0000000010000000010"}, "62"),  # too short
         (Family.ISO1987, {"62": "SG00000000100000000010X"}, "62"),  # not digits
     ],
