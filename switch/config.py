@@ -121,7 +121,11 @@ class SwitchConfig:
 
     def build_router(self) -> Router:
         """The routing table, built once (it was already validated at load)."""
-        return Router([(r.all_prefixes(), r.acquirer) for r in self.routes], self.default_route)
+        return Router(
+            [(r.all_prefixes(), r.acquirer) for r in self.routes],
+            self.default_route,
+            [(r.payment_code_prefixes, r.acquirer) for r in self.routes],
+        )
 
 
 def load_config(path: str | Path) -> SwitchConfig:

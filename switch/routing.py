@@ -37,10 +37,13 @@ class NoRoute(LookupError):
 class Router:
     """Longest-prefix match of a PAN over digit ranges (e.g. ``"2221-2720"``)."""
 
-    __slots__ = ("_default", "_tables")
+    __slots__ = ("_codes", "_default", "_tables")
 
     def __init__(
-        self, routes: Iterable[tuple[Sequence[str], str]], default: str | None = None
+        self,
+        routes: Iterable[tuple[Sequence[str], str]],
+        default: str | None = None,
+        payment_codes: Iterable[tuple[Sequence[str], str]] = (),
     ) -> None:
         by_length: dict[int, list[tuple[int, int, str]]] = {}
         for prefixes, link in routes:
@@ -68,6 +71,10 @@ class Router:
             )
         self._tables = tables
         self._default = default
+        # wallet payment codes route over their own table (their prefixes overlap card
+        # ranges), and never to the default route: a code no wallet takes has no route
+        codes = [(p, link) for p, link in payment_codes if p]
+        self._codes = Router(codes) if codes else None
 
     @staticmethod
     def parse_range(spec: str) -> tuple[int, int, int]:
@@ -90,6 +97,12 @@ class Router:
     @property
     def default(self) -> str | None:
         return self._default
+
+    def route_payment_code(self, code: str) -> str:
+        """The wallet provider for this payment code; raises NoRoute if none takes it."""
+        if self._codes is None:
+            raise NoRoute("no route takes wallet payment codes")
+        return self._codes.route(code)
 
     def route(self, pan: str) -> str:
         """The acquirer link name for this PAN; raises NoRoute if nothing matches."""

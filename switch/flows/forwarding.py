@@ -13,6 +13,7 @@ import time
 
 from forecourt.codecs.action_codes import Outcome, is_approved
 from forecourt.codecs.message import Message
+from forecourt.codecs.payment_code import payment_code_of
 from forecourt.switch.answers import local_answer, relay_answer
 from forecourt.switch.authoriser import (
     Authoriser,
@@ -39,8 +40,10 @@ from forecourt.switch.zone_pins import PinRefused
 def authoriser_for(job: Job) -> Authoriser | Outcome:
     """The authoriser the card routes to, or why there is none."""
     record = job.txn
+    code = payment_code_of(job.request)
     try:
-        route = job.services.router.route(pan_of(job.request) or "")
+        router = job.services.router
+        route = router.route_payment_code(code) if code else router.route(pan_of(job.request) or "")
     except NoRoute:
         return Outcome.DECLINED
     record.route = route
