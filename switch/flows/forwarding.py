@@ -22,6 +22,7 @@ from forecourt.switch.authoriser import (
     AuthoriserTimeout,
 )
 from forecourt.switch.flows.base import PARKED_S, Job
+from forecourt.switch.flows.original_route import original_route
 from forecourt.switch.journal import (
     AddEvent,
     CompleteSaf,
@@ -37,13 +38,17 @@ from forecourt.switch.translate import across_families
 from forecourt.switch.zone_pins import PinRefused
 
 
-def authoriser_for(job: Job) -> Authoriser | Outcome:
-    """The authoriser the card routes to, or why there is none."""
+def authoriser_for(job: Job, route: str | None = None) -> Authoriser | Outcome:
+    """The authoriser the card (or payment code) routes to, or why there is none.
+
+    `route`: already known (a refund goes where the sale it names went)."""
     record = job.txn
     code = payment_code_of(job.request)
     try:
         router = job.services.router
-        route = router.route_payment_code(code) if code else router.route(pan_of(job.request) or "")
+        if route is None:
+            pan = pan_of(job.request) or ""
+            route = router.route_payment_code(code) if code else router.route(pan)
     except NoRoute:
         return Outcome.DECLINED
     record.route = route
@@ -63,7 +68,7 @@ async def forward(job: Job) -> Message:
     """Ask the routed authoriser; the answer made the terminal's."""
     request, record, services = job.request, job.txn, job.services
     family = job.ctx.dialect.family
-    found = authoriser_for(job)
+    found = authoriser_for(job, await original_route(job))
     if isinstance(found, Outcome):
         record.state = "declined"
         job.log.warning("route_unavailable", route=record.route)
