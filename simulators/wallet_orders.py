@@ -85,6 +85,10 @@ class WalletBooks:
         self.orders[order_no] = order
         return order
 
+    def orders_by_code(self, code: str) -> list[str]:
+        """The states of the orders paid with one payment code (a test's question)."""
+        return [o.state for o in self.orders.values() if o.code == code]
+
     def advance(self, order: Order, now: float) -> None:
         """A "user paying" order decides once its time has come."""
         rule = order.rule
