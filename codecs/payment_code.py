@@ -10,10 +10,16 @@ because code prefixes and card ranges overlap.
 from __future__ import annotations
 
 from forecourt.codecs.errors import DecodeError
-from forecourt.codecs.field48 import decode_field48
+from forecourt.codecs.field48 import decode_field48, encode_field48
 from forecourt.codecs.message import Message
 
-__all__ = ["PAYMENT_CODE_ELEMENT", "mask_payment_code", "masked_payment_code", "payment_code_of"]
+__all__ = [
+    "PAYMENT_CODE_ELEMENT",
+    "mask_payment_code",
+    "masked_payment_code",
+    "payment_code_of",
+    "with_payment_code",
+]
 
 PAYMENT_CODE_ELEMENT = 60
 
@@ -40,3 +46,8 @@ def mask_payment_code(code: str) -> str:
 def masked_payment_code(message: Message) -> str | None:
     code = payment_code_of(message)
     return mask_payment_code(code) if code is not None else None
+
+
+def with_payment_code(message: Message, code: str) -> Message:
+    """A card request made a wallet one: no PAN, expiry or track; the code in 48-60."""
+    return message.with_fields({2: None, 14: None, 35: None, 48: encode_field48({60: code})})

@@ -24,11 +24,12 @@ def answer_to(request: Message, action_code: str) -> Message:
     return Message(mti=response_mti(request.mti), fields=fields)
 
 
-def approval(request: Message, answer: ProviderAnswer) -> Message:
+def approval(request: Message, answer: ProviderAnswer, *, paid: bool = True) -> Message:
+    """`paid`: a payment, whose amount is the provider's; else (a refund) the request's."""
     message = answer_to(request, "000")
     updates: dict[int, str | None] = {}
     amount = answer.number("amount")
-    if amount > 0:
+    if paid and amount > 0:
         updates[4] = f"{amount:012d}"
     reference = "".join(c for c in answer.text("provider_txn_id") if c.isalnum())
     if reference:

@@ -250,7 +250,7 @@ class WalletAuthoriser:
         body = {"order_no": order_no, "refund_no": refund_no, "amount": amount}
         answer = await self._until_answered("/v1/refund", body, deadline, unknown=True)
         if answer.text("result") == Result.SUCCESS:
-            return approval(request, answer)
+            return approval(request, answer, paid=False)
         return self._declined(request, answer)
 
     # -- reversal --------------------------------------------------------------------
