@@ -30,7 +30,7 @@ from forecourt.simulators.terminal import CaseResult
 from forecourt.simulators.wallet import WalletProvider, serve_wallet
 from forecourt.simulators.wallet_rules import load_wallet_config
 
-__all__ = ["WALLET", "WalletDemo", "start_wallet"]
+__all__ = ["WALLET", "WalletDemo", "make_certificates", "prepare_wallet_keys", "start_wallet"]
 
 WALLET = "wallet-sim"
 WALLET_TERMINAL = "T0000005"
@@ -109,7 +109,7 @@ async def start_wallet(
 ) -> WalletDemo:
     """Certificates, then the simulator serving HTTPS in `nursery`."""
     ca_file, certificate, key = await trio.to_thread.run_sync(
-        _certificates, data_dir / "wallet-tls"
+        make_certificates, data_dir / "wallet-tls"
     )
     config = attrs.evolve(
         load_wallet_config(conf / "sim" / "wallet.toml"), port=0, bill_dir=data_dir
@@ -123,7 +123,7 @@ async def start_wallet(
     return WalletDemo(provider, port, ca_file)
 
 
-def _certificates(directory: Path) -> tuple[Path, Path, Path]:
+def make_certificates(directory: Path) -> tuple[Path, Path, Path]:
     """A CA and a server certificate for 127.0.0.1 it signs (EC P-256, one day)."""
     directory.mkdir(parents=True, exist_ok=True)
     now = dt.datetime.now(dt.UTC)

@@ -85,6 +85,7 @@ class WalletAuthoriser:
         self._find_row = find_row
         self._metrics = metrics
         self._in_flight = 0
+        self._logged: dict[str, float] = {}
 
     # -- the protocol's members ---------------------------------------------------
 
@@ -202,8 +203,7 @@ class WalletAuthoriser:
             try:
                 answer = await self._client.call("/v1/query", {"order_no": order_no}, deadline)
             except ProviderBadSignature:
-                self._metrics.host_timeouts.labels(link=self.name).inc()
-                log.warning("wallet_bad_signature", provider=self.name, operation="query")
+                self._unverified("/v1/query")
                 raise AuthoriserTimeout(f"{self.name}: a query answer did not verify") from None
             except ProviderError:
                 continue  # the order's fate is unchanged by a lost query: ask again
@@ -309,8 +309,7 @@ class WalletAuthoriser:
             try:
                 return await self._client.call(path, body, deadline)
             except ProviderBadSignature:
-                self._metrics.host_timeouts.labels(link=self.name).inc()
-                log.warning("wallet_bad_signature", provider=self.name, operation=path)
+                self._unverified(path)
                 raise AuthoriserTimeout(
                     f"{self.name}: the answer to {path} did not verify"
                 ) from None
@@ -327,6 +326,14 @@ class WalletAuthoriser:
                 raise AuthoriserUnavailable(reason)
             await trio.sleep(pause)
             delay = min(self.settings.query_max_s, delay * 2)
+
+    def _unverified(self, operation: str) -> None:
+        """Counted every time; logged at most once a second per provider and operation."""
+        self._metrics.wallet_unverified_answers.labels(link=self.name, operation=operation).inc()
+        now = trio.current_time()
+        if now - self._logged.get(operation, -math.inf) >= 1.0:
+            self._logged[operation] = now
+            log.warning("wallet_answer_not_verified", provider=self.name, operation=operation)
 
     async def _row_of(self, request: Message) -> JournalRow | None:
         """The journal's row of this request (written by `before_send`)."""
