@@ -183,10 +183,10 @@ class WalletSecrets:
                     actor,
                     "wallet-replace" if old else "wallet-register",
                     secret.provider,
-                    secret.scheme.value,
+                    None,  # no key type of the card hierarchy: the scheme is the reason
                     str(old[0][0]) if old else None,
                     info.fingerprint,
-                    "",
+                    f"wallet provider signing material, {secret.scheme.value}",
                 ),
             )
         return info

@@ -7,7 +7,6 @@ at the provider, not by its own log.
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pytest
@@ -108,7 +107,7 @@ async def test_bad_signature_is_never_success_and_the_payment_is_cancelled(
 
 
 async def test_a_provider_with_another_secret_is_never_believed(tmp_path: Path) -> None:
-    async with wallet_switch(tmp_path, provider_secret=os.urandom(32)) as rig:
+    async with wallet_switch(tmp_path, impostor=True) as rig:
         async with rig.terminal() as t:
             answer = await t.exchange(wallet_sale(t, APPROVE))
         assert answer.fields["39"] != "000"

@@ -206,7 +206,9 @@ async def test_kill_9_with_wallet_payments_in_flight(tmp_path: Path) -> None:
     assert 0 < len(answered) < len(TERMINALS), answered
     assert paying_at_kill > 0
     states = collections.Counter(o.state for o in provider.books.orders.values())
-    print(f"answered before the kill {len(answered)}, paying at the kill {paying_at_kill}, {states}")
+    print(
+        f"answered before the kill {len(answered)}, paying at the kill {paying_at_kill}, {states}"
+    )
     terminal_of = {_code(t): t for t in TERMINALS}
     for order in provider.books.orders.values():
         terminal_id = terminal_of[order.code]

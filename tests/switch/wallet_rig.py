@@ -19,6 +19,8 @@ from typing import Any
 
 import attrs
 import trio
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
 from forecourt.codecs.dialect import get_dialect
 from forecourt.codecs.field48 import encode_field48
 from forecourt.codecs.message import Message
@@ -26,8 +28,8 @@ from forecourt.keys.exchange import install_key_change
 from forecourt.keys.keyring import MacKey
 from forecourt.keys.lmk import Lmk
 from forecourt.keys.store import KeyStore
-from forecourt.keys.wallet_secrets import hmac_secret
-from forecourt.keys.wallet_signing import hmac_signer
+from forecourt.keys.wallet_secrets import hmac_secret, rsa_secret
+from forecourt.keys.wallet_signing import WalletSigner, hmac_signer, rsa_signer
 from forecourt.simulators.wallet import WalletProvider, serve_wallet
 from forecourt.simulators.wallet_rules import Action, WalletRule, WalletSimConfig
 from forecourt.switch.config import SwitchConfig, parse_config
@@ -147,26 +149,53 @@ def wallet_doc(
     }
 
 
+def rsa_pem() -> tuple[bytes, bytes]:
+    """A fresh RSA-2048 key: (private PKCS#8 PEM, public SubjectPublicKeyInfo PEM)."""
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    private = key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
+    public = key.public_key().public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+    return private, public
+
+
+def _signing(store: KeyStore, scheme: str, impostor: bool) -> WalletSigner:
+    """Register the switch's material; the provider's signer (a stranger's if `impostor`)."""
+    if scheme == "hmac-sha256":
+        secret = os.urandom(32)
+        store.wallet_secrets().put(hmac_secret("wallet", secret), time.time(), "test")
+        return hmac_signer(os.urandom(32) if impostor else secret)
+    switch_private, switch_public = rsa_pem()
+    provider_private, provider_public = rsa_pem()
+    material = rsa_secret("wallet", switch_private, provider_public)
+    store.wallet_secrets().put(material, time.time(), "test")
+    if impostor:
+        provider_private = rsa_pem()[0]
+    return rsa_signer(provider_private, switch_public)
+
+
 @contextlib.asynccontextmanager
 async def wallet_switch(
-    tmp_path: Path, *, provider_secret: bytes | None = None, **wallet: Any
+    tmp_path: Path, *, scheme: str = "hmac-sha256", impostor: bool = False, **wallet: Any
 ) -> AsyncIterator[WalletRig]:
     """The simulator over HTTPS and a switch whose only authoriser is that provider.
 
-    `provider_secret`: the simulator holds another secret than the switch (every
-    answer then fails verification)."""
+    `impostor`: the simulator signs with a secret or key the switch does not hold
+    (every answer then fails verification, and the switch's requests fail the
+    simulator's check too)."""
     data_dir = tmp_path / "data"
     pki = Pki(tmp_path)
     ca = pki.authority("wallet-ca")
     served = pki.issue(ca, "wallet", ips=["127.0.0.1"])
-    secret = os.urandom(32)
     lmk = Lmk.generate()
     store = KeyStore.init(data_dir, lmk=lmk)
-    store.wallet_secrets().put(hmac_secret("wallet", secret), time.time(), "test")
+    provider_signer = _signing(store, scheme, impostor)
     ceremony = store.add_terminal("T0000001")
     keys = {"T0000001": install_key_change(ceremony.clear_kek, ceremony.payload).mac_key()}
     sim = WalletSimConfig(port=0, merchant_id=MERCHANT, rules=RULES, bill_dir=tmp_path)
-    provider = WalletProvider(sim, hmac_signer(provider_secret or secret))
+    provider = WalletProvider(sim, provider_signer)
     stop, stopped = trio.Event(), trio.Event()
     async with trio.open_nursery() as nursery:
         port = await nursery.start(
@@ -175,7 +204,9 @@ async def wallet_switch(
             )
         )
         config = parse_config(
-            wallet_doc(data_dir, f"https://127.0.0.1:{port}", ca.certificate, **wallet),
+            wallet_doc(
+                data_dir, f"https://127.0.0.1:{port}", ca.certificate, scheme=scheme, **wallet
+            ),
             source="test",
         )
         running = await nursery.start(_run_switch, config, stop, stopped, lmk)
