@@ -216,7 +216,7 @@ async def run_demo(
         async with trio.open_nursery() as certs:
             for path in scripts:
                 certs.start_soon(certify, path)
-        results.update(await wallet.books_checked())
+        results.update(await wallet.books_checked(results))
         if load_seconds > 0:
             console.print(f"load: {LOAD_TERMINALS} terminals for {load_seconds:g} s ...")
             load = await _load(data_dir, running.ports["ifsf"], load_seconds)
