@@ -52,6 +52,7 @@ NO_ANSWER = 7000
 EXPIRED = 8000
 INVALID = 8100
 FIRST_PAY_UNANSWERED = 9000
+NUMBER_TAKEN = 7100
 
 RULES = (
     WalletRule("user pays", Action.USER_PAYING, amount=USER_PAYS, paying_s=0.4),
@@ -66,6 +67,7 @@ RULES = (
     WalletRule("expired", Action.EXPIRED, amount=EXPIRED),
     WalletRule("invalid", Action.INVALID, amount=INVALID),
     WalletRule("first pay lost", Action.APPROVE, amount=FIRST_PAY_UNANSWERED, pay_drops=1),
+    WalletRule("order number taken", Action.DUPLICATE, amount=NUMBER_TAKEN),
 )
 
 
@@ -129,7 +131,7 @@ def wallet_doc(
         "logging": {"level": "warning", "format": "json"},
         "metrics": {"host": "127.0.0.1", "port": 0},
         "listeners": [{"name": "pos", "host": "127.0.0.1", "port": 0, "terminal_group": "site"}],
-        "terminal_groups": [{"name": "site", "mac_required": True}],
+        "terminal_groups": [{"name": "site", "mac_required": True, "max_in_flight": 4}],
         "saf": {"backoff_initial_s": 0.1, "backoff_max_s": 0.3},
         "acquirers": [
             {
