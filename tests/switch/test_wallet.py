@@ -201,3 +201,31 @@ async def test_a_provider_certificate_from_another_ca_pays_nothing(tmp_path: Pat
                 answer = await t.exchange(wallet_sale(t, APPROVE))
         assert answer.fields["39"] in ("911", "912")
         assert not rig.provider.books.orders
+
+
+async def test_a_partial_reversal_refunds_the_difference(tmp_path: Path) -> None:
+    async with wallet_switch(tmp_path) as rig, rig.terminal() as t:
+        sale = wallet_sale(t, APPROVE)
+        assert (await t.exchange(sale)).fields["39"] == "000"
+        # the pump delivered 600 of the 1000 approved: 400 goes back to the customer
+        assert (await t.exchange(t.reversal(sale, final_amount=600))).fields["39"] == "400"
+        row = rig.row("T0000001", sale.fields["11"])
+        order = rig.provider.books.orders[f"FC{row['txn_id']}"]
+        with trio.fail_after(10):
+            while not order.refunds:
+                await trio.sleep(0.05)
+        assert list(order.refunds.values()) == [400] and order.state == "PAID"
+
+
+async def test_a_terminal_retransmission_never_pays_twice(tmp_path: Path) -> None:
+    async with wallet_switch(tmp_path) as rig, rig.terminal() as t:
+        sale = wallet_sale(t, USER_PAYS)
+        await t.send(sale)
+        await trio.sleep(0.1)
+        await t.send(sale.with_fields({}, mti="1201"))  # the terminal's repeat
+        answers = [await t.receive(timeout=5)]
+        with trio.move_on_after(1.0):
+            answers.append(await t.receive(timeout=5))
+        assert {a.fields["39"] for a in answers} == {"000"}
+        assert len([r for r in rig.provider.received if r.path == "/v1/pay"]) == 1
+        assert len(rig.provider.books.orders) == 1
