@@ -215,6 +215,17 @@ class WalletAuthoriser:
             # PAYING (or NOT_FOUND for a moment): ask again
 
     def _declined(self, request: Message, answer: ProviderAnswer) -> Message:
+        """The provider's FAIL in the terminal's terms. A 4xx is the provider refusing the
+        request itself (signature, merchant, format): not the customer's decline but the
+        integration's fault, 909, and nothing was charged."""
+        if answer.status >= 400:
+            log.error(
+                "wallet_request_refused",
+                provider=self.name,
+                status=answer.status,
+                error=answer.text("error"),
+            )
+            return answer_to(request, "909")
         code = DECLINE_CODES.get(answer.text("error"), DEFAULT_DECLINE)
         return answer_to(request, code)
 
