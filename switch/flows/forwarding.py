@@ -43,12 +43,13 @@ def authoriser_for(job: Job, route: str | None = None) -> Authoriser | Outcome:
 
     `route`: already known (a refund goes where the sale it names went)."""
     record = job.txn
-    code = payment_code_of(job.request)
     try:
         router = job.services.router
         if route is None:
-            pan = pan_of(job.request) or ""
-            route = router.route_payment_code(code) if code else router.route(pan)
+            # a card wins; a wallet payment code (ifsf 48-60) is read only without one
+            pan = pan_of(job.request)
+            code = None if pan else payment_code_of(job.request)
+            route = router.route_payment_code(code) if code else router.route(pan or "")
     except NoRoute:
         return Outcome.DECLINED
     record.route = route
