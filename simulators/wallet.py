@@ -193,6 +193,8 @@ class WalletProvider:
     def _pay_view(self, order: Order) -> dict[str, Any]:
         result = {"PAID": "SUCCESS", "PAYING": "USER_PAYING"}.get(order.state, "FAIL")
         view = order.view()
+        if order.rule is not None and order.rule.reports_amount is not None:
+            view["amount"] = order.rule.reports_amount
         if order.state == "CANCELLED":
             view["error"] = "ORDER_CLOSED"
         return {"result": result, **view}

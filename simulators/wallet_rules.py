@@ -41,6 +41,7 @@ class WalletRule:
     delay_s: float = 0.0  # before answering each request about the order
     cancel_drops: int = 0  # the first N cancels of the order get no answer
     pay_drops: int = 0  # the first N payment requests of the order get no answer
+    reports_amount: int | None = None  # a faulty provider: says this amount was paid
 
     def matches(self, code: str, amount: int) -> bool:
         return code.startswith(self.code_prefix) and (self.amount is None or self.amount == amount)
@@ -104,6 +105,7 @@ def _rule(t: Table) -> WalletRule:
         delay_s=t.number("delay_s", 0.0),
         cancel_drops=t.integer("cancel_drops", 0, low=0),
         pay_drops=t.integer("pay_drops", 0, low=0),
+        reports_amount=t.opt_integer("reports_amount"),
     )
     if rule.code_prefix and not rule.code_prefix.isdigit():
         raise t.error("code_prefix", "must be digits")

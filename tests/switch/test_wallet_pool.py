@@ -19,6 +19,7 @@ from tests.switch.wallet_rig import (
     CODE,
     NUMBER_TAKEN,
     USER_PAYS,
+    WRONG_AMOUNT,
     wallet_sale,
     wallet_switch,
 )
@@ -82,3 +83,12 @@ async def test_the_load_generator_sends_wallet_sales(tmp_path: Path) -> None:
         summary = result.as_dict()
         assert summary["answered"] > 0 and summary["by_action_code"] == {"000": summary["answered"]}
         assert len(rig.provider.books.orders) == summary["answered"]
+
+
+async def test_a_payment_for_another_amount_is_undone(tmp_path: Path) -> None:
+    async with wallet_switch(tmp_path) as rig, rig.terminal() as t:
+        sale = wallet_sale(t, WRONG_AMOUNT)
+        assert (await t.exchange(sale)).fields["39"] == "911"
+        await rig.settled("T0000001", sale.fields["11"], "reversed")
+        (order,) = rig.provider.books.orders.values()
+        assert order.state == "CANCELLED"

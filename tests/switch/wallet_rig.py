@@ -53,6 +53,7 @@ EXPIRED = 8000
 INVALID = 8100
 FIRST_PAY_UNANSWERED = 9000
 NUMBER_TAKEN = 7100
+WRONG_AMOUNT = 7200
 
 RULES = (
     WalletRule("user pays", Action.USER_PAYING, amount=USER_PAYS, paying_s=0.4),
@@ -68,6 +69,7 @@ RULES = (
     WalletRule("invalid", Action.INVALID, amount=INVALID),
     WalletRule("first pay lost", Action.APPROVE, amount=FIRST_PAY_UNANSWERED, pay_drops=1),
     WalletRule("order number taken", Action.DUPLICATE, amount=NUMBER_TAKEN),
+    WalletRule("says it took less", Action.APPROVE, amount=WRONG_AMOUNT, reports_amount=7000),
 )
 
 

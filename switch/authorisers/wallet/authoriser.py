@@ -186,7 +186,7 @@ class WalletAuthoriser:
         answer = await self._until_answered("/v1/pay", body, deadline, unknown=True)
         result = answer.text("result")
         if result == Result.SUCCESS:
-            return approval(request, answer)
+            return self._paid(request, answer)
         if result == Result.USER_PAYING:
             return await self._await_user(request, order_no, deadline)
         return self._declined(request, answer)
@@ -209,10 +209,19 @@ class WalletAuthoriser:
                 continue  # the order's fate is unchanged by a lost query: ask again
             state = answer.text("state")
             if state == OrderState.PAID:
-                return approval(request, answer)
+                return self._paid(request, answer)
             if state in (OrderState.FAILED, OrderState.CANCELLED):
                 return self._declined(request, answer)
             # PAYING (or NOT_FOUND for a moment): ask again
+
+    def _paid(self, request: Message, answer: ProviderAnswer) -> Message:
+        """An approval, only for exactly the amount asked: any other amount is an order
+        the switch did not place, so it is undone (unknown outcome, then cancel)."""
+        asked = int(request.fields.get("4") or "0")
+        if answer.number("amount") != asked:
+            log.error("wallet_paid_amount_differs", provider=self.name)
+            raise AuthoriserTimeout(f"{self.name}: paid an amount that was not asked")
+        return approval(request, answer)
 
     def _declined(self, request: Message, answer: ProviderAnswer) -> Message:
         """The provider's FAIL in the terminal's terms. A 4xx is the provider refusing the
