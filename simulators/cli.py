@@ -12,6 +12,7 @@ from typing import Any
 import trio
 
 from ._toml import SimConfigError
+from .wallet_cli import add_wallet_parser
 
 __all__ = ["register"]
 
@@ -29,6 +30,8 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> None:
         "--client-ca", type=Path, help="require client certificates from this CA (mutual TLS)"
     )
     acquirer.set_defaults(func=_acquirer)
+
+    add_wallet_parser(kinds)
 
     terminal = kinds.add_parser("terminal", help="run a certification script")
     terminal.add_argument(

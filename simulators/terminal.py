@@ -248,8 +248,9 @@ class TerminalSimulator:
             return  # takes nothing: no completion or reversal refers to it
         if cls == "1" and message.mti[2] == "0":
             self._last_preauth = sent
-        if cls in "12" and message.mti[2] in "02":
-            self._last_financial = sent
+        refund = (message.fields.get("3") or "").startswith("20")
+        if cls in "12" and message.mti[2] in "02" and not refund:
+            self._last_financial = sent  # what a reversal or a refund refers to
 
     async def _raw(self, step: Raw) -> None:
         data = step.data

@@ -120,6 +120,12 @@ class SwitchMetrics:
             ["link", "reason"],
             registry=r,
         )
+        self.wallet_unverified_answers = Counter(
+            "forecourt_wallet_unverified_answers",
+            "Wallet provider answers refused: signature absent, wrong or stale",
+            ["link", "operation"],
+            registry=r,
+        )
         self.host_timeouts = Counter(
             "forecourt_host_timeouts",
             "Requests the host did not answer in time",

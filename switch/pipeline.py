@@ -21,6 +21,7 @@ from forecourt.codecs.errors import CodecError, DecodeError
 from forecourt.codecs.fields import mask_pan
 from forecourt.codecs.message import Message
 from forecourt.codecs.mti import RequestKey, is_request, mti_class
+from forecourt.codecs.payment_code import masked_payment_code
 from forecourt.keys.errors import KeysError, UnknownOwner
 from forecourt.switch import transmission_time as field7
 from forecourt.switch.answering import TerminalAnswers
@@ -283,7 +284,7 @@ class Pipeline:
             stan=stan,
             mti_class=key.mti_class,
             request_mti=request.mti,
-            masked_pan=mask_pan(pan) if pan else None,
+            masked_pan=mask_pan(pan) if pan else masked_payment_code(request),
             amount=amount,
             processing_code=request.fields.get("3"),
             received_at=time.time(),

@@ -38,7 +38,7 @@ class NoRoute(LookupError):
 class Router:
     """Longest-prefix match of a PAN over digit ranges (e.g. ``"2221-2720"``)."""
 
-    __slots__ = ("_default", "_tables", "_tenders")
+    __slots__ = ("_codes", "_default", "_tables", "_tenders")
 
     def __init__(
         self,
@@ -47,6 +47,7 @@ class Router:
         *,
         targets: str = "acquirers",
         tenders: Iterable[tuple[Sequence[str], str]] = (),
+        payment_codes: Iterable[tuple[Sequence[str], str]] = (),
     ) -> None:
         by_length: dict[int, list[tuple[int, int, str]]] = {}
         for prefixes, link in routes:
@@ -76,6 +77,10 @@ class Router:
         self._default = default
         tender_routes = list(tenders)
         self._tenders = TenderMap(tender_routes) if tender_routes else None
+        # wallet payment codes route over their own table (their prefixes overlap card
+        # ranges), and never to the default route: a code no wallet takes has no route
+        codes = [(p, link) for p, link in payment_codes if p]
+        self._codes = Router(codes) if codes else None
 
     @staticmethod
     def parse_range(spec: str) -> tuple[int, int, int]:
@@ -98,6 +103,12 @@ class Router:
     @property
     def default(self) -> str | None:
         return self._default
+
+    def route_payment_code(self, code: str) -> str:
+        """The wallet provider for this payment code; raises NoRoute if none takes it."""
+        if self._codes is None:
+            raise NoRoute("no route takes wallet payment codes")
+        return self._codes.route(code)
 
     def route(self, pan: str) -> str:
         """The acquirer link name for this PAN; raises NoRoute if nothing matches."""

@@ -14,6 +14,7 @@ from collections.abc import Awaitable, Callable
 
 from forecourt.codecs.action_codes import Outcome, is_approved
 from forecourt.codecs.message import Message
+from forecourt.codecs.payment_code import payment_code_of
 from forecourt.switch.answers import local_answer, relay_answer
 from forecourt.switch.authoriser import (
     Authoriser,
@@ -22,6 +23,7 @@ from forecourt.switch.authoriser import (
     AuthoriserTimeout,
 )
 from forecourt.switch.flows.base import PARKED_S, Job
+from forecourt.switch.flows.original_route import original_route
 from forecourt.switch.journal import (
     AddEvent,
     CompleteSaf,
@@ -38,13 +40,19 @@ from forecourt.switch.translate import across_families
 from forecourt.switch.zone_pins import PinRefused
 
 
-def authoriser_for(job: Job) -> Authoriser | Outcome:
-    """The authoriser the card routes to, or why there is none."""
+def authoriser_for(job: Job, route: str | None = None) -> Authoriser | Outcome:
+    """The authoriser the card (or payment code) routes to, or why there is none.
+
+    `route`: already known (a refund goes where the sale it names went)."""
     record = job.txn
-    pan = pan_of(job.request) or ""
-    record.tender = job.services.router.tender(pan)
+    router = job.services.router
+    pan = pan_of(job.request)
+    record.tender = router.tender(pan or "")
     try:
-        route = job.services.router.route(pan)
+        if route is None:
+            # a card wins; a wallet payment code (ifsf 48-60) is read only without one
+            code = None if pan else payment_code_of(job.request)
+            route = router.route_payment_code(code) if code else router.route(pan or "")
     except NoRoute:
         return Outcome.DECLINED
     record.route = route
@@ -77,7 +85,7 @@ async def forward(job: Job, instead: Instead | None = None) -> Message:
     when the authoriser gave none (no link, or a timeout before any answer)."""
     request, record, services = job.request, job.txn, job.services
     family = job.ctx.dialect.family
-    found = authoriser_for(job)
+    found = authoriser_for(job, await original_route(job))
     if isinstance(found, Outcome):
         record.state = "declined"
         job.log.warning("route_unavailable", route=record.route)
