@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import signal
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -23,6 +24,12 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> None:
     acquirer = kinds.add_parser("acquirer", help="run the acquirer host simulator")
     acquirer.add_argument("--config", required=True, type=Path, help="host TOML (conf/sim/)")
     acquirer.add_argument("--port", type=int, help="override listen.port")
+    acquirer.add_argument(
+        "--keys",
+        type=Path,
+        metavar="FILE",
+        help="the link's clear ZAK/ZPK from `forecourt keys export-test-keys` (test only)",
+    )
     acquirer.add_argument("--tls-cert", type=Path, help="serve TLS: certificate chain (PEM)")
     acquirer.add_argument("--tls-key", type=Path, help="serve TLS: its private key (PEM)")
     acquirer.add_argument(
@@ -81,7 +88,12 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> None:
     )
     load.add_argument("--processes", type=int, default=1, help="worker processes")
     load.add_argument("--quiet", action="store_true", help="no live progress")
-    load.add_argument("--seed", type=int)
+    load.add_argument("--seed", type=int, help="random seed, for a run that repeats exactly")
+    load.add_argument(
+        "--allow-no-approvals",
+        action="store_true",
+        help="exit 0 even when no request was approved (a test of declines)",
+    )
     load.add_argument(
         "--reconnect",
         action="store_true",
@@ -105,7 +117,7 @@ def _acquirer(args: argparse.Namespace) -> int:
     from .acquirer_tls import HostTls
 
     try:
-        config = load_acquirer_config(args.config)
+        config = load_acquirer_config(args.config, args.keys)
     except SimConfigError as exc:
         return _fail(str(exc))
     if args.port is not None:
@@ -135,18 +147,30 @@ def _acquirer(args: argparse.Namespace) -> int:
     )
 
     async def main() -> None:
-        async with trio.open_nursery() as nursery:
-            port = await nursery.start(sim.run)
-            sys.stderr.write(
-                f"acquirer simulator on {config.host}:{port} "
-                f"({config.wire.dialect.name}, {config.wire.framing.header}, "
-                f"{len(config.rules)} rules, {security})\n"
-            )
+        """Serve until SIGINT (Ctrl-C) or SIGTERM, then report what was received."""
+        with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+            async with trio.open_nursery() as nursery:
+                port = await nursery.start(sim.run)
+                sys.stderr.write(
+                    f"acquirer simulator on {config.host}:{port} "
+                    f"({config.wire.dialect.name}, {config.wire.framing.header}, "
+                    f"{len(config.rules)} rules, {security}, "
+                    f"MAC {'on' if config.zak is not None else 'off'})\n"
+                )
+                async for _ in signals:
+                    nursery.cancel_scope.cancel()
+                    break
 
     try:
         trio.run(main)
     except OSError as exc:
         return _fail(f"cannot listen on {config.host}:{config.port}: {exc.strerror}", 1)
+    mtis = ", ".join(f"{k}: {v}" for k, v in sorted(sim.counts_by_mti().items())) or "none"
+    codes = ", ".join(f"{k}: {v}" for k, v in sorted(sim.counts_by_action_code().items()))
+    sys.stderr.write(
+        f"acquirer simulator stopped: {sim.total} messages received ({mtis});"
+        f" answered {codes or 'none'}; {sim.connections_accepted} connections\n"
+    )
     return 0
 
 
@@ -165,15 +189,35 @@ def _terminal(args: argparse.Namespace) -> int:
     except SimConfigError as exc:
         return _fail(str(exc))
 
-    async def main() -> list[tuple[str, CaseResult]]:
-        out: list[tuple[str, CaseResult]] = []
-        for script in scripts:
-            for result in await run_script(script, args.switch):
-                out.append((script.name, result))
-        return out
+    results: list[tuple[str, CaseResult]] = []
+
+    async def main() -> bool:
+        """True when every script ran to its end; False when a signal stopped it."""
+        with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+            async with trio.open_nursery() as nursery:
+
+                async def watch() -> None:
+                    async for _ in signals:
+                        nursery.cancel_scope.cancel()
+
+                nursery.start_soon(watch)
+                for script in scripts:
+                    total = len(script.cases)
+                    _progress(f"{script.name}: {total} cases")
+
+                    def heard(r: CaseResult, name: str = script.name, total: int = total) -> None:
+                        results.append((name, r))
+                        done = sum(1 for n, _ in results if n == name)
+                        verdict = "pass" if r.passed else f"FAIL: {r.reason}"
+                        _progress(f"  [{done}/{total}] {r.name}: {verdict} ({r.seconds:.2f} s)")
+
+                    await run_script(script, args.switch, heard)
+                nursery.cancel_scope.cancel()
+                return True
+        return False
 
     try:
-        results = trio.run(main)
+        finished = trio.run(main)
     except ValueError as exc:
         return _fail(str(exc))
     console = Console()
@@ -189,14 +233,24 @@ def _terminal(args: argparse.Namespace) -> int:
     if args.junit is not None:
         suite = ",".join(s.name for s in scripts)
         write_junit([r for _, r in results], args.junit, suite)
+    if not finished:
+        expected = sum(len(s.cases) for s in scripts)
+        return _fail(f"interrupted after {len(results)} of {expected} cases", 130)
     return 0 if results and passed == len(results) else 1
+
+
+def _progress(line: str) -> None:
+    sys.stderr.write(line + "\n")
+    sys.stderr.flush()
 
 
 # -- load ----------------------------------------------------------------------------------
 
 
 def _load(args: argparse.Namespace) -> int:
-    from .load import LoadOptions, MixEntry, load_mix, run_load
+    from forecourt.codecs.action_codes import is_approved
+
+    from .load import LoadOptions, MixEntry, load_mix, run_load_until_signal
     from .load_processes import run_load_processes
     from .loadkeys import LoadKeyError, macs_for
     from .terminal import parse_address
@@ -257,12 +311,33 @@ def _load(args: argparse.Namespace) -> int:
             def progress(r: Any, elapsed: float) -> None:
                 bar.update(r.sent, r.answered, r.latency.percentile_ms(99.0), elapsed)
 
-            result = trio.run(lambda: run_load(options, progress=progress))
+            result = trio.run(lambda: run_load_until_signal(options, progress=progress))
     report = result.as_dict()
+    approved = sum(n for code, n in result.by_action_code.items() if is_approved(code, wire.family))
+    report["approved"] = approved
     _print_report(report)
     if args.json is not None:
         args.json.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
-    return 0 if result.answered > 0 else 1
+    if result.interrupted:
+        sys.stderr.write("forecourt sim: interrupted: the report covers the run so far\n")
+    if approved == 0 and not args.allow_no_approvals:
+        return _fail(_nothing_approved(result, args.switch), 1)
+    return 130 if result.interrupted else 0
+
+
+def _nothing_approved(result: Any, switch: str) -> str:
+    """The one line that says why a load run approved nothing."""
+    if result.connections_failed and not result.answered:
+        return (
+            f"no request was approved: {result.connections_failed} connections to {switch}"
+            " failed (is the switch running there? check --switch)"
+        )
+    codes = ", ".join(f"{k}: {v}" for k, v in sorted(result.by_action_code.items())) or "none"
+    return (
+        f"no request was approved ({result.answered} answered, action codes {codes};"
+        f" {result.timeouts} timeouts): check the terminals' keys (--mac) and registration,"
+        " or pass --allow-no-approvals"
+    )
 
 
 class _ProgressBar:
@@ -316,7 +391,9 @@ def _print_report(report: dict[str, Any]) -> None:
         ("latency p99 / p99.9", f"{latency['p99_ms']:.3f} / {latency['p999_ms']:.3f} ms"),
         ("latency max", f"{latency['max_ms']:.3f} ms"),
         ("action codes", ", ".join(f"{k}: {v}" for k, v in report["by_action_code"].items())),
+        ("approved", str(report["approved"])),
         ("timeouts / errors", f"{report['timeouts']} / {report['errors']}"),
+        ("connections failed", str(report["connections_failed"])),
     )
     for key, value in rows:
         table.add_row(key, value)
