@@ -383,7 +383,9 @@ async def _run_switch(
                             saf=saf,
                         )
                     )
-                    outer.start_soon(keys.watch)
+                # every backend: a terminal added by `keys add-terminal` (another
+                # process) or a rotation elsewhere is known within the watch period
+                outer.start_soon(keys.watch)
                 metrics_port: int | None = None
                 if config.metrics.enabled:
                     metrics_port = await outer.start(
