@@ -20,6 +20,7 @@ from forecourt.switch.config import ConfigError, SwitchConfig, load_config
 from forecourt.switch.instance_lock import InstanceLockError, take_instance_lock
 from forecourt.switch.journal.model import JournalError
 from forecourt.switch.log import configure_logging
+from forecourt.switch.metrics_endpoint import MetricsUnavailable
 from forecourt.switch.server import ListenerUnavailable, run_switch
 from forecourt.switch.tls import TlsContexts
 from forecourt.switch.workers import supervise, worker_metrics_port, worker_node
@@ -136,7 +137,15 @@ def startup_error(exc: BaseException) -> str | None:
     while isinstance(exc, BaseExceptionGroup) and len(exc.exceptions) == 1:
         exc = exc.exceptions[0]
     if isinstance(
-        exc, (KeysError, InstanceLockError, ConfigError, JournalError, ListenerUnavailable)
+        exc,
+        (
+            KeysError,
+            InstanceLockError,
+            ConfigError,
+            JournalError,
+            ListenerUnavailable,
+            MetricsUnavailable,
+        ),
     ):
         return str(exc)
     return None
