@@ -108,7 +108,7 @@ def run(args: argparse.Namespace) -> int:
         trio.run(serve, config, worker, args.instance_lock_fd, tls)
     except BaseException as exc:
         line = startup_error(exc)
-        if line is None:
+        if line is None or getattr(args, "debug", False):
             raise
         print(f"forecourt serve: {line}", file=sys.stderr)
         return 2
