@@ -25,7 +25,8 @@ def _with_keys(tmp_path: Path, *, acquirer: bool = True) -> Path:
         sim = Path(__file__).resolve().parents[2] / "conf" / "sim" / "test-zmk"
         added = forecourt(
             "keys", "add-acquirer", "bank", "--config", config,
-            "--component-file", sim / "component-1.txt", "--component-file", sim / "component-2.txt",
+            "--component-file", sim / "component-1.txt",
+            "--component-file", sim / "component-2.txt",
             "--component-kcv", "08D7B4", "--component-kcv", "D9C2A9", "--kcv", "6BC0F2",
         )  # fmt: skip
         assert added.returncode == 0, added.stderr
