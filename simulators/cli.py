@@ -296,6 +296,10 @@ def _load(args: argparse.Namespace) -> int:
         reconnect=args.reconnect,
     )
     live = not args.quiet and sys.stderr.isatty()
+    _progress(
+        f"load: {args.terminals} terminals at {host}:{port} for {args.duration:g} s"
+        " (Ctrl-C stops it with the report so far)"
+    )
     with _ProgressBar(live, args.duration) as bar:
         if args.processes > 1:
             result = run_load_processes(options, args.processes, mac_spec, bar.update)
