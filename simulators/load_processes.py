@@ -12,6 +12,7 @@ import multiprocessing
 import multiprocessing.connection
 import os
 import signal
+import threading
 import time
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -151,7 +152,9 @@ def run_load_processes(
             if process.pid is not None and process.is_alive():
                 os.kill(process.pid, signal.SIGINT)
 
-    previous = signal.signal(signal.SIGINT, forward), signal.signal(signal.SIGTERM, forward)
+    main = threading.current_thread() is threading.main_thread()  # signals: main thread only
+    if main:
+        previous = signal.signal(signal.SIGINT, forward), signal.signal(signal.SIGTERM, forward)
     try:
         pending = {id(p): (p, c) for p, c in workers}
         while pending:
@@ -171,8 +174,9 @@ def run_load_processes(
                 p99 = max(counters[i * 3 + 2] for i in range(processes))
                 progress(sent, answered, p99, time.perf_counter() - started)
     finally:
-        signal.signal(signal.SIGINT, previous[0])
-        signal.signal(signal.SIGTERM, previous[1])
+        if main:
+            signal.signal(signal.SIGINT, previous[0])
+            signal.signal(signal.SIGTERM, previous[1])
         for process, _ in workers:
             if process.is_alive():
                 process.terminate()
