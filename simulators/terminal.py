@@ -11,6 +11,7 @@ verdicts and JUnit report in `case_report`.
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -368,8 +369,8 @@ def os_reason(exc: OSError) -> str:
     """What the system said (trio's "all attempts failed" keeps it in its cause)."""
     seen: BaseException | None = exc
     while seen is not None:
-        if isinstance(seen, OSError) and seen.strerror:
-            return seen.strerror
+        if isinstance(seen, OSError) and seen.errno:
+            return os.strerror(seen.errno)
         inner = getattr(seen, "exceptions", None)
         seen = inner[0] if inner else seen.__cause__
     return str(exc) or type(exc).__name__

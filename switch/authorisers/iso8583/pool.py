@@ -12,6 +12,7 @@ from __future__ import annotations
 import functools
 import itertools
 import math
+import os
 import random
 import ssl
 from collections.abc import Callable
@@ -392,8 +393,8 @@ def _os_reason(exc: OSError) -> str:
     """What the system said (trio's "all attempts failed" keeps it in its cause)."""
     seen: BaseException | None = exc
     while seen is not None:
-        if isinstance(seen, OSError) and seen.strerror:
-            return seen.strerror
+        if isinstance(seen, OSError) and seen.errno:
+            return os.strerror(seen.errno)
         inner = getattr(seen, "exceptions", None)
         seen = inner[0] if inner else seen.__cause__
     return str(exc) or type(exc).__name__
