@@ -52,10 +52,16 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     _location(p)
     p.set_defaults(func=_cmd(_saf))
 
+    p = jsub.add_parser("shifts", help="terminal shifts: opened, closed, in balance")
+    _location(p)
+    p.add_argument("--terminal", help="only this terminal id")
+    p.add_argument("--limit", type=int, default=50, help="shifts to show, newest first (50)")
+    p.set_defaults(func=_cmd(_shifts))
+
     p = jsub.add_parser("totals", help="journalled totals of a terminal shift")
     _location(p)
-    p.add_argument("--terminal", required=True)
-    p.add_argument("--shift", required=True)
+    p.add_argument("--terminal", required=True, help="the terminal id (field 41)")
+    p.add_argument("--shift", required=True, help="the shift id, as `journal shifts` lists it")
     p.set_defaults(func=_cmd(_totals))
 
     add_reverse_parser(jsub, _location)
@@ -271,6 +277,23 @@ def _saf(args: argparse.Namespace, console: Console) -> int:
     return 0
 
 
+def _shifts(args: argparse.Namespace, console: Console) -> int:
+    reader = _reader(args)
+    try:
+        shifts = reader.shifts(args.terminal, args.limit)
+    finally:
+        reader.close()
+    t = Table(title="shifts" + (f" of terminal {args.terminal}" if args.terminal else ""))
+    for col in ("terminal", "shift", "opened", "closed", "balance"):
+        t.add_column(col)
+    for shift in shifts:
+        balance = {None: "-", True: "in balance", False: "OUT OF BALANCE"}[shift.in_balance]
+        closed = "open" if shift.closed_at is None else _ts(shift.closed_at)
+        t.add_row(shift.terminal_id, shift.shift_id, _ts(shift.opened_at), closed, balance)
+    console.print(t)
+    return 0
+
+
 def _totals(args: argparse.Namespace, console: Console) -> int:
     reader = _reader(args)
     try:
@@ -278,6 +301,11 @@ def _totals(args: argparse.Namespace, console: Console) -> int:
         shift = reader.shift(args.terminal, args.shift)
     finally:
         reader.close()
+    if shift is None and not totals.lines:
+        raise _BadInput(
+            f"no shift {args.shift!r} of terminal {args.terminal!r} in the journal:"
+            f" `forecourt journal shifts --terminal {args.terminal}` lists its shifts"
+        )
     title = f"terminal {totals.terminal_id} shift {totals.shift_id}"
     if shift is not None:
         state = "open" if shift.closed_at is None else f"closed {_ts(shift.closed_at)}"

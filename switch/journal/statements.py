@@ -117,6 +117,7 @@ SAF_COLUMNS = (
 )
 OPEN_SHIFTS = "SELECT terminal_id, shift_id FROM shifts WHERE closed_at IS NULL ORDER BY opened_at"
 SHIFT = "SELECT * FROM shifts WHERE terminal_id = ? AND shift_id = ?"
+SHIFTS = "SELECT * FROM shifts {where}ORDER BY opened_at DESC LIMIT ?"
 TOTALS = """
     SELECT currency, category, count(*) AS n, CAST(coalesce(sum(amt), 0) AS BIGINT) AS total
     FROM (
