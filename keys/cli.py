@@ -26,6 +26,19 @@ from forecourt.keys.stamp import STORE_FILE_NAME, default_data_dir
 from forecourt.keys.store import KeyStore
 from forecourt.keys.store_location import StoreLocation, read_store_location
 
+_C = "--config /etc/forecourt/forecourt.toml"
+EXAMPLES = {
+    "init": f"forecourt keys init {_C} --lmk-file /etc/forecourt/lmk.key",
+    "add-terminal": f"forecourt keys add-terminal T0000001 {_C}",
+    "add-acquirer": f"forecourt keys add-acquirer bank {_C}",
+    "export-test-keys": f"forecourt keys export-test-keys bank {_C} --to bank-test-keys.toml",
+    "rotate": f"forecourt keys rotate T0000001 {_C} --reason 'daily rotation'",
+    "list": f"forecourt keys list {_C} --owner T0000001",
+    "audit": f"forecourt keys audit {_C} --since 7d",
+    "calc mac": "forecourt keys calc mac --algorithm retail --key 0123...3210 --data 31323030",
+    "calc kcv": "forecourt keys calc kcv --key 0123456789ABCDEFFEDCBA9876543210",
+}
+
 
 class UsageError(Exception):
     """Bad input on the command line."""
@@ -69,7 +82,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     def leaf(
         name: str, func: Callable[[argparse.Namespace], int], help: str
     ) -> argparse.ArgumentParser:
-        p = sub.add_parser(name, help=help, allow_abbrev=False)
+        p = sub.add_parser(name, help=help, allow_abbrev=False, epilog=f"example: {EXAMPLES[name]}")
         _common(p, suppress=True)
         p.set_defaults(func=_guarded(func))
         return p
@@ -102,29 +115,45 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     p = leaf("rotate", _rotate, "make the next working keys (pending until delivered)")
     p.add_argument("owner", nargs="?", help="terminal id or acquirer name")
     p.add_argument("--all", action="store_true", help="every terminal and acquirer")
-    p.add_argument("--grace", type=float, metavar="SECONDS")
-    p.add_argument("--reason", default="")
+    p.add_argument(
+        "--grace",
+        type=float,
+        metavar="SECONDS",
+        help="how long the replaced keys stay accepted (default [keys] grace_s)",
+    )
+    p.add_argument("--reason", default="", help="why, for the key audit")
     p.add_argument(
         "--activate", action="store_true", help="activate at once (out-of-band delivery)"
     )
 
     p = leaf("list", _list, "list keys (never key material)")
-    p.add_argument("--owner")
+    p.add_argument("--owner", help="only this terminal id or acquirer name")
 
     p = leaf("audit", _audit, "show the rotation audit")
     p.add_argument("--since", help="ISO date/time, or an age such as 30m, 12h, 7d")
-    p.add_argument("--owner")
+    p.add_argument("--owner", help="only this terminal id or acquirer name")
 
     calc = sub.add_parser("calc", help="calculators for test keys", allow_abbrev=False)
     csub = calc.add_subparsers(dest="calc_command", required=True)
-    p = csub.add_parser("mac", help="MAC of DATA under KEY")
-    p.add_argument("--algorithm", choices=["retail", "cmac"], required=True)
-    p.add_argument("--key", required=True, metavar="HEX")
-    p.add_argument("--data", required=True, metavar="HEX")
+    p = csub.add_parser(
+        "mac", help="MAC of DATA under KEY", epilog=f"example: {EXAMPLES['calc mac']}"
+    )
+    p.add_argument(
+        "--algorithm",
+        choices=["retail", "cmac"],
+        required=True,
+        help="retail: ISO 9797-1 alg. 3 (TDES); cmac: AES-CMAC",
+    )
+    p.add_argument("--key", required=True, metavar="HEX", help="a TEST key, clear, in hex")
+    p.add_argument("--data", required=True, metavar="HEX", help="the data, in hex")
     p.set_defaults(func=_guarded(_calc_mac))
-    p = csub.add_parser("kcv", help="KCV of KEY")
-    p.add_argument("--key", required=True, metavar="HEX")
-    p.add_argument("--algorithm", choices=["tdes", "aes"])
+    p = csub.add_parser("kcv", help="KCV of KEY", epilog=f"example: {EXAMPLES['calc kcv']}")
+    p.add_argument("--key", required=True, metavar="HEX", help="a TEST key, clear, in hex")
+    p.add_argument(
+        "--algorithm",
+        choices=["tdes", "aes"],
+        help="default: AES for 32 bytes, else TDES",
+    )
     p.set_defaults(func=_guarded(_calc_kcv))
 
 

@@ -21,7 +21,12 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> None:
     sim = subparsers.add_parser("sim", help="simulators: acquirer host, terminal, load generator")
     kinds = sim.add_subparsers(dest="sim_command", required=True)
 
-    acquirer = kinds.add_parser("acquirer", help="run the acquirer host simulator")
+    acquirer = kinds.add_parser(
+        "acquirer",
+        help="run the acquirer host simulator",
+        epilog="example: forecourt sim acquirer --config conf/sim/acquirer.toml"
+        " --keys bank-test-keys.toml",
+    )
     acquirer.add_argument("--config", required=True, type=Path, help="host TOML (conf/sim/)")
     acquirer.add_argument("--port", type=int, help="override listen.port")
     acquirer.add_argument(
@@ -37,7 +42,12 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> None:
     )
     acquirer.set_defaults(func=_acquirer)
 
-    terminal = kinds.add_parser("terminal", help="run a certification script")
+    terminal = kinds.add_parser(
+        "terminal",
+        help="run a certification script",
+        epilog="example: forecourt sim terminal --script conf/cert/01-ifsf-indoor.toml"
+        " --script conf/cert/04-iso87.toml --junit cert.xml",
+    )
     terminal.add_argument(
         "--script",
         required=True,
@@ -49,22 +59,38 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> None:
     terminal.add_argument("--junit", type=Path, help="write a JUnit XML report here")
     terminal.set_defaults(func=_terminal)
 
-    load = kinds.add_parser("load", help="drive many terminals at a switch or host")
+    load = kinds.add_parser(
+        "load",
+        help="drive many terminals at a switch or host",
+        epilog="example: forecourt sim load --switch 127.0.0.1:9000 --terminals 20"
+        " --duration 30 --mac store --data-dir /var/lib/forecourt --provision",
+    )
     load.add_argument("--switch", required=True, help="HOST:PORT")
-    load.add_argument("--terminals", type=int, default=10)
+    load.add_argument("--terminals", type=int, default=10, help="terminals, one connection each")
     pace = load.add_mutually_exclusive_group()
     pace.add_argument("--rate", type=float, help="requests per second in total (open loop)")
     pace.add_argument("--concurrency", type=int, help="requests outstanding in total (closed loop)")
     load.add_argument("--duration", type=float, default=10.0, help="seconds")
     load.add_argument("--mix", type=Path, help="mix TOML ([[mix]] template, weight, pan, amount)")
     load.add_argument("--json", type=Path, help="write the report as JSON here")
-    load.add_argument("--dialect", default="ifsf", choices=("ifsf", "iso87ascii", "iso87bcd"))
-    load.add_argument("--bitmap", default="binary", choices=("binary", "hex"))
-    load.add_argument("--framing", default="2b", choices=("2b", "4a"))
+    load.add_argument(
+        "--dialect",
+        default="ifsf",
+        choices=("ifsf", "iso87ascii", "iso87bcd"),
+        help="the listener's dialect (ifsf)",
+    )
+    load.add_argument(
+        "--bitmap", default="binary", choices=("binary", "hex"), help="bitmap encoding (binary)"
+    )
+    load.add_argument(
+        "--framing", default="2b", choices=("2b", "4a"), help="length header: 2b or 4a (2b)"
+    )
     load.add_argument("--tpdu", action="store_true", help="send a TPDU after the length")
     load.add_argument("--timeout", type=float, default=10.0, help="seconds before a timeout")
     load.add_argument("--terminal-prefix", default="L", help="terminal ids are PREFIX000001...")
-    load.add_argument("--first-terminal", type=int, default=1)
+    load.add_argument(
+        "--first-terminal", type=int, default=1, help="number of the first terminal id (1)"
+    )
     load.add_argument(
         "--mac",
         choices=("none", "key", "store"),
@@ -72,7 +98,12 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> None:
         help="none; key: one clear --mac-key for all; store: TAKs from --data-dir",
     )
     load.add_argument("--mac-key", help="clear hex key for --mac key (test only)")
-    load.add_argument("--mac-algorithm", choices=("retail", "cmac"), default="retail")
+    load.add_argument(
+        "--mac-algorithm",
+        choices=("retail", "cmac"),
+        default="retail",
+        help="with --mac key: retail (TDES) or cmac (AES)",
+    )
     load.add_argument("--data-dir", type=Path, help="switch data directory (key store)")
     load.add_argument("--lmk-file", type=Path, help="LMK file (default: the one `keys init` wrote)")
     load.add_argument(

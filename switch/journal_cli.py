@@ -32,33 +32,56 @@ class _BadInput(Exception):
     pass
 
 
+_C = "--config /etc/forecourt/forecourt.toml"
+
+
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     journal = subparsers.add_parser("journal", help="inspect the transaction journal")
     jsub = journal.add_subparsers(dest="journal_command", required=True)
 
-    p = jsub.add_parser("list", help="latest transactions")
+    p = jsub.add_parser(
+        "list",
+        help="latest transactions",
+        epilog=f"example: forecourt journal list {_C} --terminal T0000001 --limit 20",
+    )
     _location(p)
     p.add_argument("--terminal", help="only this terminal id")
     p.add_argument("--state", choices=[s.value for s in TxnState], help="only this state")
     p.add_argument("--limit", type=int, default=50, help="rows to show (default 50)")
     p.set_defaults(func=_cmd(_list))
 
-    p = jsub.add_parser("show", help="one transaction and its events")
+    p = jsub.add_parser(
+        "show",
+        help="one transaction and its events",
+        epilog="example: forecourt journal show 01J9Z... --config /etc/forecourt/forecourt.toml",
+    )
     _location(p)
-    p.add_argument("txn_id")
+    p.add_argument("txn_id", help="the transaction id, as `journal list` shows it")
     p.set_defaults(func=_cmd(_show))
 
-    p = jsub.add_parser("saf", help="store-and-forward queue: depth, oldest, flagged items")
+    p = jsub.add_parser(
+        "saf",
+        help="store-and-forward queue: depth, oldest, flagged items",
+        epilog="example: forecourt journal saf --config /etc/forecourt/forecourt.toml",
+    )
     _location(p)
     p.set_defaults(func=_cmd(_saf))
 
-    p = jsub.add_parser("shifts", help="terminal shifts: opened, closed, in balance")
+    p = jsub.add_parser(
+        "shifts",
+        help="terminal shifts: opened, closed, in balance",
+        epilog=f"example: forecourt journal shifts {_C} --terminal T0000001",
+    )
     _location(p)
     p.add_argument("--terminal", help="only this terminal id")
     p.add_argument("--limit", type=int, default=50, help="shifts to show, newest first (50)")
     p.set_defaults(func=_cmd(_shifts))
 
-    p = jsub.add_parser("totals", help="journalled totals of a terminal shift")
+    p = jsub.add_parser(
+        "totals",
+        help="journalled totals of a terminal shift",
+        epilog=f"example: forecourt journal totals {_C} --terminal T0000001 --shift 0001",
+    )
     _location(p)
     p.add_argument("--terminal", required=True, help="the terminal id (field 41)")
     p.add_argument("--shift", required=True, help="the shift id, as `journal shifts` lists it")
@@ -68,7 +91,11 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
     db = subparsers.add_parser("db", help="journal database administration")
     dsub = db.add_subparsers(dest="db_command", required=True)
-    p = dsub.add_parser("migrate", help="create or upgrade the journal schema")
+    p = dsub.add_parser(
+        "migrate",
+        help="create or upgrade the journal schema",
+        epilog="example: forecourt db migrate --config /etc/forecourt/forecourt.toml",
+    )
     _location(p)
     p.set_defaults(func=_cmd(_migrate))
 

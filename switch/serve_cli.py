@@ -29,8 +29,17 @@ log = structlog.get_logger("forecourt.serve")
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    parser = subparsers.add_parser("serve", help="run the switch")
-    parser.add_argument("--config", type=Path, default=Path("conf/forecourt.toml"))
+    parser = subparsers.add_parser(
+        "serve",
+        help="run the switch",
+        epilog="example: forecourt serve --config /etc/forecourt/forecourt.toml --workers 2",
+    )
+    parser.add_argument(
+        "--config",
+        type=Path,
+        default=Path("conf/forecourt.toml"),
+        help="the configuration file (default conf/forecourt.toml; docs/configuration.md)",
+    )
     parser.add_argument(
         "--workers",
         type=int,

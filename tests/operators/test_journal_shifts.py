@@ -24,7 +24,9 @@ async def data_dir(tmp_path: Path) -> Path:
     return tmp_path
 
 
-async def test_shifts_lists_newest_first(data_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
+async def test_shifts_lists_newest_first(
+    data_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     assert main(["journal", "shifts", "--data-dir", str(data_dir)]) == 0
     out = capsys.readouterr().out
     rows = [line for line in out.splitlines() if "T000000" in line]
