@@ -363,7 +363,7 @@ class KeyStore:
                 audit.record(
                     tx, t, actor, "export_clear", name, key_type, new=row.ref, reason="test host"
                 )
-        log.warning("clear zone keys exported owner=%s for a test host", name)
+        log.info("clear zone keys exported owner=%s for a test host", name)
         return tuple(out)
 
     def translate_pin_block(self, terminal_id: str, acquirer: str, block: bytes, pan: str) -> bytes:
