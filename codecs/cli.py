@@ -36,13 +36,22 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> None:
     codec = subparsers.add_parser("codec", help="decode or encode ISO 8583 messages")
     actions = codec.add_subparsers(dest="codec_command", required=True)
 
-    dec = actions.add_parser("decode", help="hex on the wire -> JSON (PAN masked)")
+    dec = actions.add_parser(
+        "decode",
+        help="hex on the wire -> JSON (PAN masked)",
+        epilog="example: forecourt codec decode --dialect ifsf --framing 2b 0012313230300000...",
+    )
     _common(dec)
     dec.add_argument("--tpdu", action="store_true", help="a 5-byte TPDU precedes the message")
     dec.add_argument("hex", metavar="HEX", help="the bytes, in hex")
     dec.set_defaults(func=run_decode)
 
-    enc = actions.add_parser("encode", help="JSON -> hex on the wire")
+    enc = actions.add_parser(
+        "encode",
+        help="JSON -> hex on the wire",
+        epilog="""example: forecourt codec encode --dialect iso87ascii '{"mti": "0800",'"""
+        """ "fields": {"11": "000001", "70": "301"}}'""",
+    )
     _common(enc)
     enc.add_argument(
         "--tpdu", metavar="HEX", default=None, help="5-byte TPDU to put before the message"
@@ -52,9 +61,15 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> None:
 
 
 def _common(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--dialect", required=True, choices=DIALECT_NAMES)
-    parser.add_argument("--bitmap", choices=("binary", "hex"), default="binary")
-    parser.add_argument("--framing", choices=HEADERS, default="none")
+    parser.add_argument(
+        "--dialect", required=True, choices=DIALECT_NAMES, help="the message's dialect"
+    )
+    parser.add_argument(
+        "--bitmap", choices=("binary", "hex"), default="binary", help="bitmap encoding (binary)"
+    )
+    parser.add_argument(
+        "--framing", choices=HEADERS, default="none", help="length header before it (none)"
+    )
 
 
 def run_decode(args: argparse.Namespace) -> int:

@@ -229,6 +229,46 @@ class _PgTx(Tx):
         return bool(self.query("SELECT 1 FROM key_owners WHERE owner = ? FOR UPDATE", (owner,)))
 
 
+_CONNECT_REASONS = (
+    "Connection refused",
+    "timeout expired",
+    "No route to host",
+    "Network is unreachable",
+    "could not translate host name",
+    "password authentication failed",
+    "no password supplied",
+    "does not exist",
+    "too many clients",
+    "the database system is starting up",
+    "the database system is shutting down",
+    "SSL",
+)
+
+
+def dsn_place(dsn: str) -> str:
+    """`user@host:port/dbname` of a DSN, never its password (for an operator's line)."""
+    from psycopg.conninfo import conninfo_to_dict
+
+    try:
+        parts = conninfo_to_dict(dsn)
+    except Exception:
+        return "the configured database (the DSN does not parse)"
+    user = f"{parts['user']}@" if parts.get("user") else ""
+    host = parts.get("host") or "localhost"
+    return f"{user}{host}:{parts.get('port') or 5432}/{parts.get('dbname') or ''}"
+
+
+def connect_reason(exc: BaseException) -> str:
+    """Why a PostgreSQL connection failed, from a fixed list of phrases (the driver's
+    full message may quote the DSN), else the error's class."""
+    text = str(exc)
+    for phrase in _CONNECT_REASONS:
+        if phrase.lower() in text.lower():
+            return phrase
+    state = getattr(exc, "sqlstate", None)
+    return type(exc).__name__ + (f" ({state})" if state else "")
+
+
 class PostgresBackend(Backend):
     """One psycopg 3 connection guarded by a lock (the switch calls from a thread pool)."""
 
@@ -241,7 +281,10 @@ class PostgresBackend(Backend):
         try:
             self._conn = psycopg.connect(dsn, autocommit=True, connect_timeout=10)
         except psycopg.Error as exc:
-            raise StoreError(f"cannot connect to PostgreSQL: {type(exc).__name__}") from None
+            raise StoreError(
+                f"key store: cannot connect to PostgreSQL at {dsn_place(dsn)}:"
+                f" {connect_reason(exc)} (is it running? check `database` in the config)"
+            ) from None
         self._lock = threading.RLock()
 
     @contextmanager

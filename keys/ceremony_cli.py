@@ -54,8 +54,13 @@ def _import_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def add_terminal_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("terminal_id")
-    p.add_argument("--algorithm", choices=["tdes", "aes"], default="tdes")
+    p.add_argument("terminal_id", help="the terminal's id (field 41, 8 characters)")
+    p.add_argument(
+        "--algorithm",
+        choices=["tdes", "aes"],
+        default="tdes",
+        help="the KEK's algorithm: tdes (retail MAC) or aes (CMAC); default tdes",
+    )
     p.add_argument(
         "--component-files",
         metavar="DIR",
@@ -72,7 +77,7 @@ def add_terminal_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def add_acquirer_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("name")
+    p.add_argument("name", help="the acquirer link, as its [[acquirers]] name")
     _import_arguments(p)
     p.add_argument(
         "--components",

@@ -18,13 +18,30 @@ from pathlib import Path
 
 from forecourt.keys import ceremony_cli as ceremony
 from forecourt.keys import wallet_cli
-from forecourt.keys.component_files import CeremonyError
+from forecourt.keys.component_files import CeremonyError, write_private_file
 from forecourt.keys.crypto import Algorithm, kcv
 from forecourt.keys.errors import InvalidKey, KeysError
 from forecourt.keys.mac import aes_cmac, retail_mac
-from forecourt.keys.model import KeyInfo, OwnerKind
+from forecourt.keys.model import KeyInfo, KeyType, OwnerKind
 from forecourt.keys.stamp import STORE_FILE_NAME, default_data_dir
 from forecourt.keys.store import KeyStore
+from forecourt.keys.store_location import StoreLocation, read_store_location
+
+_C = "--config /etc/forecourt/forecourt.toml"
+EXAMPLES = {
+    "init": f"forecourt keys init {_C} --lmk-file /etc/forecourt/lmk.key",
+    "add-terminal": f"forecourt keys add-terminal T0000001 {_C}",
+    "add-acquirer": f"forecourt keys add-acquirer bank {_C}",
+    "export-test-keys": f"forecourt keys export-test-keys bank {_C} --to bank-test-keys.toml",
+    "add-wallet": f"forecourt keys add-wallet wallet {_C} --scheme hmac-sha256"
+    " --secret-file wallet-secret.hex",
+    "wallets": f"forecourt keys wallets {_C}",
+    "rotate": f"forecourt keys rotate T0000001 {_C} --reason 'daily rotation'",
+    "list": f"forecourt keys list {_C} --owner T0000001",
+    "audit": f"forecourt keys audit {_C} --since 7d",
+    "calc mac": "forecourt keys calc mac --algorithm retail --key 0123...3210 --data 31323030",
+    "calc kcv": "forecourt keys calc kcv --key 0123456789ABCDEFFEDCBA9876543210",
+}
 
 
 class UsageError(Exception):
@@ -33,6 +50,14 @@ class UsageError(Exception):
 
 def _common(p: argparse.ArgumentParser, suppress: bool) -> None:
     d = argparse.SUPPRESS if suppress else None
+    p.add_argument(
+        "--config",
+        type=Path,
+        default=d,
+        metavar="FILE",
+        help="the switch's configuration: its data_dir, database and [keys] lmk_file"
+        " (the options below win over it)",
+    )
     p.add_argument(
         "--data-dir", default=d, help="data directory (default ./data or $FORECOURT_DATA_DIR)"
     )
@@ -61,7 +86,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     def leaf(
         name: str, func: Callable[[argparse.Namespace], int], help: str
     ) -> argparse.ArgumentParser:
-        p = sub.add_parser(name, help=help, allow_abbrev=False)
+        p = sub.add_parser(name, help=help, allow_abbrev=False, epilog=f"example: {EXAMPLES[name]}")
         _common(p, suppress=True)
         p.set_defaults(func=_guarded(func))
         return p
@@ -76,34 +101,65 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     p = leaf("add-acquirer", _add_acquirer, "register an acquirer link from ZMK components")
     ceremony.add_acquirer_arguments(p)
 
+    p = leaf(
+        "export-test-keys",
+        _export_test_keys,
+        "write an acquirer link's clear ZAK/ZPK to a 0600 file, for a TEST host only",
+    )
+    p.add_argument("name", help="the acquirer link, as registered by add-acquirer")
+    p.add_argument(
+        "--to",
+        type=Path,
+        required=True,
+        metavar="FILE",
+        help="the key file to create (mode 0600, never over another file);"
+        " `forecourt sim acquirer --keys FILE` reads it",
+    )
+
     p = leaf("rotate", _rotate, "make the next working keys (pending until delivered)")
     p.add_argument("owner", nargs="?", help="terminal id or acquirer name")
     p.add_argument("--all", action="store_true", help="every terminal and acquirer")
-    p.add_argument("--grace", type=float, metavar="SECONDS")
-    p.add_argument("--reason", default="")
+    p.add_argument(
+        "--grace",
+        type=float,
+        metavar="SECONDS",
+        help="how long the replaced keys stay accepted (default [keys] grace_s)",
+    )
+    p.add_argument("--reason", default="", help="why, for the key audit")
     p.add_argument(
         "--activate", action="store_true", help="activate at once (out-of-band delivery)"
     )
 
     p = leaf("list", _list, "list keys (never key material)")
-    p.add_argument("--owner")
+    p.add_argument("--owner", help="only this terminal id or acquirer name")
 
     p = leaf("audit", _audit, "show the rotation audit")
     p.add_argument("--since", help="ISO date/time, or an age such as 30m, 12h, 7d")
-    p.add_argument("--owner")
+    p.add_argument("--owner", help="only this terminal id or acquirer name")
 
     wallet_cli.register(leaf, _open)
 
     calc = sub.add_parser("calc", help="calculators for test keys", allow_abbrev=False)
     csub = calc.add_subparsers(dest="calc_command", required=True)
-    p = csub.add_parser("mac", help="MAC of DATA under KEY")
-    p.add_argument("--algorithm", choices=["retail", "cmac"], required=True)
-    p.add_argument("--key", required=True, metavar="HEX")
-    p.add_argument("--data", required=True, metavar="HEX")
+    p = csub.add_parser(
+        "mac", help="MAC of DATA under KEY", epilog=f"example: {EXAMPLES['calc mac']}"
+    )
+    p.add_argument(
+        "--algorithm",
+        choices=["retail", "cmac"],
+        required=True,
+        help="retail: ISO 9797-1 alg. 3 (TDES); cmac: AES-CMAC",
+    )
+    p.add_argument("--key", required=True, metavar="HEX", help="a TEST key, clear, in hex")
+    p.add_argument("--data", required=True, metavar="HEX", help="the data, in hex")
     p.set_defaults(func=_guarded(_calc_mac))
-    p = csub.add_parser("kcv", help="KCV of KEY")
-    p.add_argument("--key", required=True, metavar="HEX")
-    p.add_argument("--algorithm", choices=["tdes", "aes"])
+    p = csub.add_parser("kcv", help="KCV of KEY", epilog=f"example: {EXAMPLES['calc kcv']}")
+    p.add_argument("--key", required=True, metavar="HEX", help="a TEST key, clear, in hex")
+    p.add_argument(
+        "--algorithm",
+        choices=["tdes", "aes"],
+        help="default: AES for 32 bytes, else TDES",
+    )
     p.set_defaults(func=_guarded(_calc_kcv))
 
 
@@ -121,17 +177,28 @@ def _guarded(func: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Na
     return run
 
 
-def _data_dir(args: argparse.Namespace) -> Path:
+def _location(args: argparse.Namespace) -> StoreLocation:
+    """The options given, else the `--config` file's values, else the defaults."""
+    config = getattr(args, "config", None)
+    base = read_store_location(config) if config else StoreLocation(default_data_dir())
     d = getattr(args, "data_dir", None)
-    return Path(d) if d else default_data_dir()
+    lmk_file = getattr(args, "lmk_file", None)
+    return StoreLocation(
+        data_dir=Path(d) if d else base.data_dir,
+        database=getattr(args, "database", None) or base.database,
+        lmk_file=Path(lmk_file) if lmk_file else base.lmk_file,
+        allow_lmk_in_data_dir=bool(getattr(args, "allow_lmk_in_data_dir", False))
+        or base.allow_lmk_in_data_dir,
+    )
 
 
 def _open(args: argparse.Namespace) -> KeyStore:
+    at = _location(args)
     return KeyStore.open(
-        _data_dir(args),
-        dsn=getattr(args, "database", None),
-        lmk_file=getattr(args, "lmk_file", None),
-        allow_lmk_in_data_dir=getattr(args, "allow_lmk_in_data_dir", False),
+        at.data_dir,
+        dsn=at.database,
+        lmk_file=at.lmk_file,
+        allow_lmk_in_data_dir=at.allow_lmk_in_data_dir,
     )
 
 
@@ -156,16 +223,15 @@ def _fmt_time(t: float | None) -> str:
 
 
 def _init(args: argparse.Namespace) -> int:
+    at = _location(args)
     store = KeyStore.init(
-        _data_dir(args),
-        dsn=getattr(args, "database", None),
-        lmk_file=getattr(args, "lmk_file", None),
-        allow_lmk_in_data_dir=getattr(args, "allow_lmk_in_data_dir", False),
+        at.data_dir,
+        dsn=at.database,
+        lmk_file=at.lmk_file,
+        allow_lmk_in_data_dir=at.allow_lmk_in_data_dir,
     )
     with store:
-        where = (getattr(args, "database", None) and "PostgreSQL") or str(
-            _data_dir(args) / STORE_FILE_NAME
-        )
+        where = "PostgreSQL" if at.database else str(at.data_dir / STORE_FILE_NAME)
         print(f"key store initialised at {where}; LMK KCV {store.lmk_kcv}")
     return 0
 
@@ -189,6 +255,33 @@ def _add_acquirer(args: argparse.Namespace) -> int:
         f"acquirer {info.name} registered: ZMK {info.algorithm.value} KCV {info.zmk_kcv};"
         " ZAK/ZPK v1 active"
     )
+    return 0
+
+
+_TEST_HOST_WARNING = (
+    "WARNING: clear zone keys, for a test host or simulator only. This export is a key"
+    " ceremony of its own (recorded in `keys audit`): a live acquirer takes its keys"
+    " under the ZMK at sign-on, never from a file."
+)
+
+
+def _export_test_keys(args: argparse.Namespace) -> int:
+    with _open(args) as store:
+        exported = store.export_zone_keys(args.name, actor=_actor())
+    if not exported:
+        raise UsageError(f"acquirer {args.name!r} has no active ZAK or ZPK to export")
+    lines = [
+        f"# forecourt keys export-test-keys {args.name}: CLEAR zone keys, TEST HOST ONLY.",
+        "# Read by `forecourt sim acquirer --keys FILE`; destroy it after the test.",
+    ]
+    for key_type, version, check, key in exported:
+        section, name = ("mac", "zak") if key_type is KeyType.ZAK else ("pin", "zpk")
+        lines += [f"[{section}]", f"# {key_type.value} v{version} KCV {check}"]
+        lines.append(f'{name} = "{key.hex().upper()}"')
+    write_private_file(args.to, "\n".join(lines) + "\n")
+    print(_TEST_HOST_WARNING, file=sys.stderr)
+    described = ", ".join(f"{t.value} v{v} KCV {c}" for t, v, c, _ in exported)
+    print(f"acquirer {args.name}: {described} written to {args.to} (mode 0600)")
     return 0
 
 

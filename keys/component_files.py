@@ -90,3 +90,18 @@ def read_component_file(path: Path, number: int) -> bytes:
             f"component file {path}: expected one line of hex digits (and # comments)"
         )
     return parse_component(lines[0], f"component {number} in {path}")
+
+
+def write_private_file(path: Path, text: str) -> None:
+    """A new file of mode 0600 holding `text`, created exclusively (never over another)."""
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+    except FileExistsError:
+        raise CeremonyError(
+            f"{path} already exists; a key file is never overwritten: move it away"
+        ) from None
+    except OSError as exc:
+        raise CeremonyError(f"{path}: {exc.strerror or type(exc).__name__}") from None
+    with os.fdopen(fd, "w", encoding="ascii") as f:
+        os.fchmod(f.fileno(), 0o600)  # whatever the umask
+        f.write(text)

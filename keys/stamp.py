@@ -83,8 +83,15 @@ def open_stamped(
     try:
         backend = _backend(ddir, dsn, create=False)
     except StoreNotInitialised:
-        if lmk is None:  # no store and no LMK either: the LMK is the first thing to fix
-            _open_lmk(ddir, lmk_file, None, allow_lmk_in_data_dir)
+        if lmk is None:  # no store and no LMK either: `keys init` makes both
+            try:
+                _open_lmk(ddir, lmk_file, None, allow_lmk_in_data_dir)
+            except LmkMissing:
+                where = "PostgreSQL" if dsn else str(ddir)
+                raise LmkMissing(
+                    f"no key store in {where} and no LMK: run `forecourt keys init --config"
+                    " FILE --lmk-file PATH` first (the LMK file outside the data directory)"
+                ) from None
         raise
     try:
         stamp = _meta(backend, "lmk_kcv")

@@ -34,6 +34,7 @@ from forecourt.keys.model import (
     KekCeremony,
     KeyInfo,
     KeyPolicy,
+    KeyType,
     OwnerInfo,
     OwnerKind,
 )
@@ -346,6 +347,29 @@ class KeyStore:
         if row is None:
             return None
         return PinKey(self._vault.unwrap(row), row.algorithm, row.version)
+
+    def export_zone_keys(
+        self, name: str, *, actor: str = "api", now: float | None = None
+    ) -> tuple[tuple[KeyType, int, str, bytes], ...]:
+        """An acquirer link's active ZAK and ZPK in clear, for a test host or simulator
+        that cannot take them under the ZMK: (type, version, KCV, key) each. This is a
+        key ceremony of its own, recorded in the key audit (version and KCV only).
+        Raises UnknownOwner for anything but an acquirer link."""
+        t = self._now(now)
+        out: list[tuple[KeyType, int, str, bytes]] = []
+        with self._db.write() as tx:
+            if owners.kind_of(tx, name) is not OwnerKind.ACQUIRER:
+                raise UnknownOwner(name)
+            for key_type in (KeyType.ZAK, KeyType.ZPK):
+                row = key_rows.active(tx, name, key_type)
+                if row is None:
+                    continue
+                out.append((key_type, row.version, row.kcv, self._vault.unwrap(row)))
+                audit.record(
+                    tx, t, actor, "export_clear", name, key_type, new=row.ref, reason="test host"
+                )
+        log.info("clear zone keys exported owner=%s for a test host", name)
+        return tuple(out)
 
     def translate_pin_block(self, terminal_id: str, acquirer: str, block: bytes, pan: str) -> bytes:
         """Field 52: re-encrypt a PIN block from the terminal's active TPK to the

@@ -52,7 +52,12 @@ def register(leaf: Leaf, open_store: OpenStore) -> None:
 
     p = leaf("add-wallet", add_wallet, "register a wallet provider's signing secret or RSA keys")
     p.add_argument("provider", help="the [[acquirers]] name of the wallet provider")
-    p.add_argument("--scheme", choices=[s.value for s in SigningScheme], required=True)
+    p.add_argument(
+        "--scheme",
+        choices=[s.value for s in SigningScheme],
+        required=True,
+        help="how requests are signed and answers verified: hmac-sha256 or rsa-sha256",
+    )
     p.add_argument("--secret-file", type=Path, help="HMAC secret: hex text or raw bytes")
     p.add_argument("--private-key", type=Path, help="RSA: the switch's private key (PEM)")
     p.add_argument("--provider-public-key", type=Path, help="RSA: the provider's public key (PEM)")

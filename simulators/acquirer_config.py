@@ -16,7 +16,7 @@ from forecourt.keys.crypto import Algorithm
 from forecourt.keys.mac import PreparedMac
 from forecourt.keys.pin import PinKey
 
-from ._toml import Table, load_toml
+from ._toml import SimConfigError, Table, load_toml
 from .acquirer_tls import HostTls, parse_host_tls
 from .rules import ACTIONS, AccountConfig, Delay, Rule, resolve_code
 from .wire import WireFormat, parse_mac_key, parse_wire, wire_format
@@ -52,10 +52,24 @@ class AcquirerConfig:
     tls: HostTls | None = None  # None: plain TCP
 
 
-def load_acquirer_config(path: str | Path) -> AcquirerConfig:
-    """Read a host configuration TOML; SimConfigError names the key at fault."""
+def load_acquirer_config(path: str | Path, keys_file: Path | None = None) -> AcquirerConfig:
+    """Read a host configuration TOML; SimConfigError names the key at fault.
+
+    `keys_file`: the link's zone keys as `forecourt keys export-test-keys` wrote them
+    (`[mac] zak`, `[pin] zpk`); they take the place of the host file's own."""
     source = str(path)
-    return parse_acquirer_config(load_toml(path), source, Path(path).parent)
+    data = load_toml(path)
+    if keys_file is not None:
+        for section, values in load_toml(keys_file).items():
+            if section not in ("mac", "pin") or not isinstance(values, dict):
+                raise SimConfigError(
+                    section, "only [mac] and [pin] belong in a keys file", str(keys_file)
+                )
+            table = data.setdefault(section, {})
+            if isinstance(table, dict):
+                table.update(values)
+        source = f"{path} with {keys_file}"
+    return parse_acquirer_config(data, source, Path(path).parent)
 
 
 def parse_acquirer_config(

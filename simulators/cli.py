@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import signal
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -21,9 +22,20 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> None:
     sim = subparsers.add_parser("sim", help="simulators: acquirer host, terminal, load generator")
     kinds = sim.add_subparsers(dest="sim_command", required=True)
 
-    acquirer = kinds.add_parser("acquirer", help="run the acquirer host simulator")
+    acquirer = kinds.add_parser(
+        "acquirer",
+        help="run the acquirer host simulator",
+        epilog="example: forecourt sim acquirer --config conf/sim/acquirer.toml"
+        " --keys bank-test-keys.toml",
+    )
     acquirer.add_argument("--config", required=True, type=Path, help="host TOML (conf/sim/)")
     acquirer.add_argument("--port", type=int, help="override listen.port")
+    acquirer.add_argument(
+        "--keys",
+        type=Path,
+        metavar="FILE",
+        help="the link's clear ZAK/ZPK from `forecourt keys export-test-keys` (test only)",
+    )
     acquirer.add_argument("--tls-cert", type=Path, help="serve TLS: certificate chain (PEM)")
     acquirer.add_argument("--tls-key", type=Path, help="serve TLS: its private key (PEM)")
     acquirer.add_argument(
@@ -33,7 +45,12 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> None:
 
     add_wallet_parser(kinds)
 
-    terminal = kinds.add_parser("terminal", help="run a certification script")
+    terminal = kinds.add_parser(
+        "terminal",
+        help="run a certification script",
+        epilog="example: forecourt sim terminal --script conf/cert/01-ifsf-indoor.toml"
+        " --script conf/cert/04-iso87.toml --junit cert.xml",
+    )
     terminal.add_argument(
         "--script",
         required=True,
@@ -50,22 +67,38 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> None:
     )
     terminal.set_defaults(func=_terminal)
 
-    load = kinds.add_parser("load", help="drive many terminals at a switch or host")
+    load = kinds.add_parser(
+        "load",
+        help="drive many terminals at a switch or host",
+        epilog="example: forecourt sim load --switch 127.0.0.1:9000 --terminals 20"
+        " --duration 30 --mac store --data-dir /var/lib/forecourt --provision",
+    )
     load.add_argument("--switch", required=True, help="HOST:PORT")
-    load.add_argument("--terminals", type=int, default=10)
+    load.add_argument("--terminals", type=int, default=10, help="terminals, one connection each")
     pace = load.add_mutually_exclusive_group()
     pace.add_argument("--rate", type=float, help="requests per second in total (open loop)")
     pace.add_argument("--concurrency", type=int, help="requests outstanding in total (closed loop)")
     load.add_argument("--duration", type=float, default=10.0, help="seconds")
     load.add_argument("--mix", type=Path, help="mix TOML ([[mix]] template, weight, pan, amount)")
     load.add_argument("--json", type=Path, help="write the report as JSON here")
-    load.add_argument("--dialect", default="ifsf", choices=("ifsf", "iso87ascii", "iso87bcd"))
-    load.add_argument("--bitmap", default="binary", choices=("binary", "hex"))
-    load.add_argument("--framing", default="2b", choices=("2b", "4a"))
+    load.add_argument(
+        "--dialect",
+        default="ifsf",
+        choices=("ifsf", "iso87ascii", "iso87bcd"),
+        help="the listener's dialect (ifsf)",
+    )
+    load.add_argument(
+        "--bitmap", default="binary", choices=("binary", "hex"), help="bitmap encoding (binary)"
+    )
+    load.add_argument(
+        "--framing", default="2b", choices=("2b", "4a"), help="length header: 2b or 4a (2b)"
+    )
     load.add_argument("--tpdu", action="store_true", help="send a TPDU after the length")
     load.add_argument("--timeout", type=float, default=10.0, help="seconds before a timeout")
     load.add_argument("--terminal-prefix", default="L", help="terminal ids are PREFIX000001...")
-    load.add_argument("--first-terminal", type=int, default=1)
+    load.add_argument(
+        "--first-terminal", type=int, default=1, help="number of the first terminal id (1)"
+    )
     load.add_argument(
         "--mac",
         choices=("none", "key", "store"),
@@ -73,7 +106,12 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> None:
         help="none; key: one clear --mac-key for all; store: TAKs from --data-dir",
     )
     load.add_argument("--mac-key", help="clear hex key for --mac key (test only)")
-    load.add_argument("--mac-algorithm", choices=("retail", "cmac"), default="retail")
+    load.add_argument(
+        "--mac-algorithm",
+        choices=("retail", "cmac"),
+        default="retail",
+        help="with --mac key: retail (TDES) or cmac (AES)",
+    )
     load.add_argument("--data-dir", type=Path, help="switch data directory (key store)")
     load.add_argument("--lmk-file", type=Path, help="LMK file (default: the one `keys init` wrote)")
     load.add_argument(
@@ -89,7 +127,12 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> None:
     )
     load.add_argument("--processes", type=int, default=1, help="worker processes")
     load.add_argument("--quiet", action="store_true", help="no live progress")
-    load.add_argument("--seed", type=int)
+    load.add_argument("--seed", type=int, help="random seed, for a run that repeats exactly")
+    load.add_argument(
+        "--allow-no-approvals",
+        action="store_true",
+        help="exit 0 even when no request was approved (a test of declines)",
+    )
     load.add_argument(
         "--reconnect",
         action="store_true",
@@ -113,7 +156,7 @@ def _acquirer(args: argparse.Namespace) -> int:
     from .acquirer_tls import HostTls
 
     try:
-        config = load_acquirer_config(args.config)
+        config = load_acquirer_config(args.config, args.keys)
     except SimConfigError as exc:
         return _fail(str(exc))
     if args.port is not None:
@@ -143,18 +186,30 @@ def _acquirer(args: argparse.Namespace) -> int:
     )
 
     async def main() -> None:
-        async with trio.open_nursery() as nursery:
-            port = await nursery.start(sim.run)
-            sys.stderr.write(
-                f"acquirer simulator on {config.host}:{port} "
-                f"({config.wire.dialect.name}, {config.wire.framing.header}, "
-                f"{len(config.rules)} rules, {security})\n"
-            )
+        """Serve until SIGINT (Ctrl-C) or SIGTERM, then report what was received."""
+        with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+            async with trio.open_nursery() as nursery:
+                port = await nursery.start(sim.run)
+                sys.stderr.write(
+                    f"acquirer simulator on {config.host}:{port} "
+                    f"({config.wire.dialect.name}, {config.wire.framing.header}, "
+                    f"{len(config.rules)} rules, {security}, "
+                    f"MAC {'on' if config.zak is not None else 'off'})\n"
+                )
+                async for _ in signals:
+                    nursery.cancel_scope.cancel()
+                    break
 
     try:
         trio.run(main)
     except OSError as exc:
         return _fail(f"cannot listen on {config.host}:{config.port}: {exc.strerror}", 1)
+    mtis = ", ".join(f"{k}: {v}" for k, v in sorted(sim.counts_by_mti().items())) or "none"
+    codes = ", ".join(f"{k}: {v}" for k, v in sorted(sim.counts_by_action_code().items()))
+    sys.stderr.write(
+        f"acquirer simulator stopped: {sim.total} messages received ({mtis});"
+        f" answered {codes or 'none'}; {sim.connections_accepted} connections\n"
+    )
     return 0
 
 
@@ -173,15 +228,35 @@ def _terminal(args: argparse.Namespace) -> int:
     except SimConfigError as exc:
         return _fail(str(exc))
 
-    async def main() -> list[tuple[str, CaseResult]]:
-        out: list[tuple[str, CaseResult]] = []
-        for script in scripts:
-            for result in await run_script(script, args.switch, args.acquirer_record):
-                out.append((script.name, result))
-        return out
+    results: list[tuple[str, CaseResult]] = []
+
+    async def main() -> bool:
+        """True when every script ran to its end; False when a signal stopped it."""
+        with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+            async with trio.open_nursery() as nursery:
+
+                async def watch() -> None:
+                    async for _ in signals:
+                        nursery.cancel_scope.cancel()
+
+                nursery.start_soon(watch)
+                for script in scripts:
+                    total = len(script.cases)
+                    _progress(f"{script.name}: {total} cases")
+
+                    def heard(r: CaseResult, name: str = script.name, total: int = total) -> None:
+                        results.append((name, r))
+                        done = sum(1 for n, _ in results if n == name)
+                        verdict = "pass" if r.passed else f"FAIL: {r.reason}"
+                        _progress(f"  [{done}/{total}] {r.name}: {verdict} ({r.seconds:.2f} s)")
+
+                    await run_script(script, args.switch, args.acquirer_record, on_case=heard)
+                nursery.cancel_scope.cancel()
+                return True
+        return False
 
     try:
-        results = trio.run(main)
+        finished = trio.run(main)
     except ValueError as exc:
         return _fail(str(exc))
     console = Console()
@@ -197,14 +272,24 @@ def _terminal(args: argparse.Namespace) -> int:
     if args.junit is not None:
         suite = ",".join(s.name for s in scripts)
         write_junit([r for _, r in results], args.junit, suite)
+    if not finished:
+        expected = sum(len(s.cases) for s in scripts)
+        return _fail(f"interrupted after {len(results)} of {expected} cases", 130)
     return 0 if results and passed == len(results) else 1
+
+
+def _progress(line: str) -> None:
+    sys.stderr.write(line + "\n")
+    sys.stderr.flush()
 
 
 # -- load ----------------------------------------------------------------------------------
 
 
 def _load(args: argparse.Namespace) -> int:
-    from .load import LoadOptions, MixEntry, load_mix, run_load
+    from forecourt.codecs.action_codes import is_approved
+
+    from .load import LoadOptions, MixEntry, load_mix, run_load_until_signal
     from .load_processes import run_load_processes
     from .loadkeys import LoadKeyError, macs_for
     from .terminal import parse_address
@@ -250,6 +335,10 @@ def _load(args: argparse.Namespace) -> int:
         reconnect=args.reconnect,
     )
     live = not args.quiet and sys.stderr.isatty()
+    _progress(
+        f"load: {args.terminals} terminals at {host}:{port} for {args.duration:g} s"
+        " (Ctrl-C stops it with the report so far)"
+    )
     with _ProgressBar(live, args.duration) as bar:
         if args.processes > 1:
             result = run_load_processes(options, args.processes, mac_spec, bar.update)
@@ -265,12 +354,33 @@ def _load(args: argparse.Namespace) -> int:
             def progress(r: Any, elapsed: float) -> None:
                 bar.update(r.sent, r.answered, r.latency.percentile_ms(99.0), elapsed)
 
-            result = trio.run(lambda: run_load(options, progress=progress))
+            result = trio.run(lambda: run_load_until_signal(options, progress=progress))
     report = result.as_dict()
+    approved = sum(n for code, n in result.by_action_code.items() if is_approved(code, wire.family))
+    report["approved"] = approved
     _print_report(report)
     if args.json is not None:
         args.json.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
-    return 0 if result.answered > 0 else 1
+    if result.interrupted:
+        sys.stderr.write("forecourt sim: interrupted: the report covers the run so far\n")
+    if approved == 0 and not args.allow_no_approvals:
+        return _fail(_nothing_approved(result, args.switch), 1)
+    return 130 if result.interrupted else 0
+
+
+def _nothing_approved(result: Any, switch: str) -> str:
+    """The one line that says why a load run approved nothing."""
+    if result.connections_failed and not result.answered:
+        return (
+            f"no request was approved: {result.connections_failed} connections to {switch}"
+            " failed (is the switch running there? check --switch)"
+        )
+    codes = ", ".join(f"{k}: {v}" for k, v in sorted(result.by_action_code.items())) or "none"
+    return (
+        f"no request was approved ({result.answered} answered, action codes {codes};"
+        f" {result.timeouts} timeouts): check the terminals' keys (--mac) and registration,"
+        " or pass --allow-no-approvals"
+    )
 
 
 class _ProgressBar:
@@ -324,7 +434,9 @@ def _print_report(report: dict[str, Any]) -> None:
         ("latency p99 / p99.9", f"{latency['p99_ms']:.3f} / {latency['p999_ms']:.3f} ms"),
         ("latency max", f"{latency['max_ms']:.3f} ms"),
         ("action codes", ", ".join(f"{k}: {v}" for k, v in report["by_action_code"].items())),
+        ("approved", str(report["approved"])),
         ("timeouts / errors", f"{report['timeouts']} / {report['errors']}"),
+        ("connections failed", str(report["connections_failed"])),
     )
     for key, value in rows:
         table.add_row(key, value)

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import math
 import random
+import signal
 import time
 from collections.abc import Callable
 
@@ -31,6 +32,7 @@ __all__ = [
     "MixEntry",
     "load_mix",
     "run_load",
+    "run_load_until_signal",
 ]
 
 
@@ -38,8 +40,10 @@ async def run_load(
     options: LoadOptions,
     *,
     progress: Callable[[LoadResult, float], None] | None = None,
+    stop: trio.Event | None = None,
 ) -> LoadResult:
-    """Drive the load for `duration_s`; returns counts and latencies."""
+    """Drive the load for `duration_s`, or until `stop` is set (the counts so far:
+    `result.interrupted`); returns counts and latencies."""
     result = LoadResult()
     rng = random.Random(options.seed)
     ids = options.terminal_ids()
@@ -57,11 +61,38 @@ async def run_load(
     async with trio.open_nursery() as nursery:
         if progress is not None:
             nursery.start_soon(_report, progress, result, started)
-        async with trio.open_nursery() as drivers:
-            for terminal in terminals:
-                drivers.start_soon(terminal.run, deadline, slots, interval)
+        with trio.CancelScope() as driving:
+            if stop is not None:
+                nursery.start_soon(_stop_when, stop, driving, result)
+            async with trio.open_nursery() as drivers:
+                for terminal in terminals:
+                    drivers.start_soon(terminal.run, deadline, slots, interval)
         nursery.cancel_scope.cancel()
     result.duration_s = min(time.perf_counter() - started, options.duration_s) or 1e-9
+    return result
+
+
+async def _stop_when(stop: trio.Event, drivers: trio.CancelScope, result: LoadResult) -> None:
+    await stop.wait()
+    result.interrupted = True
+    drivers.cancel()
+
+
+async def run_load_until_signal(
+    options: LoadOptions, progress: Callable[[LoadResult, float], None] | None = None
+) -> LoadResult:
+    """`run_load`, ended early by SIGINT (Ctrl-C) or SIGTERM with the counts so far."""
+    stop = trio.Event()
+    with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+        async with trio.open_nursery() as nursery:
+
+            async def watch() -> None:
+                async for _ in signals:
+                    stop.set()
+
+            nursery.start_soon(watch)
+            result = await run_load(options, progress=progress, stop=stop)
+            nursery.cancel_scope.cancel()
     return result
 
 

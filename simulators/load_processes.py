@@ -10,6 +10,9 @@ from __future__ import annotations
 import json
 import multiprocessing
 import multiprocessing.connection
+import os
+import signal
+import threading
 import time
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -17,7 +20,7 @@ from typing import Any
 import attrs
 import trio
 
-from .load import run_load
+from .load import run_load_until_signal
 from .load_options import LoadOptions, MixEntry
 from .load_report import LoadResult
 from .wire import wire_format
@@ -58,7 +61,7 @@ def _worker(
         counters[index * 3 + 1] = result.answered
         counters[index * 3 + 2] = result.latency.percentile_ms(99.0)
 
-    result = trio.run(lambda: run_load(options, progress=progress))
+    result = trio.run(lambda: run_load_until_signal(options, progress=progress))
     conn.send(json.dumps(result.wire_form()))
     conn.close()
 
@@ -142,6 +145,16 @@ def run_load_processes(
         workers.append((process, parent))
     started = time.perf_counter()
     merged = LoadResult()
+
+    def forward(signum: int, _frame: object) -> None:
+        """Ctrl-C or SIGTERM: each worker stops and sends what it counted so far."""
+        for process, _ in workers:
+            if process.pid is not None and process.is_alive():
+                os.kill(process.pid, signal.SIGINT)
+
+    main = threading.current_thread() is threading.main_thread()  # signals: main thread only
+    if main:
+        previous = signal.signal(signal.SIGINT, forward), signal.signal(signal.SIGTERM, forward)
     try:
         pending = {id(p): (p, c) for p, c in workers}
         while pending:
@@ -161,6 +174,9 @@ def run_load_processes(
                 p99 = max(counters[i * 3 + 2] for i in range(processes))
                 progress(sent, answered, p99, time.perf_counter() - started)
     finally:
+        if main:
+            signal.signal(signal.SIGINT, previous[0])
+            signal.signal(signal.SIGTERM, previous[1])
         for process, _ in workers:
             if process.is_alive():
                 process.terminate()

@@ -30,6 +30,7 @@ class LoadResult:
     latency: LatencyHistogram = attrs.field(factory=LatencyHistogram)
     connections_failed: int = 0
     reconnects: int = 0
+    interrupted: bool = False  # stopped by a signal before the end of the run
 
     @property
     def throughput(self) -> float:
@@ -45,6 +46,7 @@ class LoadResult:
         self.unmatched += other.unmatched
         self.connections_failed += other.connections_failed
         self.reconnects += other.reconnects
+        self.interrupted = self.interrupted or other.interrupted
         for code, n in other.by_action_code.items():
             self.by_action_code[code] = self.by_action_code.get(code, 0) + n
         self.latency.merge(other.latency)
@@ -63,6 +65,7 @@ class LoadResult:
             "unmatched": self.unmatched,
             "connections_failed": self.connections_failed,
             "reconnects": self.reconnects,
+            "interrupted": self.interrupted,
         }
 
     def wire_form(self) -> dict[str, Any]:
@@ -85,4 +88,5 @@ class LoadResult:
             latency=LatencyHistogram.from_dict(data["histogram"]),
             connections_failed=int(data["connections_failed"]),
             reconnects=int(data.get("reconnects", 0)),
+            interrupted=bool(data.get("interrupted", False)),
         )

@@ -11,8 +11,10 @@ verdicts and JUnit report in `case_report`.
 
 from __future__ import annotations
 
+import os
 import secrets
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import attrs
@@ -106,10 +108,14 @@ class TerminalSimulator:
 
     # -- running ------------------------------------------------------------------------
 
-    async def run(self) -> list[CaseResult]:
+    async def run(self, on_case: Callable[[CaseResult], None] | None = None) -> list[CaseResult]:
+        """Every case in order; `on_case` hears of each as it ends (progress)."""
         results = []
         for case in self.script.cases:
-            results.append(await self.run_case(case))
+            result = await self.run_case(case)
+            results.append(result)
+            if on_case is not None:
+                on_case(result)
         return results
 
     async def run_case(self, case: Case) -> CaseResult:
@@ -130,7 +136,12 @@ class TerminalSimulator:
                     break
                 done = number
         except OSError as exc:
-            reason = f"cannot connect to {self.address[0]}:{self.address[1]}: {exc.strerror}"
+            reason = f"cannot connect to {self.address[0]}:{self.address[1]}: {os_reason(exc)}"
+        except trio.TooSlowError:
+            reason = (
+                f"cannot connect to {self.address[0]}:{self.address[1]}: no answer within"
+                f" {self.settings.timeout_s:g} s"
+            )
         finally:
             await self._disconnect()
             self._case = None
@@ -377,10 +388,22 @@ def _kind(step: Step) -> str:
     return type(step).__name__.lower()
 
 
+def os_reason(exc: OSError) -> str:
+    """What the system said (trio's "all attempts failed" keeps it in its cause)."""
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, OSError) and seen.errno:
+            return os.strerror(seen.errno)
+        inner = getattr(seen, "exceptions", None)
+        seen = inner[0] if inner else seen.__cause__
+    return str(exc) or type(exc).__name__
+
+
 async def run_script(
     script: Script | str | Path,
     switch_address: str | tuple[str, int] | None = None,
     acquirer_record: Path | None = None,
+    on_case: Callable[[CaseResult], None] | None = None,
 ) -> list[CaseResult]:
     """Run every case of a script against a switch; one CaseResult per case, in order.
     `acquirer_record`: the acquirer simulator's record file, for `expect_at_acquirer`."""
@@ -389,7 +412,7 @@ async def run_script(
     address = switch_address or script.terminal.switch
     if address is None:
         raise ValueError("no switch address: give one or set terminal.switch in the script")
-    return await TerminalSimulator(script, parse_address(address), acquirer_record).run()
+    return await TerminalSimulator(script, parse_address(address), acquirer_record).run(on_case)
 
 
 def run_script_sync(

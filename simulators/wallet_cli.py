@@ -16,7 +16,12 @@ __all__ = ["add_wallet_parser"]
 
 
 def add_wallet_parser(kinds: argparse._SubParsersAction[Any]) -> None:
-    wallet = kinds.add_parser("wallet", help="run the wallet provider simulator (HTTPS)")
+    wallet = kinds.add_parser(
+        "wallet",
+        help="run the wallet provider simulator (HTTPS)",
+        epilog="example: forecourt sim wallet --config conf/sim/wallet.toml"
+        " --tls-cert wallet.pem --tls-key wallet.key --bill-dir bills",
+    )
     wallet.add_argument("--config", required=True, type=Path, help="provider TOML (conf/sim/)")
     wallet.add_argument("--port", type=int, help="override listen.port")
     wallet.add_argument("--tls-cert", type=Path, help="serve HTTPS: certificate chain (PEM)")

@@ -33,9 +33,18 @@ class _ArgumentParser(argparse.ArgumentParser):
 
 def build_parser() -> argparse.ArgumentParser:
     parser = _ArgumentParser(
-        prog="forecourt", description="ISO 8583 / IFSF fuel-retail payment switch"
+        prog="forecourt",
+        description="ISO 8583 / IFSF fuel-retail payment switch",
+        epilog="example: forecourt serve --config /etc/forecourt/forecourt.toml",
     )
-    sub = parser.add_subparsers(dest="command", required=True, parser_class=_ArgumentParser)
+    parser.add_argument(
+        "--debug",
+        action="store_true",
+        help="show the traceback of a failure (otherwise one line naming it)",
+    )
+    sub = parser.add_subparsers(
+        dest="command", metavar="COMMAND", parser_class=_ArgumentParser, title="commands"
+    )
     for name in COMMAND_MODULES:
         registrar = cast(_Registrar, importlib.import_module(name))
         registrar.register(cast("argparse._SubParsersAction[argparse.ArgumentParser]", sub))
@@ -45,11 +54,30 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    if args.command is None:  # `forecourt` alone: what there is to run
+        parser.print_help(sys.stderr)
+        return 2
     func = cast(Callable[[argparse.Namespace], int], args.func)
     try:
         return func(args)
     except KeyboardInterrupt:
         return 130
+    except Exception as exc:
+        if args.debug:
+            raise
+        print(
+            f"forecourt {args.command}: error: {_innermost(exc)}"
+            f" (`forecourt --debug {args.command} ...` shows the traceback)",
+            file=sys.stderr,
+        )
+        return 1
+
+
+def _innermost(exc: BaseException) -> str:
+    """The failure itself, out of trio's groups of one."""
+    while isinstance(exc, BaseExceptionGroup) and len(exc.exceptions) == 1:
+        exc = exc.exceptions[0]
+    return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
 
 
 if __name__ == "__main__":

@@ -60,7 +60,9 @@ LOAD_TERMINALS = 20
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = subparsers.add_parser(
-        "demo", help="run the switch, an acquirer simulator and the certification suite"
+        "demo",
+        help="run the switch, an acquirer simulator and the certification suite",
+        epilog="example: forecourt demo --load-seconds 0",
     )
     parser.add_argument("--data-dir", type=Path, help="keep keys and journal here (default: temp)")
     parser.add_argument("--load-seconds", type=float, default=3.0, help="0 skips the load run")

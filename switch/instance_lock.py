@@ -36,6 +36,7 @@ import attrs
 import psycopg
 import structlog
 import trio
+from forecourt.keys.backend import connect_reason, dsn_place
 from forecourt.switch.config import SwitchConfig
 
 log = structlog.get_logger("forecourt.instance")
@@ -193,7 +194,8 @@ def lock_node(dsn: str, node: str) -> InstanceLock:
         )
     except psycopg.Error as exc:
         raise InstanceLockError(
-            f"cannot reach the database to lock {what}: {_pg_error(exc)}"
+            f"cannot reach the database at {dsn_place(dsn)} to lock {what}:"
+            f" {connect_reason(exc)} (is PostgreSQL running there? check `database`)"
         ) from None
     try:
         for setting in _SERVER_KEEPALIVE:

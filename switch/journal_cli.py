@@ -32,37 +32,70 @@ class _BadInput(Exception):
     pass
 
 
+_C = "--config /etc/forecourt/forecourt.toml"
+
+
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     journal = subparsers.add_parser("journal", help="inspect the transaction journal")
     jsub = journal.add_subparsers(dest="journal_command", required=True)
 
-    p = jsub.add_parser("list", help="latest transactions")
+    p = jsub.add_parser(
+        "list",
+        help="latest transactions",
+        epilog=f"example: forecourt journal list {_C} --terminal T0000001 --limit 20",
+    )
     _location(p)
     p.add_argument("--terminal", help="only this terminal id")
     p.add_argument("--state", choices=[s.value for s in TxnState], help="only this state")
     p.add_argument("--limit", type=int, default=50, help="rows to show (default 50)")
     p.set_defaults(func=_cmd(_list))
 
-    p = jsub.add_parser("show", help="one transaction and its events")
+    p = jsub.add_parser(
+        "show",
+        help="one transaction and its events",
+        epilog="example: forecourt journal show 01J9Z... --config /etc/forecourt/forecourt.toml",
+    )
     _location(p)
-    p.add_argument("txn_id")
+    p.add_argument("txn_id", help="the transaction id, as `journal list` shows it")
     p.set_defaults(func=_cmd(_show))
 
-    p = jsub.add_parser("saf", help="store-and-forward queue: depth, oldest, flagged items")
+    p = jsub.add_parser(
+        "saf",
+        help="store-and-forward queue: depth, oldest, flagged items",
+        epilog="example: forecourt journal saf --config /etc/forecourt/forecourt.toml",
+    )
     _location(p)
     p.set_defaults(func=_cmd(_saf))
 
-    p = jsub.add_parser("totals", help="journalled totals of a terminal shift")
+    p = jsub.add_parser(
+        "shifts",
+        help="terminal shifts: opened, closed, in balance",
+        epilog=f"example: forecourt journal shifts {_C} --terminal T0000001",
+    )
     _location(p)
-    p.add_argument("--terminal", required=True)
-    p.add_argument("--shift", required=True)
+    p.add_argument("--terminal", help="only this terminal id")
+    p.add_argument("--limit", type=int, default=50, help="shifts to show, newest first (50)")
+    p.set_defaults(func=_cmd(_shifts))
+
+    p = jsub.add_parser(
+        "totals",
+        help="journalled totals of a terminal shift",
+        epilog=f"example: forecourt journal totals {_C} --terminal T0000001 --shift 0001",
+    )
+    _location(p)
+    p.add_argument("--terminal", required=True, help="the terminal id (field 41)")
+    p.add_argument("--shift", required=True, help="the shift id, as `journal shifts` lists it")
     p.set_defaults(func=_cmd(_totals))
 
     add_reverse_parser(jsub, _location)
 
     db = subparsers.add_parser("db", help="journal database administration")
     dsub = db.add_subparsers(dest="db_command", required=True)
-    p = dsub.add_parser("migrate", help="create or upgrade the journal schema")
+    p = dsub.add_parser(
+        "migrate",
+        help="create or upgrade the journal schema",
+        epilog="example: forecourt db migrate --config /etc/forecourt/forecourt.toml",
+    )
     _location(p)
     p.set_defaults(func=_cmd(_migrate))
 
@@ -273,6 +306,23 @@ def _saf(args: argparse.Namespace, console: Console) -> int:
     return 0
 
 
+def _shifts(args: argparse.Namespace, console: Console) -> int:
+    reader = _reader(args)
+    try:
+        shifts = reader.shifts(args.terminal, args.limit)
+    finally:
+        reader.close()
+    t = Table(title="shifts" + (f" of terminal {args.terminal}" if args.terminal else ""))
+    for col in ("terminal", "shift", "opened", "closed", "balance"):
+        t.add_column(col)
+    for shift in shifts:
+        balance = {None: "-", True: "in balance", False: "OUT OF BALANCE"}[shift.in_balance]
+        closed = "open" if shift.closed_at is None else _ts(shift.closed_at)
+        t.add_row(shift.terminal_id, shift.shift_id, _ts(shift.opened_at), closed, balance)
+    console.print(t)
+    return 0
+
+
 def _totals(args: argparse.Namespace, console: Console) -> int:
     reader = _reader(args)
     try:
@@ -280,6 +330,11 @@ def _totals(args: argparse.Namespace, console: Console) -> int:
         shift = reader.shift(args.terminal, args.shift)
     finally:
         reader.close()
+    if shift is None and not totals.lines:
+        raise _BadInput(
+            f"no shift {args.shift!r} of terminal {args.terminal!r} in the journal:"
+            f" `forecourt journal shifts --terminal {args.terminal}` lists its shifts"
+        )
     title = f"terminal {totals.terminal_id} shift {totals.shift_id}"
     if shift is not None:
         state = "open" if shift.closed_at is None else f"closed {_ts(shift.closed_at)}"

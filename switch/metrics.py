@@ -1,18 +1,14 @@
-"""Prometheus metrics and the tiny HTTP endpoint that serves them (and /healthz).
+"""Prometheus metrics, and the endpoint that serves them with /healthz.
 
 Each ``SwitchMetrics`` has its own ``CollectorRegistry`` (never the global one),
 so tests and several switches in one process do not collide. The endpoint is a
-minimal HTTP/1.0 server on trio sockets: one request per connection, bounded
-request size and time, nothing else exposed.
+Starlette application served by hypercorn's trio worker (`metrics_endpoint`):
+GET or HEAD of /metrics and /healthz, nothing else.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
-import trio
 from prometheus_client import (
-    CONTENT_TYPE_LATEST,
     CollectorRegistry,
     Counter,
     Gauge,
@@ -248,109 +244,3 @@ class SwitchMetrics:
     def render(self) -> bytes:
         """The Prometheus text exposition of this registry."""
         return generate_latest(self.registry)
-
-
-_MAX_REQUEST = 8192
-_REQUEST_TIMEOUT_S = 5.0
-_MAX_CONNECTIONS = 64
-
-
-async def serve_metrics(
-    host: str,
-    port: int,
-    registry: CollectorRegistry,
-    healthy: Callable[[], bool],
-    task_status: trio.TaskStatus[int] = trio.TASK_STATUS_IGNORED,
-) -> None:
-    """Serve GET /metrics and GET /healthz until cancelled; reports the bound port.
-
-    /healthz answers 200 "ok" while ``healthy()`` is true (and does not raise),
-    else 503. Use port 0 for an ephemeral port (tests).
-    """
-    listeners = await trio.open_tcp_listeners(port, host=host)
-    bound = listeners[0].socket.getsockname()[1]
-    limiter = trio.CapacityLimiter(_MAX_CONNECTIONS)
-
-    async def handle(stream: trio.SocketStream) -> None:
-        async with limiter:
-            await _handle(stream, registry, healthy)
-
-    async with trio.open_nursery() as nursery:
-        task_status.started(bound)
-        await trio.serve_listeners(handle, listeners, handler_nursery=nursery)
-
-
-async def _handle(
-    stream: trio.SocketStream, registry: CollectorRegistry, healthy: Callable[[], bool]
-) -> None:
-    async with stream:
-        try:
-            with trio.move_on_after(_REQUEST_TIMEOUT_S):
-                request = await _read_head(stream)
-                if request is None:
-                    await _respond(stream, 400, b"bad request\n")
-                    return
-                method, path = request
-                path = path.split("?", 1)[0]
-                if method not in ("GET", "HEAD"):
-                    await _respond(stream, 405, b"method not allowed\n", head=False)
-                elif path == "/metrics":
-                    body = generate_latest(registry)
-                    await _respond(stream, 200, body, CONTENT_TYPE_LATEST, method == "HEAD")
-                elif path == "/healthz":
-                    try:
-                        ok = bool(healthy())
-                    except Exception:
-                        ok = False
-                    if ok:
-                        await _respond(stream, 200, b"ok\n", head=method == "HEAD")
-                    else:
-                        await _respond(stream, 503, b"unhealthy\n", head=method == "HEAD")
-                else:
-                    await _respond(stream, 404, b"not found\n", head=method == "HEAD")
-        except (trio.BrokenResourceError, trio.ClosedResourceError, OSError):
-            pass
-
-
-async def _read_head(stream: trio.SocketStream) -> tuple[str, str] | None:
-    data = b""
-    while b"\r\n\r\n" not in data and b"\n\n" not in data:
-        if len(data) > _MAX_REQUEST:
-            return None
-        chunk = await stream.receive_some(4096)
-        if not chunk:
-            break
-        data += chunk
-    line = data.split(b"\n", 1)[0].strip()
-    parts = line.split()
-    if len(parts) != 3 or not parts[2].startswith(b"HTTP/"):
-        return None
-    try:
-        return parts[0].decode("ascii"), parts[1].decode("ascii")
-    except UnicodeDecodeError:
-        return None
-
-
-_REASONS = {
-    200: "OK",
-    400: "Bad Request",
-    404: "Not Found",
-    405: "Method Not Allowed",
-    503: "Service Unavailable",
-}
-
-
-async def _respond(
-    stream: trio.SocketStream,
-    status: int,
-    body: bytes,
-    content_type: str = "text/plain; charset=utf-8",
-    head: bool = False,
-) -> None:
-    header = (
-        f"HTTP/1.0 {status} {_REASONS[status]}\r\n"
-        f"Content-Type: {content_type}\r\n"
-        f"Content-Length: {len(body)}\r\n"
-        "Connection: close\r\n\r\n"
-    ).encode("ascii")
-    await stream.send_all(header + (b"" if head else body))

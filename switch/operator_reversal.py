@@ -39,9 +39,14 @@ def add_parser(
     jsub: argparse._SubParsersAction[argparse.ArgumentParser],
     location: Callable[[argparse.ArgumentParser], None],
 ) -> None:
-    p = jsub.add_parser("reverse", help="reverse a transaction by hand (operator)")
+    p = jsub.add_parser(
+        "reverse",
+        help="reverse a transaction by hand (operator)",
+        epilog="example: forecourt journal reverse 01J9Z... --config /etc/forecourt/forecourt.toml"
+        " --reason 'pump fault, customer refunded'",
+    )
     location(p)
-    p.add_argument("txn_id")
+    p.add_argument("txn_id", help="the transaction id, as `journal list` shows it")
     p.add_argument("--reason", default="", help="why, for the journal")
     p.set_defaults(func=run)
 

@@ -52,6 +52,7 @@ from forecourt.switch.journal import (
 )
 from forecourt.switch.matching import FinishedRequest, TerminalRequests
 from forecourt.switch.metrics import SwitchMetrics
+from forecourt.switch.repeated_warnings import RepeatedWarnings
 from forecourt.switch.retransmission import Retransmissions
 from forecourt.switch.reversal import ReversalReason, saf_payload, switch_reversal
 from forecourt.switch.routing import Router
@@ -117,6 +118,8 @@ class Pipeline:
         self.requests = requests or TerminalRequests()
         self.guard = guard or TerminalGuard(keys, metrics, journal)
         self.answers = TerminalAnswers(keys, metrics)
+        # refusals a terminal can repeat at will: one line per kind and interval
+        self.warnings = RepeatedWarnings(log)
         self.services = Services(
             router=router,
             authorisers=authorisers,
@@ -165,15 +168,19 @@ class Pipeline:
             outcome, reason = _REFUSALS[type(exc)]
             self.metrics.rejections.labels(reason=reason).inc()
             answer = local_answer(request, dialect.family, outcome)
+            self.warnings.warn(
+                reason, terminal_id=terminal_id, stan=stan, mti=request.mti, listener=ctx.name
+            )
             if isinstance(exc, UnknownTerminal) or terminal_id is None:
-                bound.warning(reason)
                 return Reply(self.answers.plain(dialect, answer))
             self.answers.count(answer)
             return Reply(await self.answers.maced(ctx, terminal_id, answer))
         except KeysError as exc:
             # listed in the group but not in the key store, a key gone: this terminal only
             self.metrics.rejections.labels(reason="key_store").inc()
-            bound.warning("key_store_refused", error=type(exc).__name__)
+            self.warnings.warn(
+                "key_store_refused", terminal_id=terminal_id, stan=stan, error=type(exc).__name__
+            )
             unknown = isinstance(exc, UnknownOwner)
             outcome = Outcome.UNKNOWN_TERMINAL if unknown else Outcome.SYSTEM_MALFUNCTION
             return Reply(
@@ -200,11 +207,11 @@ class Pipeline:
         except CodecError:
             answerable = False
         if not answerable or mti is None or terminal_id is None or stan is None:
-            log.warning(
+            self.warnings.warn(
                 "undecodable_frame_closed", listener=ctx.name, field=exc.field, reason=exc.reason
             )
             raise CloseConnection(str(exc))
-        log.warning(
+        self.warnings.warn(
             "format_error",
             listener=ctx.name,
             terminal_id=terminal_id,
@@ -273,7 +280,7 @@ class Pipeline:
         if replay is not None:
             return Reply(replay)
         if self.requests.in_flight_of(terminal_id) >= ctx.policy.max_in_flight:
-            bound.warning("terminal_in_flight_cap")
+            self.warnings.warn("terminal_in_flight_cap", terminal_id=terminal_id, stan=stan)
             return Reply(
                 await self.answers.local(ctx, request, terminal_id, Outcome.ISSUER_UNAVAILABLE)
             )

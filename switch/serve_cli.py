@@ -20,6 +20,7 @@ from forecourt.switch.config import ConfigError, SwitchConfig, load_config
 from forecourt.switch.instance_lock import InstanceLockError, take_instance_lock
 from forecourt.switch.journal.model import JournalError
 from forecourt.switch.log import configure_logging
+from forecourt.switch.metrics_endpoint import MetricsUnavailable
 from forecourt.switch.server import ListenerUnavailable, run_switch
 from forecourt.switch.tls import TlsContexts
 from forecourt.switch.workers import supervise, worker_metrics_port, worker_node
@@ -28,8 +29,17 @@ log = structlog.get_logger("forecourt.serve")
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    parser = subparsers.add_parser("serve", help="run the switch")
-    parser.add_argument("--config", type=Path, default=Path("conf/forecourt.toml"))
+    parser = subparsers.add_parser(
+        "serve",
+        help="run the switch",
+        epilog="example: forecourt serve --config /etc/forecourt/forecourt.toml --workers 2",
+    )
+    parser.add_argument(
+        "--config",
+        type=Path,
+        default=Path("conf/forecourt.toml"),
+        help="the configuration file (default conf/forecourt.toml; docs/configuration.md)",
+    )
     parser.add_argument(
         "--workers",
         type=int,
@@ -107,7 +117,7 @@ def run(args: argparse.Namespace) -> int:
         trio.run(serve, config, worker, args.instance_lock_fd, tls)
     except BaseException as exc:
         line = startup_error(exc)
-        if line is None:
+        if line is None or getattr(args, "debug", False):
             raise
         print(f"forecourt serve: {line}", file=sys.stderr)
         return 2
@@ -136,7 +146,15 @@ def startup_error(exc: BaseException) -> str | None:
     while isinstance(exc, BaseExceptionGroup) and len(exc.exceptions) == 1:
         exc = exc.exceptions[0]
     if isinstance(
-        exc, (KeysError, InstanceLockError, ConfigError, JournalError, ListenerUnavailable)
+        exc,
+        (
+            KeysError,
+            InstanceLockError,
+            ConfigError,
+            JournalError,
+            ListenerUnavailable,
+            MetricsUnavailable,
+        ),
     ):
         return str(exc)
     return None

@@ -28,10 +28,12 @@ from forecourt.switch.authorisers import AuthoriserDeps, build_authorisers
 from forecourt.switch.config import ConfigError, ListenerConfig, SwitchConfig
 from forecourt.switch.context import ListenerContext, PipelineSettings, TerminalPolicy
 from forecourt.switch.gc_quiet import keep_gc_quiet
+from forecourt.switch.health import health_report
 from forecourt.switch.instance_lock import InstanceLock, instance_held
 from forecourt.switch.journal import open_journal
 from forecourt.switch.matching import TerminalRequests
-from forecourt.switch.metrics import SwitchMetrics, serve_metrics
+from forecourt.switch.metrics import SwitchMetrics
+from forecourt.switch.metrics_endpoint import serve_metrics
 from forecourt.switch.pipeline import Pipeline
 from forecourt.switch.recovery import recover
 from forecourt.switch.saf import SafSender
@@ -166,6 +168,10 @@ class Listener:
                 gauge.dec()
         finally:
             self._admission.release(address)
+
+    @property
+    def name(self) -> str:
+        return self.config.name
 
     @property
     def connection_count(self) -> int:
@@ -355,10 +361,8 @@ async def _run_switch(
             for lst in listeners:
                 lst.reuse_port = reuse_port
 
-            def healthy() -> bool:
-                return all(lst.up for lst in listeners) and any(
-                    link.available for link in authorisers.values()
-                )
+            def health() -> dict[str, object]:
+                return health_report(listeners, authorisers, journal)
 
             async with trio.open_nursery() as outer:
                 for link in authorisers.values():
@@ -366,6 +370,7 @@ async def _run_switch(
                 await outer.start(saf.run)
                 # other nodes' and workers' locks and sign-offs (a cheap indexed read)
                 outer.start_soon(pipeline.guard.watch)
+                outer.start_soon(pipeline.warnings.run)
                 outer.start_soon(instance.watch)  # PostgreSQL: a lost lock is taken again
                 await outer.start(
                     functools.partial(
@@ -385,7 +390,9 @@ async def _run_switch(
                             saf=saf,
                         )
                     )
-                    outer.start_soon(keys.watch)
+                # every backend: a terminal added by `keys add-terminal` (another
+                # process) or a rotation elsewhere is known within the watch period
+                outer.start_soon(keys.watch)
                 metrics_port: int | None = None
                 if config.metrics.enabled:
                     metrics_port = await outer.start(
@@ -393,7 +400,7 @@ async def _run_switch(
                         config.metrics.host,
                         config.metrics.port,
                         metrics.registry,
-                        healthy,
+                        health,
                     )
                 with trio.CancelScope() as listening:
                     async with trio.open_nursery() as serving:

@@ -106,6 +106,8 @@ class Journal(JournalReads):
         self.batches = 0  # batches run by the writer (== commits when none failed)
         # told (writes in the batch, seconds in the database) after each batch
         self.on_batch: Callable[[int, float], None] | None = None
+        # why the last group commit failed (cleared by the next that succeeds): /healthz
+        self.commit_failure: str | None = None
 
     @property
     def commits(self) -> int:
@@ -161,6 +163,9 @@ class Journal(JournalReads):
                         f"{type(exc).__name__}: {exc}"
                     )
                     outcomes = [error] * len(batch)
+                    self.commit_failure = type(exc).__name__
+                else:
+                    self.commit_failure = None
                 self.batches += 1
                 if self.on_batch is not None:
                     self.on_batch(len(batch), time.perf_counter() - started)

@@ -157,17 +157,14 @@ class QueryReader:
 
     def shift(self, terminal_id: str, shift_id: str) -> ShiftRecord | None:
         rows = self._rows(self._q(sql.SHIFT), (terminal_id, shift_id))
-        if not rows:
-            return None
-        r = rows[0]
-        return ShiftRecord(
-            terminal_id=r["terminal_id"],
-            shift_id=r["shift_id"],
-            opened_at=r["opened_at"],
-            closed_at=r["closed_at"],
-            totals=json.loads(r["totals"]) if r["totals"] else None,
-            in_balance=None if r["in_balance"] is None else bool(r["in_balance"]),
-        )
+        return _shift_record(rows[0]) if rows else None
+
+    def shifts(self, terminal_id: str | None = None, limit: int = 50) -> list[ShiftRecord]:
+        """The latest shifts (of one terminal, or all), newest first."""
+        where = "" if terminal_id is None else "WHERE terminal_id = ? "
+        params = (limit,) if terminal_id is None else (terminal_id, limit)
+        rows = self._rows(self._q(sql.SHIFTS.format(where=where)), params)
+        return [_shift_record(r) for r in rows]
 
     def split_group(self, terminal_id: str, group_id: str) -> SplitGroupState | None:
         rows = self._rows(self._q(sql.SPLIT_GROUP), (terminal_id, group_id))
@@ -198,3 +195,14 @@ class QueryReader:
     def guards_since(self, since: float) -> list[GuardState]:
         """Guards changed at or after ``since`` (0: all), oldest change first."""
         return [_guard(r) for r in self._rows(self._q(sql.GUARDS_SINCE), (since,))]
+
+
+def _shift_record(r: Any) -> ShiftRecord:
+    return ShiftRecord(
+        terminal_id=r["terminal_id"],
+        shift_id=r["shift_id"],
+        opened_at=r["opened_at"],
+        closed_at=r["closed_at"],
+        totals=json.loads(r["totals"]) if r["totals"] else None,
+        in_balance=None if r["in_balance"] is None else bool(r["in_balance"]),
+    )

@@ -153,6 +153,7 @@ SAF_COLUMNS = (
 )
 OPEN_SHIFTS = "SELECT terminal_id, shift_id FROM shifts WHERE closed_at IS NULL ORDER BY opened_at"
 SHIFT = "SELECT * FROM shifts WHERE terminal_id = ? AND shift_id = ?"
+SHIFTS = "SELECT * FROM shifts {where}ORDER BY opened_at DESC LIMIT ?"
 # Categories: debit, credit, reversed, authorised, declined; and stand_in, the
 # approved purchases among the debits that the switch approved itself.
 TOTALS = """

@@ -269,7 +269,8 @@ def test_serve_without_an_lmk_says_so_in_one_line(tmp_path: Path) -> None:
     config.write_text(_config(tmp_path / "data", _unused_port(), _unused_port(), "nokeys"))
     result = _second_serve(config)
     assert result.returncode == 2
-    assert result.stderr.startswith("forecourt serve: no LMK:")
+    assert result.stderr.startswith("forecourt serve: no key store in ")
+    assert "and no LMK: run `forecourt keys init" in result.stderr
     assert len(result.stderr.splitlines()) == 1
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import functools
 import itertools
 import math
+import os
 import random
 import ssl
 from collections.abc import Callable
@@ -93,6 +94,9 @@ class Iso8583Authoriser:
         self._rr = itertools.count()
         self._connection_numbers = itertools.count(1)
         self._handshakes = HandshakeLog(settings.name, settings.reconnect_max_s)
+        # each pooled connection's state (LINK_STATES); the link shows the best of them
+        self._slots: list[str] = ["down"] * max(1, settings.connections)
+        self.last_error: str | None = None  # the last connect failure, for /healthz
 
     # -- the protocol's members ---------------------------------------------------
 
@@ -116,6 +120,14 @@ class Iso8583Authoriser:
     def available(self) -> bool:
         """A connection is up (and signed on, when sign-on is configured)."""
         return bool(self._connections)
+
+    @property
+    def state(self) -> str:
+        """up, signing_on, connecting or down: the best of its connections."""
+        for state in ("up", "signing_on", "connecting"):
+            if state in self._slots:
+                return state
+        return "down"
 
     @property
     def request_timeout_s(self) -> float:
@@ -173,8 +185,8 @@ class Iso8583Authoriser:
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         """Keep `connections` connections up until cancelled."""
         async with trio.open_nursery() as nursery:
-            for _ in range(max(1, self.settings.connections)):
-                nursery.start_soon(self._keep_connected)
+            for slot in range(len(self._slots)):
+                nursery.start_soon(self._keep_connected, slot)
             task_status.started()
 
     # -- exchanging ----------------------------------------------------------------
@@ -186,9 +198,10 @@ class Iso8583Authoriser:
 
     # -- connections -----------------------------------------------------------------
 
-    async def _keep_connected(self) -> None:
+    async def _keep_connected(self, slot: int) -> None:
         delay = self.settings.reconnect_initial_s
         while True:
+            self._set_slot(slot, "connecting")
             try:
                 with trio.fail_after(self.settings.connect_timeout_s):
                     stream = await connect(
@@ -198,12 +211,14 @@ class Iso8583Authoriser:
                         self.settings.server_name,
                     )
             except TlsHandshakeFailed as exc:
+                self._set_slot(slot, "down")
                 self._handshake_failed(exc.reason)
                 await trio.sleep(delay * random.uniform(0.8, 1.2))
                 delay = min(self.settings.reconnect_max_s, delay * 2)
                 continue
             except (OSError, trio.TooSlowError) as exc:
-                log.warning("acquirer_connect_failed", link=self.name, error=type(exc).__name__)
+                self._connect_failed(exc)
+                self._set_slot(slot, "down")
                 await trio.sleep(delay * random.uniform(0.8, 1.2))
                 delay = min(self.settings.reconnect_max_s, delay * 2)
                 continue
@@ -218,11 +233,13 @@ class Iso8583Authoriser:
                 metrics=self._metrics,
             )
             was_up = False
+            self._set_slot(slot, "signing_on" if self.settings.sign_on else "up")
             try:
-                was_up = await self._serve_connection(connection)
+                was_up = await self._serve_connection(connection, slot)
             finally:
                 if connection in self._connections:
                     self._connections.remove(connection)
+                self._slots[slot] = "down"
                 self._publish_state()
                 await connection.aclose()
             if was_up:
@@ -243,7 +260,7 @@ class Iso8583Authoriser:
         self._metrics.tls_handshake_failures.labels(link=self.name, reason=reason).inc()
         self._handshakes.report(reason)
 
-    async def _serve_connection(self, connection: AcquirerConnection) -> bool:
+    async def _serve_connection(self, connection: AcquirerConnection, slot: int) -> bool:
         """Sign on, then serve until the reader ends or an echo test fails; True if it was up."""
         up = False
         try:
@@ -258,6 +275,7 @@ class Iso8583Authoriser:
                     return False
                 up = True
                 self._connections.append(connection)
+                self._slots[slot] = "up"
                 self._publish_state()
                 log.info("acquirer_connected", link=self.name, connection=connection.number)
                 if self.settings.echo_interval_s > 0:
@@ -271,8 +289,30 @@ class Iso8583Authoriser:
         await connection.read_answers()
         scope.cancel()
 
+    def _set_slot(self, slot: int, state: str) -> None:
+        if self._slots[slot] != state:
+            self._slots[slot] = state
+            self._publish_state()
+
     def _publish_state(self) -> None:
         self._metrics.link_connections.labels(link=self.name).set(len(self._connections))
+        self._metrics.set_link_state(self.name, self.state)
+
+    def _connect_failed(self, exc: OSError | trio.TooSlowError) -> None:
+        """One line naming the host, port and what the system said."""
+        if isinstance(exc, trio.TooSlowError):
+            reason = f"no answer within {self.settings.connect_timeout_s:g} s"
+        else:
+            reason = _os_reason(exc)
+        where = f"{self.settings.host}:{self.settings.port}"
+        self.last_error = f"connect to {where}: {reason}"
+        log.warning(
+            "acquirer_connect_failed",
+            link=self.name,
+            host=self.settings.host,
+            port=self.settings.port,
+            reason=reason,
+        )
 
     async def _echo(self, connection: AcquirerConnection, scope: trio.CancelScope) -> None:
         while True:
@@ -347,3 +387,14 @@ def build_iso8583(
     return Iso8583Authoriser(
         settings, metrics, zak=functools.partial(zak, acquirer.name) if acquirer.mac else None
     )
+
+
+def _os_reason(exc: OSError) -> str:
+    """What the system said (trio's "all attempts failed" keeps it in its cause)."""
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, OSError) and seen.errno:
+            return os.strerror(seen.errno)
+        inner = getattr(seen, "exceptions", None)
+        seen = inner[0] if inner else seen.__cause__
+    return str(exc) or type(exc).__name__
