@@ -1,7 +1,7 @@
 """Field 54, additional amounts: balances and other amounts in 20-character sets.
 
 Both ISO 8583 families carry up to six sets of: account type n2, amount type n2
-(01 ledger balance, 02 available balance, ...), currency n3, sign C (credit) or D
+(01 ledger balance, 02 available balance, 04 amount due, ...), currency n3, sign C (credit) or D
 (debit), amount n12 in minor units. A balance inquiry's answer carries it.
 """
 
@@ -12,6 +12,7 @@ import attrs
 from .errors import DecodeError
 
 __all__ = [
+    "AMOUNT_DUE",
     "AVAILABLE_BALANCE",
     "LEDGER_BALANCE",
     "AdditionalAmount",
@@ -21,6 +22,7 @@ __all__ = [
 
 LEDGER_BALANCE = "01"
 AVAILABLE_BALANCE = "02"
+AMOUNT_DUE = "04"  # what is still to pay after a partial approval (requested - approved)
 _SET = 20
 _MAX_SETS = 6
 

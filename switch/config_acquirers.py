@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import ClassVar
 
 import attrs
+from forecourt.switch.config_ledger import LedgerSettings, read_ledger
 from forecourt.switch.config_reading import ConfigError, ConfigTable, check_unique
 from forecourt.switch.config_wire import read_wire
 from forecourt.switch.routing import CARD_TYPES, Router, RoutingError
@@ -31,7 +32,7 @@ __all__ = [
     "read_routes",
 ]
 
-AUTHORISER_KINDS = ("iso8583",)
+AUTHORISER_KINDS = ("iso8583", "ledger")
 LINK_TLS_VERSIONS = ("1.2", "1.3")  # the lowest TLS version a link accepts
 
 
@@ -74,8 +75,8 @@ class Iso8583LinkConfig:
     tls: LinkTlsConfig | None = None  # None: plain TCP
 
 
-# One settings class per kind in AUTHORISER_KINDS; a union once there are more.
-AuthoriserSettings = Iso8583LinkConfig
+# One settings class per kind in AUTHORISER_KINDS.
+AuthoriserSettings = Iso8583LinkConfig | LedgerSettings
 
 
 @attrs.frozen
@@ -250,6 +251,7 @@ def _link_tls(t: ConfigTable, resolve: Callable[[str], Path]) -> LinkTlsConfig:
 # kind → the function that reads (and marks as read) that kind's own keys.
 _KIND_READERS: Mapping[str, Callable[[ConfigTable, Callable[[str], Path]], AuthoriserSettings]] = {
     "iso8583": _iso8583_link,
+    "ledger": read_ledger,
 }
 
 

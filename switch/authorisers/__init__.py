@@ -22,6 +22,8 @@ from forecourt.switch.tls import TlsContexts
 
 from .iso8583 import KIND as ISO8583
 from .iso8583 import MacKey, build_iso8583
+from .ledger import KIND as LEDGER
+from .ledger import build_ledger
 
 __all__ = ["KINDS", "AuthoriserDeps", "AuthoriserFactory", "ZoneKeys", "build_authorisers"]
 
@@ -57,8 +59,13 @@ def _iso8583(acquirer: AcquirerConfig, deps: AuthoriserDeps) -> Authoriser:
     return build_iso8583(acquirer, deps.metrics, deps.zone_keys, deps.link_tls(acquirer.name))
 
 
+def _ledger(acquirer: AcquirerConfig, deps: AuthoriserDeps) -> Authoriser:
+    lmk = deps.key_store.lmk if deps.key_store is not None else None
+    return build_ledger(acquirer, deps.journal, lmk, deps.metrics)
+
+
 # kind -> factory; mypy checks here that each factory's product is an Authoriser
-KINDS: Mapping[str, AuthoriserFactory] = {ISO8583: _iso8583}
+KINDS: Mapping[str, AuthoriserFactory] = {ISO8583: _iso8583, LEDGER: _ledger}
 
 
 def build_authorisers(config: SwitchConfig, deps: AuthoriserDeps) -> dict[str, Authoriser]:

@@ -130,6 +130,7 @@ async def forward(job: Job) -> Message:
                 arm_reversal(record, "link broke while sending", time.time())
         return local_answer(request, family, Outcome.ISSUER_UNAVAILABLE)
     record.host_ms = answer.seconds * 1000.0
+    record.flags = (*record.flags, *answer.flags)
     services.metrics.host_latency_of(route).observe(answer.seconds)
     relayed = relay_answer(
         request, across_families(answer.message, host_family, family), family, host_family
