@@ -185,9 +185,9 @@ async def test_limits_by_level_take_effect_at_once(target: Target) -> None:
             LedgerSetLimits(ref(FLEET_PAN), "pin", Limits(daily_volume=90000), None, 0, "o")
         )
         assert (await buy(j, FLEET_PAN, 2000, "r6", facts=pin)).code == "approved"
-        # a reversed sale no longer counts
+        # a reversed sale no longer counts (the day: r3 and r6 at PIN, 4000; limit 5000)
         await j.write(LedgerReverse("r1", time.time()))
-        assert (await buy(j, FLEET_PAN, 4500, "r7", facts=signature)).code == "approved"
+        assert (await buy(j, FLEET_PAN, 1000, "r7", facts=signature)).code == "approved"
         await j.write(
             LedgerSetLimits(
                 ref(FLEET_PAN), "signature", Limits(per_txn_amount=1000), None, 0, "o"
