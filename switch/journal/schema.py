@@ -184,6 +184,7 @@ _V5 = """
         );
         CREATE INDEX ledger_txns_card ON ledger_txns (card_ref, created_at);
         CREATE INDEX ledger_txns_open ON ledger_txns (state, expires_at);
+        CREATE INDEX ledger_txns_original ON ledger_txns (original);
         CREATE TABLE ledger_postings (
             id         {event_id},
             at         {real} NOT NULL,

@@ -284,8 +284,10 @@ def complete(sql: LedgerSql, op: LedgerComplete) -> Settled:
     if sql.one(_TXN, (op.reference,)) is not None:
         return Settled("already")
     target = sql.one(_TXN, (op.original,)) if op.original is not None else None
-    if target is not None and target[1] == "preauth" and target[8] == "captured":
-        return Settled("already")  # a second advice for the same pre-authorisation
+    if op.original is not None and sql.one(
+        "SELECT 1 FROM ledger_txns WHERE original = ? AND kind = 'completion'", (op.original,)
+    ):
+        return Settled("already")  # a second advice for the same original
     account_id = str(target[2]) if target is not None and target[2] is not None else None
     if account_id is None:
         card = _card(sql, op.card_ref)

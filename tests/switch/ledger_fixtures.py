@@ -38,7 +38,9 @@ async def open_fleet(
         await journal.write(LedgerFund(account, "topup", balance, "opening", now, "test"))
     for pan in pans:
         await journal.write(
-            LedgerAddCard(ref(pan), mask_pan(pan), account, "vehicle", "AB12CDE", products, now, "t")
+            LedgerAddCard(
+                ref(pan), mask_pan(pan), account, "vehicle", "AB12CDE", products, now, "t"
+            )
         )
 
 

@@ -189,9 +189,7 @@ async def test_limits_by_level_take_effect_at_once(target: Target) -> None:
         await j.write(LedgerReverse("r1", time.time()))
         assert (await buy(j, FLEET_PAN, 1000, "r7", facts=signature)).code == "approved"
         await j.write(
-            LedgerSetLimits(
-                ref(FLEET_PAN), "signature", Limits(per_txn_amount=1000), None, 0, "o"
-            )
+            LedgerSetLimits(ref(FLEET_PAN), "signature", Limits(per_txn_amount=1000), None, 0, "o")
         )
         assert (await buy(j, FLEET_PAN, 1001, "r8", facts=signature)).code == "limit_exceeded"
 
