@@ -17,13 +17,13 @@ import attrs
 from forecourt.codecs.masking import mask_pan
 from forecourt.switch.journal import Journal
 from forecourt.switch.ledger import (
-    Limits,
     LedgerAddCard,
     LedgerBalances,
     LedgerCardStatus,
     LedgerFund,
     LedgerOpenAccount,
     LedgerSetLimits,
+    Limits,
     card_reference,
 )
 

@@ -21,6 +21,7 @@ from forecourt.switch.ledger import (
 )
 
 CARD_KEY = bytes(range(32))
+NO_FACTS = SaleFacts()
 FLEET_PAN = "7077001111111111"
 CONSUMER_PAN = "7080001111111111"
 
@@ -57,7 +58,7 @@ async def buy(
     amount: int,
     reference: str,
     kind: str = "purchase",
-    facts: SaleFacts = SaleFacts(),
+    facts: SaleFacts = NO_FACTS,
     expires_at: float | None = None,
 ) -> Decision:
     (decision,) = await journal.write(
