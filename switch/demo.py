@@ -37,6 +37,11 @@ from forecourt.simulators.script import load_script
 from forecourt.simulators.terminal import CaseResult, run_script
 from forecourt.simulators.wire import wire_format
 from forecourt.switch.config import SwitchConfig, parse_config
+from forecourt.switch.demo_ledger import (
+    LEDGER_CERT_TERMINALS,
+    demo_ledger_entries,
+    seed_demo_ledger,
+)
 from forecourt.switch.log import configure_logging
 from forecourt.switch.server import RunningSwitch, run_switch
 from rich.console import Console
@@ -51,7 +56,7 @@ TEST_COMPONENT_1 = bytes.fromhex("1F1F1F1F1F1F1F1F2E2E2E2E2E2E2E2E")
 TEST_ZMK_1 = bytes.fromhex("0123456789ABCDEFFEDCBA9876543210")
 TEST_ZMK_2 = bytes.fromhex("1F1F1F1F1F1F1F1F2E2E2E2E2E2E2E2E")
 ACQUIRER = "acquirer-sim"
-CERT_TERMINALS = ("T0000001", "T0000002", "T0000003", "T0000004")
+CERT_TERMINALS = ("T0000001", "T0000002", "T0000003", "T0000004", *LEDGER_CERT_TERMINALS)
 LOAD_TERMINALS = 20
 
 
@@ -148,8 +153,10 @@ def demo_config(data_dir: Path, acquirer_port: int) -> SwitchConfig:
                 "reconnect_initial_s": 0.1,
                 "reconnect_max_s": 2.0,
                 "acquirer_id": "12345678",
-            }
+            },
+            demo_ledger_entries()["acquirer"],
         ],
+        "routes": demo_ledger_entries()["routes"],
     }
     return parse_config(doc, source="demo")
 
@@ -185,6 +192,7 @@ async def run_demo(
     async with trio.open_nursery() as nursery:
         acquirer_port = await nursery.start(acquirer.run)
         config = demo_config(data_dir, acquirer_port)
+        await seed_demo_ledger(config, lmk)
         running: RunningSwitch = await nursery.start(
             functools.partial(run_switch, config, stop=stop, lmk=lmk)
         )

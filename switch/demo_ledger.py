@@ -8,6 +8,7 @@ limit counts the day's earlier runs, though: use a fresh directory for those).
 
 from __future__ import annotations
 
+import time
 import tomllib
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -15,7 +16,9 @@ from typing import Any
 
 import attrs
 from forecourt.codecs.masking import mask_pan
-from forecourt.switch.journal import Journal
+from forecourt.keys.lmk import Lmk
+from forecourt.switch.config import SwitchConfig
+from forecourt.switch.journal import Journal, open_journal
 from forecourt.switch.ledger import (
     LedgerAddCard,
     LedgerBalances,
@@ -27,7 +30,15 @@ from forecourt.switch.ledger import (
     card_reference,
 )
 
-__all__ = ["SeedAccount", "SeedCard", "load_seed", "seed_ledger"]
+__all__ = [
+    "LEDGER_CERT_TERMINALS",
+    "SeedAccount",
+    "SeedCard",
+    "demo_ledger_entries",
+    "load_seed",
+    "seed_demo_ledger",
+    "seed_ledger",
+]
 
 DEMO_LEDGER = Path(__file__).resolve().parents[1] / "conf" / "demo" / "ledger.toml"
 _OPERATOR = "demo"
@@ -130,3 +141,27 @@ async def seed_ledger(
                 await journal.write(
                     LedgerSetLimits(ref, level, limits, card.products, at, _OPERATOR)
                 )
+
+
+# The demo's ledger acquirer and the card ranges it authorises (the rest go to the
+# acquirer simulator), and the certification terminal of conf/cert/05-ledger.toml.
+LEDGER = "ledger"
+LEDGER_PREFIXES = ("7077", "7078", "7080")
+LEDGER_CERT_TERMINALS = ("T0000050",)
+
+
+def demo_ledger_entries() -> dict[str, Any]:
+    """The `acquirers` entry and the `routes` the demo configuration adds."""
+    return {
+        "acquirer": {"name": LEDGER, "kind": "ledger", "max_in_flight": 500},
+        "routes": [{"name": "fleet and consumer", "prefixes": list(LEDGER_PREFIXES),
+                    "acquirer": LEDGER}],
+    }  # fmt: skip
+
+
+async def seed_demo_ledger(config: SwitchConfig, lmk: Lmk, path: Path = DEMO_LEDGER) -> None:
+    """Seed the demo's journal with conf/demo/ledger.toml before the switch starts."""
+    from forecourt.switch.authorisers.ledger import ledger_card_key
+
+    async with open_journal(config) as journal:
+        await seed_ledger(journal, ledger_card_key(lmk), load_seed(path), time.time())
