@@ -145,9 +145,7 @@ async def test_kill_9_during_ledger_debits(tmp_path: Path) -> None:
                 second.kill()
                 await second.wait()
 
-    approved = {
-        k: int(a.fields["4"]) for k, a in told.items() if a.fields["39"] in ("000", "002")
-    }
+    approved = {k: int(a.fields["4"]) for k, a in told.items() if a.fields["39"] in ("000", "002")}
     db = sqlite3.connect(data_dir / "journal.db")
     (available, held, settled) = db.execute(
         "SELECT available, held, settled FROM ledger_accounts WHERE account_id = 'F1'"
