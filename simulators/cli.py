@@ -51,6 +51,15 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> None:
     load.add_argument("--duration", type=float, default=10.0, help="seconds")
     load.add_argument("--mix", type=Path, help="mix TOML ([[mix]] template, weight, pan, amount)")
     load.add_argument("--json", type=Path, help="write the report as JSON here")
+    load.add_argument(
+        "--ledger-card",
+        action="append",
+        default=[],
+        help="a fleet or consumer card of the switch's ledger to mix in (repeatable; test PANs)",
+    )
+    load.add_argument(
+        "--ledger-weight", type=float, default=1.0, help="weight of ledger purchases in the mix"
+    )
     load.add_argument("--dialect", default="ifsf", choices=("ifsf", "iso87ascii", "iso87bcd"))
     load.add_argument("--bitmap", default="binary", choices=("binary", "hex"))
     load.add_argument("--framing", default="2b", choices=("2b", "4a"))
@@ -197,6 +206,7 @@ def _terminal(args: argparse.Namespace) -> int:
 
 def _load(args: argparse.Namespace) -> int:
     from .load import LoadOptions, MixEntry, load_mix, run_load
+    from .load_options import with_ledger_cards
     from .load_processes import run_load_processes
     from .loadkeys import LoadKeyError, macs_for
     from .terminal import parse_address
@@ -205,6 +215,7 @@ def _load(args: argparse.Namespace) -> int:
     try:
         host, port = parse_address(args.switch)
         mix = load_mix(args.mix) if args.mix else (MixEntry(),)
+        mix = with_ledger_cards(mix, tuple(args.ledger_card), args.ledger_weight)
         wire = wire_format(args.dialect, args.bitmap, args.framing, args.tpdu)
     except (ValueError, SimConfigError) as exc:
         return _fail(str(exc))
