@@ -141,6 +141,16 @@ def _limits(sql: LedgerSql, card_ref: str, level: str) -> Limits | None:
     return None if r is None else Limits(*(None if v is None else int(v) for v in r))
 
 
+def _over_limit(
+    sql: LedgerSql, card_ref: str, level: str, at: float, amount: int, volume_ml: int
+) -> str | None:
+    """limit_exceeded, or None; the usage is summed only for a card with limits."""
+    limits = _limits(sql, card_ref, level)
+    if limits is None:
+        return None
+    return check_limits(limits, _usage(sql, card_ref, at), amount, volume_ml)
+
+
 def _record(
     sql: LedgerSql,
     op: LedgerAuthorise | LedgerComplete,
@@ -227,12 +237,7 @@ def authorise(sql: LedgerSql, op: LedgerAuthorise) -> Decision:
     refusal = (
         ("declined" if currency != op.currency else None)
         or check_products(card, op.facts, op.kind)
-        or check_limits(
-            _limits(sql, card.card_ref, op.facts.level),
-            _usage(sql, card.card_ref, op.at),
-            op.amount,
-            op.facts.volume_ml,
-        )
+        or _over_limit(sql, card.card_ref, op.facts.level, op.at, op.amount, op.facts.volume_ml)
         or ("odometer" if flags and op.odometer_declines else None)
     )
     take = min(op.amount, available)
@@ -304,13 +309,7 @@ def complete(sql: LedgerSql, op: LedgerComplete) -> Settled:
     if target is None or target[1] != "preauth":
         # approved offline by the terminal: too late to decline, the offline limits flag
         flags += ("no_preauthorisation",)
-        over = check_limits(
-            _limits(sql, op.card_ref, "offline"),
-            _usage(sql, op.card_ref, op.at),
-            op.amount,
-            op.facts.volume_ml,
-        )
-        if over is not None:
+        if _over_limit(sql, op.card_ref, "offline", op.at, op.amount, op.facts.volume_ml):
             flags += ("offline_over_limit",)
     post(sql, account_id, "capture", "held", "settled", from_hold, op.at, op.reference)
     post(sql, account_id, "release", "held", "available", held - from_hold, op.at, op.reference)
