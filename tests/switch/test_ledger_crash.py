@@ -20,14 +20,25 @@ from pathlib import Path
 import pytest
 import trio
 from forecourt.codecs.dialect import get_dialect
+from forecourt.codecs.masking import mask_pan
 from forecourt.codecs.message import Message
-from forecourt.keys.lmk import load_lmk
-from forecourt.switch.authorisers.ledger import ledger_card_key
+from forecourt.keys.lmk import Lmk, load_lmk
+from forecourt.keys.store import KeyStore
+from forecourt.switch.authorisers.ledger import LedgerAuthoriser, ledger_card_key
+from forecourt.switch.authorisers.ledger.metrics import LedgerMetrics
 from forecourt.switch.config import load_config
+from forecourt.switch.config_ledger import LedgerSettings
 from forecourt.switch.demo_ledger import SeedAccount, SeedCard, seed_ledger
-from forecourt.switch.journal import open_journal
+from forecourt.switch.flows.base import PARKED_S
+from forecourt.switch.journal import AddEvent, Event, InsertTransaction, new_txn_id, open_journal
+from forecourt.switch.ledger import LedgerBalances
+from forecourt.switch.metrics import SwitchMetrics
+from forecourt.switch.reversal import ReversalReason, saf_payload, switch_reversal
+from forecourt.switch.server import run_switch, saf_data_key
+from forecourt.switch.transaction import TxnRecord, journal_row
 
 from tests.switch.harness import Terminal, _unused_port
+from tests.switch.ledger_switch import ledger_config
 from tests.switch.test_crash_recovery import FORECOURT, _connect, _drained, _serve, _stop
 
 pytestmark = pytest.mark.slow
@@ -170,3 +181,68 @@ async def test_kill_9_during_ledger_debits(tmp_path: Path) -> None:
     ).fetchall()
     assert doubled == []
     assert len(approved) > 100
+
+
+async def test_a_debit_whose_answer_was_never_journalled_is_given_back(tmp_path: Path) -> None:
+    """The window kill -9 must not lose money in, made certain: the request and its
+    parked reversal are journalled (as `forward` does), the ledger debits, and the
+    process ends before the answer is written. The next start reverses it."""
+
+    data_dir = tmp_path / "data"
+    lmk = Lmk.generate()
+    KeyStore.init(data_dir, lmk=lmk).close()
+    config = ledger_config(data_dir)
+    card_key = ledger_card_key(lmk)
+    account = SeedAccount("F1", "fleet", 15000, (SeedCard(PAN, "vehicle", "AB12CDE"),))
+
+    async def balance() -> int:
+        async with open_journal(config) as journal:
+            (rows,) = await journal.write(LedgerBalances("F1"))
+            assert isinstance(rows, list)
+            return int(rows[0][4])
+
+    async with open_journal(config, saf_key=saf_data_key(lmk), node=config.node) as journal:
+        await seed_ledger(journal, card_key, [account], time.time())
+        ledger = LedgerAuthoriser(
+            "ledger",
+            LedgerSettings(),
+            journal,
+            card_key,
+            LedgerMetrics.on(SwitchMetrics().registry),
+        )
+        t = Terminal(None, get_dialect("ifsf"), "T0000001", None)  # type: ignore[arg-type]
+        request = t.purchase(4000, pan=PAN)
+        record = TxnRecord(new_txn_id(), "T0000001", request.fields["11"], "2", "1200",
+                           mask_pan(PAN), "000000004000", "000000", time.time())  # fmt: skip
+
+        async def before_send(sent: Message) -> None:
+            record.state, record.route, record.forwarded_at = "forwarded", "ledger", time.time()
+            record.acquirer_stan = sent.fields["11"]
+            reversal = switch_reversal(sent, sent.fields["11"], ledger.family,
+                                       ReversalReason.HOST_TIMEOUT)  # fmt: skip
+            await journal.write(
+                InsertTransaction(journal_row(record, config.node)),
+                AddEvent(Event(record.txn_id, time.time(), "forwarded", "ledger")),
+                journal.saf_enqueue_op(
+                    record.txn_id, "ledger", reversal.mti, saf_payload(reversal),
+                    next_attempt_at=time.time() + PARKED_S,
+                ),
+            )  # fmt: skip
+
+        answer = await ledger.authorise(request, before_send=before_send)
+        assert answer.message.fields["39"] == "000"
+    assert await balance() == 11000  # debited; the terminal never heard it
+
+    stop = trio.Event()
+    async with trio.open_nursery() as nursery:
+        await nursery.start(lambda **kw: run_switch(config, stop=stop, lmk=lmk, **kw))
+        with trio.fail_after(10):
+            while await balance() != 15000:
+                await trio.sleep(0.05)
+        stop.set()
+    db = sqlite3.connect(data_dir / "journal.db")
+    assert db.execute("SELECT state FROM transactions").fetchall() == [("reversed",)]
+    (restored,) = db.execute(
+        "SELECT sum(amount) FROM ledger_postings WHERE kind = 'reversal'"
+    ).fetchone()
+    assert restored == 4000
