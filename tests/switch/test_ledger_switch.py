@@ -160,3 +160,11 @@ async def test_1987_terminal_balance_inquiry(tmp_path: Path) -> None:
         assert answer.fields["54"] == "0002978C000000015000"
         partial = await t.exchange(t.purchase(20000, pan=FLEET))
         assert partial.fields["39"] == "10" and partial.fields["4"] == "000000015000"
+
+
+async def test_partial_reversal_restores_down_to_the_final_amount(tmp_path: Path) -> None:
+    async with ledger_switch(tmp_path, ACCOUNTS) as sw, sw.terminal() as t:
+        purchase = t.purchase(5000, pan=FLEET)
+        assert (await t.exchange(purchase)).fields["39"] == "000"
+        assert (await t.exchange(t.reversal(purchase, final_amount=2000))).fields["39"] == "400"
+        await balance_becomes(t, FLEET, 15000 - 2000)
