@@ -6,8 +6,12 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
+import pytest
+import trio
+import trio.testing
 from forecourt.codecs.customer_data import CustomerData
 from forecourt.codecs.message import Message
+from forecourt.switch.authoriser import AuthoriserBusy
 from forecourt.switch.authorisers.ledger import LedgerAuthoriser
 from forecourt.switch.authorisers.ledger.metrics import LedgerMetrics
 from forecourt.switch.config_ledger import LedgerSettings
@@ -61,3 +65,24 @@ async def test_what_the_ledger_cannot_take_and_its_metrics(tmp_path: Path) -> No
         assert await ledger.release_expired(now=time.time() + 10_000) == 1
         assert (await available(journal, "F1"))[:2] == (8000, 0)
         assert sample("forecourt_ledger_holds_released_total") == 1
+
+
+async def test_its_in_flight_cap_answers_busy_before_anything_is_written(tmp_path: Path) -> None:
+    async with open_journal(tmp_path / "j.db") as journal:
+        await open_fleet(journal, "F1", 10000, FLEET_PAN)
+        ledger = LedgerAuthoriser(
+            "ledger", LedgerSettings(), journal, CARD_KEY,
+            LedgerMetrics.on(SwitchMetrics().registry), max_in_flight=1,
+        )  # fmt: skip
+        release = trio.Event()
+
+        async def held(sent: Message) -> None:
+            await release.wait()
+
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(lambda: ledger.authorise(request(1000, "000001"), before_send=held))
+            await trio.testing.wait_all_tasks_blocked()
+            with pytest.raises(AuthoriserBusy):
+                await ledger.authorise(request(1000, "000002"))
+            release.set()
+        assert (await available(journal, "F1"))[0] == 9000

@@ -30,6 +30,7 @@ from forecourt.codecs.mti import is_advice, mti_class, response_mti
 from forecourt.switch.answers import NOT_ECHOED
 from forecourt.switch.authoriser import (
     Answer,
+    AuthoriserBusy,
     AuthoriserTimeout,
     AuthoriserUnavailable,
     BeforeSend,
@@ -84,6 +85,7 @@ class LedgerAuthoriser:
         self._max_in_flight = max_in_flight
         self._timeout_s = request_timeout_s
         self.released = 0  # holds released at the end of their window, by this node
+        self._in_flight = 0
 
     @property
     def name(self) -> str:
@@ -125,6 +127,17 @@ class LedgerAuthoriser:
         *,
         before_send: BeforeSend | None = None,
         timeout: float | None = None,
+    ) -> Answer:
+        if self._in_flight >= self._max_in_flight:
+            raise AuthoriserBusy(self._name)  # nothing written: 912 at once, as a link's cap
+        self._in_flight += 1
+        try:
+            return await self._authorise(request, before_send, timeout)
+        finally:
+            self._in_flight -= 1
+
+    async def _authorise(
+        self, request: Message, before_send: BeforeSend | None, timeout: float | None
     ) -> Answer:
         started = time.perf_counter()
         if "12" not in request.fields:  # the reference, and a reversal's 56, need it
