@@ -286,20 +286,24 @@ def complete(sql: LedgerSql, op: LedgerComplete) -> Settled:
     """Capture the actual amount, release the rest of the hold at once. A completion
     for more than is held, or of a hold already released, takes the difference from
     what is available, never more (flagged `completion_short` when it falls short)."""
-    if sql.one(_TXN, (op.reference,)) is not None:
-        return Settled("already")
     target = sql.one(_TXN, (op.original,)) if op.original is not None else None
-    if op.original is not None and sql.one(
-        "SELECT 1 FROM ledger_txns WHERE original = ? AND kind = 'completion'", (op.original,)
-    ):
-        return Settled("already")  # a second advice for the same original
     account_id = str(target[2]) if target is not None and target[2] is not None else None
     if account_id is None:
         card = _card(sql, op.card_ref)
         account_id = card.account_id if card is not None else None
     if account_id is None:
         return Settled("original_not_found")
+    # Everything decided from here is read under the account's lock: another node
+    # completing or reversing the same original waits, then sees what this one did.
     available, _, _ = _lock_account(sql, account_id)
+    if sql.one(_TXN, (op.reference,)) is not None:
+        return Settled("already")
+    if op.original is not None:
+        if sql.one(
+            "SELECT 1 FROM ledger_txns WHERE original = ? AND kind = 'completion'", (op.original,)
+        ):
+            return Settled("already")  # a second advice for the same original
+        target = sql.one(_TXN, (op.original,))
     held = int(target[6]) if target is not None and target[8] == "open" else 0
     from_hold = min(op.amount, held)
     extra = min(op.amount - from_hold, available)
@@ -349,16 +353,19 @@ def reverse(sql: LedgerSql, op: LedgerReverse) -> Settled:
             (op.original, op.at),
         )
         return Settled("original_not_found")
-    if target[8] in ("reversed", "declined") or target[2] is None:
+    if target[2] is None:
         return Settled("already")
     account_id = str(target[2])
+    _lock_account(sql, account_id)  # then read again: a second node's reversal waits here
+    target = sql.one(_TXN, (op.original,))
+    if target[8] in ("reversed", "declined"):
+        return Settled("already")
     held, captured = int(target[6]), int(target[7])
     keep = 0 if op.to_amount is None else max(0, op.to_amount)
     give_captured = max(0, captured - keep)
     give_held = max(0, held - max(0, keep - captured))
     if give_captured == 0 and give_held == 0 and op.to_amount is not None:
         return Settled("already")
-    _lock_account(sql, account_id)
     post(sql, account_id, "reversal", "held", "available", give_held, op.at, op.original)
     post(sql, account_id, "reversal", "settled", "available", give_captured, op.at, op.original)
     state = "reversed" if op.to_amount is None or keep == 0 else str(target[8])

@@ -55,3 +55,30 @@ async def test_two_nodes_never_overdraw_one_account(postgres_db: str) -> None:
             "SELECT count(*) FROM ledger_accounts WHERE available < 0"
         ).fetchone()  # type: ignore[misc]
         assert negative == 0
+
+
+async def test_two_nodes_reversing_the_same_originals_restore_each_once(
+    postgres_db: str,
+) -> None:
+    """The terminal's reversal on one node, the switch's own on another, at once."""
+    from forecourt.switch.ledger import LedgerComplete, LedgerReverse, SaleFacts
+
+    from tests.switch.ledger_fixtures import ref
+
+    async with open_journal(postgres_db, node="a", max_batch=4) as a:
+        await open_fleet(a, "F1", BALANCE, FLEET_PAN)
+        for n in range(100):
+            await buy(a, FLEET_PAN, 300, f"p|{n:06d}|x")
+            await buy(a, FLEET_PAN, 200, f"h|{n:06d}|x", kind="preauth", expires_at=1e12)
+        assert await available(a, "F1") == (BALANCE - 50_000, 20_000, 30_000)
+        async with open_journal(postgres_db, node="b", max_batch=4) as b:
+            async with trio.open_nursery() as nursery:
+                for n in range(100):
+                    for journal in (a, b, a, b):
+                        nursery.start_soon(journal.write, LedgerReverse(f"p|{n:06d}|x", 0.0))
+                    for journal, completion in ((a, "c1"), (b, "c2")):
+                        op = LedgerComplete(f"{completion}|{n:06d}|x", f"h|{n:06d}|x",
+                                            ref(FLEET_PAN), 150, SaleFacts(), 0.0)  # fmt: skip
+                        nursery.start_soon(journal.write, op)
+            # every purchase back once; every hold captured 150 once, 50 released
+            assert await available(b, "F1") == (BALANCE - 15_000, 0, 15_000)
