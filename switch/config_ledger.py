@@ -29,7 +29,6 @@ class LedgerSettings:
     release_interval_s: float = 30.0  # how often expired holds are looked for
     partial_approval: bool = True  # take what there is when the balance is short
     odometer_declines: bool = False  # an odometer going backwards is flagged; declined too?
-    acquirer_id: str = ""  # field 32 of the requests the ledger sees; not sent anywhere
 
 
 def read_ledger(t: ConfigTable, resolve: Callable[[str], Path]) -> LedgerSettings:
