@@ -116,6 +116,7 @@ _DECLINE_PAIRS: tuple[tuple[str, str], ...] = (
     ("121", "61"),  # exceeds withdrawal amount limit
     ("123", "65"),  # exceeds withdrawal frequency limit
     ("200", "04"),  # do not honour, pick up card
+    ("208", "41"),  # lost card, pick up
 )
 _DECLINE_TO_1987 = dict(_DECLINE_PAIRS)
 _DECLINE_TO_1993 = {c87: c93 for c93, c87 in _DECLINE_PAIRS}

@@ -3,7 +3,7 @@
 Both ISO 8583 families carry up to six sets of: account type n2, amount type n2
 (01 ledger balance, 02 available balance, 04 amount due, ...), currency n3, sign C (credit) or D
 (debit), amount n12 in minor units. A balance inquiry's answer carries it;
-the answer to a split-tender leg carries the amount still due.
+a partial approval and the answer to a split-tender leg carry the amount still due.
 """
 
 from __future__ import annotations
@@ -23,7 +23,9 @@ __all__ = [
 
 LEDGER_BALANCE = "01"
 AVAILABLE_BALANCE = "02"
-AMOUNT_DUE = "04"  # what a split sale still owes after this answer
+# what is still to pay after this answer: requested - approved (a partial approval),
+# or what a split sale still owes after this leg (the switch's, over the authoriser's)
+AMOUNT_DUE = "04"
 _SET = 20
 _MAX_SETS = 6
 

@@ -80,7 +80,6 @@ class AcquirerSimulator:
         self.logic = HostLogic(
             config.wire.family,
             config.rules,
-            config.accounts,
             config.seed,
             pin_holds=HostPins(config.zpk).holds,
         )
@@ -133,10 +132,6 @@ class AcquirerSimulator:
         with trio.fail_after(timeout):
             while self.count(mti=mti) < n:
                 await trio.sleep(0.005)
-
-    def balance(self, account: str, pan: str | None = None) -> int:
-        """The current balance of an account (per-card accounts: of that PAN)."""
-        return self.logic.ledger.balance(self.logic.ledger.balance_key(account, pan))
 
     # -- serving ----------------------------------------------------------------------
 
@@ -258,7 +253,6 @@ class AcquirerSimulator:
             delivery,
             decision.rule,
             mac_state,
-            decision.approved_amount,
         )
         framed = encode_frame(framing, answer, tpdu)
         if delivery == "twice":

@@ -1,7 +1,7 @@
 """The acquirer simulator's answers: a decision made into an encoded response.
 
 Answers echo the request's identifying fields, add what the decision says (39,
-38, 4 on partial approvals, 54 on balance inquiries), make an RRN when the request had none, deliver
+38), make an RRN when the request had none, deliver
 terminal keys when standing in for a switch, and are MAC'd under the key the
 request came under.
 """
@@ -11,7 +11,6 @@ from __future__ import annotations
 import itertools
 import time
 
-from forecourt.codecs.amounts import encode_field54
 from forecourt.codecs.dialect import Dialect, encode, encode_with_mac, identify
 from forecourt.codecs.errors import CodecError
 from forecourt.codecs.message import Message
@@ -48,12 +47,8 @@ class AnswerBuilder:
             out["37"] = f"{next(self._rrn) % 1_000_000_000_000:012d}"
         if decision.code is not None:
             out["39"] = decision.code
-        if decision.approved_amount is not None:
-            out["4"] = f"{decision.approved_amount:012d}"
         if decision.approval_code is not None:
             out["38"] = decision.approval_code
-        if decision.balance is not None:
-            out["54"] = encode_field54([decision.balance])
         self._logic.remember_reference(request, out)
         key, _ = self._keys.mac_key(request)
         if cls == "8" and self._keys.stands_in_for_switch:

@@ -1,4 +1,4 @@
-"""The acquirer simulator's configuration: listener, MAC keys, recording, accounts, rules.
+"""The acquirer simulator's configuration: listener, MAC keys, recording, rules.
 
 Read from TOML (conf/sim/acquirer.toml) or built in code (`simple_config`) into
 one frozen value; every key is checked when read, and `SimConfigError` names
@@ -18,7 +18,7 @@ from forecourt.keys.pin import PinKey
 
 from ._toml import SimConfigError, Table, load_toml
 from .acquirer_tls import HostTls, parse_host_tls
-from .rules import ACTIONS, AccountConfig, Delay, Rule, resolve_code
+from .rules import ACTIONS, Delay, Rule, resolve_code
 from .wire import WireFormat, parse_mac_key, parse_wire, wire_format
 
 __all__ = [
@@ -37,7 +37,6 @@ class AcquirerConfig:
     host: str = "127.0.0.1"
     port: int = 0
     rules: tuple[Rule, ...] = ()
-    accounts: tuple[AccountConfig, ...] = ()
     zak: PreparedMac | None = attrs.field(default=None, repr=False)
     # Clear KEK (test only): the host stands in for a switch towards terminals and
     # delivers a fresh TAK at every sign-on / key change, then MACs with it.
@@ -99,14 +98,6 @@ def parse_acquirer_config(
     keep = record.integer("keep", 100_000, low=0)
     record.done()
 
-    accounts = []
-    for t in root.tables("accounts"):
-        accounts.append(
-            AccountConfig(t.text("name"), t.integer("balance", low=0), t.flag("per_card", False))
-        )
-        t.done()
-    names = {a.name for a in accounts}
-
     rules = []
     for i, t in enumerate(root.tables("rules")):
         action = t.text("action", choices=ACTIONS)
@@ -116,11 +107,6 @@ def parse_acquirer_config(
                 resolve_code(code, family)
             except ValueError as exc:
                 raise t.error("code", str(exc)) from None
-        account = t.opt_text("account")
-        if account is not None and account not in names:
-            raise t.error("account", f"no account named {account!r}")
-        if action == "partial" and account is None:
-            raise t.error("account", "a partial approval needs an account with a balance")
         delay = _parse_delay(t)
         if action in ("delay", "late") and delay is None:
             raise t.error("delay_s", f"action {action!r} needs delay_s")
@@ -135,7 +121,6 @@ def parse_acquirer_config(
                 processing_codes=t.texts("processing_code"),
                 code=code,
                 delay=delay,
-                account=account,
                 pin=_parse_pin(t),
             )
         )
@@ -147,7 +132,6 @@ def parse_acquirer_config(
         host=host,
         port=port,
         rules=tuple(rules),
-        accounts=tuple(accounts),
         zak=zak,
         kek=kek,
         zpk=zpk,
@@ -221,7 +205,6 @@ def _parse_delay(t: Table) -> Delay | None:
 
 def simple_config(
     rules: Iterable[Rule] = (),
-    accounts: Iterable[AccountConfig] = (),
     *,
     dialect: str = "ifsf",
     header: str = "2b",
@@ -237,7 +220,6 @@ def simple_config(
     return AcquirerConfig(
         wire=wire_format(dialect, header=header, tpdu=tpdu),
         rules=tuple(rules),
-        accounts=tuple(accounts),
         zak=zak,
         kek=kek,
         zpk=zpk,

@@ -38,7 +38,6 @@ class ReceivedRecord:
     delivery: str  # answer, twice, late, drop, close, undecodable
     rule: str | None = None
     mac: str | None = None  # "ok", "bad", "absent" when a ZAK is configured
-    approved_amount: str | None = None
 
     def as_json(self) -> str:
         return json.dumps(attrs.asdict(self), separators=(",", ":"))
@@ -91,7 +90,6 @@ class ReceivedLog:
         delivery: str,
         rule: str | None,
         mac_state: str | None,
-        approved_amount: int | None = None,
     ) -> None:
         fields = request.fields
         self.add(
@@ -108,7 +106,6 @@ class ReceivedLog:
                 delivery=delivery,
                 rule=rule,
                 mac=mac_state,
-                approved_amount=None if approved_amount is None else f"{approved_amount:012d}",
             )
         )
 

@@ -93,6 +93,15 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> None:
     load.add_argument(
         "--framing", default="2b", choices=("2b", "4a"), help="length header: 2b or 4a (2b)"
     )
+    load.add_argument(
+        "--ledger-card",
+        action="append",
+        default=[],
+        help="a fleet or consumer card of the switch's ledger to mix in (repeatable; test PANs)",
+    )
+    load.add_argument(
+        "--ledger-weight", type=float, default=1.0, help="weight of ledger purchases in the mix"
+    )
     load.add_argument("--tpdu", action="store_true", help="send a TPDU after the length")
     load.add_argument("--timeout", type=float, default=10.0, help="seconds before a timeout")
     load.add_argument("--terminal-prefix", default="L", help="terminal ids are PREFIX000001...")
@@ -290,6 +299,7 @@ def _load(args: argparse.Namespace) -> int:
     from forecourt.codecs.action_codes import is_approved
 
     from .load import LoadOptions, MixEntry, load_mix, run_load_until_signal
+    from .load_options import with_ledger_cards
     from .load_processes import run_load_processes
     from .loadkeys import LoadKeyError, macs_for
     from .terminal import parse_address
@@ -298,6 +308,7 @@ def _load(args: argparse.Namespace) -> int:
     try:
         host, port = parse_address(args.switch)
         mix = load_mix(args.mix) if args.mix else (MixEntry(),)
+        mix = with_ledger_cards(mix, tuple(args.ledger_card), args.ledger_weight)
         wire = wire_format(args.dialect, args.bitmap, args.framing, args.tpdu)
     except (ValueError, SimConfigError) as exc:
         return _fail(str(exc))

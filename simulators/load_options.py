@@ -21,6 +21,7 @@ __all__ = [
     "LoadOptions",
     "MixEntry",
     "load_mix",
+    "with_ledger_cards",
 ]
 
 MIX_TEMPLATES = ("purchase", "preauth", "echo", "reversal")
@@ -115,3 +116,24 @@ def load_mix(path: str | Path) -> tuple[MixEntry, ...]:
     if "reversal" in templates and "purchase" not in templates:
         raise SimConfigError("mix", "a reversal reverses a purchase: add a purchase", str(path))
     return tuple(entries)
+
+
+def with_ledger_cards(
+    mix: tuple[MixEntry, ...],
+    pans: tuple[str, ...],
+    weight: float = 1.0,
+    amounts: tuple[int, int] = (500, 5000),
+) -> tuple[MixEntry, ...]:
+    """The mix with purchases on the switch's own ledger cards added (`sim load
+    --ledger-card`): fleet and consumer cards the switch authorises itself, drawn
+    with `weight` against the rest. As their balances run out, the answers turn to
+    partial approvals (002) and then 116: that is the ledger under load."""
+    if not pans:
+        return mix
+    if weight <= 0:
+        raise SimConfigError("ledger-weight", "must be positive")
+    for pan in pans:
+        if not (12 <= len(pan) <= 19 and pan.isdigit()):
+            raise SimConfigError("ledger-card", "a PAN is 12 to 19 digits")
+    low, high = amounts
+    return (*mix, MixEntry("purchase", weight, pans, low, high))

@@ -1,12 +1,11 @@
-"""The acquirer simulator's decisions: rules (first match wins) and account balances.
+"""The acquirer simulator's decisions: rules, the first that matches wins.
 
 Pure logic, no sockets: `HostLogic.decide(message)` says what the host answers
-(action code, approved amount) and how (now, later, twice, never, by closing the
-connection). Balances model fleet/B2B accounts: an authorisation takes what the
-balance allows (a partial approval when it allows less than asked), a completion
-settles a pre-authorisation at the actual amount, a reversal gives back what
-the original took, and a balance inquiry (processing code 31) reads the balance
-of its rule's account into field 54 without taking anything.
+(action code) and how (now, later, twice, never, by closing the connection). It
+keeps no balances: fleet and consumer accounts are the switch's own ledger
+(docs/accounts.md). It remembers approved originals, so a reversal or completion
+is applied once and counted; a balance inquiry (processing code 31) has no account
+to read here and is answered 114 / 52 (no account), or by a decline rule's code.
 """
 
 from __future__ import annotations
@@ -17,20 +16,16 @@ from collections.abc import Callable, Mapping, Sequence
 
 import attrs
 from forecourt.codecs.action_codes import Outcome, code_for
-from forecourt.codecs.amounts import AVAILABLE_BALANCE, AdditionalAmount
 from forecourt.codecs.family import Family
 from forecourt.codecs.message import Message
-
-from .ledger import AccountConfig, Ledger, Original, UnknownAccount
 
 __all__ = [
     "ACTIONS",
     "CODE_NAMES",
-    "AccountConfig",
     "Decision",
     "Delay",
     "HostLogic",
-    "Ledger",
+    "Original",
     "Rule",
     "RuleError",
     "is_balance_inquiry",
@@ -38,7 +33,7 @@ __all__ = [
     "resolve_code",
 ]
 
-ACTIONS = ("approve", "decline", "partial", "delay", "drop", "twice", "late", "close")
+ACTIONS = ("approve", "decline", "delay", "drop", "twice", "late", "close")
 
 # Extra names a rule's `code` may use besides the Outcome names ("approved",
 # "insufficient_funds", ...): precise declines and the reconciliation answer.
@@ -51,13 +46,11 @@ _EXTRA_CODES: Mapping[str, tuple[str, str]] = {
 }
 CODE_NAMES: tuple[str, ...] = (*(o.value for o in Outcome), *_EXTRA_CODES)
 
-# A balance inquiry's field 54 currency when the request carries no field 49.
-DEFAULT_CURRENCY = "978"
 _ORIGINALS_KEPT = 100_000  # originals remembered for reversals and completions
 
 
 class RuleError(ValueError):
-    """A rule or account in the configuration is not acceptable; names the item."""
+    """A rule in the configuration is not acceptable; names the item."""
 
 
 def named_code(name: str, family: Family) -> str | None:
@@ -120,7 +113,6 @@ class Rule:
     processing_codes: tuple[str, ...] = ()
     code: str | None = None
     delay: Delay | None = None
-    account: str | None = None
     pin: str | None = attrs.field(default=None, repr=False)  # the card's PIN (test only)
 
     def matches(
@@ -153,11 +145,9 @@ class Decision:
 
     delivery: str
     code: str | None = None
-    approved_amount: int | None = None
     delay_s: float = 0.0
     rule: str | None = None
     approval_code: str | None = None
-    balance: AdditionalAmount | None = None  # field 54 of a balance inquiry's answer
 
 
 def _amount(message: Message) -> int | None:
@@ -182,29 +172,31 @@ def original_stan(message: Message) -> str | None:
     return data[4:10]
 
 
+@attrs.define
+class Original:
+    """An approved authorisation remembered for its reversal or completion."""
+
+    amount: int
+    reversed: bool = False
+    completed: bool = False
+
+
 class HostLogic:
-    """Decides every answer of one simulated host; owns the ledger and the originals."""
+    """Decides every answer of one simulated host; remembers the originals."""
 
     def __init__(
         self,
         family: Family,
         rules: Sequence[Rule],
-        accounts: Sequence[AccountConfig] = (),
         seed: int | None = None,
         pin_holds: Callable[[Message, str], bool] | None = None,
     ) -> None:
         self.family = family
         self._pin_holds = pin_holds
         self.rules = tuple(rules)
-        self.ledger = Ledger(accounts)
         for rule in self.rules:
             if rule.action not in ACTIONS:
                 raise RuleError(f"rule {rule.name!r}: unknown action {rule.action!r}")
-            if rule.account is not None:
-                try:
-                    self.ledger.balance_key(rule.account, None)
-                except UnknownAccount as exc:
-                    raise RuleError(f"rule {rule.name!r}: {exc}") from None
             if rule.code is not None:
                 resolve_code(rule.code, family)
         self._rng = random.Random(seed)
@@ -254,7 +246,7 @@ class HostLogic:
             self._reverse(message)
             decision = Decision("answer", self.code("reversal_accepted"))
         elif is_balance_inquiry(message):
-            decision = self._balance_inquiry(message, rule)
+            decision = self._balance_inquiry(rule)
         elif mti[2] == "2":
             self._complete(message)
             decision = Decision("answer", self.code("approved"))
@@ -262,7 +254,7 @@ class HostLogic:
             decision = self._authorise(message, rule)
         if rule is None:
             return decision
-        if rule.code is not None and rule.action != "partial":
+        if rule.code is not None:
             decision = attrs.evolve(decision, code=resolve_code(rule.code, self.family))
         delivery = {"twice": "twice", "late": "late"}.get(rule.action, "answer")
         delay = rule.delay.pick(self._rng) if rule.delay is not None else 0.0
@@ -270,52 +262,21 @@ class HostLogic:
 
     # -- authorisations -------------------------------------------------------------
 
-    def _balance_inquiry(self, message: Message, rule: Rule | None) -> Decision:
-        """Approved with the balance of the matching rule's account; nothing is taken.
-
-        No original is remembered (a reversal of it gives nothing back). A card whose
-        rule names no account has no balance to tell: 114 / 52 (no account).
-        """
+    def _balance_inquiry(self, rule: Rule | None) -> Decision:
+        """No account here to read: 114 / 52 (no account), or a decline rule's code.
+        No original is remembered (a reversal of it gives nothing back)."""
+        self.balance_inquiries += 1
         if rule is not None and rule.action == "decline":
             return Decision("answer", self.code("declined"))
-        account = rule.account if rule is not None else None
-        if account is None:
-            return Decision("answer", self.code("no_account"))
-        fields = message.fields
-        key = self.ledger.balance_key(account, fields.get("2"))
-        processing = fields.get("3", "")
-        account_type = processing[2:4] if processing[2:4].isdigit() else "00"
-        currency = fields.get("49") or DEFAULT_CURRENCY
-        self.balance_inquiries += 1
-        available = AdditionalAmount(
-            account_type, AVAILABLE_BALANCE, currency, self.ledger.balance(key)
-        )
-        return Decision("answer", self.code("approved"), balance=available)
+        return Decision("answer", self.code("no_account"))
 
     def _authorise(self, message: Message, rule: Rule | None) -> Decision:
-        amount = _amount(message)
         action = rule.action if rule is not None else "approve"
         if action == "decline":
             return Decision("answer", self.code("declined"))
-        account = rule.account if rule is not None else None
-        if account is None or amount is None:
-            approved = Decision("answer", self.code("approved"), None, approval_code=None)
-            return attrs.evolve(approved, approval_code=self._next_approval_code())
-        key = self.ledger.balance_key(account, message.fields.get("2"))
-        allow_partial = action == "partial"
-        if not allow_partial and self.ledger.balance(key) < amount:
-            return Decision("answer", self.code("insufficient_funds"))
-        taken = self.ledger.take(key, amount)
-        if taken == 0:
-            return Decision("answer", self.code("insufficient_funds"))
-        self._remember(message, Original(key, taken))
-        if taken < amount:
-            return Decision(
-                "answer",
-                self.code("partial"),
-                approved_amount=taken,
-                approval_code=self._next_approval_code(),
-            )
+        amount = _amount(message)
+        if amount is not None:
+            self._remember(message, Original(amount))
         return Decision("answer", self.code("approved"), approval_code=self._next_approval_code())
 
     def _remember(self, message: Message, original: Original) -> None:
@@ -362,24 +323,20 @@ class HostLogic:
     # -- advices and reversals ---------------------------------------------------------
 
     def _complete(self, message: Message) -> None:
-        """A completion settles its pre-authorisation at the actual amount (field 4)."""
+        """A completion settles its pre-authorisation at the actual amount (field 4), once."""
         actual = _amount(message)
         original = self.find_original(message)
         if original is None or actual is None or original.completed or original.reversed:
             return
         original.completed = True
-        if original.balance_key is not None:
-            self.ledger.adjust(original.balance_key, original.amount - actual)
         original.amount = actual
         self.completions_applied += 1
         self._remember(message, original)  # a reversal of the completion finds it too
 
     def _reverse(self, message: Message) -> None:
-        """A reversal gives back what its original holds; a repeat changes nothing."""
+        """A reversal is applied to its original once; a repeat changes nothing."""
         original = self.find_original(message)
         if original is None or original.reversed:
             return
         original.reversed = True
-        if original.balance_key is not None:
-            self.ledger.adjust(original.balance_key, original.amount)
         self.reversals_applied += 1

@@ -59,6 +59,7 @@ class Answer:
     message: Message
     seconds: float  # from sending to the answer: the party's share of the latency
     reference: str  # what the party knows the request by (the link STAN for ISO 8583)
+    flags: tuple[str, ...] = ()  # for the journal row (the ledger's odometer_backwards)
 
 
 class Authoriser(Protocol):

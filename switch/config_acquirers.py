@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import ClassVar
 
 import attrs
+from forecourt.switch.config_ledger import LedgerSettings, read_ledger
 from forecourt.switch.config_reading import ConfigError, ConfigTable, check_unique
 from forecourt.switch.config_wallet import WalletConfig, read_wallet
 from forecourt.switch.config_wire import read_wire
@@ -33,7 +34,7 @@ __all__ = [
     "route_router",
 ]
 
-AUTHORISER_KINDS = ("iso8583", "wallet")
+AUTHORISER_KINDS = ("iso8583", "ledger", "wallet")
 LINK_TLS_VERSIONS = ("1.2", "1.3")  # the lowest TLS version a link accepts
 
 
@@ -77,7 +78,7 @@ class Iso8583LinkConfig:
 
 
 # One settings class per kind in AUTHORISER_KINDS.
-AuthoriserSettings = Iso8583LinkConfig | WalletConfig
+AuthoriserSettings = Iso8583LinkConfig | LedgerSettings | WalletConfig
 
 
 @attrs.frozen
@@ -254,6 +255,7 @@ def _link_tls(t: ConfigTable, resolve: Callable[[str], Path]) -> LinkTlsConfig:
 # kind → the function that reads (and marks as read) that kind's own keys.
 _KIND_READERS: Mapping[str, Callable[[ConfigTable, Callable[[str], Path]], AuthoriserSettings]] = {
     "iso8583": _iso8583_link,
+    "ledger": read_ledger,
     "wallet": read_wallet,
 }
 

@@ -37,6 +37,11 @@ from forecourt.simulators.script import load_script
 from forecourt.simulators.terminal import CaseResult, run_script
 from forecourt.simulators.wire import wire_format
 from forecourt.switch.config import SwitchConfig, parse_config
+from forecourt.switch.demo_ledger import (
+    LEDGER_CERT_TERMINALS,
+    demo_ledger_entries,
+    seed_demo_ledger,
+)
 from forecourt.switch.demo_split import SPLIT_TERMINALS, demo_routes
 from forecourt.switch.demo_stand_in import STAND_IN_TERMINAL, acquirer_record, stand_in_sections
 from forecourt.switch.demo_wallet import WalletDemo, prepare_wallet_keys, start_wallet
@@ -54,7 +59,9 @@ TEST_COMPONENT_1 = bytes.fromhex("1F1F1F1F1F1F1F1F2E2E2E2E2E2E2E2E")
 TEST_ZMK_1 = bytes.fromhex("0123456789ABCDEFFEDCBA9876543210")
 TEST_ZMK_2 = bytes.fromhex("1F1F1F1F1F1F1F1F2E2E2E2E2E2E2E2E")
 ACQUIRER = "acquirer-sim"
-CERT_TERMINALS = ("T0000001", "T0000002", "T0000003", "T0000004", *SPLIT_TERMINALS)
+CERT_TERMINALS = (
+    "T0000001", "T0000002", "T0000003", "T0000004", *SPLIT_TERMINALS, *LEDGER_CERT_TERMINALS
+)  # fmt: skip
 LOAD_TERMINALS = 20
 
 
@@ -111,7 +118,8 @@ def demo_config(
         "node": "demo",
         "data_dir": str(data_dir),
         "default_route": ACQUIRER,
-        "routes": demo_routes(ACQUIRER),
+        # fleet and consumer cards to the ledger, each route with its tender
+        "routes": demo_routes(demo_ledger_entries()["acquirer"]["name"]),
         "logging": {"level": "warning", "format": "console"},
         "keys": {"grace_s": 2.0, "allow_lmk_in_data_dir": True},
         "saf": {"backoff_initial_s": 0.5, "backoff_max_s": 5.0},
@@ -156,7 +164,8 @@ def demo_config(
                 "reconnect_initial_s": 0.1,
                 "reconnect_max_s": 2.0,
                 "acquirer_id": "12345678",
-            }
+            },
+            demo_ledger_entries()["acquirer"],
         ],
     }
     stand_in = stand_in_sections(ACQUIRER)
@@ -204,6 +213,7 @@ async def run_demo(
         acquirer_port = await nursery.start(acquirer.run)
         wallet = await start_wallet(nursery, data_dir, CONF, wallet_secret)
         config = demo_config(data_dir, acquirer_port, wallet)
+        await seed_demo_ledger(config, lmk)
         running: RunningSwitch = await nursery.start(
             functools.partial(run_switch, config, stop=stop, lmk=lmk)
         )

@@ -350,6 +350,7 @@ class Pipeline:
                 host_ms=record.host_ms,
                 switch_ms=record.switch_ms,
                 response_raw=record.answer_raw,
+                **({"flags": record.flags} if record.flags else {}),
             )
         await self.journal.write(*ops, *record.pending_ops)
         record.inserted = True

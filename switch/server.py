@@ -187,7 +187,7 @@ class Listener:
 async def _load_zone_keys(config: SwitchConfig, keys: KeyringCache) -> None:
     """Each MAC'd link's ZAK; a link the key store does not know is the operator's to fix."""
     for i, acquirer in enumerate(config.acquirers):
-        if acquirer.kind != "iso8583" or not acquirer.mac:
+        if acquirer.kind != "iso8583" or not acquirer.mac:  # only ISO 8583 links MAC
             continue
         try:
             await keys.keyring(acquirer.name)

@@ -22,6 +22,8 @@ from forecourt.switch.tls import TlsContexts
 
 from .iso8583 import KIND as ISO8583
 from .iso8583 import MacKey, build_iso8583
+from .ledger import KIND as LEDGER
+from .ledger import build_ledger
 from .wallet import KIND as WALLET
 from .wallet import build_wallet
 
@@ -63,8 +65,13 @@ def _wallet(acquirer: AcquirerConfig, deps: AuthoriserDeps) -> Authoriser:
     return build_wallet(acquirer, deps.metrics, deps.journal, deps.key_store)
 
 
+def _ledger(acquirer: AcquirerConfig, deps: AuthoriserDeps) -> Authoriser:
+    lmk = deps.key_store.lmk if deps.key_store is not None else None
+    return build_ledger(acquirer, deps.journal, lmk, deps.metrics)
+
+
 # kind -> factory; mypy checks here that each factory's product is an Authoriser
-KINDS: Mapping[str, AuthoriserFactory] = {ISO8583: _iso8583, WALLET: _wallet}
+KINDS: Mapping[str, AuthoriserFactory] = {ISO8583: _iso8583, LEDGER: _ledger, WALLET: _wallet}
 
 
 def build_authorisers(config: SwitchConfig, deps: AuthoriserDeps) -> dict[str, Authoriser]:

@@ -168,6 +168,7 @@ async def forward(job: Job, instead: Instead | None = None) -> Message:
                 return standing
         return local_answer(request, family, Outcome.ISSUER_UNAVAILABLE)
     record.host_ms = answer.seconds * 1000.0
+    record.flags = (*record.flags, *answer.flags)
     services.metrics.host_latency_of(route).observe(answer.seconds)
     relayed = relay_answer(
         request, across_families(answer.message, host_family, family), family, host_family

@@ -47,6 +47,7 @@ from forecourt.switch.journal.writes import (
     UpdateTransaction,
     WriteOp,
 )
+from forecourt.switch.ledger import LEDGER_OPS, OverdraftRefused, apply_ledger
 
 
 class Cursor(Protocol):
@@ -96,8 +97,28 @@ def guard_state(r: Sequence[Any]) -> GuardState:
     return GuardState(str(r[0]), int(r[1]), bool(r[2]), bool(r[3]), float(r[4]))
 
 
-def send(op: WriteOp, s: Statements, run: Execute) -> Cursor | None:
-    """Issue the statement of ``op``; None when there is nothing to run."""
+class _Applied:
+    """A ledger operation's result: it ran several statements, and is read back here."""
+
+    def __init__(self, value: object) -> None:
+        self.value = value
+        self.rowcount = 1
+
+    def fetchone(self) -> Any:
+        return self.value
+
+    def fetchall(self) -> list[Any]:
+        return [self.value]
+
+
+def send(op: WriteOp, s: Statements, run: Execute, lock: str = "") -> Cursor | None:
+    """Issue the statement of ``op``; None when there is nothing to run. A ledger
+    operation runs whole here (``lock``: the backend's row lock clause)."""
+    if isinstance(op, LEDGER_OPS):
+        try:
+            return _Applied(apply_ledger(op, run, s.convert, lock))  # type: ignore[arg-type]
+        except OverdraftRefused as exc:
+            raise JournalError(f"ledger: {exc}") from None
     match op:
         case InsertTransaction(row=row):
             return run(s.insert_txn, insert_params(row))
@@ -169,6 +190,8 @@ def send(op: WriteOp, s: Statements, run: Execute) -> Cursor | None:
 def result(op: WriteOp, cur: Cursor | None) -> object:
     """What ``op`` answers, read from the cursor ``send`` gave; raises when the
     operation missed its row (the write is undone)."""
+    if isinstance(cur, _Applied):
+        return cur.value
     match op:
         case UpdateTransaction(txn_id=txn_id):
             if cur is not None and cur.rowcount == 0:

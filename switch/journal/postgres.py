@@ -38,6 +38,7 @@ from forecourt.switch.journal.reader import QueryReader, Record
 from forecourt.switch.journal.schema import POSTGRES_TYPES, known_version, render, run_migration
 from forecourt.switch.journal.statements import Statements, pyformat
 from forecourt.switch.journal.writes import ExpireParked, TakeOverStale, WriteOp
+from forecourt.switch.ledger import LEDGER_OPS
 from psycopg.rows import dict_row, tuple_row
 from psycopg_pool import ConnectionPool
 
@@ -136,11 +137,15 @@ class PostgresJournal(BatchWriter):
                 self._conn = psycopg.connect(self.dsn, autocommit=True, connect_timeout=10)
             except psycopg.Error as exc:
                 raise _error(exc) from None
-        try:
-            outcomes = self._fast(writes)
-        except _Retry:
-            self.fallbacks += 1
+        if any(isinstance(op, LEDGER_OPS) for ops in writes for op in ops):
+            # a ledger operation reads, decides and writes in turn: not for the pipeline
             outcomes = self._slow(writes)
+        else:
+            try:
+                outcomes = self._fast(writes)
+            except _Retry:
+                self.fallbacks += 1
+                outcomes = self._slow(writes)
         self._commits += 1
         return outcomes
 
@@ -244,7 +249,7 @@ class PostgresJournal(BatchWriter):
                         "in flight when its node stopped; taken over",
                     ),
                 )
-        return apply.send(op, PG, self._exec)
+        return apply.send(op, PG, self._exec, lock=" FOR UPDATE")
 
     # -- readers and closing
 

@@ -142,6 +142,95 @@ _V5 = """
         """
 
 
+# The fleet and consumer ledger (switch/ledger, docs/accounts.md): accounts with their
+# books kept with the postings, cards by keyed hash of the PAN, per-level limits, the
+# ledger's own record of each request it decided, and the operators' audit.
+_V6 = """
+        CREATE TABLE ledger_accounts (
+            account_id TEXT PRIMARY KEY,
+            kind       TEXT NOT NULL CHECK (kind IN ('fleet', 'consumer')),
+            name       TEXT NOT NULL DEFAULT '',
+            currency   TEXT NOT NULL,
+            available  {money} NOT NULL DEFAULT 0 CHECK (available >= 0),
+            held       {money} NOT NULL DEFAULT 0 CHECK (held >= 0),
+            settled    {money} NOT NULL DEFAULT 0,
+            created_at {real} NOT NULL
+        );
+        CREATE TABLE ledger_cards (
+            card_ref      TEXT PRIMARY KEY,
+            account_id    TEXT NOT NULL REFERENCES ledger_accounts (account_id),
+            masked_pan    TEXT NOT NULL,
+            binding       TEXT NOT NULL CHECK (binding IN ('vehicle', 'driver', 'none')),
+            bound_to      TEXT NOT NULL DEFAULT '',
+            status        TEXT NOT NULL DEFAULT 'active'
+                          CHECK (status IN ('active', 'blocked', 'lost')),
+            products      TEXT NOT NULL DEFAULT '',
+            last_odometer {money},
+            created_at    {real} NOT NULL
+        );
+        CREATE INDEX ledger_cards_account ON ledger_cards (account_id);
+        CREATE TABLE ledger_limits (
+            card_ref       TEXT NOT NULL REFERENCES ledger_cards (card_ref),
+            level          TEXT NOT NULL CHECK (level IN ('pin', 'signature', 'offline')),
+            per_txn_amount {money},
+            daily_amount   {money},
+            monthly_amount {money},
+            per_txn_volume {money},
+            daily_volume   {money},
+            monthly_volume {money},
+            PRIMARY KEY (card_ref, level)
+        );
+        CREATE TABLE ledger_txns (
+            reference  TEXT PRIMARY KEY,
+            kind       TEXT NOT NULL
+                       CHECK (kind IN ('purchase', 'preauth', 'completion', 'tombstone')),
+            account_id TEXT,
+            card_ref   TEXT,
+            requested  {money} NOT NULL DEFAULT 0,
+            approved   {money} NOT NULL DEFAULT 0,
+            held       {money} NOT NULL DEFAULT 0 CHECK (held >= 0),
+            captured   {money} NOT NULL DEFAULT 0 CHECK (captured >= 0),
+            volume_ml  {money} NOT NULL DEFAULT 0,
+            state      TEXT NOT NULL
+                       CHECK (state IN ('open', 'captured', 'released', 'reversed', 'declined')),
+            code       TEXT NOT NULL,
+            original   TEXT,
+            driver     TEXT,
+            vehicle    TEXT,
+            odometer   {money},
+            flags      TEXT NOT NULL DEFAULT '',
+            created_at {real} NOT NULL,
+            expires_at {real}
+        );
+        CREATE INDEX ledger_txns_card ON ledger_txns (card_ref, created_at);
+        CREATE INDEX ledger_txns_open ON ledger_txns (state, expires_at);
+        CREATE INDEX ledger_txns_original ON ledger_txns (original);
+        CREATE TABLE ledger_postings (
+            id         {event_id},
+            at         {real} NOT NULL,
+            account_id TEXT NOT NULL,
+            reference  TEXT,
+            kind       TEXT NOT NULL CHECK (kind IN
+                       ('hold', 'capture', 'release', 'reversal', 'topup', 'adjustment')),
+            debit      TEXT NOT NULL,
+            credit     TEXT NOT NULL,
+            amount     {money} NOT NULL CHECK (amount > 0),
+            operator   TEXT,
+            note       TEXT
+        );
+        CREATE INDEX ledger_postings_account ON ledger_postings (account_id, at);
+        CREATE INDEX ledger_postings_reference ON ledger_postings (reference);
+        CREATE TABLE ledger_audit (
+            id       {event_id},
+            at       {real} NOT NULL,
+            operator TEXT NOT NULL,
+            action   TEXT NOT NULL,
+            subject  TEXT NOT NULL,
+            detail   TEXT NOT NULL DEFAULT ''
+        )
+        """
+
+
 @attrs.frozen
 class ColumnTypes:
     """How one backend spells the columns that differ. ``v1_indexes``: PostgreSQL's
@@ -187,7 +276,9 @@ def render(types: ColumnTypes) -> list[tuple[int, str]]:
         "v1_saf_txn": "\n        CREATE INDEX saf_txn ON saf (txn_id);" if v1 else "",
         "v2_saf_txn": "" if v1 else "CREATE INDEX IF NOT EXISTS saf_txn ON saf (txn_id);\n        ",
     }
-    return [(n, text.format(**parts)) for n, text in enumerate((_V1, _V2, _V3, _V4, _V5), start=1)]
+    return [
+        (n, text.format(**parts)) for n, text in enumerate((_V1, _V2, _V3, _V4, _V5, _V6), start=1)
+    ]
 
 
 def run_migration(

@@ -10,6 +10,7 @@ from typing import Any
 
 import attrs
 from forecourt.switch.journal.model import Event, JournalRow
+from forecourt.switch.ledger.ops import LedgerOp
 
 
 @attrs.frozen
@@ -247,4 +248,5 @@ WriteOp = (
     | SettleSplitLeg
     | ReverseSplitGroup
     | DueParked
+    | LedgerOp  # the fleet and consumer ledger's (switch/ledger/ops.py)
 )

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 import trio
 from forecourt.simulators.acquirer import AcquirerConfig, AcquirerSimulator, simple_config
-from forecourt.simulators.rules import AccountConfig, Rule
+from forecourt.simulators.rules import Rule
 
 TEST_PAN = "4761739001010010"
 FLEET_PAN = "7077001234567890"
@@ -20,15 +20,14 @@ ZAK = bytes.fromhex("89ABCDEF0123456776543210FEDCBA98")
 async def start_host(
     nursery: trio.Nursery,
 ) -> AsyncIterator[Callable[..., Awaitable[AcquirerSimulator]]]:
-    """`await start_host(rules, accounts, **simple_config kwargs)` -> a started simulator."""
+    """`await start_host(rules, **simple_config kwargs)` -> a started simulator."""
 
     async def start(
         rules: Iterable[Rule] = (),
-        accounts: Iterable[AccountConfig] = (),
         config: AcquirerConfig | None = None,
         **kwargs: Any,
     ) -> AcquirerSimulator:
-        sim = AcquirerSimulator(config or simple_config(rules, accounts, **kwargs))
+        sim = AcquirerSimulator(config or simple_config(rules, **kwargs))
         await nursery.start(sim.run)
         return sim
 

@@ -20,7 +20,7 @@ from forecourt.simulators.acquirer import (
     simple_config,
 )
 from forecourt.simulators.client import ConnectionClosed, HostConnection
-from forecourt.simulators.rules import AccountConfig, Delay, Rule
+from forecourt.simulators.rules import Delay, Rule
 
 from .conftest import FLEET_PAN, TEST_PAN, ZAK
 
@@ -64,18 +64,16 @@ async def _close_connections() -> AsyncIterator[None]:
 
 RULES = [
     Rule("decline", "decline", amount_min=100, amount_max=100, code="insufficient_funds"),
-    Rule("fleet", "partial", pan_prefixes=("7077",), account="fleet"),
     Rule("delay", "delay", amount_min=200, amount_max=200, delay=Delay(0.2, 0.2)),
     Rule("drop", "drop", amount_min=300, amount_max=300),
     Rule("twice", "twice", amount_min=400, amount_max=400),
     Rule("late", "late", amount_min=500, amount_max=500, delay=Delay(0.3, 0.3)),
     Rule("close", "close", amount_min=600, amount_max=600),
 ]
-ACCOUNTS = [AccountConfig("fleet", 5000)]
 
 
 async def test_approve_echoes_fields_and_sets_approval_code(start_host: StartHost) -> None:
-    sim = await start_host(RULES, ACCOUNTS)
+    sim = await start_host(RULES)
     conn = await connect(sim)
     await conn.send(purchase(1000, "000001"))
     answer = await conn.receive()
@@ -91,23 +89,20 @@ async def test_approve_echoes_fields_and_sets_approval_code(start_host: StartHos
     await conn.aclose()
 
 
-async def test_decline_partial_and_balance(start_host: StartHost) -> None:
-    sim = await start_host(RULES, ACCOUNTS)
+async def test_decline_and_a_fleet_card_approved_in_full(start_host: StartHost) -> None:
+    sim = await start_host(RULES)
     conn = await connect(sim)
     await conn.send(purchase(100, "000002"))
     assert (await conn.receive()).get(39) == "116"
     await conn.send(purchase(8000, "000003", pan=FLEET_PAN))
-    answer = await conn.receive()
-    assert (answer.get(39), answer.get(4)) == ("002", "000000005000")
-    assert sim.balance("fleet") == 0
-    await conn.send(purchase(1, "000004", pan=FLEET_PAN))
-    assert (await conn.receive()).get(39) == "116"
-    assert sim.counts_by_action_code() == {"116": 2, "002": 1}
+    answer = await conn.receive()  # no balances here: the switch's ledger has them
+    assert (answer.get(39), answer.get(4), answer.get(54)) == ("000", "000000008000", None)
+    assert sim.counts_by_action_code() == {"116": 1, "000": 1}
     await conn.aclose()
 
 
 async def test_delay_drop_twice_late_close(start_host: StartHost) -> None:
-    sim = await start_host(RULES, ACCOUNTS)
+    sim = await start_host(RULES)
     conn = await connect(sim)
     started = trio.current_time()
     await conn.send(purchase(200, "000010"))
@@ -193,28 +188,6 @@ async def _decode(sim: AcquirerSimulator, raw: bytes) -> Message:
     return decode(sim.wire.dialect, raw)
 
 
-async def test_reversal_and_completion_move_the_balance(start_host: StartHost) -> None:
-    sim = await start_host(RULES, ACCOUNTS)
-    conn = await connect(sim)
-    preauth = purchase(4000, "000040", pan=FLEET_PAN, mti="1100")
-    await conn.send(preauth)
-    answer = await conn.receive()
-    assert answer.get(39) == "000" and sim.balance("fleet") == 1000
-    completion = purchase(2500, "000041", pan=FLEET_PAN, mti="1220").with_fields(
-        {38: answer.get(38)}
-    )
-    await conn.send(completion)
-    assert (await conn.receive()).mti == "1230"
-    assert sim.balance("fleet") == 2500
-    reversal = purchase(2500, "000042", pan=FLEET_PAN, mti="1420").with_fields(
-        {56: "1220000041261122101010"}
-    )
-    await conn.send(reversal)
-    assert (await conn.receive()).get(39) == "400"
-    assert sim.balance("fleet") == 5000
-    await conn.aclose()
-
-
 async def test_records_file_masks_the_pan(start_host: StartHost, tmp_path: Path) -> None:
     path = tmp_path / "received.jsonl"
     config = parse_acquirer_config({"record": {"file": str(path)}})
@@ -245,14 +218,17 @@ async def test_undecodable_request_gets_format_error_or_close(start_host: StartH
 async def test_example_config_parses() -> None:
     config = load_acquirer_config(ROOT / "conf" / "sim" / "acquirer.toml")
     actions = {r.action for r in config.rules}
-    assert {"approve", "decline", "partial", "drop"} <= actions
+    assert {"approve", "decline", "drop", "late"} <= actions
+    assert not any(r.pan_prefixes and r.pan_prefixes[0].startswith("707") for r in config.rules)
 
 
 async def test_config_errors_name_the_key() -> None:
     with pytest.raises(ValueError, match=r"rules\[0\]\.actoin: unknown key"):
         parse_acquirer_config({"rules": [{"action": "approve", "actoin": "x"}]})
-    with pytest.raises(ValueError, match=r"rules\[0\]\.account"):
-        parse_acquirer_config({"rules": [{"action": "partial"}]})
+    with pytest.raises(ValueError, match=r"rules\[0\]\.account: unknown key"):
+        parse_acquirer_config({"rules": [{"action": "approve", "account": "fleet"}]})
+    with pytest.raises(ValueError, match=r"accounts: unknown key"):
+        parse_acquirer_config({"accounts": [{"name": "fleet", "balance": 1}]})
     with pytest.raises(ValueError, match=r"rules\[0\]\.code"):
         parse_acquirer_config(
             {"listen": {"dialect": "iso87ascii"}, "rules": [{"action": "decline", "code": "116"}]}

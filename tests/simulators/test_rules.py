@@ -1,4 +1,4 @@
-"""The host's rule engine: first match wins, balances, partial approvals, reversals."""
+"""The host's rule engine: first match wins, delivery actions, originals applied once."""
 
 from __future__ import annotations
 
@@ -7,7 +7,6 @@ from forecourt.codecs.family import Family
 from forecourt.codecs.fields import OriginalData
 from forecourt.codecs.message import Message
 from forecourt.simulators.rules import (
-    AccountConfig,
     Delay,
     HostLogic,
     Rule,
@@ -81,82 +80,45 @@ def test_1987_codes_and_literal_codes() -> None:
     assert resolve_code("expired_card", Family.ISO1993) == "101"
     with pytest.raises(RuleError):
         resolve_code("116", Family.ISO1987)
-    with pytest.raises(RuleError):
-        HostLogic(Family.ISO1993, [Rule("bad", "partial", account="nobody")])
+    with pytest.raises(RuleError, match="unknown action 'partial'"):
+        HostLogic(Family.ISO1993, [Rule("gone", "partial")])  # the switch's ledger does it
 
 
-def fleet_logic(per_card: bool = False) -> HostLogic:
-    return HostLogic(
-        Family.ISO1993,
-        [
-            Rule("fleet", "partial", pan_prefixes=("7077",), account="fleet"),
-            Rule("strict", "approve", pan_prefixes=("7078",), account="fleet"),
-        ],
-        [AccountConfig("fleet", 10_000, per_card=per_card)],
-    )
+def test_fleet_cards_are_no_different_here_and_inquiries_find_no_account() -> None:
+    """Fleet balances are the switch's ledger now: the host approves what its rules
+    approve, in full, and has no balance to tell."""
+    logic = HostLogic(Family.ISO1993, [Rule("all", "approve")])
+    answer = logic.decide(request(pan=FLEET_PAN, amount=60_000))
+    assert answer.code == "000" and answer.approval_code is not None
+    inquiry = logic.decide(request("1100", pan=FLEET_PAN, amount=0, processing="310000"))
+    assert inquiry.code == "114"
+    assert logic.balance_inquiries == 1
 
 
-def test_partial_approval_up_to_the_balance_then_insufficient_funds() -> None:
-    logic = fleet_logic()
-    first = logic.decide(request(pan=FLEET_PAN, amount=6000, stan="000001"))
-    assert (first.code, first.approved_amount) == ("000", None)
-    second = logic.decide(request(pan=FLEET_PAN, amount=6000, stan="000002"))
-    assert (second.code, second.approved_amount) == ("002", 4000)
-    assert second.approval_code is not None
-    third = logic.decide(request(pan=FLEET_PAN, amount=100, stan="000003"))
-    assert third.code == "116"
-    assert logic.ledger.balance("fleet") == 0
-
-
-def test_approve_with_account_never_partially_approves() -> None:
-    logic = fleet_logic()
-    assert logic.decide(request(pan="7078000000000001", amount=20_000)).code == "116"
-    assert logic.decide(request(pan="7078000000000001", amount=10_000)).code == "000"
-
-
-def test_per_card_balances_are_separate() -> None:
-    logic = fleet_logic(per_card=True)
-    logic.decide(request(pan=FLEET_PAN, amount=10_000))
-    other = "7077009999999999"
-    assert logic.decide(request(pan=other, amount=10_000)).code == "000"
-    assert logic.decide(request(pan=FLEET_PAN, amount=1, stan="000009")).code == "116"
-
-
-def test_completion_settles_preauth_at_actual_amount_and_reversal_gives_back() -> None:
-    logic = fleet_logic()
-    preauth = request("1100", pan=FLEET_PAN, amount=8000, stan="000010")
+def test_completion_and_reversal_are_applied_once() -> None:
+    logic = HostLogic(Family.ISO1993, [])
+    preauth = request("1100", amount=8000, stan="000010")
     assert logic.decide(preauth).code == "000"
-    assert logic.ledger.balance("fleet") == 2000
     reference = OriginalData.of("1100", preauth.fields).encode()
-    completion = request("1220", pan=FLEET_PAN, amount=3000, stan="000011", **{"56": reference})
+    completion = request("1220", amount=3000, stan="000011", **{"56": reference})
     assert logic.decide(completion).code == "000"
-    assert logic.ledger.balance("fleet") == 7000  # 10000 - actual 3000
     assert logic.decide(completion.with_fields({}, mti="1221")).code == "000"
-    assert logic.ledger.balance("fleet") == 7000  # a repeat changes nothing
     reversal = request(
-        "1420",
-        pan=FLEET_PAN,
-        amount=3000,
-        stan="000012",
+        "1420", amount=3000, stan="000012",
         **{"56": OriginalData.of("1220", completion.fields).encode()},
-    )
+    )  # fmt: skip
     assert logic.decide(reversal).code == "400"
-    assert logic.ledger.balance("fleet") == 10_000
     assert logic.decide(reversal.with_fields({}, mti="1421")).code == "400"
-    assert logic.ledger.balance("fleet") == 10_000
     assert (logic.completions_applied, logic.reversals_applied) == (1, 1)
 
 
 def test_reversal_of_purchase_by_rrn() -> None:
-    logic = fleet_logic()
-    purchase = request(pan=FLEET_PAN, amount=4000, stan="000020")
+    logic = HostLogic(Family.ISO1993, [])
+    purchase = request(amount=4000, stan="000020")
     logic.decide(purchase)
     logic.remember_reference(purchase, {"37": "RRN000000001"})
-    assert logic.ledger.balance("fleet") == 6000
-    logic.decide(
-        request("1420", pan=FLEET_PAN, amount=4000, stan="000021", **{"37": "RRN000000001"})
-    )
-    assert logic.ledger.balance("fleet") == 10_000
+    logic.decide(request("1420", amount=4000, stan="000021", **{"37": "RRN000000001"}))
+    assert logic.reversals_applied == 1
 
 
 def test_delivery_actions() -> None:

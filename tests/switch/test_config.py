@@ -208,7 +208,7 @@ def test_relative_paths_follow_the_file(tmp_path: Path) -> None:
         (
             # no host either: the unknown kind is what gets reported
             cfg(acquirers=[{"name": "bank", "kind": "telex"}]),
-            "acquirers[0].kind: must be one of iso8583, wallet (got 'telex')",
+            "acquirers[0].kind: must be one of iso8583, ledger, wallet (got 'telex')",
         ),
         (
             cfg(acquirers=[{"name": "bank", "host": "h", "port": 6000, "kind": 8583}]),

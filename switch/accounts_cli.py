@@ -1,0 +1,366 @@
+"""`forecourt accounts ...`: the fleet and consumer ledger for operators.
+
+Every command takes `--config` and works on that switch's journal database, while
+the switch runs or not: each change is one journal write, audited in the same
+transaction with `--operator` (default $USER). A card is named by its PAN, read
+from standard input (a no-echo prompt on a terminal), never from the command line,
+where shell history and `ps` would keep it; cards are only ever shown masked.
+Amounts are in major units ("150.00"), volumes in litres. Bad input exits 2 with
+one line that names the thing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import getpass
+import os
+import sys
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+from decimal import Decimal, InvalidOperation
+from pathlib import Path
+from typing import Any
+
+import trio
+from forecourt.codecs.masking import mask_pan
+from forecourt.keys.errors import KeysError
+from forecourt.keys.store import KeyStore
+from forecourt.switch.authorisers.ledger import ledger_card_key
+from forecourt.switch.config import ConfigError, SwitchConfig, load_config
+from forecourt.switch.journal import JournalError, open_journal
+from forecourt.switch.ledger import (
+    LedgerAddCard,
+    LedgerAuditList,
+    LedgerBalances,
+    LedgerCards,
+    LedgerCardStatus,
+    LedgerFund,
+    LedgerOp,
+    LedgerOpenAccount,
+    LedgerSetLimits,
+    LedgerStatement,
+    Limits,
+    Refused,
+    card_reference,
+)
+from forecourt.switch.ledger.model import ACCOUNT_KINDS, AUTH_LEVELS
+from rich.console import Console
+from rich.table import Table
+
+__all__ = ["register"]
+
+
+class BadInput(Exception):
+    """An operator's mistake: one line, exit 2."""
+
+
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    accounts = subparsers.add_parser("accounts", help="fleet and consumer ledger accounts")
+    sub = accounts.add_subparsers(dest="accounts_command", required=True)
+
+    def command(name: str, help_: str, fn: Callable[..., int]) -> argparse.ArgumentParser:
+        p = sub.add_parser(name, help=help_)
+        p.add_argument("--config", type=Path, required=True, help="switch configuration (TOML)")
+        p.add_argument(
+            "--operator",
+            default=os.environ.get("USER") or "unknown",
+            help="who makes the change, for the audit (default: $USER)",
+        )
+        p.set_defaults(func=_run(fn))
+        return p
+
+    p = command("create", "create an account", _create)
+    p.add_argument("account")
+    p.add_argument("--kind", choices=ACCOUNT_KINDS, required=True)
+    p.add_argument("--name", default="")
+    p.add_argument("--currency", default="978", help="ISO 4217 numeric (default 978)")
+    p = command("add-card", "add a card (PAN on stdin) to an account", _add_card)
+    p.add_argument("account")
+    bound = p.add_mutually_exclusive_group()
+    bound.add_argument("--vehicle", help="fleet: the vehicle registration the card is bound to")
+    bound.add_argument("--driver", help="fleet: the driver the card is bound to")
+    p.add_argument("--products", default="", help="allowed product codes, comma-separated")
+    for name, status, what in (
+        ("block", "blocked", "block a card (PAN on stdin)"),
+        ("unblock", "active", "unblock a card (PAN on stdin)"),
+        ("lost", "lost", "mark a card lost: declined pick-up from now on, for good"),
+    ):
+        command(name, what, _status).set_defaults(status=status)
+    p = command("top-up", "credit an account", _fund)
+    p.add_argument("account")
+    p.add_argument("amount", help="major units, e.g. 150.00")
+    p.add_argument("--note", default="")
+    p.set_defaults(kind="topup")
+    p = command("adjust", "correct an account, either way (a note is required)", _fund)
+    p.add_argument("account")
+    p.add_argument("amount", help="major units, negative to debit, e.g. -12.50")
+    p.add_argument("--note", required=True)
+    p.set_defaults(kind="adjustment")
+    p = command("limits", "set a card's limits at a verification level (PAN on stdin)", _limits)
+    p.add_argument("--level", choices=AUTH_LEVELS, required=True)
+    for key in ("per-txn", "daily", "monthly"):
+        p.add_argument(f"--{key}-amount", help="major units; omit for no limit")
+        p.add_argument(f"--{key}-volume", help="litres; omit for no limit")
+    p.add_argument("--products", help="allowed product codes, comma-separated ('' = any)")
+    p = command("statement", "an account's postings over a period", _statement)
+    p.add_argument("account")
+    p.add_argument("--since", help="UTC date or date-time, ISO 8601 (default: 30 days ago)")
+    p.add_argument("--until", help="UTC date or date-time, ISO 8601 (default: now)")
+    p = command("balances", "accounts and their books", _balances)
+    p.add_argument("account", nargs="?")
+    p = command("cards", "cards, masked, with status and binding", _cards)
+    p.add_argument("account", nargs="?")
+    p = command("audit", "who changed what, latest first", _audit)
+    p.add_argument("--limit", type=int, default=50)
+
+
+def _run(fn: Callable[..., int]) -> Callable[[argparse.Namespace], int]:
+    def run(args: argparse.Namespace) -> int:
+        try:
+            config = load_config(args.config)
+            return fn(args, config, _console())
+        except (BadInput, ConfigError, KeysError, JournalError, OSError) as exc:
+            print(f"forecourt accounts: {exc}", file=sys.stderr)
+            return 2
+
+    return run
+
+
+def _console() -> Console:
+    """Rich tables; wide when piped, so columns are not cut for grep and less."""
+    try:
+        tty = sys.stdout.isatty()
+    except (AttributeError, ValueError):
+        tty = False
+    return Console(width=None if tty else 200, soft_wrap=True)
+
+
+def _write(config: SwitchConfig, op: LedgerOp) -> Any:
+    async def go() -> Any:
+        async with open_journal(config) as journal:
+            (result,) = await journal.write(op)
+            return result
+
+    result = trio.run(go)
+    if isinstance(result, Refused):
+        raise BadInput(result.reason)
+    return result
+
+
+def _card_key(config: SwitchConfig) -> bytes:
+    store = KeyStore.open(
+        config.data_dir,
+        dsn=config.database,
+        lmk_file=config.keys.lmk_file,
+        allow_lmk_in_data_dir=config.keys.allow_lmk_in_data_dir,
+    )
+    try:
+        return ledger_card_key(store.lmk)
+    finally:
+        store.close()
+
+
+def _pan() -> str:
+    """The PAN from stdin, or a no-echo prompt: never an argument (history, `ps`)."""
+    text = getpass.getpass("card PAN: ") if sys.stdin.isatty() else sys.stdin.readline()
+    pan = text.strip()
+    if not (12 <= len(pan) <= 19 and pan.isascii() and pan.isdigit()):
+        raise BadInput("the card PAN on standard input must be 12 to 19 digits")
+    return pan
+
+
+def money(text: str, *, positive: bool = False) -> int:
+    """Major units with at most two decimals, as minor units."""
+    try:
+        value = Decimal(text)
+    except InvalidOperation:
+        raise BadInput(f"amount {text!r} is not a number like 150.00") from None
+    if value != value.quantize(Decimal("0.01")) or abs(value) >= 10**10:
+        raise BadInput(f"amount {text!r} has more than two decimals or is too large")
+    if positive and value <= 0:
+        raise BadInput(f"amount {text!r} must be positive")
+    return int(value * 100)
+
+
+def _litres(text: str) -> int:
+    try:
+        value = Decimal(text)
+    except InvalidOperation:
+        raise BadInput(f"volume {text!r} is not a number of litres") from None
+    if value <= 0:
+        raise BadInput(f"volume {text!r} must be positive")
+    return int(value * 1000)
+
+
+def _products(text: str) -> tuple[str, ...]:
+    codes = tuple(p.strip() for p in text.split(",") if p.strip())
+    for code in codes:
+        if not (code.isascii() and code.isalnum() and len(code) <= 6):
+            raise BadInput(f"product code {code!r} is not 1..6 letters or digits (field 63)")
+    return codes
+
+
+def _create(args: argparse.Namespace, config: SwitchConfig, out: Console) -> int:
+    if not (len(args.currency) == 3 and args.currency.isdigit()):
+        raise BadInput(f"currency {args.currency!r} is not an ISO 4217 numeric code")
+    _write(
+        config,
+        LedgerOpenAccount(
+            args.account, args.kind, args.name, args.currency, time.time(), args.operator
+        ),
+    )
+    out.print(f"account {args.account} created ({args.kind})")
+    return 0
+
+
+def _add_card(args: argparse.Namespace, config: SwitchConfig, out: Console) -> int:
+    pan = _pan()
+    binding, bound_to = (
+        ("vehicle", args.vehicle)
+        if args.vehicle
+        else ("driver", args.driver)
+        if args.driver
+        else ("none", "")
+    )
+    op = LedgerAddCard(
+        card_reference(_card_key(config), pan),
+        mask_pan(pan),
+        args.account,
+        binding,
+        bound_to,
+        _products(args.products),
+        time.time(),
+        args.operator,
+    )
+    _write(config, op)
+    out.print(f"card {mask_pan(pan)} added to {args.account}")
+    return 0
+
+
+def _status(args: argparse.Namespace, config: SwitchConfig, out: Console) -> int:
+    pan = _pan()
+    ref = card_reference(_card_key(config), pan)
+    _write(config, LedgerCardStatus(ref, args.status, time.time(), args.operator))
+    out.print(f"card {mask_pan(pan)} is {args.status}")
+    return 0
+
+
+def _fund(args: argparse.Namespace, config: SwitchConfig, out: Console) -> int:
+    amount = money(args.amount, positive=args.kind == "topup")
+    _write(
+        config, LedgerFund(args.account, args.kind, amount, args.note, time.time(), args.operator)
+    )
+    out.print(f"{args.kind} of {amount / 100:.2f} on {args.account}")
+    return 0
+
+
+def _limits(args: argparse.Namespace, config: SwitchConfig, out: Console) -> int:
+    def opt(value: str | None, read: Callable[[str], int]) -> int | None:
+        return None if value is None else read(value)
+
+    def amount(text: str) -> int:
+        return money(text, positive=True)
+
+    limits = Limits(
+        per_txn_amount=opt(args.per_txn_amount, amount),
+        daily_amount=opt(args.daily_amount, amount),
+        monthly_amount=opt(args.monthly_amount, amount),
+        per_txn_volume=opt(args.per_txn_volume, _litres),
+        daily_volume=opt(args.daily_volume, _litres),
+        monthly_volume=opt(args.monthly_volume, _litres),
+    )
+    products = None if args.products is None else _products(args.products)
+    pan = _pan()
+    op = LedgerSetLimits(
+        card_reference(_card_key(config), pan),
+        args.level,
+        limits,
+        products,
+        time.time(),
+        args.operator,
+    )
+    _write(config, op)
+    out.print(f"limits of {mask_pan(pan)} at {args.level} set")
+    return 0
+
+
+def _when(text: str | None, default: float) -> float:
+    if text is None:
+        return default
+    try:
+        parsed = datetime.fromisoformat(text)
+    except ValueError:
+        raise BadInput(f"{text!r} is not an ISO 8601 date or date-time") from None
+    return (parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)).timestamp()
+
+
+def _stamp(at: object) -> str:
+    return datetime.fromtimestamp(float(str(at)), UTC).strftime("%Y-%m-%d %H:%M:%S")
+
+
+def _statement(args: argparse.Namespace, config: SwitchConfig, out: Console) -> int:
+    now = time.time()
+    since, until = _when(args.since, now - 30 * 86400), _when(args.until, now)
+    if since >= until:
+        raise BadInput("--since must be before --until")
+    rows = _write(config, LedgerStatement(args.account, since, until))
+    table = Table(title=f"postings of {args.account}")
+    for column in ("id", "at (UTC)", "kind", "debit", "credit", "amount", "reference", "by"):
+        table.add_column(column)
+    for pid, at, kind, debit, credit, amount, reference, operator, _ in rows:
+        table.add_row(
+            str(pid),
+            _stamp(at),
+            kind,
+            debit,
+            credit,
+            f"{int(amount) / 100:.2f}",
+            reference or "",
+            operator or "",
+        )
+    out.print(table)
+    return 0
+
+
+def _balances(args: argparse.Namespace, config: SwitchConfig, out: Console) -> int:
+    rows = _write(config, LedgerBalances(args.account))
+    table = Table(title="balances")
+    for column in ("account", "kind", "name", "currency", "available", "held", "settled"):
+        table.add_column(column)
+    for account, kind, name, currency, available, held, settled in rows:
+        money_ = (f"{int(v) / 100:.2f}" for v in (available, held, settled))
+        table.add_row(account, kind, name, currency, *money_)
+    out.print(table)
+    return 0
+
+
+def _cards(args: argparse.Namespace, config: SwitchConfig, out: Console) -> int:
+    rows = _write(config, LedgerCards(args.account))
+    table = Table(title="cards")
+    for column in ("card", "account", "bound to", "status", "products", "odometer"):
+        table.add_column(column)
+    for masked, account, binding, bound_to, status, products, odometer in rows:
+        table.add_row(
+            masked,
+            account,
+            f"{binding} {bound_to}".strip(),
+            status,
+            products or "any",
+            "" if odometer is None else str(odometer),
+        )
+    out.print(table)
+    return 0
+
+
+def _audit(args: argparse.Namespace, config: SwitchConfig, out: Console) -> int:
+    if args.limit <= 0:
+        raise BadInput("--limit must be positive")
+    rows = _write(config, LedgerAuditList(args.limit))
+    table = Table(title="ledger audit")
+    for column in ("id", "at (UTC)", "operator", "action", "subject", "detail"):
+        table.add_column(column)
+    for aid, at, operator, action, subject, detail in rows:
+        table.add_row(str(aid), _stamp(at), operator, action, subject, detail)
+    out.print(table)
+    return 0
