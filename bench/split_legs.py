@@ -1,11 +1,14 @@
 """What a split-tender leg costs over a plain purchase, through the switch.
 
 One terminal, sequential requests (closed loop, one outstanding), real sockets,
-the switch with a SQLite journal (synchronous = full) in a temporary directory and
-two ISO 8583 acquirer simulators (the tests' split set-up, tests/switch/split_harness.py).
-Measures the terminal-side latency of plain purchases, and of the legs of split
-sales (fleet partial, consumer partial, bank card for the rest). A leg reads its
-group and makes one extra durable write (the claim) before it is forwarded.
+the switch with a SQLite journal (synchronous = full) in a temporary directory,
+fleet and consumer cards at the switch's own ledger (one account per card, seeded
+before the clock starts) and bank cards at an ISO 8583 acquirer simulator (the
+tests' split set-up, tests/switch/split_harness.py). Measures the terminal-side
+latency of plain purchases (bank cards), and of the legs of split sales (fleet
+partial and consumer partial at the ledger, bank card for the rest). A leg reads
+its group and makes one extra durable write (the claim) before it is forwarded; a
+ledger leg's decision is one more durable write in the same journal.
 
     .venv/bin/python bench/split_legs.py --sales 200
 """
@@ -49,15 +52,17 @@ def _summary(seconds: list[float]) -> dict[str, float]:
 async def _run(sales: int) -> dict[str, object]:
     plain: list[float] = []
     legs: list[float] = []
+    at_ledger: list[float] = []
     with tempfile.TemporaryDirectory() as d:
-        async with split_switch(Path(d)) as sw, sw.terminal() as term:
+        cards = range(1, sales + 1)
+        async with split_switch(Path(d), cards=cards) as sw, sw.terminal() as term:
             for _ in range(20):  # warm-up
                 await term.exchange(term.purchase(1000))
-            for n in range(sales):
+            for n in cards:
                 started = time.perf_counter()
                 await term.exchange(term.purchase(1000))
                 plain.append(time.perf_counter() - started)
-                group = SplitGroup(f"{n + 1:09d}", 20000)
+                group = SplitGroup(f"{n:09d}", 20000)
                 for pan, amount in (
                     (fleet_pan(n), 20000),
                     (consumer_pan(n), 5000),
@@ -66,13 +71,18 @@ async def _run(sales: int) -> dict[str, object]:
                     started = time.perf_counter()
                     answer = await sw.leg(term, pan, amount, group)
                     legs.append(time.perf_counter() - started)
+                    if pan != BANK_PAN:
+                        at_ledger.append(legs[-1])
+                    assert answer.fields["39"] in ("000", "002"), answer.fields["39"]
                 assert amount_due(answer) == 0
+            assert await sw.balance(fleet_pan(sales)) == 0  # the ledger took the legs
     p, leg = _summary(plain), _summary(legs)
     return {
         "benchmark": "split_legs",
         "sales": sales,
         "plain_purchase": p,
         "split_leg": leg,
+        "ledger_leg": _summary(at_ledger),
         "leg_over_plain_p50_ms": round(leg["p50_ms"] - p["p50_ms"], 3),
     }
 

@@ -1,10 +1,12 @@
 """A hypothesis property over random leg sequences, through the running switch:
 whatever the tenders, amounts and cards, the approved legs never exceed the sale,
 every answer's amount due is the total less every approved leg, and each leg gets
-exactly the answer the split rules and the card's balance call for.
+exactly the answer the split rules and the card's balance call for, and the
+ledger's books end where those answers put them.
 
-Each example starts its own switch and acquirer simulators (real sockets, a fresh
-SQLite journal), so the examples are few and the test is marked slow.
+Each example starts its own switch (fleet and consumer cards at its ledger, bank
+cards at an acquirer simulator; real sockets, a fresh SQLite journal), so the
+examples are few and the test is marked slow.
 """
 
 from __future__ import annotations
@@ -74,6 +76,9 @@ async def _run(data_dir: Path, total: int, sequence: list[Leg]) -> None:
             assert amount_due(answer) == total - paid
         async with open_journal(sw.config, node="reader") as journal:
             state = await journal.split_group(T1, group.group_id)
+        # the ledger took exactly what the answers said, card by card
+        for (rank, card), left in balances.items():
+            assert await sw.balance(_pan(rank, card)) == left, (rank, card)
     if state is not None:
         assert (state.approved, state.claimed, state.due) == (paid, paid, total - paid)
 

@@ -2,8 +2,9 @@
 is still due, local refusals of a leg out of order or over-paying, the reversal of
 the whole sale at each leg's own authoriser, and the totals by tender.
 
-Two ISO 8583 acquirer simulators on real sockets (tests/switch/split_harness.py),
-a real SQLite journal read back through a second journal instance.
+Fleet and consumer cards at the switch's own ledger, bank cards at an ISO 8583
+acquirer simulator on real sockets (tests/switch/split_harness.py); a real SQLite
+journal, and the ledger's books, read back through a second journal instance.
 """
 
 from __future__ import annotations
@@ -47,8 +48,11 @@ async def test_legs_in_tender_order_each_answer_states_the_amount_due(tmp_path: 
             2000,
         )
         assert (bank.fields["39"], approved(bank), amount_due(bank)) == ("000", 2000, 0)
-        # each leg at its own authoriser: two at the fleet host, one at the bank
-        assert (sw.purchases_at(sw.fleet), sw.purchases_at(sw.bank)) == (2, 1)
+        # each leg at its own authoriser: two taken by the ledger, one at the bank
+        assert await sw.postings(fleet_pan(1)) == [("hold", 15000), ("capture", 15000)]
+        assert await sw.postings(consumer_pan(1)) == [("hold", 3000), ("capture", 3000)]
+        assert (await sw.balance(fleet_pan(1)), await sw.balance(consumer_pan(1))) == (0, 0)
+        assert sw.purchases_at(sw.bank) == 1
         async with open_journal(sw.config, node="reader") as journal:
             state = await journal.split_group(T1, "000000001")
             legs = await journal.split_legs(T1, "000000001")
@@ -113,8 +117,10 @@ async def test_a_leg_out_of_order_is_refused_without_asking_its_authoriser(
         consumer = await sw.leg(term, consumer_pan(2), 1000, group)
         assert fleet.fields["39"] == "902" and amount_due(fleet) == 4000
         assert consumer.fields["39"] == "902" and amount_due(consumer) == 4000
-        assert sw.purchases_at(sw.fleet) == 0  # refused locally, nobody asked
-        assert sw.fleet.balance("fleet", fleet_pan(2)) == FLEET_BALANCE
+        # refused by the split rules: the ledger was never asked
+        assert await sw.postings(fleet_pan(2)) == await sw.postings(consumer_pan(2)) == []
+        assert await sw.balance(fleet_pan(2)) == FLEET_BALANCE
+        assert await sw.balance(consumer_pan(2)) == CONSUMER_BALANCE
         # a bank card after the bank leg keeps the order: taken
         again = await sw.leg(term, BANK_PAN, 4000, group)
         assert again.fields["39"] == "000" and amount_due(again) == 0
@@ -168,6 +174,8 @@ async def _paid_sale(sw: SplitSwitch, term: object, group: SplitGroup, n: int) -
 async def test_the_whole_sale_reversal_reverses_every_leg_at_its_own_authoriser(
     tmp_path: Path,
 ) -> None:
+    """The bank leg's reversal goes upstream; the ledger legs' are delivered by SAF
+    to the ledger, which gives each card its money back, once."""
     group = SplitGroup("000000006", 20000)
     async with split_switch(tmp_path) as sw, sw.terminal() as term:
         await _paid_sale(sw, term, group, 6)
@@ -181,12 +189,10 @@ async def test_the_whole_sale_reversal_reverses_every_leg_at_its_own_authoriser(
             items = await journal.saf_entries_of([leg.txn_id for leg in legs])
             assert len(items) == 3
             assert all(i.state != "pending" or i.next_attempt_at <= time.time() for i in items)
-            # SAF delivers each at the authoriser that approved it
-            await _wait_for(
-                lambda: sw.reversals_at(sw.fleet) == 2 and sw.reversals_at(sw.bank) == 1
-            )
-            assert sw.fleet.balance("fleet", fleet_pan(6)) == FLEET_BALANCE
-            assert sw.fleet.balance("consumer", consumer_pan(6)) == CONSUMER_BALANCE
+            # SAF delivers each at the authoriser that approved it: the bank's
+            # upstream, the ledger's locally
+            await _wait_for(lambda: sw.reversals_at(sw.bank) == 1)
+            await _balances_become(sw, 6, FLEET_BALANCE, CONSUMER_BALANCE)
             for _ in range(100):
                 legs = await journal.split_legs(T1, group.group_id)
                 if all(leg.state == "reversed" for leg in legs):
@@ -203,7 +209,29 @@ async def test_the_whole_sale_reversal_reverses_every_leg_at_its_own_authoriser(
         late = await sw.leg(term, BANK_PAN, 1000, group)
         assert late.fields["39"] == "902"
         await trio.sleep(0.5)
-        assert sw.reversals_at(sw.fleet) == 2 and sw.reversals_at(sw.bank) == 1
+        assert sw.reversals_at(sw.bank) == 1
+        # each ledger leg reversed once: what it captured, given back
+        assert await sw.postings(fleet_pan(6)) == [
+            ("hold", 15000),
+            ("capture", 15000),
+            ("reversal", 15000),
+        ]
+        assert await sw.postings(consumer_pan(6)) == [
+            ("hold", 3000),
+            ("capture", 3000),
+            ("reversal", 3000),
+        ]
+        assert await sw.balance(fleet_pan(6)) == FLEET_BALANCE
+        assert await sw.balance(consumer_pan(6)) == CONSUMER_BALANCE
+
+
+async def _balances_become(sw: SplitSwitch, n: int, fleet: int, consumer: int) -> None:
+    with trio.fail_after(5):
+        while (await sw.balance(fleet_pan(n)), await sw.balance(consumer_pan(n))) != (
+            fleet,
+            consumer,
+        ):
+            await trio.sleep(0.05)
 
 
 async def test_a_sale_whose_legs_can_no_longer_all_be_reversed_is_refused_whole(
@@ -222,8 +250,13 @@ async def test_a_sale_whose_legs_can_no_longer_all_be_reversed_is_refused_whole(
         await trio.sleep(0.5)
         async with open_journal(sw.config, node="reader") as journal:
             legs = await journal.split_legs(T1, group.group_id)
+        fleet_books = await sw.postings(fleet_pan(13))
+        consumer_books = await sw.postings(consumer_pan(13))
     assert answer.fields["39"] == "902"
-    assert sw.reversals_at(sw.fleet) == sw.reversals_at(sw.bank) == 0
+    assert sw.reversals_at(sw.bank) == 0
+    # nothing given back at the ledger either
+    assert fleet_books == [("hold", 15000), ("capture", 15000)]
+    assert consumer_books == [("hold", 3000), ("capture", 3000)]
     assert [leg.state for leg in legs] == ["approved"] * 3
 
 
