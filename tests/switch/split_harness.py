@@ -142,7 +142,9 @@ class SplitSwitch:
         return [(str(r[2]), int(str(r[5]))) for r in rows if r[2] not in ("topup", "adjustment")]
 
 
-def _config(data_dir: Path, bank_port: int, database: str | None, dialect: str) -> SwitchConfig:
+def _config(
+    data_dir: Path, bank_port: int, database: str | None, dialect: str, node: str = "split-node"
+) -> SwitchConfig:
     bank = {
         "name": "bank",
         "host": "127.0.0.1",
@@ -156,7 +158,7 @@ def _config(data_dir: Path, bank_port: int, database: str | None, dialect: str) 
         "reconnect_max_s": 0.5,
     }
     doc: dict[str, Any] = {
-        "node": "split-node",
+        "node": node,
         "data_dir": str(data_dir),
         "default_route": "bank",
         "logging": {"level": "warning", "format": "json"},
@@ -211,6 +213,49 @@ async def split_switch(
                 await trio.sleep(0.01)
         try:
             yield SplitSwitch(config, running, bank, ceremony.clear_kek, tak, dialect)
+        finally:
+            stop.set()
+            with trio.move_on_after(10):
+                while any("run_switch" in t.name for t in nursery.child_tasks):
+                    await trio.sleep(0.02)
+            nursery.cancel_scope.cancel()
+
+
+@attrs.define
+class SplitCluster:
+    """Switch nodes on one PostgreSQL database (journal, key store and ledger), one
+    bank simulator that every node links to."""
+
+    nodes: dict[str, SplitSwitch]
+    bank: AcquirerSimulator
+
+
+@contextlib.asynccontextmanager
+async def split_cluster(
+    tmp_path: Path, dsn: str, nodes: tuple[str, ...] = ("a", "b"), cards: Iterable[int] = CARDS
+) -> AsyncIterator[SplitCluster]:
+    lmk = Lmk.generate()
+    store = KeyStore.init(tmp_path / "keys", dsn=dsn, lmk=lmk)
+    ceremony = store.add_terminal(T1)
+    tak = install_key_change(ceremony.clear_kek, ceremony.payload).mac_key()
+    store.close()
+    slow = Rule("slow", "delay", amount_min=SLOW, amount_max=SLOW, delay=Delay(1.0, 1.0))
+    bank = AcquirerSimulator(simple_config([slow, Rule("bank", "approve")]))
+    stop = trio.Event()
+    async with trio.open_nursery() as nursery:
+        bank_port = await nursery.start(bank.run)
+        configs = {n: _config(tmp_path / n, bank_port, dsn, "ifsf", f"node-{n}") for n in nodes}
+        async with open_journal(configs[nodes[0]]) as journal:
+            await seed_ledger(journal, ledger_card_key(lmk), ledger_accounts(cards), time.time())
+        switches: dict[str, SplitSwitch] = {}
+        for name, config in configs.items():
+            running = await nursery.start(functools.partial(run_switch, config, stop=stop, lmk=lmk))
+            switches[name] = SplitSwitch(config, running, bank, ceremony.clear_kek, tak)
+        with trio.fail_after(5):  # every node's bank link connected
+            while bank.open_connections < len(nodes):
+                await trio.sleep(0.01)
+        try:
+            yield SplitCluster(switches, bank)
         finally:
             stop.set()
             with trio.move_on_after(10):
