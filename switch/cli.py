@@ -17,6 +17,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "forecourt.switch.serve_cli",
     "forecourt.simulators.cli",
     "forecourt.switch.demo",
+    "forecourt.console.cli",
 )
 
 

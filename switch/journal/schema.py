@@ -121,6 +121,27 @@ _V4 = f"""
         CREATE INDEX terminal_guards_updated ON terminal_guards (updated_at)
         """
 
+# The web console's operators (argon2 hashes, never a password) and its audit trail:
+# who did what, when (docs/console.md).
+_V5 = """
+        CREATE TABLE console_operators (
+            name          TEXT PRIMARY KEY,
+            role          TEXT NOT NULL
+                          CHECK (role IN ('viewer', 'operator', 'security_officer')),
+            password_hash TEXT NOT NULL,
+            created_at    {real} NOT NULL
+        );
+        CREATE TABLE console_audit (
+            id       {event_id},
+            at       {real} NOT NULL,
+            operator TEXT NOT NULL,
+            action   TEXT NOT NULL,
+            target   TEXT NOT NULL DEFAULT '',
+            detail   TEXT NOT NULL DEFAULT ''
+        );
+        CREATE INDEX console_audit_at ON console_audit (at)
+        """
+
 
 @attrs.frozen
 class ColumnTypes:
@@ -167,7 +188,7 @@ def render(types: ColumnTypes) -> list[tuple[int, str]]:
         "v1_saf_txn": "\n        CREATE INDEX saf_txn ON saf (txn_id);" if v1 else "",
         "v2_saf_txn": "" if v1 else "CREATE INDEX IF NOT EXISTS saf_txn ON saf (txn_id);\n        ",
     }
-    return [(n, text.format(**parts)) for n, text in enumerate((_V1, _V2, _V3, _V4), start=1)]
+    return [(n, text.format(**parts)) for n, text in enumerate((_V1, _V2, _V3, _V4, _V5), start=1)]
 
 
 def run_migration(
