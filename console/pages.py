@@ -15,7 +15,7 @@ from forecourt.console.links import LinksReport, as_text, read_links
 from forecourt.console.operators import Role
 from forecourt.console.pan_search import BadPanQuery, pan_pattern
 from forecourt.keys.model import KeyInfo, KeyState, OwnerKind
-from forecourt.switch.journal import SafState
+from forecourt.switch.journal import PARKED_HORIZON_S, SafState
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -113,15 +113,18 @@ async def saf(request: Request) -> Response:
     flagged = await journal.saf_entries(SafState.FLAGGED.value, _MAX_ROWS)
     pending = await journal.saf_entries(SafState.PENDING.value, _MAX_ROWS)
     in_flight = await journal.saf_entries(SafState.IN_FLIGHT.value, _MAX_ROWS)
+    # parked reversals (held for approved transactions, due only if something goes
+    # wrong) are the switch's safety net, cancelled by it: listed apart, no actions
+    horizon = time.time() + PARKED_HORIZON_S
     return render(
         request,
         "saf.html",
         page="saf",
         stats=stats,
         flagged=flagged,
-        pending=pending,
+        pending=[i for i in pending if i.next_attempt_at <= horizon],
+        parked=[i for i in pending if i.next_attempt_at > horizon],
         in_flight=in_flight,
-        now=time.time(),
     )
 
 

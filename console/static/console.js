@@ -20,11 +20,13 @@
     });
   }
 
-  function chart(el, title, series, data) {
+  function chart(el, series, data, range) {
+    var scales = { x: { time: true } };
+    if (range) { scales.y = { range: range }; }
     var opts = {
       width: Math.max(320, el.clientWidth || 640),
       height: 180,
-      scales: { x: { time: true } },
+      scales: scales,
       series: [{}].concat(series),
       axes: [{}, { size: 50 }],
       legend: { show: true },
@@ -42,14 +44,15 @@
       var latency = [d.latency_at, d.p50, d.p95, d.p99];
       if (charts === null) {
         charts = [
-          chart(document.getElementById("chart-tps"), "tps",
+          chart(document.getElementById("chart-tps"),
             [{ label: "requests/s", stroke: "#1f6feb", width: 2 }], tps),
-          chart(document.getElementById("chart-approval"), "approval",
-            [{ label: "approved %", stroke: "#1a7f37", width: 2 }], approval),
-          chart(document.getElementById("chart-latency"), "latency", [
-            { label: "p50 ms", stroke: "#1a7f37", width: 2 },
-            { label: "p95 ms", stroke: "#bf8700", width: 2 },
-            { label: "p99 ms", stroke: "#cf222e", width: 2 },
+          chart(document.getElementById("chart-approval"),
+            [{ label: "approved %", stroke: "#1a7f37", width: 2, points: { show: true } }],
+            approval, [0, 100]),
+          chart(document.getElementById("chart-latency"), [
+            { label: "p50 ms", stroke: "#1a7f37", width: 2, points: { show: true } },
+            { label: "p95 ms", stroke: "#bf8700", width: 2, points: { show: true } },
+            { label: "p99 ms", stroke: "#cf222e", width: 2, points: { show: true } },
           ], latency),
         ];
       } else {
