@@ -168,7 +168,9 @@ def running_stack(root: Path) -> Iterator[Stack]:
         _start(stack, "acquirer", "sim", "acquirer", "--config", str(acquirer), "--port", str(host))
         _start(stack, "switch", "serve", "--config", str(config))
         _wait_for(f"http://127.0.0.1:{metrics}/healthz")  # the link to the simulator is up
-        _start(stack, "console", "console", "--config", str(config), "--listen", f"127.0.0.1:{console}")
+        _start(
+            stack, "console", "console", "--config", str(config), "--listen", f"127.0.0.1:{console}"
+        )
         _wait_for(f"{stack.console_url}/login")
         yield stack
     finally:

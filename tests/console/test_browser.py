@@ -93,7 +93,9 @@ def test_console_in_chromium(tmp_path: Path, browser: BrowserContext) -> None:
         csp_violations: list[str] = []
         page.on(
             "console",
-            lambda m: csp_violations.append(m.text) if "Content Security Policy" in m.text else None,
+            lambda m: (
+                csp_violations.append(m.text) if "Content Security Policy" in m.text else None
+            ),
         )
 
         # log in; the dashboard's charts draw under the strict CSP (no inline script)
