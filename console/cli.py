@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import getpass
 import os
+import socket
 import sys
 import time
 from pathlib import Path
@@ -99,6 +100,7 @@ def _serve(args: argparse.Namespace) -> int:
     config = _config(args)
     listen = _listen(args)
     configure_logging(config.logging.level, config.logging.format)
+    _check_free(listen)
     try:
         trio.run(serve_console, config, listen)
     except (OSError, ExceptionGroup) as exc:
@@ -109,6 +111,21 @@ def _serve(args: argparse.Namespace) -> int:
             f"console: cannot listen on {listen.host}:{listen.port}: {cause.strerror or cause}"
         ) from None
     return 0
+
+
+def _check_free(listen: ConsoleListen) -> None:
+    """Bind the address once before starting (and let go): a port in use is named in
+    one line here (hypercorn would raise it from inside its task group)."""
+    try:
+        infos = socket.getaddrinfo(listen.host, listen.port, type=socket.SOCK_STREAM)
+        family, kind, proto, _, address = infos[0]
+        with socket.socket(family, kind, proto) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            probe.bind(address)
+    except OSError as exc:
+        raise _BadInput(
+            f"console: cannot listen on {listen.host}:{listen.port}: {exc.strerror or exc}"
+        ) from None
 
 
 def _os_error(exc: BaseException) -> OSError | None:
