@@ -42,6 +42,7 @@ class ConsoleState:
     sessions: SessionBook
     metrics_at: tuple[str, int] | None  # the switch's /healthz and /metrics, if any
     terminal_groups: dict[str, str]  # terminal id -> group named in the config
+    link_kinds: dict[str, str] = attrs.field(factory=dict)  # configured link -> its kind
     tls: bool = False
     throttle: LoginThrottle = attrs.field(factory=LoginThrottle)
     clock: Callable[[], float] = time.time

@@ -20,6 +20,7 @@ class LinkView:
     name: str
     state: str
     values: dict[str, float]  # metric (without "forecourt_") -> sum over other labels
+    kind: str = ""  # from the configuration: iso8583, wallet, ...
 
 
 @attrs.frozen
@@ -43,7 +44,7 @@ def links_of(text: str) -> tuple[tuple[LinkView, ...], float | None]:
             if sample.name == "forecourt_in_flight":
                 in_flight = float(sample.value)
             link = sample.labels.get("link")
-            if link is None or sample.name.endswith(("_created", "_bucket")):
+            if link is None or sample.name.endswith(("_created", "_bucket", "_sum")):
                 continue
             if sample.name == _STATE:
                 if sample.value == 1:
@@ -54,10 +55,19 @@ def links_of(text: str) -> tuple[tuple[LinkView, ...], float | None]:
             per_link = values.setdefault(link, {})
             per_link[name] = per_link.get(name, 0.0) + float(sample.value)
     links = tuple(
-        LinkView(name, states.get(name, "unknown"), dict(sorted(v.items())))
+        LinkView(name, states.get(name, "not reported"), dict(sorted(v.items())))
         for name, v in sorted(values.items())
     )
     return links, in_flight
+
+
+def with_configured(report: LinksReport, kinds: dict[str, str]) -> LinksReport:
+    """Every configured link listed (its kind named), reported by the switch or not."""
+    seen = {link.name: link for link in report.links}
+    links = [
+        attrs.evolve(seen.pop(n, LinkView(n, "not reported", {})), kind=k) for n, k in kinds.items()
+    ]
+    return attrs.evolve(report, links=(*links, *seen.values()))
 
 
 async def read_links(host: str, port: int) -> LinksReport:

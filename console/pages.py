@@ -11,7 +11,7 @@ import attrs
 import trio
 from forecourt.console.app import render, require, state_of
 from forecourt.console.data import ONLINE_S, TxnQuery
-from forecourt.console.links import LinksReport, as_text, read_links
+from forecourt.console.links import LinksReport, as_text, read_links, with_configured
 from forecourt.console.operators import Role
 from forecourt.console.pan_search import BadPanQuery, pan_pattern
 from forecourt.keys.model import KeyInfo, KeyState, OwnerKind
@@ -91,7 +91,7 @@ async def _links_report(request: Request) -> LinksReport | None:
     st = state_of(request)
     if st.metrics_at is None:
         return None
-    return await read_links(*st.metrics_at)
+    return with_configured(await read_links(*st.metrics_at), st.link_kinds)
 
 
 async def links(request: Request) -> Response:

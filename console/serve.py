@@ -83,6 +83,7 @@ async def serve_console(
                 sessions=SessionBook(secret),
                 metrics_at=(metrics.host, metrics.port) if metrics.enabled else None,
                 terminal_groups=terminal_groups(config),
+                link_kinds={a.name: a.kind for a in config.acquirers},
                 tls=listen.tls,
             )
             serve = functools.partial(

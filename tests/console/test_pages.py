@@ -148,10 +148,15 @@ async def test_links_come_from_the_switch_metrics_endpoint(tmp_path: Path) -> No
         port = await nursery.start(
             serve_metrics, "127.0.0.1", 0, metrics.registry, lambda: healthy[0]
         )
-        cfg = console_config(tmp_path, metrics={"host": "127.0.0.1", "port": port})
+        spare = {"name": "spare", "host": "127.0.0.1", "port": 9}  # configured, not reported
+        cfg = console_config(
+            tmp_path, metrics={"host": "127.0.0.1", "port": port}, acquirers=[spare]
+        )
         async with console_rig(tmp_path, cfg) as rig:
             client = await rig.logged_in("vic", "viewer")
             table = (await client.get("/links/table")).text
+            line = table[table.index(">spare<") : table.index("</tr>", table.index(">spare<"))]
+            assert ">iso8583<" in line and ">not reported<" in line
             bank = table[table.index(">bank<") : table.index("</tr>", table.index(">bank<"))]
             fleet = table[table.index(">fleet<") : table.index("</tr>", table.index(">fleet<"))]
             assert ">up<" in bank
