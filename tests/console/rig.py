@@ -25,10 +25,15 @@ PASSWORD = "a long test passphrase"  # test only
 _CSRF = re.compile(r'name="csrf" value="([^"]+)"')
 
 
-def console_config(tmp_path: Path, **extra: Any) -> SwitchConfig:
+def console_config(tmp_path: Path, database: str | None = None, **extra: Any) -> SwitchConfig:
+    """A configuration whose key store exists (SQLite in the data dir, or ``database``)."""
     data_dir = tmp_path / "data"
     lmk = tmp_path / "lmk.key"  # outside the data directory
-    if not (data_dir / "keys.db").exists():
+    if database is not None:
+        if not lmk.exists():
+            KeyStore.init(data_dir, dsn=database, lmk_file=lmk).close()
+        extra["database"] = database
+    elif not (data_dir / "keys.db").exists():
         KeyStore.init(data_dir, lmk_file=lmk).close()
     doc: dict[str, Any] = {"node": "console-test", "data_dir": str(data_dir), **extra}
     return parse_config(doc, source="test")

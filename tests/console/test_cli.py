@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import io
 import socket
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import structlog
 import trio
 from forecourt.console.data import ConsoleData
 from forecourt.keys.store import KeyStore
@@ -15,6 +17,13 @@ from forecourt.switch.cli import main
 from forecourt.switch.journal import open_journal
 
 PASSWORD = "a long test passphrase"  # test only
+
+
+@pytest.fixture(autouse=True)
+def _structlog_restored() -> Iterator[None]:
+    """`console` configures logging onto the captured stdout, which pytest closes."""
+    yield
+    structlog.reset_defaults()
 
 
 def _config(tmp_path: Path, *, keys: bool = True) -> Path:

@@ -7,6 +7,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import pytest
 import trio
 from forecourt.keys.store import KeyStore
 from forecourt.switch.journal import JournalRow, new_txn_id
@@ -206,3 +207,24 @@ async def test_shifts_are_grouped_by_day_with_journalled_totals(tmp_path: Path) 
         page = (await client.get("/shifts")).text
         assert time.strftime("%Y-%m-%d", time.gmtime(now)) in page
         assert "S0042" in page and "debit 2 × = 5250 (978)" in page
+
+
+@pytest.mark.postgres
+async def test_the_pages_on_postgres(tmp_path: Path, postgres_db: str) -> None:
+    cfg = console_config(tmp_path, database=postgres_db)
+    with KeyStore.open(cfg.data_dir, dsn=postgres_db, lmk_file=tmp_path / "lmk.key") as store:
+        store.add_terminal(T1, actor="test")
+    now = time.time()
+    async with console_rig(tmp_path, cfg) as rig:
+        row = _row(1, now - 2)
+        await rig.journal.record_received(row)
+        await rig.journal.write(OpenShift(T1, "S0001", now))
+        client = await rig.logged_in("sec", "security_officer")
+        found = (await client.get("/transactions", params={"pan": "0010"})).text
+        assert f"/transactions/{row.txn_id}" in found
+        assert (await client.get("/api/dashboard")).json()["total"] == 1
+        terminals = (await client.get("/terminals")).text
+        assert ">online<" in terminals and "S0001" in terminals
+        assert "Key audit trail" in (await client.get("/keys")).text
+        assert "login" in (await client.get("/audit")).text
+        assert "S0001" in (await client.get("/shifts")).text
