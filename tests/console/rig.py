@@ -4,6 +4,7 @@ and key store) for the HTTP tests, and an httpx client per operator."""
 from __future__ import annotations
 
 import contextlib
+import functools
 import re
 import time
 from collections.abc import AsyncIterator
@@ -37,6 +38,12 @@ def console_config(tmp_path: Path, database: str | None = None, **extra: Any) ->
         KeyStore.init(data_dir, lmk_file=lmk).close()
     doc: dict[str, Any] = {"node": "console-test", "data_dir": str(data_dir), **extra}
     return parse_config(doc, source="test")
+
+
+@functools.cache
+def password_hash() -> str:
+    """PASSWORD's argon2id hash, made once (64 MiB and three passes each time)."""
+    return hash_password(PASSWORD)
 
 
 def audit_lines(journal: Journal, action: str) -> list[tuple[str, str, str, str]]:
@@ -75,7 +82,7 @@ class ConsoleRig:
         return client
 
     async def add_operator(self, name: str, role: str) -> None:
-        hashed = await trio.to_thread.run_sync(hash_password, PASSWORD)
+        hashed = await trio.to_thread.run_sync(password_hash)
         await self.journal.write(AddOperator(name, role, hashed, time.time()))
 
     async def logged_in(self, name: str, role: str) -> httpx.AsyncClient:

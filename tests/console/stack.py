@@ -21,13 +21,19 @@ from typing import BinaryIO
 
 import attrs
 import httpx
+import trio
 from forecourt.keys.store import KeyStore
 from forecourt.switch.demo import TEST_COMPONENT_1, TEST_KEK
+from forecourt.switch.journal import open_journal
+from forecourt.switch.journal.writes import AddOperator
+
+from tests.console.rig import PASSWORD, password_hash
+
+__all__ = ["PASSWORD", "TERMINAL", "Stack", "running_stack"]
 
 FORECOURT = [sys.executable, "-m", "forecourt.switch.cli"]
 REPO = Path(__file__).resolve().parents[2]
 TERMINAL = "T0000001"
-PASSWORD = "a long test passphrase"  # test only
 
 
 def free_port() -> int:
@@ -117,11 +123,14 @@ class Stack:
         )
 
     def add_operator(self, name: str, role: str) -> None:
-        done = self.forecourt(
-            "console", "add-operator", name, "--role", role, "--config", str(self.config),
-            stdin=PASSWORD + "\n",
-        )  # fmt: skip
-        assert done.returncode == 0, done.stderr
+        """As `forecourt console add-operator` writes it (tests/console/test_cli.py runs
+        the command itself), without a process start per operator."""
+
+        async def add() -> None:
+            async with open_journal(self.data_dir / "journal.db") as journal:
+                await journal.write(AddOperator(name, role, password_hash(), time.time()))
+
+        trio.run(add)
 
     def purchase(self, amount: int) -> None:
         script = self.root / "purchase.toml"
