@@ -119,6 +119,9 @@ class ConsoleData:
 
     def __init__(self, journal: Journal, readers: int = 2) -> None:
         self.journal = journal
+        # one dashboard read a second, however many browsers poll it
+        self._board: tuple[int, Dashboard] | None = None
+        self._board_lock = trio.Lock()
         self._idle: list[QueryReader] = []
         self._opened: list[JournalReader] = []
         self._limiter = trio.CapacityLimiter(readers)
@@ -166,7 +169,16 @@ class ConsoleData:
         return [journal_row(r) for r in rows]
 
     async def dashboard(self, now: float | None = None) -> Dashboard:
+        """The window up to ``now``; within the same second, the read already made."""
         at = time.time() if now is None else now
+        async with self._board_lock:
+            if self._board is not None and self._board[0] == int(at):
+                return self._board[1]
+            board = await self._dashboard(at)
+            self._board = (int(at), board)
+            return board
+
+    async def _dashboard(self, at: float) -> Dashboard:
         rows = await self._view(
             "SELECT received_at, mti_class, state, switch_ms FROM transactions "
             "WHERE received_at >= ? ORDER BY received_at DESC LIMIT ?",

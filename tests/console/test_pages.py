@@ -74,6 +74,15 @@ async def test_transactions_search_by_terminal_pan_rrn_and_time(tmp_path: Path) 
         assert "4761739001010010" not in full.text
         assert 'value="476173******0010"' in full.text
         assert rows[0].txn_id in full.text
+        # without a terminal, a PAN or RRN search looks back a day unless told further
+        old = _row(4, now - 2 * 86400)
+        await rig.journal.record_received(old, detail="test")
+        rows.append(old)
+        assert old.txn_id not in await found(pan="0010")
+        assert old.txn_id not in await found(rrn="000000000004")
+        two_days = time.strftime("%Y-%m-%dT%H:%M", time.gmtime(now - 3 * 86400))
+        assert old.txn_id in await found(rrn="000000000004", since=two_days)
+        assert old.txn_id in await found(pan="0010", terminal=T1)
         bad = await client.get("/transactions", params={"pan": "12345678"})
         assert "first 6, the last 4" in bad.text
         assert (await client.get("/transactions", params={"since": "yesterday"})).status_code == 400
