@@ -96,10 +96,18 @@ async def _measure(path: Path, repeat: int) -> dict[str, Any]:
                 "dashboard": data.dashboard,
                 "terminals_last_seen": data.last_seen,
                 "search_terminal": lambda: data.transactions(TxnQuery(terminal="T0000007")),
-                "search_rrn": lambda: data.transactions(TxnQuery(rrn="000000000042")),
+                "search_rrn_whole_journal": lambda: data.transactions(TxnQuery(rrn="000000000042")),
+                "search_rrn_last_day": lambda: data.transactions(
+                    TxnQuery(rrn="000000000042", since=time.time() - 86400)
+                ),
                 "search_pan_common_last4": lambda: data.transactions(TxnQuery(pan_like="%0010")),
                 "search_pan_bin": lambda: data.transactions(TxnQuery(pan_like="400042%")),
-                "search_pan_absent": lambda: data.transactions(TxnQuery(pan_like="999999%")),
+                "search_pan_absent_whole_journal": lambda: data.transactions(
+                    TxnQuery(pan_like="999999%")
+                ),
+                "search_pan_absent_last_day": lambda: data.transactions(
+                    TxnQuery(pan_like="999999%", since=time.time() - 86400)
+                ),
                 "shifts": data.shifts,
             }
             return {name: await _timed(fn, repeat) for name, fn in reads.items()}

@@ -8,7 +8,7 @@ import stat
 from pathlib import Path
 
 import pytest
-from forecourt.console.data import dashboard_of, percentile
+from forecourt.console.data import ConsoleData, dashboard_of, percentile
 from forecourt.console.links import links_of
 from forecourt.console.operators import (
     BadOperator,
@@ -24,7 +24,7 @@ from forecourt.console.throttle import LoginThrottle
 from forecourt.keys.catalogue import KeyCatalogue
 from forecourt.keys.lmk import LMK_ENV
 from forecourt.keys.store import KeyStore
-from forecourt.switch.journal import LATEST_VERSION, MIGRATIONS
+from forecourt.switch.journal import LATEST_VERSION, MIGRATIONS, open_journal
 from forecourt.switch.metrics import SwitchMetrics
 from hypothesis import given
 from hypothesis import strategies as st
@@ -168,3 +168,14 @@ def test_migration_5_adds_the_console_tables() -> None:
     (version, sql), *_ = [m for m in MIGRATIONS if "console_operators" in m[1]]
     assert version == 5 <= LATEST_VERSION
     assert "console_audit" in sql and "password_hash" in sql and "CHECK (role IN" in sql
+
+
+async def test_the_dashboard_is_read_once_a_second(tmp_path: Path) -> None:
+    async with open_journal(tmp_path / "journal.db") as journal:
+        data = ConsoleData(journal)
+        try:
+            first = await data.dashboard(now=1000.2)
+            assert await data.dashboard(now=1000.9) is first
+            assert await data.dashboard(now=1001.0) is not first
+        finally:
+            data.close()
