@@ -14,6 +14,7 @@ Prints JSON.
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import random
 import sqlite3
@@ -92,8 +93,10 @@ async def _measure(path: Path, repeat: int) -> dict[str, Any]:
     async with open_journal(path) as journal:
         data = ConsoleData(journal)
         try:
+            seconds = itertools.count(1)
             reads: dict[str, Callable[[], Awaitable[object]]] = {
-                "dashboard": data.dashboard,
+                # a second apart each time, so the once-a-second cache is never hit
+                "dashboard": lambda: data.dashboard(now=time.time() - next(seconds)),
                 "terminals_last_seen": data.last_seen,
                 "search_terminal": lambda: data.transactions(TxnQuery(terminal="T0000007")),
                 "search_rrn_whole_journal": lambda: data.transactions(TxnQuery(rrn="000000000042")),
