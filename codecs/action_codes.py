@@ -48,6 +48,7 @@ class Outcome(enum.Enum):
     FUNCTION_NOT_SUPPORTED = "function_not_supported"  # a message class no flow carries
     NOT_SIGNED_ON = "not_signed_on"  # signed off: not permitted to terminal until sign-on
     INVALID_TRANSACTION = "invalid_transaction"  # field 7 outside the tolerance: refused
+    INVALID_AMOUNT = "invalid_amount"  # a split-tender leg above what the sale still owes
 
 
 # The switch's own outcomes, as each family spells them on the way out.
@@ -70,6 +71,7 @@ _CODES: dict[Outcome, tuple[str, str]] = {
     Outcome.FUNCTION_NOT_SUPPORTED: ("115", "40"),
     Outcome.NOT_SIGNED_ON: ("120", "58"),
     Outcome.INVALID_TRANSACTION: ("902", "12"),
+    Outcome.INVALID_AMOUNT: ("110", "13"),
 }
 
 # Reading codes: the primary spellings above, and then what hosts also send.

@@ -1,8 +1,9 @@
 """Field 54, additional amounts: balances and other amounts in 20-character sets.
 
 Both ISO 8583 families carry up to six sets of: account type n2, amount type n2
-(01 ledger balance, 02 available balance, ...), currency n3, sign C (credit) or D
-(debit), amount n12 in minor units. A balance inquiry's answer carries it.
+(01 ledger balance, 02 available balance, 04 amount due, ...), currency n3, sign C (credit) or D
+(debit), amount n12 in minor units. A balance inquiry's answer carries it;
+the answer to a split-tender leg carries the amount still due.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import attrs
 from .errors import DecodeError
 
 __all__ = [
+    "AMOUNT_DUE",
     "AVAILABLE_BALANCE",
     "LEDGER_BALANCE",
     "AdditionalAmount",
@@ -21,6 +23,7 @@ __all__ = [
 
 LEDGER_BALANCE = "01"
 AVAILABLE_BALANCE = "02"
+AMOUNT_DUE = "04"  # what a split sale still owes after this answer
 _SET = 20
 _MAX_SETS = 6
 

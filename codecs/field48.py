@@ -42,6 +42,10 @@ SUBELEMENTS_48: dict[int, Layout] = {
     46: _sub("an", "LL", 17, "Truck VIN"),
     48: _sub("n", "", 12, "Timestamp"),
     49: _sub("b", "LL", 99, "VIB additional data"),
+    # forecourt's own: a wallet payment code scanned instead of a card (docs/wallets.md)
+    60: _sub("n", "LL", 24, "Wallet payment code"),
+    # forecourt's own (docs/codecs.md): the total of a split sale, beside 48-7's group id
+    61: _sub("n", "", 12, "Split sale total (forecourt)"),
 }
 _PREFIX_DIGITS = {"": 0, "LL": 2, "LLL": 3}
 

@@ -17,6 +17,7 @@ from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 
 from forecourt.keys import ceremony_cli as ceremony
+from forecourt.keys import wallet_cli
 from forecourt.keys.component_files import CeremonyError
 from forecourt.keys.crypto import Algorithm, kcv
 from forecourt.keys.errors import InvalidKey, KeysError
@@ -90,6 +91,8 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     p = leaf("audit", _audit, "show the rotation audit")
     p.add_argument("--since", help="ISO date/time, or an age such as 30m, 12h, 7d")
     p.add_argument("--owner")
+
+    wallet_cli.register(leaf, _open)
 
     calc = sub.add_parser("calc", help="calculators for test keys", allow_abbrev=False)
     csub = calc.add_subparsers(dest="calc_command", required=True)

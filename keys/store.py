@@ -41,6 +41,7 @@ from forecourt.keys.pin import PinKey, SoftwarePinTranslator
 from forecourt.keys.rotation import Rotation
 from forecourt.keys.sign_on import sign_on_mac
 from forecourt.keys.stamp import default_data_dir
+from forecourt.keys.wallet_secrets import WalletSecrets
 
 # Names that lived here before the split; `forecourt.keys.store` still offers them.
 __all__ = ["ChangedKey", "KeyChange", "KeyStore", "default_data_dir"]
@@ -126,6 +127,10 @@ class KeyStore:
     def lmk(self) -> Lmk:
         """The LMK the store was opened under, for keys derived from it (SAF sealing)."""
         return self._vault.lmk
+
+    def wallet_secrets(self) -> WalletSecrets:
+        """Wallet providers' signing material, sealed under this store's LMK."""
+        return WalletSecrets(self._db, self._vault.lmk)
 
     def _now(self, now: float | None) -> float:
         return self._clock() if now is None else now

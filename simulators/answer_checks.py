@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import attrs
-from forecourt.codecs.amounts import AVAILABLE_BALANCE, decode_field54
+from forecourt.codecs.amounts import AMOUNT_DUE, AVAILABLE_BALANCE, decode_field54
 from forecourt.codecs.dialect import mac_input
 from forecourt.codecs.errors import DecodeError
 from forecourt.codecs.message import Message
@@ -62,23 +62,26 @@ def check_answer(
         if number in fields:
             raise StepFailed(f"field {number} is present, expected absent")
     if e.available_balance is not None:
-        _check_available_balance(fields.get("54"), e.available_balance)
+        _check_amount(fields.get("54"), AVAILABLE_BALANCE, "available balance", e.available_balance)
+    if e.amount_due is not None:
+        _check_amount(fields.get("54"), AMOUNT_DUE, "amount due", e.amount_due)
     check_answer_mac(answer, e.mac, taks)
 
 
-def _check_available_balance(field54: str | None, expected: int) -> None:
+def _check_amount(field54: str | None, amount_type: str, name: str, expected: int) -> None:
+    """Field 54 holds an amount of `amount_type` (02 available balance, 04 amount due)."""
     if field54 is None:
-        raise StepFailed(f"field 54 is absent, expected an available balance of {expected}")
+        raise StepFailed(f"field 54 is absent, expected an {name} of {expected}")
     try:
         amounts = decode_field54(field54)
     except DecodeError as exc:
         raise StepFailed(f"field 54 does not decode: {exc.reason}") from None
-    available = [a.amount for a in amounts if a.amount_type == AVAILABLE_BALANCE]
-    if not available:
-        raise StepFailed("field 54 holds no available balance (amount type 02)")
-    if expected not in available:
-        shown = ", ".join(str(a) for a in available)
-        raise StepFailed(f"available balance {shown}, expected {expected}")
+    found = [a.amount for a in amounts if a.amount_type == amount_type]
+    if not found:
+        raise StepFailed(f"field 54 holds no {name} (amount type {amount_type})")
+    if expected not in found:
+        shown = ", ".join(str(a) for a in found)
+        raise StepFailed(f"{name} {shown}, expected {expected}")
 
 
 def check_answer_mac(answer: Answer, mode: str, taks: Sequence[PreparedMac]) -> None:

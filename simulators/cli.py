@@ -12,6 +12,7 @@ from typing import Any
 import trio
 
 from ._toml import SimConfigError
+from .wallet_cli import add_wallet_parser
 
 __all__ = ["register"]
 
@@ -30,6 +31,8 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> None:
     )
     acquirer.set_defaults(func=_acquirer)
 
+    add_wallet_parser(kinds)
+
     terminal = kinds.add_parser("terminal", help="run a certification script")
     terminal.add_argument(
         "--script",
@@ -40,6 +43,11 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> None:
     )
     terminal.add_argument("--switch", help="HOST:PORT (default: terminal.switch in the script)")
     terminal.add_argument("--junit", type=Path, help="write a JUnit XML report here")
+    terminal.add_argument(
+        "--acquirer-record",
+        type=Path,
+        help="the acquirer simulator's record file, for expect_at_acquirer steps",
+    )
     terminal.set_defaults(func=_terminal)
 
     load = kinds.add_parser("load", help="drive many terminals at a switch or host")
@@ -168,7 +176,7 @@ def _terminal(args: argparse.Namespace) -> int:
     async def main() -> list[tuple[str, CaseResult]]:
         out: list[tuple[str, CaseResult]] = []
         for script in scripts:
-            for result in await run_script(script, args.switch):
+            for result in await run_script(script, args.switch, args.acquirer_record):
                 out.append((script.name, result))
         return out
 

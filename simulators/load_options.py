@@ -36,6 +36,13 @@ class MixEntry:
     pans: tuple[str, ...] = (TEST_PAN,)
     amount_min: int = 1000
     amount_max: int = 1000
+    # wallet sales: these payment codes (ifsf 48-60) instead of the PANs
+    payment_codes: tuple[str, ...] = ()
+
+    @property
+    def instruments(self) -> tuple[str, ...]:
+        """What each request of the entry pays with: its payment codes, else its PANs."""
+        return self.payment_codes or self.pans
 
 
 @attrs.frozen
@@ -75,6 +82,9 @@ def load_mix(path: str | Path) -> tuple[MixEntry, ...]:
     entries = []
     for t in root.tables("mix"):
         pans = t.texts("pan") or (TEST_PAN,)
+        codes = t.texts("payment_code")
+        if any(not (c.isdigit() and 10 <= len(c) <= 24) for c in codes):
+            raise t.error("payment_code", "a payment code is 10 to 24 digits")
         amount = t.raw("amount", 1000)
         if isinstance(amount, int) and not isinstance(amount, bool) and amount >= 0:
             low = high = amount
@@ -94,6 +104,7 @@ def load_mix(path: str | Path) -> tuple[MixEntry, ...]:
                 pans=pans,
                 amount_min=low,
                 amount_max=high,
+                payment_codes=codes,
             )
         )
         t.done()

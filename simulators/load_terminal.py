@@ -18,11 +18,12 @@ from forecourt.codecs.dialect import encode, encode_with_mac
 from forecourt.codecs.errors import CodecError
 from forecourt.codecs.framing import FrameDecoder, encode_frame
 from forecourt.codecs.message import Message
+from forecourt.codecs.payment_code import with_payment_code
 
 from .load_frames import AnswerScanner, RequestTemplate, mac_request_template
 from .load_options import LoadOptions, MixEntry
 from .load_report import LoadResult
-from .templates import PROFILES, SentRequest, TerminalIdentity, build
+from .templates import DEFAULT_TEST_PAN, PROFILES, SentRequest, TerminalIdentity, build
 
 __all__ = ["LoadTerminal"]
 
@@ -73,28 +74,34 @@ class LoadTerminal:
         self.templates: list[tuple[RequestTemplate | None, MixEntry, TerminalIdentity]] = []
         self.weights: list[float] = []
         for entry in options.mix:
-            for pan in entry.pans:
+            for instrument in entry.instruments:
+                code = instrument if entry.payment_codes else None
                 who = TerminalIdentity(
                     terminal_id=terminal_id,
                     merchant_id=options.merchant_id,
                     family=self.wire.family,
-                    pan=pan,
+                    pan=instrument if code is None else DEFAULT_TEST_PAN,
                 )
                 if entry.template == "reversal":
                     # built per request: it refers to a purchase this terminal made
                     self.templates.append((None, entry, who))
-                    self.weights.append(entry.weight / len(entry.pans))
+                    self.weights.append(entry.weight / len(entry.instruments))
                     continue
 
                 def build_with(
-                    stan: str, amount: int, _who: Any = who, _t: str = entry.template
+                    stan: str,
+                    amount: int,
+                    _who: Any = who,
+                    _t: str = entry.template,
+                    _code: str | None = code,
                 ) -> Message:
                     who_now = attrs.evolve(_who, amount=amount)
-                    return build(_t, who_now, PROFILES["indoor"], stan, now=now)
+                    message = build(_t, who_now, PROFILES["indoor"], stan, now=now)
+                    return message if _code is None else with_payment_code(message, _code)
 
                 make = mac_request_template if self.mac is not None else RequestTemplate
                 self.templates.append((make(self.wire, build_with), entry, who))
-                self.weights.append(entry.weight / len(entry.pans))
+                self.weights.append(entry.weight / len(entry.instruments))
         self._fallback: tuple[RequestTemplate, MixEntry, TerminalIdentity] | None = next(
             ((t, e, w) for t, e, w in self.templates if t is not None and e.template == "purchase"),
             None,

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeAlias
 
 import attrs
 from forecourt.codecs.family import Family
@@ -18,6 +18,7 @@ from forecourt.keys.mac import MacAlgorithm, PreparedMac
 
 from ._toml import SimConfigError, Table, load_toml
 from .rules import named_code
+from .split_steps import SplitSale, parse_split
 from .templates import DEFAULT_TEST_PAN, PROFILES, TEMPLATES, TerminalIdentity
 from .wire import WireFormat, parse_mac_key, parse_wire
 
@@ -33,6 +34,7 @@ __all__ = [
     "Reconnect",
     "Script",
     "Send",
+    "SplitSale",
     "Step",
     "TerminalSettings",
     "Wait",
@@ -59,6 +61,8 @@ class Expectation:
     # field 54 must decode and hold an available balance (amount type 02) of this
     # many minor units (a balance inquiry's answer)
     available_balance: int | None = None
+    # field 54 must hold the amount a split sale still owes (amount type 04)
+    amount_due: int | None = None
 
 
 @attrs.frozen
@@ -73,6 +77,7 @@ class Send:
     mac: str = "auto"  # auto, none, corrupt, previous
     expect: Expectation | None = None
     pin: str | None = attrs.field(default=None, repr=False)  # entered PIN: field 52 under the TPK
+    split: SplitSale | None = None  # the sale this request is a leg (or the reversal) of
 
 
 @attrs.frozen
@@ -91,6 +96,15 @@ class ExpectNothing:
 class ExpectClose:
     """The peer must close the connection within `within_s` (malformed or oversize frame)."""
 
+    within_s: float
+
+
+@attrs.frozen
+class ExpectAtAcquirer:
+    """The acquirer simulator's record file must hold an answered `mti` (or its repeat)
+    for the card and amount of the last request (simulators/acquirer_check.py)."""
+
+    mti: str
     within_s: float
 
 
@@ -125,7 +139,18 @@ class Oversize:
     length: int
 
 
-Step = Send | Expect | ExpectNothing | ExpectClose | Wait | Disconnect | Reconnect | Raw | Oversize
+Step: TypeAlias = (
+    Send
+    | Expect
+    | ExpectNothing
+    | ExpectClose
+    | Wait
+    | Disconnect
+    | Reconnect
+    | Raw
+    | Oversize
+    | ExpectAtAcquirer
+)
 
 
 @attrs.frozen(repr=False)
@@ -278,6 +303,7 @@ _KINDS = (
     "raw",
     "frame",
     "oversize",
+    "expect_at_acquirer",
 )
 
 
@@ -305,6 +331,7 @@ def _parse_step(t: Table, family: Family, timeout_s: float) -> Step:
             mac=t.text("mac", "auto", MAC_MODES),
             expect=_expectation(t, family, timeout_s),
             pin=_pin(t),
+            split=parse_split(t),
         )
     elif "raw" in t or "frame" in t:
         key = "raw" if "raw" in t else "frame"
@@ -323,6 +350,10 @@ def _parse_step(t: Table, family: Family, timeout_s: float) -> Step:
         step = ExpectClose(t.number("expect_close"))
     elif "wait" in t:
         step = Wait(t.number("wait"))
+    elif "expect_at_acquirer" in t:
+        a = t.table("expect_at_acquirer")
+        step = ExpectAtAcquirer(a.text("mti"), a.number("within_s", timeout_s))
+        a.done()
     elif "disconnect" in t:
         t.flag("disconnect", True)
         step = Disconnect()
@@ -376,6 +407,7 @@ def _expectation(t: Table, family: Family, timeout_s: float) -> Expectation | No
         mac=e.text("mac", "verify", ANSWER_MAC),
         stan=stan,
         available_balance=e.opt_integer("available_balance"),
+        amount_due=e.opt_integer("amount_due"),
     )
     e.done()
     return expectation

@@ -38,6 +38,7 @@ TEMPLATES = (
     "balance_inquiry",
     "completion",
     "reversal",
+    "refund",
     "reconciliation",
     "sign_on",
     "sign_off",
@@ -183,6 +184,8 @@ def build(
         return _completion(who, profile, stan, t, last_preauth)
     if template == "reversal":
         return _reversal(who, stan, t, last_financial)
+    if template == "refund":
+        return _refund(who, stan, t, last_financial)
     if template == "reconciliation":
         return _reconciliation(who, stan, t, shift or Shift())
     raise TemplateError(f"unknown template {template!r}; known: {', '.join(TEMPLATES)}")
@@ -245,6 +248,25 @@ def _reversal(
         return Message("1420", fields)
     fields.pop("24", None)
     return Message("0400", fields)
+
+
+def _refund(who: TerminalIdentity, stan: str, now: float, original: SentRequest | None) -> Message:
+    """A refund (processing code 20) of the last purchase, naming it in field 56 / 90.
+
+    It carries the purchase's card, if it had one; a wallet sale's refund carries no
+    payment code (the customer shows none): the switch sends it where the sale went.
+    """
+    if original is None:
+        raise TemplateError("a refund needs a purchase sent before it")
+    message = original.message
+    dropped = ("48", "52", "55", "56", "90", "64", "128")
+    fields = {k: v for k, v in message.fields.items() if k not in dropped}
+    fields.update(_now_fields(who.family, now))
+    fields["3"] = "200000"
+    fields["4"] = f"{who.amount:012d}"
+    fields["11"] = stan
+    fields.update(_original_reference(who.family, message))
+    return Message(message.mti, fields)
 
 
 def _reconciliation(who: TerminalIdentity, stan: str, now: float, shift: Shift) -> Message:

@@ -11,6 +11,7 @@ verdicts and JUnit report in `case_report`.
 
 from __future__ import annotations
 
+import secrets
 import time
 from pathlib import Path
 
@@ -22,7 +23,9 @@ from forecourt.codecs.errors import CodecError
 from forecourt.codecs.framing import encode_frame
 from forecourt.codecs.message import Message
 from forecourt.codecs.mti import response_mti
+from forecourt.codecs.split import SplitGroup, with_split_group
 
+from .acquirer_check import expect_at_acquirer
 from .answer_checks import Answer, StepFailed, check_answer
 from .case_report import CaseResult, write_junit
 from .client import ConnectionClosed, HostConnection
@@ -32,6 +35,7 @@ from .script import (
     Case,
     Disconnect,
     Expect,
+    ExpectAtAcquirer,
     Expectation,
     ExpectClose,
     ExpectNothing,
@@ -44,6 +48,7 @@ from .script import (
     Wait,
     load_script,
 )
+from .split_steps import SplitLegs
 from .templates import (
     PROFILES,
     Profile,
@@ -78,8 +83,11 @@ def parse_address(address: str | tuple[str, int]) -> tuple[str, int]:
 class TerminalSimulator:
     """The state of one simulated terminal across the cases of a script."""
 
-    def __init__(self, script: Script, address: tuple[str, int]) -> None:
+    def __init__(
+        self, script: Script, address: tuple[str, int], acquirer_record: Path | None = None
+    ) -> None:
         self.script = script
+        self.acquirer_record = acquirer_record
         self.settings = script.terminal
         self.address = address
         self.keys = TerminalKeys(
@@ -93,6 +101,8 @@ class TerminalSimulator:
         self._conn: HostConnection | None = None
         self._backlog: list[Answer] = []
         self._case: Case | None = None
+        self._sale_base = secrets.randbelow(10**9)  # split group ids of this run
+        self._split_legs = SplitLegs()
 
     # -- running ------------------------------------------------------------------------
 
@@ -163,6 +173,9 @@ class TerminalSimulator:
             await self._raw(step)
         elif isinstance(step, Oversize):
             await self._oversize(step.length)
+        elif isinstance(step, ExpectAtAcquirer):
+            last = None if self._last is None else dict(self._last.message.fields)
+            await expect_at_acquirer(step, self.acquirer_record, last)
 
     # -- sending ----------------------------------------------------------------------------
 
@@ -212,6 +225,12 @@ class TerminalSimulator:
             updates[52] = self.keys.pin_block(step.pin, card_pan(message.with_fields(updates)))
         if updates or step.mti:
             message = message.with_fields(updates, mti=step.mti)
+        if step.split is not None:
+            split = step.split
+            group_id = split.group or f"{(self._sale_base + (split.sale or 0)) % 10**9:09d}"
+            group = SplitGroup(group_id, split.total)
+            message = with_split_group(message, group, self.settings.identity.family)
+            self._split_legs.sent(message.fields.get("11", ""), group_id)
         await self._send_message(message, step.mac)
         if step.expect is not None:
             await self._expect(step.expect)
@@ -229,8 +248,9 @@ class TerminalSimulator:
             return  # takes nothing: no completion or reversal refers to it
         if cls == "1" and message.mti[2] == "0":
             self._last_preauth = sent
-        if cls in "12" and message.mti[2] in "02":
-            self._last_financial = sent
+        refund = (message.fields.get("3") or "").startswith("20")
+        if cls in "12" and message.mti[2] in "02" and not refund:
+            self._last_financial = sent  # what a reversal or a refund refers to
 
     async def _raw(self, step: Raw) -> None:
         data = step.data
@@ -282,12 +302,15 @@ class TerminalSimulator:
             return
         amount = message.fields.get("4")
         value = int(amount) if amount and amount.isdigit() else 0
+        stan = message.fields.get("11")
         if message.mti[1:3] in ("21", "23"):  # 1210 purchase, 1230 completion
             self.shift.debits += 1
             self.shift.debit_amount += value
+            self._split_legs.approved_leg(stan, value)
         elif message.mti[1] == "4":
-            self.shift.debit_reversals += 1
-            self.shift.debit_reversal_amount += value
+            legs = self._split_legs.reversed_sale(stan)  # a whole split sale: every leg
+            self.shift.debit_reversals += 1 if legs is None else len(legs)
+            self.shift.debit_reversal_amount += value if legs is None else sum(legs)
         elif message.mti[1] == "5":
             self.shift.reset()
 
@@ -355,19 +378,24 @@ def _kind(step: Step) -> str:
 
 
 async def run_script(
-    script: Script | str | Path, switch_address: str | tuple[str, int] | None = None
+    script: Script | str | Path,
+    switch_address: str | tuple[str, int] | None = None,
+    acquirer_record: Path | None = None,
 ) -> list[CaseResult]:
-    """Run every case of a script against a switch; one CaseResult per case, in order."""
+    """Run every case of a script against a switch; one CaseResult per case, in order.
+    `acquirer_record`: the acquirer simulator's record file, for `expect_at_acquirer`."""
     if not isinstance(script, Script):
         script = load_script(script)
     address = switch_address or script.terminal.switch
     if address is None:
         raise ValueError("no switch address: give one or set terminal.switch in the script")
-    return await TerminalSimulator(script, parse_address(address)).run()
+    return await TerminalSimulator(script, parse_address(address), acquirer_record).run()
 
 
 def run_script_sync(
-    script: Script | str | Path, switch_address: str | tuple[str, int] | None = None
+    script: Script | str | Path,
+    switch_address: str | tuple[str, int] | None = None,
+    acquirer_record: Path | None = None,
 ) -> list[CaseResult]:
     """`run_script` for callers outside trio (the CLI, the demo)."""
-    return trio.run(run_script, script, switch_address)
+    return trio.run(run_script, script, switch_address, acquirer_record)

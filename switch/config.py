@@ -29,6 +29,7 @@ from forecourt.switch.config_acquirers import (
     RouteConfig,
     read_acquirers,
     read_routes,
+    route_router,
 )
 from forecourt.switch.config_policies import (
     LOG_FORMATS,
@@ -48,6 +49,7 @@ from forecourt.switch.config_policies import (
     read_saf,
 )
 from forecourt.switch.config_reading import ConfigError, ConfigTable
+from forecourt.switch.config_stand_in import StandInConfig, read_stand_in
 from forecourt.switch.config_terminals import (
     MAC_ALGORITHMS,
     ListenerConfig,
@@ -82,6 +84,7 @@ __all__ = [
     "ReversalConfig",
     "RouteConfig",
     "SafConfig",
+    "StandInConfig",
     "SwitchConfig",
     "TerminalGroupConfig",
     "TlsConfig",
@@ -106,6 +109,7 @@ class SwitchConfig:
     metrics: MetricsConfig = attrs.field(factory=MetricsConfig)
     logging: LoggingConfig = attrs.field(factory=LoggingConfig)
     journal: JournalConfig = attrs.field(factory=JournalConfig)
+    stand_in: StandInConfig = attrs.field(factory=StandInConfig)
     source: str | None = None
 
     @property
@@ -121,7 +125,7 @@ class SwitchConfig:
 
     def build_router(self) -> Router:
         """The routing table, built once (it was already validated at load)."""
-        return Router([(r.all_prefixes(), r.acquirer) for r in self.routes], self.default_route)
+        return route_router(self.routes, self.default_route)
 
 
 def load_config(path: str | Path) -> SwitchConfig:
@@ -164,6 +168,7 @@ def parse_config(
     saf = read_saf(root)
     reversal = read_reversal(root)
     keys = read_keys(root, resolve)
+    stand_in = read_stand_in(root, routes)
     root.finish()
     return SwitchConfig(
         node=node,
@@ -180,5 +185,6 @@ def parse_config(
         metrics=metrics,
         logging=logging,
         journal=journal,
+        stand_in=stand_in,
         source=source,
     )

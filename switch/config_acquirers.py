@@ -16,8 +16,9 @@ from typing import ClassVar
 
 import attrs
 from forecourt.switch.config_reading import ConfigError, ConfigTable, check_unique
+from forecourt.switch.config_wallet import WalletConfig, read_wallet
 from forecourt.switch.config_wire import read_wire
-from forecourt.switch.routing import CARD_TYPES, Router, RoutingError
+from forecourt.switch.routing import CARD_TYPES, DEFAULT_TENDER, TENDERS, Router, RoutingError
 
 __all__ = [
     "AUTHORISER_KINDS",
@@ -29,9 +30,10 @@ __all__ = [
     "RouteConfig",
     "read_acquirers",
     "read_routes",
+    "route_router",
 ]
 
-AUTHORISER_KINDS = ("iso8583",)
+AUTHORISER_KINDS = ("iso8583", "wallet")
 LINK_TLS_VERSIONS = ("1.2", "1.3")  # the lowest TLS version a link accepts
 
 
@@ -74,8 +76,8 @@ class Iso8583LinkConfig:
     tls: LinkTlsConfig | None = None  # None: plain TCP
 
 
-# One settings class per kind in AUTHORISER_KINDS; a union once there are more.
-AuthoriserSettings = Iso8583LinkConfig
+# One settings class per kind in AUTHORISER_KINDS.
+AuthoriserSettings = Iso8583LinkConfig | WalletConfig
 
 
 @attrs.frozen
@@ -168,6 +170,8 @@ class RouteConfig:
     prefixes: tuple[str, ...] = ()
     card_types: tuple[str, ...] = ()
     name: str = ""
+    tender: str = DEFAULT_TENDER  # fleet, consumer or bank: a split sale's order
+    payment_code_prefixes: tuple[str, ...] = ()  # wallet payment codes (ifsf 48-60)
 
     def all_prefixes(self) -> tuple[str, ...]:
         expanded = [p for ct in self.card_types for p in CARD_TYPES[ct]]
@@ -250,6 +254,7 @@ def _link_tls(t: ConfigTable, resolve: Callable[[str], Path]) -> LinkTlsConfig:
 # kind → the function that reads (and marks as read) that kind's own keys.
 _KIND_READERS: Mapping[str, Callable[[ConfigTable, Callable[[str], Path]], AuthoriserSettings]] = {
     "iso8583": _iso8583_link,
+    "wallet": read_wallet,
 }
 
 
@@ -267,7 +272,7 @@ def read_routes(
     if default_route is not None and default_route not in acquirer_names:
         raise root.error("default_route", f"no acquirer named {default_route!r}")
     try:
-        Router([(r.all_prefixes(), r.acquirer) for r in routes], default_route)
+        route_router(routes, default_route)
     except RoutingError as exc:
         raise ConfigError("routes", str(exc), root.source) from None
     return tuple(routes), default_route
@@ -284,13 +289,31 @@ def _route(t: ConfigTable) -> RouteConfig:
             Router.parse_range(p)
         except RoutingError as exc:
             raise t.error(f"prefixes[{i}]", str(exc)) from None
-    if not prefixes and not card_types:
-        raise t.error("prefixes", "a route needs prefixes or card_types")
+    codes = t.str_list("payment_code_prefixes")
+    for i, p in enumerate(codes):
+        try:
+            Router.parse_range(p)
+        except RoutingError as exc:
+            raise t.error(f"payment_code_prefixes[{i}]", str(exc)) from None
+    if not prefixes and not card_types and not codes:
+        raise t.error("prefixes", "a route needs prefixes, card_types or payment_code_prefixes")
     route = RouteConfig(
         acquirer=t.str_("acquirer"),
         prefixes=prefixes,
         card_types=card_types,
         name=t.str_("name", ""),
+        tender=t.str_("tender", DEFAULT_TENDER, TENDERS),
+        payment_code_prefixes=codes,
     )
     t.finish()
     return route
+
+
+def route_router(routes: Collection[RouteConfig], default_route: str | None) -> Router:
+    """The routing table of `routes`: acquirer and tender by the longest prefix."""
+    return Router(
+        [(r.all_prefixes(), r.acquirer) for r in routes],
+        default_route,
+        tenders=[(r.all_prefixes(), r.tender) for r in routes],
+        payment_codes=[(r.payment_code_prefixes, r.acquirer) for r in routes],
+    )

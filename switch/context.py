@@ -8,6 +8,7 @@ import attrs
 from forecourt.codecs.dialect import Dialect
 from forecourt.codecs.family import Family
 from forecourt.codecs.message import Message
+from forecourt.switch.stand_in import StandInPolicy
 from forecourt.switch.transaction import TxnRecord
 
 
@@ -85,3 +86,5 @@ class PipelineSettings:
     # Ask the journal about keys not in the in-memory window (several nodes share
     # one journal); a single node warms the window at start instead.
     duplicates_from_journal: bool = False
+    # `[stand_in]`: None or off, an unavailable acquirer is answered 912/911 as ever
+    stand_in: StandInPolicy | None = None

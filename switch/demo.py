@@ -37,6 +37,9 @@ from forecourt.simulators.script import load_script
 from forecourt.simulators.terminal import CaseResult, run_script
 from forecourt.simulators.wire import wire_format
 from forecourt.switch.config import SwitchConfig, parse_config
+from forecourt.switch.demo_split import SPLIT_TERMINALS, demo_routes
+from forecourt.switch.demo_stand_in import STAND_IN_TERMINAL, acquirer_record, stand_in_sections
+from forecourt.switch.demo_wallet import WalletDemo, prepare_wallet_keys, start_wallet
 from forecourt.switch.log import configure_logging
 from forecourt.switch.server import RunningSwitch, run_switch
 from rich.console import Console
@@ -51,7 +54,7 @@ TEST_COMPONENT_1 = bytes.fromhex("1F1F1F1F1F1F1F1F2E2E2E2E2E2E2E2E")
 TEST_ZMK_1 = bytes.fromhex("0123456789ABCDEFFEDCBA9876543210")
 TEST_ZMK_2 = bytes.fromhex("1F1F1F1F1F1F1F1F2E2E2E2E2E2E2E2E")
 ACQUIRER = "acquirer-sim"
-CERT_TERMINALS = ("T0000001", "T0000002", "T0000003", "T0000004")
+CERT_TERMINALS = ("T0000001", "T0000002", "T0000003", "T0000004", *SPLIT_TERMINALS)
 LOAD_TERMINALS = 20
 
 
@@ -79,7 +82,7 @@ def _prepare_keys(data_dir: Path) -> tuple[Lmk, bytes, PinKey | None]:
     store = KeyStore.open(data_dir, lmk=lmk)
     try:
         component_2 = bytes(a ^ b for a, b in zip(TEST_KEK, TEST_COMPONENT_1, strict=True))
-        for terminal_id in CERT_TERMINALS:
+        for terminal_id in (*CERT_TERMINALS, STAND_IN_TERMINAL):
             if not store.is_registered(terminal_id):
                 store.add_terminal(
                     terminal_id, actor="demo", components=(TEST_COMPONENT_1, component_2)
@@ -99,11 +102,14 @@ def _prepare_keys(data_dir: Path) -> tuple[Lmk, bytes, PinKey | None]:
     return lmk, install_key_change(zmk, payload).get(KeyType.ZAK).key, zpk
 
 
-def demo_config(data_dir: Path, acquirer_port: int) -> SwitchConfig:
+def demo_config(
+    data_dir: Path, acquirer_port: int, wallet: WalletDemo | None = None
+) -> SwitchConfig:
     doc: dict[str, Any] = {
         "node": "demo",
         "data_dir": str(data_dir),
         "default_route": ACQUIRER,
+        "routes": demo_routes(ACQUIRER),
         "logging": {"level": "warning", "format": "console"},
         "keys": {"grace_s": 2.0, "allow_lmk_in_data_dir": True},
         "saf": {"backoff_initial_s": 0.5, "backoff_max_s": 5.0},
@@ -151,6 +157,11 @@ def demo_config(data_dir: Path, acquirer_port: int) -> SwitchConfig:
             }
         ],
     }
+    stand_in = stand_in_sections(ACQUIRER)
+    doc["routes"] = [*doc["routes"], *stand_in.pop("routes")]  # both keep their routes
+    doc.update(stand_in)
+    if wallet is not None:
+        wallet.add_to(doc)
     return parse_config(doc, source="demo")
 
 
@@ -170,12 +181,17 @@ async def run_demo(
 ) -> DemoResult:
     started = time.monotonic()
     lmk, zak, zpk = await trio.to_thread.run_sync(_prepare_keys, data_dir)
+    record = acquirer_record(data_dir)
+    component_2 = bytes(a ^ b for a, b in zip(TEST_KEK, TEST_COMPONENT_1, strict=True))
+    wallet_secret = await trio.to_thread.run_sync(
+        prepare_wallet_keys, data_dir, lmk, (TEST_COMPONENT_1, component_2)
+    )
     acquirer_config = attrs.evolve(
         load_acquirer_config(CONF / "sim" / "acquirer.toml"),
         port=0,
         zak=prepare_mac(zak, MacAlgorithm.RETAIL),
         zpk=zpk,
-        record_file=None,
+        record_file=record,
     )
     acquirer = AcquirerSimulator(acquirer_config)
     scripts = sorted(cert_dir.glob("*.toml"))
@@ -184,13 +200,15 @@ async def run_demo(
     load: LoadResult | None = None
     async with trio.open_nursery() as nursery:
         acquirer_port = await nursery.start(acquirer.run)
-        config = demo_config(data_dir, acquirer_port)
+        wallet = await start_wallet(nursery, data_dir, CONF, wallet_secret)
+        config = demo_config(data_dir, acquirer_port, wallet)
         running: RunningSwitch = await nursery.start(
             functools.partial(run_switch, config, stop=stop, lmk=lmk)
         )
         console.print(
             f"switch up: ifsf on 127.0.0.1:{running.ports['ifsf']}, iso87ascii on "
-            f"127.0.0.1:{running.ports['iso87']}; acquirer simulator on 127.0.0.1:{acquirer_port}"
+            f"127.0.0.1:{running.ports['iso87']}; acquirer simulator on 127.0.0.1:{acquirer_port};"
+            f" wallet simulator on https://127.0.0.1:{wallet.port}"
         )
         await trio.sleep(0.3)  # let the acquirer link sign on
 
@@ -199,12 +217,13 @@ async def run_demo(
             port = running.ports[
                 "ifsf" if script.terminal.wire.family is Family.ISO1993 else "iso87"
             ]
-            results[script.name] = await run_script(script, ("127.0.0.1", port))
+            results[script.name] = await run_script(script, ("127.0.0.1", port), record)
 
         console.print(f"running {len(scripts)} certification scripts ...")
         async with trio.open_nursery() as certs:
             for path in scripts:
                 certs.start_soon(certify, path)
+        results.update(await wallet.books_checked(results))
         if load_seconds > 0:
             console.print(f"load: {LOAD_TERMINALS} terminals for {load_seconds:g} s ...")
             load = await _load(data_dir, running.ports["ifsf"], load_seconds)

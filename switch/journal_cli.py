@@ -182,6 +182,7 @@ def _list(args: argparse.Namespace, console: Console) -> int:
         "amount",
         "card",
         "route",
+        "flags",
     ):
         table.add_column(col)
     for r in rows:
@@ -196,6 +197,7 @@ def _list(args: argparse.Namespace, console: Console) -> int:
             _s(r.amount),
             _s(r.masked_pan),
             _s(r.route),
+            ",".join(r.flags),
         )
     console.print(table)
     return 0
@@ -285,10 +287,12 @@ def _totals(args: argparse.Namespace, console: Console) -> int:
             state += ", in balance" if shift.in_balance else ", OUT OF BALANCE"
         title += f" ({state})"
     t = Table(title=title)
-    for col in ("category", "currency", "count", "amount"):
+    for col in ("tender", "category", "currency", "count", "amount"):
         t.add_column(col)
-    for line in totals.lines:
-        t.add_row(line.category, line.currency, str(line.count), str(line.amount))
+    for line in totals.lines:  # by tender, then category
+        t.add_row(
+            line.tender or "-", line.category, line.currency, str(line.count), str(line.amount)
+        )
     console.print(t)
     return 0
 

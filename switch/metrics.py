@@ -120,6 +120,12 @@ class SwitchMetrics:
             ["link", "reason"],
             registry=r,
         )
+        self.wallet_unverified_answers = Counter(
+            "forecourt_wallet_unverified_answers",
+            "Wallet provider answers refused: signature absent, wrong or stale",
+            ["link", "operation"],
+            registry=r,
+        )
         self.host_timeouts = Counter(
             "forecourt_host_timeouts",
             "Requests the host did not answer in time",
@@ -135,6 +141,18 @@ class SwitchMetrics:
         self.saf_depth = Gauge(
             "forecourt_saf_depth",
             "Store-and-forward items not yet delivered",
+            ["link"],
+            registry=r,
+        )
+        self.stand_in_approvals = Counter(
+            "forecourt_stand_in_approvals",
+            "Purchases the switch approved itself, the acquirer being unavailable",
+            ["link", "verification"],
+            registry=r,
+        )
+        self.stand_in_advices = Counter(
+            "forecourt_stand_in_advices_delivered",
+            "Advices of stand-in approvals the host acknowledged",
             ["link"],
             registry=r,
         )

@@ -21,6 +21,7 @@ from forecourt.codecs.errors import CodecError, DecodeError
 from forecourt.codecs.fields import mask_pan
 from forecourt.codecs.message import Message
 from forecourt.codecs.mti import RequestKey, is_request, mti_class
+from forecourt.codecs.payment_code import masked_payment_code
 from forecourt.keys.errors import KeysError, UnknownOwner
 from forecourt.switch import transmission_time as field7
 from forecourt.switch.answering import TerminalAnswers
@@ -35,6 +36,7 @@ from forecourt.switch.context import (
     TerminalPolicy,
 )
 from forecourt.switch.flows.base import Flow, Job, Services
+from forecourt.switch.flows.stand_in import is_stand_in, reverse_stand_in
 from forecourt.switch.flows.table import flow_for
 from forecourt.switch.journal import (
     AddEvent,
@@ -44,6 +46,7 @@ from forecourt.switch.journal import (
     Journal,
     JournalRow,
     RetrySaf,
+    SettleSplitLeg,
     WriteOp,
     new_txn_id,
 )
@@ -281,7 +284,7 @@ class Pipeline:
             stan=stan,
             mti_class=key.mti_class,
             request_mti=request.mti,
-            masked_pan=mask_pan(pan) if pan else None,
+            masked_pan=mask_pan(pan) if pan else masked_payment_code(request),
             amount=amount,
             processing_code=request.fields.get("3"),
             received_at=time.time(),
@@ -391,8 +394,17 @@ class Pipeline:
                 ops.append(CompleteSaf(parked))
         elif parked is not None:
             ops.append(RetrySaf(parked, "terminal gone before the answer", time.time()))
+        elif is_stand_in(record):
+            # its own reversal, parked behind its advice: SAF sends the advice first
+            due = await reverse_stand_in(self.journal, record.txn_id, "terminal gone")
+            if not due:
+                return
+            ops += due
         else:
             return
+        if record.split_group is not None:  # a split leg: its part of the sale is free again
+            held = minor_units(record.approved_amount) or 0
+            ops.append(SettleSplitLeg(record.terminal_id, record.split_group, -held, -held))
         await self.journal.write(*ops)
         log.warning("answer_undelivered_reversal_queued", txn_id=record.txn_id)
         if self.saf is not None:

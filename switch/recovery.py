@@ -2,7 +2,8 @@
 
 Every transaction still `forwarded` may have been approved at the host with no
 answer journalled: its parked reversal becomes due now. One still `received` never
-left the switch: it is marked failed. SAF items this node had claimed are due
+left the switch: it is marked failed. A split-tender leg reversed so frees its
+part of the sale. SAF items this node had claimed are due
 again at once. Recent outcomes are loaded into the in-memory duplicate window (answers, and
 rows that ended without one, so a retransmission never becomes a second
 authorisation) and the terminal guards (locks, sign-offs) are read. The reversals parked
@@ -20,6 +21,7 @@ import structlog
 from forecourt.codecs.mti import RequestKey
 from forecourt.switch.journal import Journal, RetrySaf, WriteOp
 from forecourt.switch.pipeline import Pipeline
+from forecourt.switch.split_tender import release_in_flight
 
 log = structlog.get_logger("forecourt.recovery")
 
@@ -54,6 +56,7 @@ async def recover(
         else:
             ops += journal.update_ops(row.txn_id, state="failed")
             never_left += 1
+    ops += release_in_flight(row for row in rows if row.state == "forwarded")
     # SAF items this node had claimed when it stopped are in no one's hands now: due at
     # once, not when their lease runs out (the host takes a repeat as a duplicate)
     for entry in await journal.saf_entries("in_flight", limit=10_000_000):

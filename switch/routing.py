@@ -4,7 +4,8 @@ Built once from the configuration, then asked once per transaction, so it is a
 plain class with sorted integer intervals per prefix length: the longest
 matching prefix wins ("4" → bank acquirer, "7077" → fleet card acquirer), and
 ranges of equal length may not overlap with different targets (that would be
-ambiguous, so the configuration is refused).
+ambiguous, so the configuration is refused). The same match, over the routes'
+tenders, gives a card's tender (fleet, consumer or bank) for split tender.
 """
 
 from __future__ import annotations
@@ -37,10 +38,16 @@ class NoRoute(LookupError):
 class Router:
     """Longest-prefix match of a PAN over digit ranges (e.g. ``"2221-2720"``)."""
 
-    __slots__ = ("_default", "_tables")
+    __slots__ = ("_codes", "_default", "_tables", "_tenders")
 
     def __init__(
-        self, routes: Iterable[tuple[Sequence[str], str]], default: str | None = None
+        self,
+        routes: Iterable[tuple[Sequence[str], str]],
+        default: str | None = None,
+        *,
+        targets: str = "acquirers",
+        tenders: Iterable[tuple[Sequence[str], str]] = (),
+        payment_codes: Iterable[tuple[Sequence[str], str]] = (),
     ) -> None:
         by_length: dict[int, list[tuple[int, int, str]]] = {}
         for prefixes, link in routes:
@@ -57,7 +64,7 @@ class Router:
                     if plink != link:
                         a, b = _fmt(plo, phi, length), _fmt(lo, hi, length)
                         raise RoutingError(
-                            f"prefix ranges overlap with different acquirers: "
+                            f"prefix ranges overlap with different {targets}: "
                             f"{a} ({plink}) and {b} ({link})"
                         )
                     merged[-1] = (plo, max(phi, hi), link)
@@ -68,6 +75,12 @@ class Router:
             )
         self._tables = tables
         self._default = default
+        tender_routes = list(tenders)
+        self._tenders = TenderMap(tender_routes) if tender_routes else None
+        # wallet payment codes route over their own table (their prefixes overlap card
+        # ranges), and never to the default route: a code no wallet takes has no route
+        codes = [(p, link) for p, link in payment_codes if p]
+        self._codes = Router(codes) if codes else None
 
     @staticmethod
     def parse_range(spec: str) -> tuple[int, int, int]:
@@ -91,6 +104,12 @@ class Router:
     def default(self) -> str | None:
         return self._default
 
+    def route_payment_code(self, code: str) -> str:
+        """The wallet provider for this payment code; raises NoRoute if none takes it."""
+        if self._codes is None:
+            raise NoRoute("no route takes wallet payment codes")
+        return self._codes.route(code)
+
     def route(self, pan: str) -> str:
         """The acquirer link name for this PAN; raises NoRoute if nothing matches."""
         n = len(pan)
@@ -107,6 +126,28 @@ class Router:
         if self._default is None:
             raise NoRoute("no route for this card and no default route")
         return self._default
+
+    def tender(self, pan: str) -> str:
+        """The card's tender (``[[routes]] tender``): fleet, consumer or bank."""
+        return DEFAULT_TENDER if self._tenders is None else self._tenders.tender(pan)
+
+
+TENDERS = ("fleet", "consumer", "bank")  # the order a split sale's legs are paid in
+DEFAULT_TENDER = "bank"
+
+
+class TenderMap:
+    """The tender of a card (fleet, consumer or bank), by the longest matching route
+    prefix like the acquirer; a card no route names is a bank card. Apart from the
+    `Router` because two routes may give different tenders to one acquirer."""
+
+    __slots__ = ("_router",)
+
+    def __init__(self, routes: Iterable[tuple[Sequence[str], str]]) -> None:
+        self._router = Router(routes, DEFAULT_TENDER, targets="tenders")
+
+    def tender(self, pan: str) -> str:
+        return self._router.route(pan)
 
 
 def _fmt(lo: int, hi: int, length: int) -> str:

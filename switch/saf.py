@@ -17,6 +17,7 @@ from collections.abc import Mapping
 import structlog
 import trio
 from forecourt.codecs.action_codes import Outcome, outcome_of
+from forecourt.codecs.message import Message
 from forecourt.codecs.mti import mti_class, repeat_mti
 from forecourt.switch.authoriser import Authoriser, AuthoriserError
 from forecourt.switch.config import SafConfig
@@ -30,7 +31,7 @@ from forecourt.switch.journal import (
     WriteOp,
 )
 from forecourt.switch.metrics import SwitchMetrics
-from forecourt.switch.reversal import saf_message
+from forecourt.switch.reversal import original_reference, saf_message
 
 log = structlog.get_logger("forecourt.saf")
 
@@ -151,7 +152,7 @@ class SafSender:
             if outcome in _TECHNICAL:
                 await self._not_yet(item, f"host answered {code}", bound)
                 return
-            await self._acknowledged(item, code)
+            await self._acknowledged(item, code, link)
             bound.info("saf_delivered", action_code=code)
         finally:
             self._busy[link.name] -= 1
@@ -167,11 +168,22 @@ class SafSender:
         await self._journal.saf_retry(item.id, reason, time.time() + delay)
         bound.warning("saf_retry", reason=reason, retry_in_s=round(delay, 3))
 
-    async def _acknowledged(self, item: SafItem, code: str) -> None:
+    async def _acknowledged(self, item: SafItem, code: str, link: Authoriser) -> None:
         """The host took it: close the item and settle the transactions it concerns."""
         ops: list[WriteOp] = [CompleteSaf(item.id)]
         row = await self._journal.get(item.txn_id)
-        if mti_class(item.mti) == "4":
+        stand_in = row is not None and "stand_in" in row.flags
+        reversal = mti_class(item.mti) == "4"
+        message = saf_message(item.payload) if stand_in and reversal else None
+        if message is not None and not _names_an_advice(message, link):
+            # the reversal of the request that timed out before the switch stood in:
+            # the stand-in approval stands, its advice goes next
+            event = Event(item.txn_id, time.time(), "timed_out_request_reversed", code)
+            ops.append(AddEvent(event))
+        elif message is not None and "30" in message.fields:
+            # a terminal's partial reversal of the stand-in approval: the final amount
+            ops += self._journal.update_ops(item.txn_id, approved_amount=int(message.fields["4"]))
+        elif reversal:
             if row is not None and row.mti_class == "4":
                 # a terminal's reversal: it is done, and its original is settled
                 ops += self._journal.update_ops(item.txn_id, state="approved", action_code=code)
@@ -188,3 +200,11 @@ class SafSender:
             ops += [AddEvent(Event(item.txn_id, time.time(), "advice_delivered", code))]
         await self._journal.write(*ops)
         self.delivered += 1
+        if stand_in and mti_class(item.mti) != "4":
+            self._metrics.stand_in_advices.labels(link=link.name).inc()
+
+
+def _names_an_advice(message: Message, link: Authoriser) -> bool:
+    """A reversal naming an advice (x220): one of a stand-in approval's own."""
+    ref = original_reference(message, link.family)
+    return ref is not None and ref[0][2:3] == "2"

@@ -36,6 +36,7 @@ from forecourt.switch.pipeline import Pipeline
 from forecourt.switch.recovery import recover
 from forecourt.switch.saf import SafSender
 from forecourt.switch.session import TerminalSession
+from forecourt.switch.stand_in import StandInPolicy
 from forecourt.switch.takeover import run_takeover, takeover_threshold
 from forecourt.switch.terminal_keys import KeyringCache
 from forecourt.switch.tls import TlsContexts
@@ -180,7 +181,7 @@ class Listener:
 async def _load_zone_keys(config: SwitchConfig, keys: KeyringCache) -> None:
     """Each MAC'd link's ZAK; a link the key store does not know is the operator's to fix."""
     for i, acquirer in enumerate(config.acquirers):
-        if not acquirer.mac:
+        if acquirer.kind != "iso8583" or not acquirer.mac:
             continue
         try:
             await keys.keyring(acquirer.name)
@@ -326,6 +327,7 @@ async def _run_switch(
                     reverse_on_disconnect=config.reversal.on_disconnect,
                     preauth_window_s=config.reversal.preauth_completion_window_s,
                     duplicates_from_journal=cluster,
+                    stand_in=StandInPolicy(config.stand_in) if config.stand_in.enabled else None,
                 ),
                 saf=saf,
                 requests=TerminalRequests(

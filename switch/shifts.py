@@ -2,7 +2,8 @@
 
 A shift begins when the terminal signs on with no shift open and ends at its
 shift close; every transaction in between carries the shift id, so the switch
-can total a shift from its own journal and compare with what the terminal counted.
+can total a shift from its own journal and compare with what the terminal counted,
+and break its totals down by tender (fleet, consumer, bank card) for the split sales.
 Open shifts are the journal's (one per terminal, whichever node opened it): a
 transaction row written without a shift takes the terminal's open one in the same
 statement, so every node of a cluster agrees without a cache.
@@ -11,6 +12,7 @@ statement, so every node of a cluster agrees without a cache.
 from __future__ import annotations
 
 import time
+from collections.abc import Mapping
 from typing import Any
 
 import attrs
@@ -32,12 +34,25 @@ def _count(message: Message, field: str) -> int:
     return int(value) if value and value.isdigit() else 0
 
 
+def by_tender(totals: ShiftTotals) -> dict[str, dict[str, list[int]]]:
+    """The switch's totals per tender (fleet, consumer, bank), then category:
+    {tender: {category: [count, amount]}}, over every currency. Rows journalled
+    before tenders existed are under "unknown"."""
+    out: dict[str, dict[str, list[int]]] = {}
+    for line in totals.lines:
+        counts = out.setdefault(line.tender or "unknown", {}).setdefault(line.category, [0, 0])
+        counts[0] += line.count
+        counts[1] += line.amount
+    return out
+
+
 @attrs.frozen
 class Reconciliation:
     terminal_debits: tuple[int, int]
     terminal_credits: tuple[int, int]
     switch_debits: tuple[int, int]
     switch_credits: tuple[int, int]
+    tenders: Mapping[str, Mapping[str, list[int]]] = attrs.field(factory=dict)
 
     @property
     def in_balance(self) -> bool:
@@ -60,6 +75,7 @@ class Reconciliation:
                 "debits": diff(self.terminal_debits, self.switch_debits),
                 "credits": diff(self.terminal_credits, self.switch_credits),
             },
+            "by_tender": {t: dict(c) for t, c in self.tenders.items()},
         }
 
 
@@ -78,4 +94,5 @@ def reconcile(request: Message, totals: ShiftTotals) -> Reconciliation:
         terminal_credits=credits,
         switch_debits=totals.get("debit"),
         switch_credits=totals.get("credit"),
+        tenders=by_tender(totals),
     )

@@ -12,6 +12,8 @@ SAF sender claims them (`FOR UPDATE SKIP LOCKED`).
 
 One conditional UPDATE (`... WHERE state = 'forwarded' ... RETURNING`) in one
 journal write decides which node takes a row: two survivors never both take it.
+The taker then frees the split-tender claims of the legs it took (a write of its
+own: a taker dying in between leaves a sale under-paid, never over-paid).
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ import trio
 from forecourt.switch.config import SwitchConfig
 from forecourt.switch.journal import Journal, TakeOverStale
 from forecourt.switch.saf import SafSender
+from forecourt.switch.split_tender import release_in_flight
 
 log = structlog.get_logger("forecourt.takeover")
 
@@ -43,6 +46,10 @@ async def take_over_once(
     at = time.time() if now is None else now
     (taken,) = await journal.write(TakeOverStale(node, at - threshold_s, at))
     assert isinstance(taken, list)
+    if taken:  # split legs among them free their part of their sale (this node took them)
+        releases = release_in_flight(await journal.get_many([txn for txn, _ in taken]))
+        if releases:
+            await journal.write(*releases)
     return taken
 
 

@@ -45,6 +45,9 @@ class TxnRecord:
     reversible: bool = True
     # field 32 as it went upstream: a later reversal names the original's acquirer
     acquirer_id: str | None = None
+    # split tender: the sale's group id, and the card's tender (fleet, consumer, bank)
+    split_group: str | None = None
+    tender: str | None = None
     # what the host was sent (host family, switch STAN), to reverse it if need be
     sent: Message | None = None
     # the reversal parked in SAF while the request is at the host
@@ -86,6 +89,8 @@ def journal_row(record: TxnRecord, node: str) -> JournalRow:
         response_raw=record.answer_raw,
         flags=record.flags,
         acquirer_id=record.acquirer_id,
+        split_group=record.split_group,
+        tender=record.tender,
     )
 
 

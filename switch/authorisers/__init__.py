@@ -22,6 +22,8 @@ from forecourt.switch.tls import TlsContexts
 
 from .iso8583 import KIND as ISO8583
 from .iso8583 import MacKey, build_iso8583
+from .wallet import KIND as WALLET
+from .wallet import build_wallet
 
 __all__ = ["KINDS", "AuthoriserDeps", "AuthoriserFactory", "ZoneKeys", "build_authorisers"]
 
@@ -57,8 +59,12 @@ def _iso8583(acquirer: AcquirerConfig, deps: AuthoriserDeps) -> Authoriser:
     return build_iso8583(acquirer, deps.metrics, deps.zone_keys, deps.link_tls(acquirer.name))
 
 
+def _wallet(acquirer: AcquirerConfig, deps: AuthoriserDeps) -> Authoriser:
+    return build_wallet(acquirer, deps.metrics, deps.journal, deps.key_store)
+
+
 # kind -> factory; mypy checks here that each factory's product is an Authoriser
-KINDS: Mapping[str, AuthoriserFactory] = {ISO8583: _iso8583}
+KINDS: Mapping[str, AuthoriserFactory] = {ISO8583: _iso8583, WALLET: _wallet}
 
 
 def build_authorisers(config: SwitchConfig, deps: AuthoriserDeps) -> dict[str, Authoriser]:

@@ -10,9 +10,11 @@ queued reversal, whatever kind of party it is.
 from __future__ import annotations
 
 import time
+from collections.abc import Awaitable, Callable
 
 from forecourt.codecs.action_codes import Outcome, is_approved
 from forecourt.codecs.message import Message
+from forecourt.codecs.payment_code import payment_code_of
 from forecourt.switch.answers import local_answer, relay_answer
 from forecourt.switch.authoriser import (
     Authoriser,
@@ -21,6 +23,7 @@ from forecourt.switch.authoriser import (
     AuthoriserTimeout,
 )
 from forecourt.switch.flows.base import PARKED_S, Job
+from forecourt.switch.flows.original_route import original_route
 from forecourt.switch.journal import (
     AddEvent,
     CompleteSaf,
@@ -31,16 +34,25 @@ from forecourt.switch.journal import (
 )
 from forecourt.switch.reversal import ReversalReason, saf_payload, switch_reversal
 from forecourt.switch.routing import NoRoute
+from forecourt.switch.stand_in import Unanswered
 from forecourt.switch.transaction import TxnRecord, journal_row, pan_of
 from forecourt.switch.translate import across_families
 from forecourt.switch.zone_pins import PinRefused
 
 
-def authoriser_for(job: Job) -> Authoriser | Outcome:
-    """The authoriser the card routes to, or why there is none."""
+def authoriser_for(job: Job, route: str | None = None) -> Authoriser | Outcome:
+    """The authoriser the card (or payment code) routes to, or why there is none.
+
+    `route`: already known (a refund goes where the sale it names went)."""
     record = job.txn
+    router = job.services.router
+    pan = pan_of(job.request)
+    record.tender = router.tender(pan or "")
     try:
-        route = job.services.router.route(pan_of(job.request) or "")
+        if route is None:
+            # a card wins; a wallet payment code (ifsf 48-60) is read only without one
+            code = None if pan else payment_code_of(job.request)
+            route = router.route_payment_code(code) if code else router.route(pan or "")
     except NoRoute:
         return Outcome.DECLINED
     record.route = route
@@ -50,20 +62,38 @@ def authoriser_for(job: Job) -> Authoriser | Outcome:
     return authoriser
 
 
+# What may answer instead of 912/911 when the authoriser gave no answer (stand-in).
+Instead = Callable[[Job, Authoriser, Unanswered], Awaitable[Message | None]]
+
+
+async def _instead(
+    job: Job, instead: Instead | None, authoriser: Authoriser | None, why: Unanswered
+) -> Message | None:
+    if instead is None or authoriser is None:
+        return None
+    return await instead(job, authoriser, why)
+
+
 def arm_reversal(record: TxnRecord, reason: str, at: float) -> None:
     record.state = "reversal_pending"
     if record.parked_saf_id is not None:
         record.pending_ops.append(RetrySaf(record.parked_saf_id, reason, at))
 
 
-async def forward(job: Job) -> Message:
-    """Ask the routed authoriser; the answer made the terminal's."""
+async def forward(job: Job, instead: Instead | None = None) -> Message:
+    """Ask the routed authoriser; the answer made the terminal's. `instead` may answer
+    when the authoriser gave none (no link, or a timeout before any answer)."""
     request, record, services = job.request, job.txn, job.services
     family = job.ctx.dialect.family
-    found = authoriser_for(job)
+    found = authoriser_for(job, await original_route(job))
     if isinstance(found, Outcome):
         record.state = "declined"
         job.log.warning("route_unavailable", route=record.route)
+        if found is Outcome.ISSUER_UNAVAILABLE:
+            link = services.authorisers.get(record.route or "")
+            standing = await _instead(job, instead, link, Unanswered.NO_LINK)
+            if standing is not None:
+                return standing
         return local_answer(request, family, found)
     authoriser = found
     route = authoriser.name
@@ -118,6 +148,9 @@ async def forward(job: Job) -> Message:
         else:
             job.log.warning("host_timeout", route=route)
             record.state = "timed_out"
+        standing = await _instead(job, instead, authoriser, Unanswered.TIMEOUT)
+        if standing is not None:
+            return standing
         return local_answer(request, family, Outcome.ISSUER_TIMEOUT)
     except AuthoriserError as exc:
         # nothing reached the party (busy, or the connection broke before sending)
@@ -128,6 +161,11 @@ async def forward(job: Job) -> Message:
                 record.pending_ops.append(CompleteSaf(record.parked_saf_id))
             else:
                 arm_reversal(record, "link broke while sending", time.time())
+        if not isinstance(exc, AuthoriserBusy):  # busy: the link is up, only full
+            why = Unanswered.NO_LINK if record.sent is None else Unanswered.TIMEOUT
+            standing = await _instead(job, instead, authoriser, why)
+            if standing is not None:
+                return standing
         return local_answer(request, family, Outcome.ISSUER_UNAVAILABLE)
     record.host_ms = answer.seconds * 1000.0
     services.metrics.host_latency_of(route).observe(answer.seconds)

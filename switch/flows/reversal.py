@@ -3,7 +3,8 @@
 The original is found through field 56 (1993) or 90 (1987) and the terminal id.
 The reversal is queued for the original's authoriser in SAF, durably with the
 answer, and the terminal hears 400/00 at once. An original that never left is
-answered locally; an unknown one gets 914/25.
+answered locally; an unknown one gets 914/25. A reversal carrying a split group
+reverses the whole sale (flows/split.py).
 """
 
 from __future__ import annotations
@@ -14,6 +15,8 @@ from forecourt.codecs.mti import RequestKey, mti_class
 from forecourt.switch.answers import local_answer
 from forecourt.switch.flows.base import Flow, FlowRules, Job
 from forecourt.switch.flows.saf_queue import queue_for_authoriser
+from forecourt.switch.flows.split import group_of, release_reversed_leg, reverse_sale
+from forecourt.switch.flows.stand_in import STAND_IN, partial_reversal_ops, reverse_stand_in
 from forecourt.switch.journal import CancelParked
 from forecourt.switch.reversal import original_reference
 
@@ -35,6 +38,20 @@ async def reverse(job: Job) -> Message:
     record.route = original.route
     partial = "30" in request.fields and request.fields.get("4") is not None
     record.flags = ("partial",) if partial else ()
+    stand_in_link = services.authorisers.get(original.route or "")
+    if original.state == "approved" and STAND_IN in original.flags and stand_in_link:
+        # the stand-in approval's own reversal goes, after its advice (flows/stand_in.py),
+        # even when the purchase never left the switch: its advice tells the host of it
+        if partial:
+            record.pending_ops += await partial_reversal_ops(journal, job, stand_in_link, original)
+            job.log.info("stand_in_partial_reversal_queued", original=original.txn_id)
+            return local_answer(request, family, Outcome.REVERSAL_ACCEPTED)
+        due = await reverse_stand_in(journal, original.txn_id, "reversed by the terminal")
+        if due:
+            pending = journal.update_ops(original.txn_id, state="reversal_pending")
+            record.pending_ops += [*due, *pending]
+            job.log.info("stand_in_reversal_queued", original=original.txn_id)
+            return local_answer(request, family, Outcome.REVERSAL_ACCEPTED)
     if original.forwarded_at is None or original.route is None:
         job.log.info("reversal_answered_locally_original_never_left", original=original.txn_id)
         return local_answer(request, family, Outcome.REVERSAL_ACCEPTED)
@@ -55,5 +72,18 @@ async def reverse(job: Job) -> Message:
     return local_answer(request, family, Outcome.REVERSAL_ACCEPTED)
 
 
+async def reverse_leg_or_sale(job: Job) -> Message:
+    """A reversal carrying a split group reverses the whole sale; any other reverses
+    its original (and frees what that original held of a split sale)."""
+    group = group_of(job)
+    if isinstance(group, Message):
+        return group
+    if group is not None:
+        return await reverse_sale(job, group)
+    answer = await reverse(job)
+    await release_reversed_leg(job)
+    return answer
+
+
 # accepted after a sign-off too: a reversal only ever gives money back
-FLOW = Flow(FlowRules("reversal", needs_signed_on=False), reverse)
+FLOW = Flow(FlowRules("reversal", needs_signed_on=False), reverse_leg_or_sale)

@@ -30,9 +30,11 @@ from forecourt.switch.journal.writes import (
     CancelParked,
     CancelShiftParked,
     ClaimSaf,
+    ClaimSplitLeg,
     ClearMacFailures,
     CloseShift,
     CompleteSaf,
+    DueParked,
     EnqueueSaf,
     ExpireParked,
     FlagSaf,
@@ -41,7 +43,9 @@ from forecourt.switch.journal.writes import (
     RecordMacFailure,
     RetryFlaggedSaf,
     RetrySaf,
+    ReverseSplitGroup,
     SetSignedOn,
+    SettleSplitLeg,
     TakeOverStale,
     UnlockTerminal,
     UpdateTransaction,
@@ -130,7 +134,7 @@ def send(op: WriteOp, s: Statements, run: Execute) -> Cursor | None:
             params: list[object] = [op.node, op.now + op.lease_s, op.now, op.now]
             if op.link is not None:
                 params.append(op.link)
-            params.append(op.limit)
+            params += [op.now, op.limit]
             return run(s.claim_saf if op.link is None else s.claim_saf_of_link, params)
         case CompleteSaf(item_id=item_id):
             return run(s.done_saf, (item_id,))
@@ -158,6 +162,27 @@ def send(op: WriteOp, s: Statements, run: Execute) -> Cursor | None:
             return run(s.unlock_terminal, (op.terminal_id, op.at))
         case SetSignedOn():
             return run(s.set_signed_off, (op.terminal_id, not op.signed_on, op.at))
+        case ClaimSplitLeg():
+            params = [op.terminal_id, op.group_id, op.total, op.amount, op.at, op.rank]
+            return run(s.claim_split_leg, params)
+        case SettleSplitLeg():
+            rank = -1 if op.rank is None else op.rank
+            return run(
+                s.settle_split_leg,
+                (
+                    op.claimed_delta,
+                    op.approved_delta,
+                    rank,
+                    rank,
+                    rank,
+                    op.terminal_id,
+                    op.group_id,
+                ),
+            )
+        case ReverseSplitGroup():
+            return run(s.reverse_split_group, (op.terminal_id, op.group_id))
+        case DueParked():
+            return run(s.due_parked, (op.at, f"due: {op.reason}", op.txn_id))
         case RetryFlaggedSaf():
             note = f"retried by {op.operator}"
             return run(s.convert(_RETRY_FLAGGED), (op.at, note, op.item_id))
@@ -206,9 +231,13 @@ def result(op: WriteOp, cur: Cursor | None) -> object:
         case TakeOverStale():
             assert cur is not None
             return [(str(r[0]), str(r[1])) for r in cur.fetchall()]
-        case CancelParked() | CancelShiftParked():
+        case CancelParked() | CancelShiftParked() | DueParked() | ReverseSplitGroup():
             assert cur is not None
             return int(cur.rowcount)
+        case ClaimSplitLeg():
+            assert cur is not None
+            claimed = cur.fetchone()
+            return None if claimed is None else (int(claimed[0]), int(claimed[1]))
         case OpenShift():
             assert cur is not None
             return cur.rowcount == 1

@@ -126,6 +126,9 @@ class JournalRow:
     # field 32 of the request as it went upstream: a later terminal reversal names the
     # original's acquirer in field 56/90 from it
     acquirer_id: str | None = None
+    # split tender: the sale's group id (field 48-7 / 62) and the card's tender
+    split_group: str | None = None
+    tender: str | None = None
 
 
 COLUMNS: tuple[str, ...] = tuple(a.name for a in attrs.fields(JournalRow))
@@ -192,9 +195,10 @@ class SafStats:
 @attrs.frozen
 class TotalsLine:
     currency: str
-    category: str  # debit, credit, reversed, authorised, declined
+    category: str  # debit, credit, reversed, authorised, declined, stand_in (among debits)
     count: int
     amount: int
+    tender: str = ""  # fleet, consumer, bank ("" for rows journalled before tenders)
 
 
 @attrs.frozen
@@ -211,6 +215,26 @@ class ShiftTotals:
         if currency is not None:
             rows = [x for x in rows if x.currency == currency]
         return sum(x.count for x in rows), sum(x.amount for x in rows)
+
+
+@attrs.frozen
+class SplitGroupState:
+    """One split sale as the journal holds it (``split_groups``): ``claimed`` is what
+    approved legs and legs still at their authoriser hold, never above ``total``;
+    ``tender_rank`` the highest tender approved so far (fleet 0, consumer 1, bank 2)."""
+
+    terminal_id: str
+    group_id: str
+    total: int
+    claimed: int
+    approved: int
+    tender_rank: int
+    reversed: bool
+    created_at: float
+
+    @property
+    def due(self) -> int:
+        return self.total - self.approved
 
 
 @attrs.frozen

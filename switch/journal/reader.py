@@ -24,6 +24,7 @@ from forecourt.switch.journal.model import (
     SafStats,
     ShiftRecord,
     ShiftTotals,
+    SplitGroupState,
     TotalsLine,
 )
 from forecourt.switch.journal.statements import Statements
@@ -152,9 +153,10 @@ class QueryReader:
         return [_saf_entry(r) for r in self._rows(query, tuple(txn_ids))]
 
     def totals(self, terminal_id: str, shift_id: str) -> ShiftTotals:
-        rows = self._rows(self._q(sql.TOTALS), (terminal_id, shift_id))
+        rows = self._rows(self._q(sql.TOTALS), (terminal_id, shift_id) * 2)
         lines = tuple(
-            TotalsLine(r["currency"], r["category"], int(r["n"]), int(r["total"])) for r in rows
+            TotalsLine(r["currency"], r["category"], int(r["n"]), int(r["total"]), r["tender"])
+            for r in rows
         )
         return ShiftTotals(terminal_id, shift_id, lines)
 
@@ -171,6 +173,28 @@ class QueryReader:
             totals=json.loads(r["totals"]) if r["totals"] else None,
             in_balance=None if r["in_balance"] is None else bool(r["in_balance"]),
         )
+
+    def split_group(self, terminal_id: str, group_id: str) -> SplitGroupState | None:
+        rows = self._rows(self._q(sql.SPLIT_GROUP), (terminal_id, group_id))
+        if not rows:
+            return None
+        r = rows[0]
+        return SplitGroupState(
+            terminal_id=r["terminal_id"],
+            group_id=r["group_id"],
+            total=int(r["total"]),
+            claimed=int(r["claimed"]),
+            approved=int(r["approved"]),
+            tender_rank=int(r["tender_rank"]),
+            reversed=bool(r["reversed"]),
+            created_at=float(r["created_at"]),
+        )
+
+    def split_legs(self, terminal_id: str, group_id: str) -> list[JournalRow]:
+        """The purchases of one split sale, oldest first."""
+        return [
+            journal_row(r) for r in self._rows(self._q(sql.SPLIT_LEGS), (terminal_id, group_id))
+        ]
 
     def guard(self, terminal_id: str) -> GuardState | None:
         rows = self._rows(self._q(sql.GUARD), (terminal_id,))

@@ -19,6 +19,7 @@ from forecourt.switch.journal.model import (
     SafStats,
     ShiftRecord,
     ShiftTotals,
+    SplitGroupState,
 )
 
 _R = TypeVar("_R")
@@ -105,6 +106,14 @@ class JournalReads:
     async def guards_since(self, since: float) -> list[GuardState]:
         """Guards changed at or after ``since`` (0: all): how a node catches up."""
         return await self._read(lambda r: r.guards_since(since))
+
+    async def split_group(self, terminal_id: str, group_id: str) -> SplitGroupState | None:
+        """A split sale's group row (what is claimed and approved of its total)."""
+        return await self._read(lambda r: r.split_group(terminal_id, group_id))
+
+    async def split_legs(self, terminal_id: str, group_id: str) -> list[JournalRow]:
+        """The purchases journalled in one split sale, oldest first."""
+        return await self._read(lambda r: r.split_legs(terminal_id, group_id))
 
     def _close_readers(self) -> None:
         while self._readers:

@@ -121,9 +121,29 @@ _V4 = f"""
         CREATE INDEX terminal_guards_updated ON terminal_guards (updated_at)
         """
 
+# Split tender: each leg names its sale's group and its tender; the group's row is
+# where two nodes settle a race for what is left of the sale (one conditional upsert).
+_V5 = """
+        ALTER TABLE transactions ADD COLUMN split_group TEXT;
+        ALTER TABLE transactions ADD COLUMN tender TEXT;
+        CREATE INDEX transactions_split ON transactions (terminal_id, split_group)
+            WHERE split_group IS NOT NULL;
+        CREATE TABLE split_groups (
+            terminal_id TEXT NOT NULL,
+            group_id    TEXT NOT NULL,
+            total       {money} NOT NULL,
+            claimed     {money} NOT NULL DEFAULT 0,
+            approved    {money} NOT NULL DEFAULT 0,
+            tender_rank INTEGER NOT NULL DEFAULT 0,
+            reversed    {bool} NOT NULL DEFAULT FALSE,
+            created_at  {real} NOT NULL,
+            PRIMARY KEY (terminal_id, group_id)
+        )
+        """
+
 # The web console's operators (argon2 hashes, never a password) and its audit trail:
 # who did what, when (docs/console.md).
-_V5 = """
+_V6 = """
         CREATE TABLE console_operators (
             name          TEXT PRIMARY KEY,
             role          TEXT NOT NULL
@@ -188,7 +208,8 @@ def render(types: ColumnTypes) -> list[tuple[int, str]]:
         "v1_saf_txn": "\n        CREATE INDEX saf_txn ON saf (txn_id);" if v1 else "",
         "v2_saf_txn": "" if v1 else "CREATE INDEX IF NOT EXISTS saf_txn ON saf (txn_id);\n        ",
     }
-    return [(n, text.format(**parts)) for n, text in enumerate((_V1, _V2, _V3, _V4, _V5), start=1)]
+    texts = (_V1, _V2, _V3, _V4, _V5, _V6)
+    return [(n, text.format(**parts)) for n, text in enumerate(texts, start=1)]
 
 
 def run_migration(

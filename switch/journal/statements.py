@@ -42,12 +42,19 @@ FLAG_SAF = (
     "UPDATE saf SET state = 'flagged', last_error = coalesce(?, last_error), "
     "claimed_by = NULL, lease_until = NULL WHERE id = ?"
 )
+# One transaction's items go in the order they were queued: none is claimed while an
+# earlier one of the same transaction is due, in flight or flagged (a stand-in
+# approval's advice waits for the reversal of the request that timed out, and the
+# reversal of the stand-in approval for its advice). A parked item blocks nothing.
 _CLAIM_SAF = (
     "UPDATE saf SET state = 'in_flight', claimed_by = ?, lease_until = ?, "
-    "attempts = attempts + 1 WHERE id IN (SELECT id FROM saf WHERE "
-    "((state = 'pending' AND next_attempt_at <= ?) OR "
-    "(state = 'in_flight' AND lease_until <= ?)) {link} "
-    "ORDER BY id LIMIT ?{lock}) "
+    "attempts = attempts + 1 WHERE id IN (SELECT s.id FROM saf s WHERE "
+    "((s.state = 'pending' AND s.next_attempt_at <= ?) OR "
+    "(s.state = 'in_flight' AND s.lease_until <= ?)) {link} "
+    "AND NOT EXISTS (SELECT 1 FROM saf e WHERE e.txn_id = s.txn_id AND e.id < s.id "
+    "AND (e.state IN ('in_flight', 'flagged') "
+    "OR (e.state = 'pending' AND e.next_attempt_at <= ?))) "
+    "ORDER BY s.id LIMIT ?{lock}) "
     "RETURNING id, txn_id, link, mti, payload, attempts, created_at, last_error"
 )
 _CANCEL_PARKED = (
@@ -72,6 +79,35 @@ CLOSE_SHIFT = (
     "ON CONFLICT (terminal_id, shift_id) DO UPDATE SET "
     "closed_at = excluded.closed_at, totals = excluded.totals, "
     "in_balance = excluded.in_balance"
+)
+
+# -- split tender (ClaimSplitLeg ...): the group row decides under its own lock. A new
+# group is inserted with the leg's claim; an existing one takes it only when the
+# total agrees, the group was not reversed, no later tender was approved and the
+# claim stays within the total. No row back: refused.
+CLAIM_SPLIT_LEG = (
+    "INSERT INTO split_groups (terminal_id, group_id, total, claimed, created_at) "
+    "VALUES (?, ?, ?, ?, ?) ON CONFLICT (terminal_id, group_id) DO UPDATE SET "
+    "claimed = split_groups.claimed + excluded.claimed "
+    "WHERE split_groups.total = excluded.total AND NOT split_groups.reversed "
+    "AND split_groups.tender_rank <= ? "
+    "AND split_groups.claimed + excluded.claimed <= split_groups.total "
+    "RETURNING claimed, approved"
+)
+SETTLE_SPLIT_LEG = (
+    "UPDATE split_groups SET claimed = claimed + ?, approved = approved + ?, "
+    "tender_rank = CASE WHEN ? >= 0 AND tender_rank < ? THEN ? ELSE tender_rank END "
+    "WHERE terminal_id = ? AND group_id = ?"
+)
+REVERSE_SPLIT_GROUP = (
+    "UPDATE split_groups SET reversed = TRUE, claimed = 0, approved = 0 "
+    "WHERE terminal_id = ? AND group_id = ?"
+)
+_DUE_PARKED = "UPDATE {saf} SET next_attempt_at = ?, last_error = ? WHERE txn_id = ? AND {parked}"
+SPLIT_GROUP = "SELECT * FROM split_groups WHERE terminal_id = ? AND group_id = ?"
+SPLIT_LEGS = (
+    "SELECT * FROM transactions WHERE terminal_id = ? AND split_group = ? "
+    "AND mti_class = '2' ORDER BY received_at"
 )
 
 # -- the terminal guard: each write one upsert, its RETURNING the state after it
@@ -117,10 +153,13 @@ SAF_COLUMNS = (
 )
 OPEN_SHIFTS = "SELECT terminal_id, shift_id FROM shifts WHERE closed_at IS NULL ORDER BY opened_at"
 SHIFT = "SELECT * FROM shifts WHERE terminal_id = ? AND shift_id = ?"
+# Categories: debit, credit, reversed, authorised, declined; and stand_in, the
+# approved purchases among the debits that the switch approved itself.
 TOTALS = """
-    SELECT currency, category, count(*) AS n, CAST(coalesce(sum(amt), 0) AS BIGINT) AS total
+    SELECT currency, tender, category, count(*) AS n,
+        CAST(coalesce(sum(amt), 0) AS BIGINT) AS total
     FROM (
-        SELECT coalesce(currency, '') AS currency,
+        SELECT coalesce(currency, '') AS currency, coalesce(tender, '') AS tender,
             CASE
                 WHEN mti_class = '2' AND state = 'approved'
                      AND substr(coalesce(processing_code, '00'), 1, 2) = '20'
@@ -133,10 +172,16 @@ TOTALS = """
             coalesce(approved_amount, amount, 0) AS amt
         FROM transactions
         WHERE terminal_id = ? AND shift_id = ?
+        UNION ALL
+        SELECT coalesce(currency, ''), coalesce(tender, ''), 'stand_in',
+            coalesce(approved_amount, amount, 0)
+        FROM transactions
+        WHERE terminal_id = ? AND shift_id = ? AND state = 'approved'
+            AND (',' || flags || ',') LIKE '%,stand_in,%'
     ) t
     WHERE category IS NOT NULL
-    GROUP BY 1, 2
-    ORDER BY 2, 1
+    GROUP BY 1, 2, 3
+    ORDER BY 2, 3, 1
     """
 GUARD = f"SELECT {GUARD_COLUMNS} FROM terminal_guards WHERE terminal_id = ?"
 GUARDS_SINCE = (
@@ -177,6 +222,10 @@ class Statements:
     clear_mac_failures: str
     unlock_terminal: str
     set_signed_off: str
+    claim_split_leg: str
+    settle_split_leg: str
+    reverse_split_group: str
+    due_parked: str
 
     @classmethod
     def build(
@@ -200,7 +249,7 @@ class Statements:
             retry_saf=c(RETRY_SAF),
             flag_saf=c(FLAG_SAF),
             claim_saf=c(_CLAIM_SAF.format(link="", lock=claim_lock)),
-            claim_saf_of_link=c(_CLAIM_SAF.format(link="AND link = ?", lock=claim_lock)),
+            claim_saf_of_link=c(_CLAIM_SAF.format(link="AND s.link = ?", lock=claim_lock)),
             cancel_parked=c(_CANCEL_PARKED.format(saf=saf_by_txn, parked=parked_by_txn)),
             cancel_shift_parked=c(
                 _CANCEL_SHIFT_PARKED.format(saf=saf_by_txn, parked=parked_by_txn)
@@ -211,6 +260,10 @@ class Statements:
             clear_mac_failures=c(CLEAR_MAC_FAILURES),
             unlock_terminal=c(UNLOCK_TERMINAL),
             set_signed_off=c(SET_SIGNED_OFF),
+            claim_split_leg=c(CLAIM_SPLIT_LEG),
+            settle_split_leg=c(SETTLE_SPLIT_LEG),
+            reverse_split_group=c(REVERSE_SPLIT_GROUP),
+            due_parked=c(_DUE_PARKED.format(saf=saf_by_txn, parked=parked_by_txn)),
         )
 
     def update_txn(self, names: Iterable[str]) -> str:

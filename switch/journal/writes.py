@@ -175,6 +175,55 @@ class SetSignedOn:
 
 
 @attrs.frozen
+class ClaimSplitLeg:
+    """A split leg takes its amount out of what its sale still owes, before it goes to
+    an authoriser: one conditional upsert, so two nodes racing for the last of a sale
+    cannot both take it. Refused (result None) when the group's total differs, the
+    group was reversed, a later tender was already approved (``rank`` below the
+    group's) or the claim would pass the total. Result: (claimed, approved) after it."""
+
+    terminal_id: str
+    group_id: str
+    total: int
+    amount: int
+    rank: int
+    at: float
+
+
+@attrs.frozen
+class SettleSplitLeg:
+    """A leg's answer (or reversal) moves the group: ``claimed`` and ``approved`` by
+    the deltas, the tender rank up to ``rank`` when given."""
+
+    terminal_id: str
+    group_id: str
+    claimed_delta: int
+    approved_delta: int
+    rank: int | None = None
+
+
+@attrs.frozen
+class ReverseSplitGroup:
+    """The whole sale was reversed: nothing is claimed and no further leg is taken."""
+
+    terminal_id: str
+    group_id: str
+
+
+@attrs.frozen
+class DueParked:
+    """An approved transaction's parked reversal is made due now (a whole split sale
+    reversed). Result: rows made due (0: none parked, e.g. after the shift closed)."""
+
+    txn_id: str
+    reason: str
+    at: float
+
+
+SplitOp = ClaimSplitLeg | SettleSplitLeg | ReverseSplitGroup | DueParked
+
+
+@attrs.frozen
 class RetryFlaggedSaf:
     """An operator sends a flagged item again: pending and due at ``at``. Its attempts
     are kept, so the resend is a repeat (1421, not 1420). Fails unless it is flagged."""
@@ -240,5 +289,9 @@ WriteOp = (
     | ClearMacFailures
     | UnlockTerminal
     | SetSignedOn
+    | ClaimSplitLeg
+    | SettleSplitLeg
+    | ReverseSplitGroup
+    | DueParked
     | ConsoleOp
 )

@@ -32,6 +32,7 @@ TABLE = [
     (Outcome.FUNCTION_NOT_SUPPORTED, "115", "40"),
     (Outcome.NOT_SIGNED_ON, "120", "58"),
     (Outcome.INVALID_TRANSACTION, "902", "12"),
+    (Outcome.INVALID_AMOUNT, "110", "13"),  # a split-tender leg over-paying its sale
 ]
 
 

@@ -164,9 +164,9 @@ def test_the_key_catalogue_needs_no_lmk(tmp_path: Path, monkeypatch: pytest.Monk
         catalogue.close()
 
 
-def test_migration_5_adds_the_console_tables() -> None:
+def test_migration_6_adds_the_console_tables() -> None:
     (version, sql), *_ = [m for m in MIGRATIONS if "console_operators" in m[1]]
-    assert version == 5 <= LATEST_VERSION
+    assert version == 6 <= LATEST_VERSION
     assert "console_audit" in sql and "password_hash" in sql and "CHECK (role IN" in sql
 
 

@@ -494,6 +494,9 @@ def switch_config(
             }
         ],
     }
+    for section in ("stand_in", "routes"):
+        if section in over:
+            doc[section] = over.pop(section)
     if "duplicate_window" in over:
         doc["journal"] = {"duplicate_window": over.pop("duplicate_window")}
     if "preauth_window_s" in over:

@@ -207,8 +207,8 @@ def test_relative_paths_follow_the_file(tmp_path: Path) -> None:
         (cfg(acquirers=[{"name": "bank", "port": 6000}]), "acquirers[0].host: is required"),
         (
             # no host either: the unknown kind is what gets reported
-            cfg(acquirers=[{"name": "bank", "kind": "ledger"}]),
-            "acquirers[0].kind: must be one of iso8583 (got 'ledger')",
+            cfg(acquirers=[{"name": "bank", "kind": "telex"}]),
+            "acquirers[0].kind: must be one of iso8583, wallet (got 'telex')",
         ),
         (
             cfg(acquirers=[{"name": "bank", "host": "h", "port": 6000, "kind": 8583}]),

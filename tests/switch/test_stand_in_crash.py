@@ -1,0 +1,166 @@
+"""kill -9 after a stand-in approval was answered: after the restart its advice still goes,
+and only after the reversal of the request that timed out.
+
+A real `forecourt serve` process (the harness of test_crash_recovery), a host in this
+process that never answers the purchase (the switch times out and stands in) and, until
+the restart, answers no reversal or advice either: so at the kill the reversal is
+queued or in flight and the advice waits behind it in the journal.
+"""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+from pathlib import Path
+
+import attrs
+import pytest
+import trio
+from forecourt.codecs.dialect import decode, get_dialect
+from forecourt.codecs.message import Message
+from forecourt.switch.journal import open_journal
+
+from tests.switch.harness import (
+    TEST_PAN,
+    HostPlan,
+    RecordingHost,
+    Terminal,
+    _unused_port,
+)
+from tests.switch.test_crash_recovery import FORECOURT, _connect, _links_up, _serve, _stop
+
+STAND_IN = """
+[stand_in]
+enabled = true
+currency = "978"
+[[stand_in.floor_limits]]
+product = "cards"
+signature = 5000
+[[routes]]
+name = "cards"
+acquirer = "bank"
+prefixes = ["4761"]
+"""
+
+
+def _config(data_dir: Path, port: int, host_port: int) -> str:
+    return f"""
+node = "stand-in-crash"
+data_dir = "{data_dir}"
+default_route = "bank"
+[logging]
+level = "info"
+format = "json"
+[saf]
+backoff_initial_s = 0.2
+backoff_max_s = 0.5
+lease_s = 30.0
+[[listeners]]
+name = "pos"
+host = "127.0.0.1"
+port = {port}
+dialect = "ifsf"
+terminal_group = "site"
+[[terminal_groups]]
+name = "site"
+terminals = ["T0000001"]
+mac_required = false
+[[acquirers]]
+mac = false
+name = "bank"
+host = "127.0.0.1"
+port = {host_port}
+connections = 1
+request_timeout_s = 1.0
+echo_interval_s = 0.0
+reconnect_initial_s = 0.05
+reconnect_max_s = 0.2
+acquirer_id = "12345678901"
+{STAND_IN}"""
+
+
+@attrs.define
+class SilentHost(RecordingHost):
+    """Never answers a purchase; answers reversals and advices only once `answering`."""
+
+    answering: bool = False
+
+    async def _answer(self, stream: trio.SocketStream, lock: trio.Lock, payload: bytes) -> None:
+        request = decode(self.dialect, payload)
+        if (request.mti[1] == "4" or request.mti[2] == "2") and not self.answering:
+            self.received.append(request)
+            return
+        await super()._answer(stream, lock, payload)
+
+
+def _never(request: Message) -> HostPlan:
+    return HostPlan(answer=False)
+
+
+@pytest.mark.slow
+async def test_kill_9_after_a_stand_in_answer_still_delivers_the_advice(tmp_path: Path) -> None:
+    data_dir = tmp_path / "data"
+    lmk_file = str(tmp_path / "lmk.key")
+    subprocess.run(
+        [*FORECOURT, "keys", "init", "--data-dir", str(data_dir), "--lmk-file", lmk_file],
+        check=True,
+        capture_output=True,
+    )
+    host = SilentHost(plan=_never)
+    async with trio.open_nursery() as nursery:
+        host_port = await nursery.start(host.serve)
+        port = _unused_port()
+        config = tmp_path / "forecourt.toml"
+        config.write_text(_config(data_dir, port, host_port))
+        with (tmp_path / "first.log").open("wb") as log:
+            first = await _serve(config, log)
+            try:
+                await _links_up(host, 1)
+                stream = await _connect(port)
+                terminal = Terminal(stream, get_dialect("ifsf"), "T0000001", None)
+                purchase = terminal.purchase(4200, pan=TEST_PAN)
+                answer = await terminal.exchange(purchase, timeout=10.0)
+                assert answer.fields["39"] == "000" and answer.fields["38"].startswith("S")
+                # SAF is trying the reversal of the timed-out request; nothing answers it
+                with trio.fail_after(10):
+                    while not [m for m in host.received if m.mti[1] == "4"]:
+                        await trio.sleep(0.02)
+                first.kill()
+                assert await first.wait() == -signal.SIGKILL
+                await stream.aclose()
+            finally:
+                if first.returncode is None:
+                    first.kill()
+                    await first.wait()
+        before_restart = len(host.received)
+        assert not [m for m in host.received if m.mti.startswith("122")]
+        host.answering = True
+        with (tmp_path / "second.log").open("wb") as log:
+            second = await _serve(config, log)
+            try:
+                await _links_up(host, 2)
+                with trio.fail_after(20):
+                    while not [m for m in host.received if m.mti.startswith("122")]:
+                        await trio.sleep(0.05)
+                await trio.sleep(0.5)  # its acknowledgement journalled
+                assert await _stop(second) == 0
+            finally:
+                if second.returncode is None:
+                    second.kill()
+                    await second.wait()
+        nursery.cancel_scope.cancel()
+
+    after = host.received[before_restart:]
+    reversals = [i for i, m in enumerate(after) if m.mti[1] == "4"]
+    advices = [i for i, m in enumerate(after) if m.mti.startswith("122")]
+    # after the restart: the reversal first (answered now), then the advice, once
+    assert reversals and len(advices) == 1 and reversals[-1] < advices[0]
+    advice = after[advices[0]]
+    assert advice.fields["38"] == answer.fields["38"] and advice.fields["37"] == answer.fields["37"]
+    assert advice.fields["4"] == purchase.fields["4"]
+    async with open_journal(data_dir / "journal.db") as journal:
+        (row,) = [r for r in await journal.list(limit=10) if r.request_mti == "1200"]
+        kinds = [e.kind for e in await journal.events(row.txn_id)]
+    assert row.state == "approved" and "stand_in" in row.flags
+    assert row.auth_code == answer.fields["38"]
+    assert kinds.index("timed_out_request_reversed") < kinds.index("advice_delivered")
