@@ -91,6 +91,34 @@ def active(tx: Tx, owner: str, key_type: KeyType) -> KeyRow | None:
     return rows[0] if rows else None
 
 
+_INFO_SELECT = (
+    "SELECT id, owner, key_type, algorithm, version, kcv, state, created_at, activated_at,"
+    " expires_at, retiring_until, uses FROM key_entries ORDER BY owner, key_type, version"
+)
+
+
+def infos(tx: Tx) -> list[KeyInfo]:
+    """Every key as the operator sees it, without reading its block: for readers
+    that hold no LMK (the web console)."""
+    return [
+        KeyInfo(
+            id=str(r[0]),
+            owner=str(r[1]),
+            key_type=KeyType(r[2]),
+            algorithm=Algorithm(r[3]),
+            version=int(r[4]),
+            kcv=str(r[5]),
+            state=KeyState(r[6]),
+            created_at=float(r[7]),
+            activated_at=_time(r[8]),
+            expires_at=_time(r[9]),
+            retiring_until=_time(r[10]),
+            uses=int(r[11]),
+        )
+        for r in tx.query(_INFO_SELECT)
+    ]
+
+
 def select_all(tx: Tx, owner: str | None = None) -> list[KeyRow]:
     """Every key (of one owner), in the order the operator lists them."""
     sql, params = _SELECT, []

@@ -4,5 +4,5 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 rm -rf .mypy_src && mkdir -p .mypy_src/forecourt
-for d in codecs keys switch simulators; do ln -s "../../$d" ".mypy_src/forecourt/$d"; done
+for d in codecs keys switch simulators console; do ln -s "../../$d" ".mypy_src/forecourt/$d"; done
 cd .mypy_src && ../.venv/bin/mypy --config-file ../pyproject.toml -p forecourt

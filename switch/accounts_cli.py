@@ -16,6 +16,7 @@ import getpass
 import os
 import sys
 import time
+import tomllib
 from collections.abc import Callable
 from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
@@ -60,7 +61,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     sub = accounts.add_subparsers(dest="accounts_command", required=True)
 
     def command(name: str, help_: str, fn: Callable[..., int]) -> argparse.ArgumentParser:
-        p = sub.add_parser(name, help=help_)
+        p = sub.add_parser(name, help=help_, epilog=f"example: {_EXAMPLES[name]}")
         p.add_argument("--config", type=Path, required=True, help="switch configuration (TOML)")
         p.add_argument(
             "--operator",
@@ -71,12 +72,12 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         return p
 
     p = command("create", "create an account", _create)
-    p.add_argument("account")
-    p.add_argument("--kind", choices=ACCOUNT_KINDS, required=True)
-    p.add_argument("--name", default="")
+    p.add_argument("account", help=_ACCOUNT)
+    p.add_argument("--kind", choices=ACCOUNT_KINDS, required=True, help="fleet (B2B) or consumer")
+    p.add_argument("--name", default="", help="the account holder, for statements")
     p.add_argument("--currency", default="978", help="ISO 4217 numeric (default 978)")
     p = command("add-card", "add a card (PAN on stdin) to an account", _add_card)
-    p.add_argument("account")
+    p.add_argument("account", help=_ACCOUNT)
     bound = p.add_mutually_exclusive_group()
     bound.add_argument("--vehicle", help="fleet: the vehicle registration the card is bound to")
     bound.add_argument("--driver", help="fleet: the driver the card is bound to")
@@ -88,31 +89,77 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     ):
         command(name, what, _status).set_defaults(status=status)
     p = command("top-up", "credit an account", _fund)
-    p.add_argument("account")
+    p.add_argument("account", help=_ACCOUNT)
     p.add_argument("amount", help="major units, e.g. 150.00")
-    p.add_argument("--note", default="")
+    p.add_argument("--note", default="", help="why, for the statement and the audit")
     p.set_defaults(kind="topup")
     p = command("adjust", "correct an account, either way (a note is required)", _fund)
-    p.add_argument("account")
+    p.add_argument("account", help=_ACCOUNT)
     p.add_argument("amount", help="major units, negative to debit, e.g. -12.50")
-    p.add_argument("--note", required=True)
+    p.add_argument("--note", required=True, help="why, for the statement and the audit")
     p.set_defaults(kind="adjustment")
     p = command("limits", "set a card's limits at a verification level (PAN on stdin)", _limits)
-    p.add_argument("--level", choices=AUTH_LEVELS, required=True)
+    p.add_argument(
+        "--level", choices=AUTH_LEVELS, required=True, help="how the cardholder was verified"
+    )
     for key in ("per-txn", "daily", "monthly"):
         p.add_argument(f"--{key}-amount", help="major units; omit for no limit")
         p.add_argument(f"--{key}-volume", help="litres; omit for no limit")
     p.add_argument("--products", help="allowed product codes, comma-separated ('' = any)")
     p = command("statement", "an account's postings over a period", _statement)
-    p.add_argument("account")
+    p.add_argument("account", help=_ACCOUNT)
     p.add_argument("--since", help="UTC date or date-time, ISO 8601 (default: 30 days ago)")
     p.add_argument("--until", help="UTC date or date-time, ISO 8601 (default: now)")
     p = command("balances", "accounts and their books", _balances)
-    p.add_argument("account", nargs="?")
+    p.add_argument("account", nargs="?", help="one account (default: all)")
     p = command("cards", "cards, masked, with status and binding", _cards)
-    p.add_argument("account", nargs="?")
+    p.add_argument("account", nargs="?", help="one account's cards (default: all)")
     p = command("audit", "who changed what, latest first", _audit)
-    p.add_argument("--limit", type=int, default=50)
+    p.add_argument("--limit", type=int, default=50, help="how many entries (50)")
+    p = command("seed", "create or bring back the accounts and cards of a file", _seed)
+    p.add_argument("file", type=Path, help="accounts and cards, as conf/demo/ledger.toml")
+
+
+_ACCOUNT = "the account's id"
+_C = "--config /etc/forecourt/forecourt.toml"
+_EXAMPLES = {
+    "create": f"forecourt accounts create ACME-FLEET --kind fleet --name 'Acme Haulage' {_C}",
+    "add-card": f"forecourt accounts add-card ACME-FLEET --vehicle SP01ABC {_C} < pan.txt",
+    "block": f"forecourt accounts block {_C} < pan.txt",
+    "unblock": f"forecourt accounts unblock {_C} < pan.txt",
+    "lost": f"forecourt accounts lost {_C} < pan.txt",
+    "top-up": f"forecourt accounts top-up ACME-FLEET 500.00 --note 'invoice 1042' {_C}",
+    "adjust": f"forecourt accounts adjust ACME-FLEET -12.50 --note 'pump 3 fault' {_C}",
+    "limits": f"forecourt accounts limits --level pin --daily-amount 300.00 {_C} < pan.txt",
+    "statement": f"forecourt accounts statement ACME-FLEET --since 2026-11-01 {_C}",
+    "balances": f"forecourt accounts balances ACME-FLEET {_C}",
+    "cards": f"forecourt accounts cards ACME-FLEET {_C}",
+    "audit": f"forecourt accounts audit --limit 20 {_C}",
+    "seed": f"forecourt accounts seed conf/demo/ledger.toml {_C}",
+}
+
+
+def _seed(args: argparse.Namespace, config: SwitchConfig, console: Console) -> int:
+    """Bulk load, repeatable: an account comes back to the file's balance (by an
+    audited adjustment), a card to its status, products and limits."""
+    from forecourt.switch.demo_ledger import load_seed, seed_ledger
+
+    try:
+        accounts = load_seed(args.file)
+    except (KeyError, ValueError, TypeError, tomllib.TOMLDecodeError) as exc:
+        raise BadInput(
+            f"{args.file}: not an accounts file like conf/demo/ledger.toml ({exc})"
+        ) from None
+    key = _card_key(config)
+
+    async def go() -> None:
+        async with open_journal(config) as journal:
+            await seed_ledger(journal, key, accounts, time.time(), args.operator)
+
+    trio.run(go)
+    cards = sum(len(a.cards) for a in accounts)
+    console.print(f"{len(accounts)} accounts and {cards} cards from {args.file}")
+    return 0
 
 
 def _run(fn: Callable[..., int]) -> Callable[[argparse.Namespace], int]:

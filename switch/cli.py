@@ -18,6 +18,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "forecourt.simulators.cli",
     "forecourt.switch.demo",
     "forecourt.switch.accounts_cli",
+    "forecourt.console.cli",
 )
 
 

@@ -98,13 +98,17 @@ def load_seed(path: Path = DEMO_LEDGER) -> tuple[SeedAccount, ...]:
 
 
 async def seed_ledger(
-    journal: Journal, card_key: bytes, accounts: Sequence[SeedAccount], at: float
+    journal: Journal,
+    card_key: bytes,
+    accounts: Sequence[SeedAccount],
+    at: float,
+    operator: str = _OPERATOR,
 ) -> None:
-    """Create (or bring back) every account and card of the seed."""
+    """Create (or bring back) every account and card of the seed, audited as `operator`."""
     for account in accounts:
         await journal.write(
             LedgerOpenAccount(
-                account.account_id, account.kind, account.name, account.currency, at, _OPERATOR
+                account.account_id, account.kind, account.name, account.currency, at, operator
             )
         )
         (rows,) = await journal.write(LedgerBalances(account.account_id))
@@ -119,7 +123,7 @@ async def seed_ledger(
                     account.balance - available,
                     "demo seed",
                     at,
-                    _OPERATOR,
+                    operator,
                 )
             )
         for card in account.cards:
@@ -133,13 +137,13 @@ async def seed_ledger(
                     card.bound_to,
                     card.products,
                     at,
-                    _OPERATOR,
+                    operator,
                 ),
-                LedgerCardStatus(ref, card.status, at, _OPERATOR),
+                LedgerCardStatus(ref, card.status, at, operator),
             )
             for level, limits in card.limits.items():
                 await journal.write(
-                    LedgerSetLimits(ref, level, limits, card.products, at, _OPERATOR)
+                    LedgerSetLimits(ref, level, limits, card.products, at, operator)
                 )
 
 

@@ -23,7 +23,10 @@ from forecourt.switch.journal.model import (
 )
 from forecourt.switch.journal.statements import Statements
 from forecourt.switch.journal.writes import (
+    AbandonSaf,
     AddEvent,
+    AddOperator,
+    AuditConsoleAction,
     CancelParked,
     CancelShiftParked,
     ClaimSaf,
@@ -38,6 +41,7 @@ from forecourt.switch.journal.writes import (
     InsertTransaction,
     OpenShift,
     RecordMacFailure,
+    RetryFlaggedSaf,
     RetrySaf,
     ReverseSplitGroup,
     SetSignedOn,
@@ -62,6 +66,22 @@ class Cursor(Protocol):
 Execute = Callable[[str, Sequence[object]], Cursor]
 
 _SHIFT_AT = COLUMNS.index("shift_id")
+
+# The console's writes (docs/console.md): rare, so converted per call.
+_RETRY_FLAGGED = (
+    "UPDATE saf SET state = 'pending', next_attempt_at = ?, last_error = ? "
+    "WHERE id = ? AND state = 'flagged'"
+)
+_ABANDON_SAF = (
+    "UPDATE saf SET state = 'done', payload = x'', claimed_by = NULL, lease_until = NULL, "
+    "last_error = ? WHERE id = ? AND state IN ('pending', 'flagged')"
+)
+_ADD_OPERATOR = (
+    "INSERT INTO console_operators (name, role, password_hash, created_at) VALUES (?, ?, ?, ?)"
+)
+_AUDIT_CONSOLE = (
+    "INSERT INTO console_audit (at, operator, action, target, detail) VALUES (?, ?, ?, ?, ?)"
+)
 
 
 def db_value(name: str, value: object) -> object:
@@ -184,6 +204,17 @@ def send(op: WriteOp, s: Statements, run: Execute, lock: str = "") -> Cursor | N
             return run(s.reverse_split_group, (op.terminal_id, op.group_id))
         case DueParked():
             return run(s.due_parked, (op.at, f"due: {op.reason}", op.txn_id))
+        case RetryFlaggedSaf():
+            note = f"retried by {op.operator}"
+            return run(s.convert(_RETRY_FLAGGED), (op.at, note, op.item_id))
+        case AbandonSaf():
+            note = f"abandoned by {op.operator}"
+            return run(s.convert(_ABANDON_SAF), (note, op.item_id))
+        case AddOperator():
+            return run(s.convert(_ADD_OPERATOR), (op.name, op.role, op.password_hash, op.at))
+        case AuditConsoleAction():
+            audit = (op.at, op.operator, op.action, op.target, op.detail)
+            return run(s.convert(_AUDIT_CONSOLE), audit)
     raise JournalError(f"unknown journal operation {type(op).__name__}")
 
 
@@ -211,6 +242,14 @@ def result(op: WriteOp, cur: Cursor | None) -> object:
         case CompleteSaf(item_id=item_id) | RetrySaf(item_id=item_id) | FlagSaf(item_id=item_id):
             if cur is not None and cur.rowcount == 0:
                 raise JournalError(f"no SAF item {item_id}")
+            return None
+        case RetryFlaggedSaf(item_id=item_id):
+            if cur is not None and cur.rowcount == 0:
+                raise JournalError(f"SAF item {item_id} is not flagged")
+            return None
+        case AbandonSaf(item_id=item_id):
+            if cur is not None and cur.rowcount == 0:
+                raise JournalError(f"SAF item {item_id} is not pending or flagged")
             return None
         case TakeOverStale():
             assert cur is not None

@@ -66,6 +66,11 @@ class QueryReader:
     def _q(self, query: str) -> str:
         return self.statements.convert(query)
 
+    def view(self, query: str, params: Sequence[object] = ()) -> Sequence[Record]:
+        """A read written in SQLite's spelling, for views outside the journal package
+        (the web console); the reader is ``query_only``, so it cannot write."""
+        return self._rows(self._q(query), params)
+
     def get(self, txn_id: str) -> JournalRow | None:
         rows = self._rows(self._q(sql.GET_TXN), (txn_id,))
         return journal_row(rows[0]) if rows else None

@@ -141,7 +141,6 @@ _V5 = """
         )
         """
 
-
 # The fleet and consumer ledger (switch/ledger, docs/accounts.md): accounts with their
 # books kept with the postings, cards by keyed hash of the PAN, per-level limits, the
 # ledger's own record of each request it decided, and the operators' audit.
@@ -231,6 +230,28 @@ _V6 = """
         """
 
 
+# The web console's operators (argon2 hashes, never a password) and its audit trail:
+# who did what, when (docs/console.md).
+_V7 = """
+        CREATE TABLE console_operators (
+            name          TEXT PRIMARY KEY,
+            role          TEXT NOT NULL
+                          CHECK (role IN ('viewer', 'operator', 'security_officer')),
+            password_hash TEXT NOT NULL,
+            created_at    {real} NOT NULL
+        );
+        CREATE TABLE console_audit (
+            id       {event_id},
+            at       {real} NOT NULL,
+            operator TEXT NOT NULL,
+            action   TEXT NOT NULL,
+            target   TEXT NOT NULL DEFAULT '',
+            detail   TEXT NOT NULL DEFAULT ''
+        );
+        CREATE INDEX console_audit_at ON console_audit (at)
+        """
+
+
 @attrs.frozen
 class ColumnTypes:
     """How one backend spells the columns that differ. ``v1_indexes``: PostgreSQL's
@@ -276,9 +297,8 @@ def render(types: ColumnTypes) -> list[tuple[int, str]]:
         "v1_saf_txn": "\n        CREATE INDEX saf_txn ON saf (txn_id);" if v1 else "",
         "v2_saf_txn": "" if v1 else "CREATE INDEX IF NOT EXISTS saf_txn ON saf (txn_id);\n        ",
     }
-    return [
-        (n, text.format(**parts)) for n, text in enumerate((_V1, _V2, _V3, _V4, _V5, _V6), start=1)
-    ]
+    texts = (_V1, _V2, _V3, _V4, _V5, _V6, _V7)
+    return [(n, text.format(**parts)) for n, text in enumerate(texts, start=1)]
 
 
 def run_migration(

@@ -223,6 +223,52 @@ class DueParked:
 
 SplitOp = ClaimSplitLeg | SettleSplitLeg | ReverseSplitGroup | DueParked
 
+
+@attrs.frozen
+class RetryFlaggedSaf:
+    """An operator sends a flagged item again: pending and due at ``at``. Its attempts
+    are kept, so the resend is a repeat (1421, not 1420). Fails unless it is flagged."""
+
+    item_id: int
+    operator: str
+    at: float
+
+
+@attrs.frozen
+class AbandonSaf:
+    """An operator gives up on a pending or flagged item: done, payload erased, and
+    ``last_error`` says who abandoned it (SafState has no "abandoned"). Fails on an
+    item in flight or already done."""
+
+    item_id: int
+    operator: str
+    at: float
+
+
+@attrs.frozen
+class AddOperator:
+    """A console operator (docs/console.md); ``password_hash`` is argon2id, never a
+    password. Fails when the name exists."""
+
+    name: str
+    role: str
+    password_hash: str = attrs.field(repr=False)
+    at: float
+
+
+@attrs.frozen
+class AuditConsoleAction:
+    """One line of the console's audit trail: who did what, to what, when."""
+
+    at: float
+    operator: str
+    action: str
+    target: str = ""
+    detail: str = ""
+
+
+ConsoleOp = RetryFlaggedSaf | AbandonSaf | AddOperator | AuditConsoleAction
+
 GuardOp = RecordMacFailure | ClearMacFailures | UnlockTerminal | SetSignedOn
 
 WriteOp = (
@@ -249,4 +295,5 @@ WriteOp = (
     | ReverseSplitGroup
     | DueParked
     | LedgerOp  # the fleet and consumer ledger's (switch/ledger/ops.py)
+    | ConsoleOp
 )
