@@ -12,7 +12,8 @@ import trio
 from forecourt.keys.store import KeyStore
 from forecourt.switch.journal import JournalRow, new_txn_id
 from forecourt.switch.journal.writes import OpenShift, RecordMacFailure, SetSignedOn
-from forecourt.switch.metrics import SwitchMetrics, serve_metrics
+from forecourt.switch.metrics import SwitchMetrics
+from forecourt.switch.metrics_endpoint import serve_metrics
 
 from tests.console.rig import console_config, console_rig
 
@@ -155,9 +156,12 @@ async def test_links_come_from_the_switch_metrics_endpoint(tmp_path: Path) -> No
     metrics.host_timeouts.labels(link="fleet").inc(3)
     healthy = [True]
     async with trio.open_nursery() as nursery:
-        port = await nursery.start(
-            serve_metrics, "127.0.0.1", 0, metrics.registry, lambda: healthy[0]
-        )
+        def health() -> dict[str, Any]:  # the switch's /healthz JSON: status, code, reasons
+            if healthy[0]:
+                return {"status": "ok", "code": 200, "reasons": []}
+            return {"status": "unhealthy", "code": 503, "reasons": ["link bank down"]}
+
+        port = await nursery.start(serve_metrics, "127.0.0.1", 0, metrics.registry, health)
         spare = {"name": "spare", "host": "127.0.0.1", "port": 9}  # configured, not reported
         cfg = console_config(
             tmp_path, metrics={"host": "127.0.0.1", "port": port}, acquirers=[spare]
