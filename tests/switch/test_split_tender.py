@@ -200,6 +200,14 @@ async def test_the_whole_sale_reversal_reverses_every_leg_at_its_own_authoriser(
                 await trio.sleep(0.05)
             assert [leg.state for leg in legs] == ["reversed"] * 3
             state = await journal.split_group(T1, group.group_id)
+            # each leg's reversal went by SAF over its own link, and was delivered
+            by_txn = {i.txn_id: i for i in await journal.saf_entries_of([x.txn_id for x in legs])}
+            assert [(by_txn[x.txn_id].link, by_txn[x.txn_id].mti[1:]) for x in legs] == [
+                ("ledger", "420"),
+                ("ledger", "420"),
+                ("bank", "420"),
+            ]
+            assert {i.state for i in by_txn.values()} == {"done"}, by_txn
         assert state is not None and state.reversed and state.claimed == 0
         # a reversed sale takes no further leg, and a second reversal is answered alike
         again = await term.exchange(
