@@ -156,6 +156,7 @@ async def test_links_come_from_the_switch_metrics_endpoint(tmp_path: Path) -> No
     metrics.host_timeouts.labels(link="fleet").inc(3)
     healthy = [True]
     async with trio.open_nursery() as nursery:
+
         def health() -> dict[str, Any]:  # the switch's /healthz JSON: status, code, reasons
             if healthy[0]:
                 return {"status": "ok", "code": 200, "reasons": []}
