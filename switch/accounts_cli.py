@@ -19,7 +19,6 @@ import time
 import tomllib
 from collections.abc import Callable
 from datetime import UTC, datetime
-from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +26,10 @@ import trio
 from forecourt.codecs.masking import mask_pan
 from forecourt.keys.errors import KeysError
 from forecourt.keys.store import KeyStore
+from forecourt.switch.accounts_input import BadInput, money
+from forecourt.switch.accounts_input import litres as _litres
+from forecourt.switch.accounts_input import products as _products
+from forecourt.switch.accounts_input import when as _when
 from forecourt.switch.authorisers.ledger import ledger_card_key
 from forecourt.switch.config import ConfigError, SwitchConfig, load_config
 from forecourt.switch.journal import JournalError, open_journal
@@ -50,10 +53,6 @@ from rich.console import Console
 from rich.table import Table
 
 __all__ = ["register"]
-
-
-class BadInput(Exception):
-    """An operator's mistake: one line, exit 2."""
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -217,37 +216,6 @@ def _pan() -> str:
     return pan
 
 
-def money(text: str, *, positive: bool = False) -> int:
-    """Major units with at most two decimals, as minor units."""
-    try:
-        value = Decimal(text)
-    except InvalidOperation:
-        raise BadInput(f"amount {text!r} is not a number like 150.00") from None
-    if value != value.quantize(Decimal("0.01")) or abs(value) >= 10**10:
-        raise BadInput(f"amount {text!r} has more than two decimals or is too large")
-    if positive and value <= 0:
-        raise BadInput(f"amount {text!r} must be positive")
-    return int(value * 100)
-
-
-def _litres(text: str) -> int:
-    try:
-        value = Decimal(text)
-    except InvalidOperation:
-        raise BadInput(f"volume {text!r} is not a number of litres") from None
-    if value <= 0:
-        raise BadInput(f"volume {text!r} must be positive")
-    return int(value * 1000)
-
-
-def _products(text: str) -> tuple[str, ...]:
-    codes = tuple(p.strip() for p in text.split(",") if p.strip())
-    for code in codes:
-        if not (code.isascii() and code.isalnum() and len(code) <= 6):
-            raise BadInput(f"product code {code!r} is not 1..6 letters or digits (field 63)")
-    return codes
-
-
 def _create(args: argparse.Namespace, config: SwitchConfig, out: Console) -> int:
     if not (len(args.currency) == 3 and args.currency.isdigit()):
         raise BadInput(f"currency {args.currency!r} is not an ISO 4217 numeric code")
@@ -330,16 +298,6 @@ def _limits(args: argparse.Namespace, config: SwitchConfig, out: Console) -> int
     _write(config, op)
     out.print(f"limits of {mask_pan(pan)} at {args.level} set")
     return 0
-
-
-def _when(text: str | None, default: float) -> float:
-    if text is None:
-        return default
-    try:
-        parsed = datetime.fromisoformat(text)
-    except ValueError:
-        raise BadInput(f"{text!r} is not an ISO 8601 date or date-time") from None
-    return (parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)).timestamp()
 
 
 def _stamp(at: object) -> str:
