@@ -63,6 +63,12 @@ def network_request(
     return Message(mti="0800", fields=fields)
 
 
+def function_code(message: Message) -> str | None:
+    """The 1993 family's function code (field 24), which names what a file action,
+    administrative or network management request asks for; None in the 1987 family."""
+    return message.fields.get("24") if message.mti[0] == "1" else None
+
+
 def network_function(message: Message) -> NetworkFunction | None:
     """What a network management message asks for; None when it is not one we know."""
     if message.mti[:2] in ("18", "08") or message.mti[1] == "8":

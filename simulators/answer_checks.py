@@ -17,6 +17,7 @@ from forecourt.codecs.errors import DecodeError
 from forecourt.codecs.message import Message
 from forecourt.keys.mac import PreparedMac
 
+from .field48_steps import check_field48
 from .script import Expectation
 
 __all__ = ["Answer", "StepFailed", "check_answer", "check_answer_mac"]
@@ -65,6 +66,9 @@ def check_answer(
         _check_amount(fields.get("54"), AVAILABLE_BALANCE, "available balance", e.available_balance)
     if e.amount_due is not None:
         _check_amount(fields.get("54"), AMOUNT_DUE, "amount due", e.amount_due)
+    why = check_field48(fields, e.field48, e.field48_present)
+    if why is not None:
+        raise StepFailed(why)
     check_answer_mac(answer, e.mac, taks)
 
 

@@ -17,6 +17,7 @@ from forecourt.codecs.family import Family
 from forecourt.keys.mac import MacAlgorithm, PreparedMac
 
 from ._toml import SimConfigError, Table, load_toml
+from .field48_steps import parse_field48, parse_field48_present
 from .rules import named_code
 from .split_steps import SplitSale, parse_split
 from .templates import DEFAULT_TEST_PAN, PROFILES, TEMPLATES, TerminalIdentity
@@ -63,6 +64,9 @@ class Expectation:
     available_balance: int | None = None
     # field 54 must hold the amount a split sale still owes (amount type 04)
     amount_due: int | None = None
+    # ifsf field 48 sub-elements the answer must carry (simulators/field48_steps.py)
+    field48: Mapping[int, str] = attrs.field(factory=dict)
+    field48_present: tuple[int, ...] = ()
 
 
 @attrs.frozen
@@ -78,6 +82,7 @@ class Send:
     expect: Expectation | None = None
     pin: str | None = attrs.field(default=None, repr=False)  # entered PIN: field 52 under the TPK
     split: SplitSale | None = None  # the sale this request is a leg (or the reversal) of
+    field48: Mapping[int, str] = attrs.field(factory=dict)  # sub-elements set in field 48
 
 
 @attrs.frozen
@@ -332,6 +337,7 @@ def _parse_step(t: Table, family: Family, timeout_s: float) -> Step:
             expect=_expectation(t, family, timeout_s),
             pin=_pin(t),
             split=parse_split(t),
+            field48=parse_field48(t),
         )
     elif "raw" in t or "frame" in t:
         key = "raw" if "raw" in t else "frame"
@@ -408,6 +414,8 @@ def _expectation(t: Table, family: Family, timeout_s: float) -> Expectation | No
         stan=stan,
         available_balance=e.opt_integer("available_balance"),
         amount_due=e.opt_integer("amount_due"),
+        field48=parse_field48(e),
+        field48_present=parse_field48_present(e),
     )
     e.done()
     return expectation

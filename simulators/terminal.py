@@ -31,6 +31,7 @@ from .acquirer_check import expect_at_acquirer
 from .answer_checks import Answer, StepFailed, check_answer
 from .case_report import CaseResult, write_junit
 from .client import ConnectionClosed, HostConnection
+from .field48_steps import with_field48
 from .pins import card_pan
 from .rules import is_balance_inquiry
 from .script import (
@@ -236,6 +237,7 @@ class TerminalSimulator:
             updates[52] = self.keys.pin_block(step.pin, card_pan(message.with_fields(updates)))
         if updates or step.mti:
             message = message.with_fields(updates, mti=step.mti)
+        message = with_field48(message, step.field48)
         if step.split is not None:
             split = step.split
             group_id = split.group or f"{(self._sale_base + (split.sale or 0)) % 10**9:09d}"

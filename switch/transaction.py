@@ -48,6 +48,8 @@ class TxnRecord:
     # split tender: the sale's group id, and the card's tender (fleet, consumer, bank)
     split_group: str | None = None
     tender: str | None = None
+    # the cashier signed on at the terminal when the request arrived
+    operator_id: str | None = None
     # what the host was sent (host family, switch STAN), to reverse it if need be
     sent: Message | None = None
     # the reversal parked in SAF while the request is at the host
@@ -91,6 +93,7 @@ def journal_row(record: TxnRecord, node: str) -> JournalRow:
         acquirer_id=record.acquirer_id,
         split_group=record.split_group,
         tender=record.tender,
+        operator_id=record.operator_id,
     )
 
 

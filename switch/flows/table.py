@@ -2,12 +2,16 @@
 
 Rows are tried in order, the most specific first. A row matches on the MTI class
 (the second digit), whether the message is an advice, the transaction type (field
-3 positions 1-2) and the network management function (1993 field 24, 1987 field
-70). A request that no row matches is answered locally with "function not
-supported" and never goes upstream.
+3 positions 1-2), the network management function (1993 field 24, 1987 field
+70) and, where a class carries several messages told apart by what they hold (an
+administrative request's function code, field 24), a predicate of the flow's own.
+A request that no row matches is answered locally with "function not supported"
+and never goes upstream.
 """
 
 from __future__ import annotations
+
+from collections.abc import Callable
 
 import attrs
 from forecourt.codecs.message import Message
@@ -36,13 +40,23 @@ class Row:
     advice: bool | None = None  # None: requests and advices alike
     transaction_types: tuple[str, ...] = ()  # (): any
     network: NetworkFunction | None = None
+    # the flow's own test of the request (e.g. its field 24 function codes); None: any
+    when: Callable[[Message], bool] | None = None
 
-    def matches(self, cls: str, advice: bool, kind: str, function: NetworkFunction | None) -> bool:
+    def matches(
+        self,
+        cls: str,
+        advice: bool,
+        kind: str,
+        function: NetworkFunction | None,
+        request: Message,
+    ) -> bool:
         return (
             self.mti_class == cls
             and (self.advice is None or self.advice == advice)
             and (not self.transaction_types or kind in self.transaction_types)
             and (self.network is None or self.network is function)
+            and (self.when is None or self.when(request))
         )
 
 
@@ -86,6 +100,6 @@ def flow_for(request: Message, table: tuple[Row, ...] = TABLE) -> Flow:
     kind = (request.fields.get("3") or "")[:2]
     function = network_function(request) if cls == "8" else None
     for row in rows:
-        if row.matches(cls, advice, kind, function):
+        if row.matches(cls, advice, kind, function, request):
             return row.flow
     return unsupported.UNKNOWN

@@ -129,6 +129,8 @@ class JournalRow:
     # split tender: the sale's group id (field 48-7 / 62) and the card's tender
     split_group: str | None = None
     tender: str | None = None
+    # the cashier signed on at the terminal when the request arrived (None: nobody)
+    operator_id: str | None = None
 
 
 COLUMNS: tuple[str, ...] = tuple(a.name for a in attrs.fields(JournalRow))

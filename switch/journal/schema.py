@@ -252,6 +252,13 @@ _V7 = """
         """
 
 
+# The cashier signed on at the terminal when a transaction arrived (field 48 operator
+# sub-element, docs/terminal-interfaces.md): recorded on every row, totalled per operator.
+_V8 = """
+        ALTER TABLE transactions ADD COLUMN operator_id TEXT
+        """
+
+
 @attrs.frozen
 class ColumnTypes:
     """How one backend spells the columns that differ. ``v1_indexes``: PostgreSQL's
@@ -297,7 +304,7 @@ def render(types: ColumnTypes) -> list[tuple[int, str]]:
         "v1_saf_txn": "\n        CREATE INDEX saf_txn ON saf (txn_id);" if v1 else "",
         "v2_saf_txn": "" if v1 else "CREATE INDEX IF NOT EXISTS saf_txn ON saf (txn_id);\n        ",
     }
-    texts = (_V1, _V2, _V3, _V4, _V5, _V6, _V7)
+    texts = (_V1, _V2, _V3, _V4, _V5, _V6, _V7, _V8)
     return [(n, text.format(**parts)) for n, text in enumerate(texts, start=1)]
 
 
