@@ -13,6 +13,7 @@ from collections.abc import Callable, Sequence
 from typing import Any, Protocol
 
 from forecourt.switch.journal.backend import WriteOutcome
+from forecourt.switch.journal.domains import DOMAIN_OPS, apply_domain
 from forecourt.switch.journal.model import (
     COLUMNS,
     UPDATABLE,
@@ -51,7 +52,6 @@ from forecourt.switch.journal.writes import (
     UpdateTransaction,
     WriteOp,
 )
-from forecourt.switch.ledger import LEDGER_OPS, OverdraftRefused, apply_ledger
 
 
 class Cursor(Protocol):
@@ -118,7 +118,7 @@ def guard_state(r: Sequence[Any]) -> GuardState:
 
 
 class _Applied:
-    """A ledger operation's result: it ran several statements, and is read back here."""
+    """A domain operation's result: it ran several statements, and is read back here."""
 
     def __init__(self, value: object) -> None:
         self.value = value
@@ -132,13 +132,11 @@ class _Applied:
 
 
 def send(op: WriteOp, s: Statements, run: Execute, lock: str = "") -> Cursor | None:
-    """Issue the statement of ``op``; None when there is nothing to run. A ledger
-    operation runs whole here (``lock``: the backend's row lock clause)."""
-    if isinstance(op, LEDGER_OPS):
-        try:
-            return _Applied(apply_ledger(op, run, s.convert, lock))  # type: ignore[arg-type]
-        except OverdraftRefused as exc:
-            raise JournalError(f"ledger: {exc}") from None
+    """Issue the statement of ``op``; None when there is nothing to run. A domain's
+    operation (the ledger's, switch/journal/domains.py) runs whole here (``lock``:
+    the backend's row lock clause)."""
+    if isinstance(op, DOMAIN_OPS):
+        return _Applied(apply_domain(op, run, s.convert, lock))
     match op:
         case InsertTransaction(row=row):
             return run(s.insert_txn, insert_params(row))

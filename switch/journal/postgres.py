@@ -33,12 +33,12 @@ from typing import Any, Protocol
 import psycopg
 from forecourt.switch.journal import apply
 from forecourt.switch.journal.backend import BatchWriter, WriteOutcome
+from forecourt.switch.journal.domains import DOMAIN_OPS
 from forecourt.switch.journal.model import PARKED_HORIZON_S, PARKED_REVERSAL_SQL, JournalError
 from forecourt.switch.journal.reader import QueryReader, Record
 from forecourt.switch.journal.schema import POSTGRES_TYPES, known_version, render, run_migration
 from forecourt.switch.journal.statements import Statements, pyformat
 from forecourt.switch.journal.writes import ExpireParked, TakeOverStale, WriteOp
-from forecourt.switch.ledger import LEDGER_OPS
 from psycopg.rows import dict_row, tuple_row
 from psycopg_pool import ConnectionPool
 
@@ -137,8 +137,9 @@ class PostgresJournal(BatchWriter):
                 self._conn = psycopg.connect(self.dsn, autocommit=True, connect_timeout=10)
             except psycopg.Error as exc:
                 raise _error(exc) from None
-        if any(isinstance(op, LEDGER_OPS) for ops in writes for op in ops):
-            # a ledger operation reads, decides and writes in turn: not for the pipeline
+        if any(isinstance(op, DOMAIN_OPS) for ops in writes for op in ops):
+            # a domain's operation (the ledger's, ...) reads, decides and writes in
+            # turn: not for the pipeline
             outcomes = self._slow(writes)
         else:
             try:
