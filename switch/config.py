@@ -31,6 +31,7 @@ from forecourt.switch.config_acquirers import (
     read_routes,
     route_router,
 )
+from forecourt.switch.config_business_day import BusinessDayConfig, read_business_day
 from forecourt.switch.config_policies import (
     LOG_FORMATS,
     LOG_LEVELS,
@@ -110,6 +111,7 @@ class SwitchConfig:
     logging: LoggingConfig = attrs.field(factory=LoggingConfig)
     journal: JournalConfig = attrs.field(factory=JournalConfig)
     stand_in: StandInConfig = attrs.field(factory=StandInConfig)
+    business_day: BusinessDayConfig = attrs.field(factory=BusinessDayConfig)
     source: str | None = None
 
     @property
@@ -169,6 +171,7 @@ def parse_config(
     reversal = read_reversal(root)
     keys = read_keys(root, resolve)
     stand_in = read_stand_in(root, routes)
+    business_day = read_business_day(root)
     root.finish()
     return SwitchConfig(
         node=node,
@@ -186,5 +189,6 @@ def parse_config(
         logging=logging,
         journal=journal,
         stand_in=stand_in,
+        business_day=business_day,
         source=source,
     )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 
+import pytest
 from forecourt.switch.business_day import Cutover, business_day_of, day_bounds
 from hypothesis import given
 from hypothesis import strategies as st
@@ -43,3 +44,17 @@ def test_every_moment_lies_within_the_bounds_of_its_day(
     start, end = day_bounds(business_day_of(at, cutover), cutover)
     assert start <= at < end
     assert end - start == 86400
+
+
+def test_the_cut_over_comes_from_the_configuration() -> None:
+    from forecourt.switch.config import parse_config
+    from forecourt.switch.config_reading import ConfigError
+
+    base = {"acquirers": [], "routes": []}
+    assert parse_config(base).business_day.cutover == Cutover()
+    config = parse_config({**base, "business_day": {"cutover": "02:30", "utc_offset": "-05:00"}})
+    assert config.business_day.cutover == Cutover(2, 30, -300)
+    with pytest.raises(ConfigError, match=r"business_day\.cutover"):
+        parse_config({**base, "business_day": {"cutover": "2am"}})
+    with pytest.raises(ConfigError, match=r"business_day\.utc_offset"):
+        parse_config({**base, "business_day": {"utc_offset": "8"}})
