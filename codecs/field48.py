@@ -32,6 +32,12 @@ SUBELEMENTS_48: dict[int, Layout] = {
     9: _sub("z", "LL", 37, "Track 2 for second card"),
     10: _sub("an", "LL", 76, "Track 1 for second card"),
     14: _sub("an", "", 2, "PIN encryption methodology"),
+    # forecourt's own (docs/terminal-interfaces.md): the cashier signed on, a terminal's
+    # serial number and one-time activation code at registration, its devices' state
+    15: _sub("an", "LL", 12, "Operator (cashier) id (forecourt)"),
+    16: _sub("an", "LL", 32, "Terminal serial number (forecourt)"),
+    17: _sub("an", "", 16, "Activation code (forecourt)"),
+    18: _sub("n", "", 4, "Device status (forecourt)"),
     33: _sub("an", "LLL", 104, "Track 3 for second card"),  # 104 needs three digits
     37: _sub("an", "", 1, "Vehicle identification entry mode"),
     38: _sub("n", "", 1, "Pump linked indicator"),

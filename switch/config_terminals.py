@@ -81,6 +81,8 @@ class TerminalGroupConfig:
     # a request whose field 7 is further than this from the switch's clock is refused
     # (authorisations, purchases, balance inquiries); 0 = not checked
     transmission_time_tolerance_s: float = 600.0
+    # a financial request with no cashier signed on (1804/880) is refused 120 / 58
+    require_operator: bool = False
 
     @property
     def uses_registry(self) -> bool:
@@ -151,6 +153,7 @@ def _terminal_group(t: ConfigTable) -> TerminalGroupConfig:
         transmission_time_tolerance_s=t.float_(
             "transmission_time_tolerance_s", 600.0, 0.0, 43_200.0
         ),
+        require_operator=t.bool_("require_operator", False),
     )
     t.finish()
     return group

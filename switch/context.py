@@ -48,6 +48,8 @@ class TerminalPolicy:
     mac_failures_before_lock: int = 5
     # field 7 this far from the switch's clock is refused (902/12); 0: not checked
     transmission_tolerance_s: float = 600.0
+    # a financial request with no cashier signed on is refused 120 / 58
+    require_operator: bool = False
 
 
 @attrs.frozen

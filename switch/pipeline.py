@@ -63,6 +63,8 @@ from forecourt.switch.terminal_guard import (
     TerminalGuard,
     UnknownTerminal,
 )
+from forecourt.switch.terminals.metrics import TerminalMetrics
+from forecourt.switch.terminals.roster import NoOperator, NotRegistered, TerminalRoster
 from forecourt.switch.transaction import TxnRecord, journal_row, minor_units, pan_of
 
 __all__ = [
@@ -84,6 +86,8 @@ _REFUSALS: dict[type[Exception], tuple[Outcome, str]] = {
     NotSignedOn: (Outcome.NOT_SIGNED_ON, "not_signed_on"),
     field7.TransmissionTimeOutside: (Outcome.INVALID_TRANSACTION, "transmission_time"),
     field7.NoTransmissionTime: (Outcome.FORMAT_ERROR, "transmission_time_missing"),
+    NoOperator: (Outcome.NOT_SIGNED_ON, "no_operator"),
+    NotRegistered: (Outcome.UNKNOWN_TERMINAL, "not_registered"),
 }
 _REFUSED = tuple(_REFUSALS)
 
@@ -118,6 +122,7 @@ class Pipeline:
         self.requests = requests or TerminalRequests()
         self.guard = guard or TerminalGuard(keys, metrics, journal)
         self.answers = TerminalAnswers(keys, metrics)
+        self.roster = TerminalRoster(journal, TerminalMetrics(metrics.registry))
         # refusals a terminal can repeat at will: one line per kind and interval
         self.warnings = RepeatedWarnings(log)
         self.services = Services(
@@ -129,6 +134,7 @@ class Pipeline:
             metrics=metrics,
             settings=self.settings,
             node=node,
+            roster=self.roster,
         )
         longest = max((a.request_timeout_s for a in authorisers.values()), default=5.0)
         self.retransmissions = Retransmissions(
@@ -249,6 +255,8 @@ class Pipeline:
                 await self.guard.check_mac(ctx.policy, request, terminal_id, bound)
             if rules.needs_signed_on:
                 self.guard.check_signed_on(terminal_id)
+            if not rules.before_registration:  # a cashier where required; registered
+                self.roster.check(request, terminal_id, ctx.policy.require_operator)
             if rules.checks_transmission_time:
                 field7.check_transmission_time(request, ctx.policy.transmission_tolerance_s, bound)
             if rules.needs_shift and await self.journal.open_shift(terminal_id) is None:
@@ -297,6 +305,7 @@ class Pipeline:
             received_at=time.time(),
             currency=request.fields.get("49"),
             reversible=flow.rules.parks_reversal,
+            operator_id=self.roster.operator_of(terminal_id),
         )
         self.requests.begin(key, record.txn_id, amount)
         answer: Message | None = None

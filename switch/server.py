@@ -85,6 +85,7 @@ def listener_context(config: SwitchConfig, listener: ListenerConfig) -> Listener
         max_in_flight=group.max_in_flight,
         mac_failures_before_lock=group.mac_failures_before_lock or 1 << 30,
         transmission_tolerance_s=group.transmission_time_tolerance_s,
+        require_operator=group.require_operator,
     )
     return ListenerContext(
         name=listener.name,
@@ -225,6 +226,7 @@ async def _run_switch(
                 ),
             )
             report = await recover(journal, pipeline, config.node)
+            await pipeline.roster.load()  # cashiers, pending registrations, device gauges
             log.info(
                 "recovery_done",
                 reversals_queued=report.reversed,
@@ -247,6 +249,7 @@ async def _run_switch(
                 await outer.start(saf.run)
                 # other nodes' and workers' locks and sign-offs (a cheap indexed read)
                 outer.start_soon(pipeline.guard.watch)
+                outer.start_soon(pipeline.roster.watch)  # the same for cashiers, registrations
                 outer.start_soon(pipeline.warnings.run)
                 outer.start_soon(instance.watch)  # PostgreSQL: a lost lock is taken again
                 await outer.start(

@@ -53,6 +53,8 @@ class Reconciliation:
     switch_debits: tuple[int, int]
     switch_credits: tuple[int, int]
     tenders: Mapping[str, Mapping[str, list[int]]] = attrs.field(factory=dict)
+    # {cashier: {category: [count, amount]}} (switch/terminals/cashier_totals.py)
+    operators: Mapping[str, Mapping[str, list[int]]] = attrs.field(factory=dict)
 
     @property
     def in_balance(self) -> bool:
@@ -76,6 +78,7 @@ class Reconciliation:
                 "credits": diff(self.terminal_credits, self.switch_credits),
             },
             "by_tender": {t: dict(c) for t, c in self.tenders.items()},
+            "by_operator": {o: dict(c) for o, c in self.operators.items()},
         }
 
 

@@ -18,6 +18,7 @@ from forecourt.switch.journal import Journal
 from forecourt.switch.metrics import SwitchMetrics
 from forecourt.switch.routing import Router
 from forecourt.switch.terminal_guard import Proof, TerminalGuard
+from forecourt.switch.terminals.roster import TerminalRoster
 from forecourt.switch.transaction import TxnRecord
 
 # A parked reversal waits this long unless something makes it due sooner
@@ -47,6 +48,9 @@ class FlowRules:
     # field 7 within the terminal group's tolerance (switch/transmission_time.py); not
     # for reversals, completions and shift closes, which a terminal may send late from SAF
     checks_transmission_time: bool = False
+    # taken from a terminal still pending its online registration (the registration
+    # itself); every other flow refuses such a terminal 109 / 03 (switch/terminals/)
+    before_registration: bool = False
 
 
 @attrs.frozen
@@ -61,6 +65,8 @@ class Services:
     metrics: SwitchMetrics
     settings: PipelineSettings
     node: str
+    # each terminal's cashier and registration, its devices' gauges (switch/terminals/)
+    roster: TerminalRoster
 
 
 @attrs.frozen

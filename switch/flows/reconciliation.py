@@ -7,6 +7,7 @@ journalled and answered 500 (in balance) / 501 (out) on 1993, field 66 = 1 / 2 o
 
 from __future__ import annotations
 
+import attrs
 from forecourt.codecs.action_codes import Outcome
 from forecourt.codecs.family import Family
 from forecourt.codecs.message import Message
@@ -14,6 +15,7 @@ from forecourt.switch.answers import local_answer
 from forecourt.switch.flows.base import Flow, FlowRules, Job
 from forecourt.switch.journal import CancelShiftParked
 from forecourt.switch.shifts import reconcile
+from forecourt.switch.terminals.cashier_totals import cashier_totals
 
 
 async def close_shift(job: Job) -> Message:
@@ -26,7 +28,8 @@ async def close_shift(job: Job) -> Message:
         job.log.warning("shift_close_without_open_shift")
         return local_answer(request, family, Outcome.DECLINED)
     totals = await journal.totals(record.terminal_id, shift_id)
-    result = reconcile(request, totals)
+    operators = await cashier_totals(journal, record.terminal_id, shift_id)
+    result = attrs.evolve(reconcile(request, totals), operators=operators)
     await journal.shift_close(record.terminal_id, shift_id, result.as_journal(), result.in_balance)
     record.pending_ops.append(CancelShiftParked(record.terminal_id, shift_id))
     record.flags = ("in_balance",) if result.in_balance else ("out_of_balance",)

@@ -16,14 +16,17 @@ from collections.abc import Callable
 import attrs
 from forecourt.codecs.message import Message
 from forecourt.codecs.mti import is_advice, mti_class
-from forecourt.codecs.network import NetworkFunction, network_function
+from forecourt.codecs.network import NetworkFunction, function_code, network_function
 from forecourt.switch.flows import (
     authorisation,
     balance,
+    cashier,
     completion,
+    device_status,
     financial,
     network,
     reconciliation,
+    registration,
     reversal,
     unsupported,
 )
@@ -70,7 +73,16 @@ TABLE: tuple[Row, ...] = (
     Row("3", unsupported.FILE_ACTION),
     Row("4", reversal.FLOW),
     Row("5", reconciliation.FLOW),
+    Row(
+        "6",
+        device_status.FLOW,
+        advice=True,
+        when=lambda m: function_code(m) == device_status.FUNCTION_CODE,
+    ),
     Row("6", unsupported.ADMINISTRATIVE),
+    Row("8", cashier.SIGN_ON, when=lambda m: function_code(m) == cashier.SIGN_ON_CODE),
+    Row("8", cashier.SIGN_OFF, when=lambda m: function_code(m) == cashier.SIGN_OFF_CODE),
+    Row("8", registration.FLOW, when=lambda m: function_code(m) == registration.FUNCTION_CODE),
     Row("8", network.SIGN_ON, network=NetworkFunction.SIGN_ON),
     Row("8", network.SIGN_OFF, network=NetworkFunction.SIGN_OFF),
     Row("8", network.KEY_CHANGE, network=NetworkFunction.KEY_CHANGE),

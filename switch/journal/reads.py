@@ -7,7 +7,7 @@ inherits these; they are here so the writer side stays one concept.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import trio
 from forecourt.switch.journal.backend import JournalBackend, JournalReader
@@ -21,6 +21,7 @@ from forecourt.switch.journal.model import (
     ShiftTotals,
     SplitGroupState,
 )
+from forecourt.switch.journal.reader import QueryReader
 
 _R = TypeVar("_R")
 
@@ -114,6 +115,16 @@ class JournalReads:
     async def split_legs(self, terminal_id: str, group_id: str) -> list[JournalRow]:
         """The purchases journalled in one split sale, oldest first."""
         return await self._read(lambda r: r.split_legs(terminal_id, group_id))
+
+    async def view(self, query: str, params: Sequence[object] = ()) -> list[dict[str, Any]]:
+        """A read of a domain's own tables (switch/journal/domains.py), written in
+        SQLite's spelling; rows as dicts. The reader is query-only."""
+
+        def rows(r: JournalReader) -> list[dict[str, Any]]:
+            assert isinstance(r, QueryReader)
+            return [dict(row) for row in r.view(query, params)]
+
+        return await self._read(rows)
 
     def _close_readers(self) -> None:
         while self._readers:

@@ -259,6 +259,42 @@ _V8 = """
         """
 
 
+# A terminal's cashier, its online registration and its devices' last report
+# (switch/terminals/, docs/terminal-interfaces.md): one row per terminal each, and
+# ``updated_at`` indexed so every node follows the changes made at the others.
+_V9 = """
+        CREATE TABLE terminal_operators (
+            terminal_id  TEXT PRIMARY KEY,
+            operator_id  TEXT,
+            signed_on_at {real},
+            updated_at   {real} NOT NULL
+        );
+        CREATE INDEX terminal_operators_updated ON terminal_operators (updated_at);
+        CREATE TABLE terminal_registrations (
+            terminal_id     TEXT PRIMARY KEY,
+            state           TEXT NOT NULL CHECK (state IN ('pending', 'registered', 'locked')),
+            code_hash       TEXT NOT NULL,
+            expected_serial TEXT,
+            serial          TEXT,
+            max_attempts    INTEGER NOT NULL,
+            failures        INTEGER NOT NULL DEFAULT 0,
+            last_failure_at {real},
+            created_at      {real} NOT NULL,
+            created_by      TEXT NOT NULL,
+            expires_at      {real} NOT NULL,
+            registered_at   {real},
+            updated_at      {real} NOT NULL
+        );
+        CREATE INDEX terminal_registrations_updated ON terminal_registrations (updated_at);
+        CREATE TABLE terminal_devices (
+            terminal_id TEXT PRIMARY KEY,
+            status      TEXT NOT NULL,
+            reported_at {real} NOT NULL
+        );
+        CREATE INDEX terminal_devices_reported ON terminal_devices (reported_at)
+        """
+
+
 @attrs.frozen
 class ColumnTypes:
     """How one backend spells the columns that differ. ``v1_indexes``: PostgreSQL's
@@ -304,7 +340,7 @@ def render(types: ColumnTypes) -> list[tuple[int, str]]:
         "v1_saf_txn": "\n        CREATE INDEX saf_txn ON saf (txn_id);" if v1 else "",
         "v2_saf_txn": "" if v1 else "CREATE INDEX IF NOT EXISTS saf_txn ON saf (txn_id);\n        ",
     }
-    texts = (_V1, _V2, _V3, _V4, _V5, _V6, _V7, _V8)
+    texts = (_V1, _V2, _V3, _V4, _V5, _V6, _V7, _V8, _V9)
     return [(n, text.format(**parts)) for n, text in enumerate(texts, start=1)]
 
 

@@ -11,6 +11,7 @@ from typing import Any
 import attrs
 from forecourt.switch.journal.model import Event, JournalRow
 from forecourt.switch.ledger.ops import LedgerOp
+from forecourt.switch.terminals.ops import TerminalOp
 
 
 @attrs.frozen
@@ -296,4 +297,5 @@ WriteOp = (
     | DueParked
     | LedgerOp  # the fleet and consumer ledger's (switch/ledger/ops.py)
     | ConsoleOp
+    | TerminalOp  # a terminal's cashier, registration, devices (switch/terminals/ops.py)
 )

@@ -474,6 +474,7 @@ def switch_config(
                 "max_in_flight": over.pop("max_in_flight", 4),
                 "mac_failures_before_lock": over.pop("mac_failures_before_lock", 3),
                 "transmission_time_tolerance_s": over.pop("tolerance_s", 600.0),
+                "require_operator": over.pop("require_operator", False),
             }
         ],
         "acquirers": [
