@@ -20,8 +20,8 @@ from .ops import IssueActivation
 
 __all__ = [
     "CODE_ALPHABET",
-    "add_pending",
     "CODE_LENGTH",
+    "add_pending",
     "code_matches",
     "hash_code",
     "new_activation_code",
