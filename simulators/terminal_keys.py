@@ -70,8 +70,12 @@ class TerminalKeys:
             function = network_function(message)
             if function is NetworkFunction.SIGN_ON:
                 return self._sign_on_mac(message, mode)
-            if function not in (NetworkFunction.KEY_CHANGE, NetworkFunction.SIGN_OFF):
+            if function is NetworkFunction.ECHO or (
+                function is None and message.fields.get("24") is None
+            ):
                 return None  # an echo travels without a MAC
+            # key change, sign-off, and a terminal interface's own 1804 (a cashier's
+            # sign-on, 880): under the TAK, like a request
         if mode == "previous":
             if self.previous_tak is None:
                 raise StepFailed("no previous TAK to MAC with (rotate keys first)")
@@ -94,8 +98,12 @@ class TerminalKeys:
         kek = self._kek
         if kek is None:
             return
-        field96 = message.fields.get("96") if self._family == Family.ISO1993 else None
-        payload = bytes.fromhex(field96) if field96 is not None else message.fields.get("48")
+        # 1993: only 96 (its 48 is IFSF message control data, e.g. a cashier's 48-15)
+        if self._family == Family.ISO1993:
+            field96 = message.fields.get("96")
+            payload: str | bytes | None = bytes.fromhex(field96) if field96 else None
+        else:
+            payload = message.fields.get("48")
         if not payload:
             return
         try:
