@@ -122,7 +122,8 @@ class JournalReads:
 
         def rows(r: JournalReader) -> list[dict[str, Any]]:
             assert isinstance(r, QueryReader)
-            return [dict(row) for row in r.view(query, params)]
+            # sqlite3.Row and psycopg's dict rows are both mappings; Record says less
+            return [dict(row) for row in r.view(query, params)]  # type: ignore[call-overload]
 
         return await self._read(rows)
 

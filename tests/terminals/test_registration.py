@@ -4,6 +4,7 @@ one-time activation code; a used, expired or wrong code is refused, wrong ones c
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -17,13 +18,13 @@ from tests.switch.harness import SwitchUnderTest, _unused_port, started_switch
 from tests.terminals.messages import registration
 
 
-async def _pending(sut: SwitchUnderTest, terminal_id: str, **options: object) -> str:
+async def _pending(sut: SwitchUnderTest, terminal_id: str, **options: Any) -> str:
+    """What `forecourt terminals add-pending` does, from the test (the CLI's own test
+    runs it as a subprocess)."""
+    expires_in_s = float(options.pop("expires_in_s", 3600.0))
     async with open_journal(sut.config) as journal:
         return await add_pending(
-            journal,
-            terminal_id,
-            actor="test",
-            **{"expires_in_s": 3600.0, **options},  # type: ignore[arg-type]
+            journal, terminal_id, actor="test", expires_in_s=expires_in_s, **options
         )
 
 
