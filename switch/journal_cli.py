@@ -23,6 +23,7 @@ from forecourt.switch.journal.model import JournalError, SafState, TxnState
 from forecourt.switch.journal.postgres import PostgresReader
 from forecourt.switch.journal.sqlite import SqliteReader
 from forecourt.switch.operator_reversal import add_parser as add_reverse_parser
+from forecourt.switch.terminals.cashier_totals import cashier_table
 from psycopg.rows import dict_row
 from rich.console import Console
 from rich.table import Table
@@ -349,6 +350,9 @@ def _totals(args: argparse.Namespace, console: Console) -> int:
             line.tender or "-", line.category, line.currency, str(line.count), str(line.amount)
         )
     console.print(t)
+    cashiers = cashier_table(shift.totals if shift is not None else None)
+    if cashiers is not None:
+        console.print(cashiers)
     return 0
 
 

@@ -8,9 +8,13 @@ every currency (a station has one). Rows taken with nobody signed on are under "
 
 from __future__ import annotations
 
-from forecourt.switch.journal import Journal
+from collections.abc import Mapping
+from typing import Any
 
-__all__ = ["NOBODY", "cashier_totals"]
+from forecourt.switch.journal import Journal
+from rich.table import Table
+
+__all__ = ["NOBODY", "cashier_table", "cashier_totals"]
 
 NOBODY = "-"
 
@@ -47,3 +51,18 @@ async def cashier_totals(
             int(r["total"]),
         ]
     return out
+
+
+def cashier_table(closed_totals: Mapping[str, Any] | None) -> Table | None:
+    """The closed shift's totals per cashier as `forecourt journal totals` shows them;
+    None for an open shift, or one closed before cashiers were totalled."""
+    by_operator = (closed_totals or {}).get("by_operator")
+    if not by_operator:
+        return None
+    t = Table(title="per cashier (at the shift close)")
+    for col in ("cashier", "category", "count", "amount"):
+        t.add_column(col)
+    for operator, categories in sorted(by_operator.items()):
+        for category, (count, amount) in sorted(categories.items()):
+            t.add_row(operator, category, str(count), str(amount))
+    return t

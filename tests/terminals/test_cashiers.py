@@ -5,8 +5,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from forecourt.codecs.field48 import decode_field48
 from forecourt.codecs.message import Message
+from forecourt.switch.cli import main
 from forecourt.switch.journal import open_journal
 
 from tests.switch.harness import started_switch
@@ -68,7 +71,9 @@ async def test_an_operator_id_is_required_to_sign_on(tmp_path: Path) -> None:
         assert (await terminal.exchange(terminal.purchase(1000))).fields["39"] == "000"
 
 
-async def test_shift_totals_per_cashier(tmp_path: Path) -> None:
+async def test_shift_totals_per_cashier(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     async with started_switch(tmp_path) as sut, sut.terminal() as terminal:
         await terminal.sign_on()
         await terminal.exchange(cashier_sign_on(terminal, "ANNA"))
@@ -90,3 +95,10 @@ async def test_shift_totals_per_cashier(tmp_path: Path) -> None:
         "BEN": {"debit": [2, 3000]},
         "-": {"debit": [1, 700]},
     }
+    # `forecourt journal totals` shows them under the shift's own totals
+    shown = "--terminal", "T0000001", "--shift", str(shift["shift_id"])
+    assert main(["journal", "totals", "--data-dir", str(tmp_path), *shown]) == 0
+    out = capsys.readouterr().out
+    assert "per cashier" in out
+    rows = [[c.strip() for c in line.split("│")[1:5]] for line in out.splitlines()]
+    assert ["BEN", "debit", "2", "3000"] in rows

@@ -42,7 +42,9 @@ async def _metric(sut: SwitchUnderTest, line_start: str) -> str:
     return "\n".join(x for x in text.splitlines() if x.startswith(line_start))
 
 
-async def test_a_code_registers_once_then_is_refused(tmp_path: Path) -> None:
+async def test_a_code_registers_once_then_is_refused(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     async with started_switch(tmp_path, metrics_port=_unused_port()) as sut:
         code = await _pending(sut, "T0000002")
         assert len(code) == 16
@@ -64,6 +66,9 @@ async def test_a_code_registers_once_then_is_refused(tmp_path: Path) -> None:
     row = await _row(tmp_path, "T0000002")
     assert (row["state"], row["serial"]) == ("registered", "SN-0001")
     assert code not in str(row)  # only its argon2 hash is kept
+    logged = capsys.readouterr()
+    for secret in (code, code.encode().hex().upper()):  # nor in any log line
+        assert secret not in logged.out + logged.err
 
 
 async def test_an_expired_code_is_refused(tmp_path: Path) -> None:
