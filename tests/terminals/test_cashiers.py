@@ -6,7 +6,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-
 from forecourt.codecs.field48 import decode_field48
 from forecourt.codecs.message import Message
 from forecourt.switch.cli import main
@@ -71,9 +70,7 @@ async def test_an_operator_id_is_required_to_sign_on(tmp_path: Path) -> None:
         assert (await terminal.exchange(terminal.purchase(1000))).fields["39"] == "000"
 
 
-async def test_shift_totals_per_cashier(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
+async def test_shift_totals_per_cashier(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     async with started_switch(tmp_path) as sut, sut.terminal() as terminal:
         await terminal.sign_on()
         await terminal.exchange(cashier_sign_on(terminal, "ANNA"))
