@@ -98,9 +98,17 @@ def _console() -> Console:
 
 
 def _config(args: argparse.Namespace) -> SwitchConfig:
+    """The configuration, whose journal must exist already (never made here, in what
+    may be the wrong data directory)."""
     if args.config is None:
         raise _BadInput("give --config, the switch's configuration file")
-    return load_config(args.config)
+    config = load_config(args.config)
+    if config.database is None and not config.journal_path.exists():
+        raise _BadInput(
+            f"no journal at {config.journal_path} (check data_dir in {args.config},"
+            " or run `forecourt db migrate`)"
+        )
+    return config
 
 
 def _ts(value: object) -> str:
@@ -215,8 +223,6 @@ def _registration(r: dict[str, Any] | None) -> str:
 
 
 def _list(args: argparse.Namespace, console: Console) -> int:
-    if getattr(args, "terminals_command", None) is not None:
-        return 0  # not reached: a sub-command has its own func
     config = _config(args)
     versions = _key_versions(config)
     journal = trio.run(_journal_view, config)
