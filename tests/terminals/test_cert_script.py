@@ -18,9 +18,9 @@ def test_the_operators_script_passes_in_the_demo(tmp_path: Path) -> None:
     cert = tmp_path / "cert"
     cert.mkdir()
     shutil.copy(REPO / "conf" / "cert" / "11-operators.toml", cert)
+    demo = ("demo", "--load-seconds", "0", "--data-dir", str(tmp_path / "d"), "--cert", str(cert))
     result = subprocess.run(
-        [sys.executable, "-m", "forecourt.switch.cli", "demo", "--load-seconds", "0"]
-        + ["--data-dir", str(tmp_path / "d"), "--cert", str(cert)],
+        [sys.executable, "-m", "forecourt.switch.cli", *demo],
         capture_output=True,
         text=True,
         timeout=240,
