@@ -32,6 +32,11 @@ SUBELEMENTS_48: dict[int, Layout] = {
     9: _sub("z", "LL", 37, "Track 2 for second card"),
     10: _sub("an", "LL", 76, "Track 1 for second card"),
     14: _sub("an", "", 2, "PIN encryption methodology"),
+    # forecourt's own: parameter downloads (docs/terminal-interfaces.md, docs/codecs.md)
+    20: _sub("n", "", 8, "Parameter version (forecourt)"),
+    21: _sub("n", "", 6, "Parameter chunk n of m (forecourt)"),
+    22: _sub("n", "", 8, "Parameter download target version (forecourt)"),
+    23: _sub("an", "", 1, "Parameter download status (forecourt)"),
     33: _sub("an", "LLL", 104, "Track 3 for second card"),  # 104 needs three digits
     37: _sub("an", "", 1, "Vehicle identification entry mode"),
     38: _sub("n", "", 1, "Pump linked indicator"),

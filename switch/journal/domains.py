@@ -13,6 +13,7 @@ from collections.abc import Callable, Sequence
 import attrs
 from forecourt.switch.journal.model import JournalError
 from forecourt.switch.ledger import LEDGER_OPS, OverdraftRefused, apply_ledger
+from forecourt.switch.params import PARAMS_OPS, apply_params
 
 # apply(op, run, convert, lock) -> the op's result: ``run`` executes one statement,
 # ``convert`` turns ``?`` placeholders into the backend's, ``lock`` is the backend's
@@ -32,6 +33,7 @@ class Domain:
 
 DOMAINS: tuple[Domain, ...] = (
     Domain("ledger", LEDGER_OPS, apply_ledger, (OverdraftRefused,)),  # type: ignore[arg-type]
+    Domain("params", PARAMS_OPS, apply_params),  # type: ignore[arg-type]
 )
 DOMAIN_OPS: tuple[type, ...] = tuple(t for d in DOMAINS for t in d.ops)
 

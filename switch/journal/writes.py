@@ -11,6 +11,7 @@ from typing import Any
 import attrs
 from forecourt.switch.journal.model import Event, JournalRow
 from forecourt.switch.ledger.ops import LedgerOp
+from forecourt.switch.params.ops import ParamsOp
 
 
 @attrs.frozen
@@ -295,5 +296,6 @@ WriteOp = (
     | ReverseSplitGroup
     | DueParked
     | LedgerOp  # the fleet and consumer ledger's (switch/ledger/ops.py)
+    | ParamsOp  # parameter sets' (switch/params/ops.py)
     | ConsoleOp
 )
