@@ -68,10 +68,13 @@ def test_publish_list_show_diff(config: Path, capsys: pytest.CaptureFixture[str]
 @pytest.mark.parametrize(
     ("body", "named"),
     [
-        ('[products.95]\nname = "U95"\nunit = "L"\nunit_price = "1,659"\n', "products.95.unit_price"),
+        (
+            '[products.95]\nname = "U95"\nunit = "L"\nunit_price = "1,659"\n',
+            "products.95.unit_price",
+        ),
         ('[products.95]\nname = "U95"\nunit = "M3"\nunit_price = "1.6"\n', "products.95.unit"),
         ('[bins.7077]\nproduct = "fleet"\nroute = "ledger"\noffline = true\n', "bins.7077.product"),
-        ('[prices]\n', "prices"),
+        ("[prices]\n", "prices"),
         ('[receipt]\nheader = "a;b"\n', "receipt.header"),
     ],
 )
