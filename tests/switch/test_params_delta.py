@@ -20,7 +20,7 @@ from forecourt.switch.params import (
     delta_between,
 )
 from forecourt.switch.params.wire import chunks_of, decode_records
-from hypothesis import given, settings
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 Records = dict[tuple[str, str], tuple[str, ...]]
@@ -41,6 +41,7 @@ def record_maps(draw: st.DrawFn) -> Records:
     return out
 
 
+@settings(deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(old=record_maps(), new=record_maps(), chunk_bytes=st.integers(256, 999))
 def test_the_delta_turns_the_old_set_into_the_new(
     old: Records, new: Records, chunk_bytes: int
@@ -61,7 +62,7 @@ def _run(backend: object, op: object) -> object:
     return outcome[0]
 
 
-@settings(max_examples=25, deadline=None)
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(sets=st.lists(record_maps(), min_size=1, max_size=5), data=st.data())
 def test_every_version_comes_back_and_deltas_between_any_two_are_right(
     sets: list[Records], data: st.DataObject

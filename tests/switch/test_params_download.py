@@ -74,23 +74,23 @@ async def test_a_version_published_between_chunks_restarts_cleanly(tmp_path: Pat
 
 
 async def test_sign_on_hint_is_cached_and_malformed_requests_get_904(tmp_path: Path) -> None:
-    async with started_switch(tmp_path, params={"version_cache_s": 3600.0}) as sut:
-        async with sut.terminal() as t:
-            first = await t.sign_on()
-            assert "48" not in first.fields  # nothing published: no hint
-            await _publish(sut.config, _set(100, 1))
-            again = await t.sign_on()
-            # the cache is an hour old at most: no database read for this sign-on
-            assert "48" not in again.fields
-            # a download reads the latest version, and refreshes the cache
-            assert read(await t.exchange(request(t, 0))).version == 1
-            assert decode_field48((await t.sign_on()).fields["48"])[20] == "00000001"
+    cached = {"version_cache_s": 3600.0}
+    async with started_switch(tmp_path, params=cached) as sut, sut.terminal() as t:
+        first = await t.sign_on()
+        assert "48" not in first.fields  # nothing published: no hint
+        await _publish(sut.config, _set(100, 1))
+        again = await t.sign_on()
+        # the cache is an hour old at most: no database read for this sign-on
+        assert "48" not in again.fields
+        # a download reads the latest version, and refreshes the cache
+        assert read(await t.exchange(request(t, 0))).version == 1
+        assert decode_field48((await t.sign_on()).fields["48"])[20] == "00000001"
 
-            no_version = request(t, 0).with_fields({48: encode_field48({21: "001000"})})
-            assert (await t.exchange(no_version)).fields["39"] == "904"
-            past_the_end = request(t, 0, 9, 1)
-            assert (await t.exchange(past_the_end)).fields["39"] == "904"
-            not_supported = request(t, 0).with_fields({24: "306"})
-            assert (await t.exchange(not_supported)).fields["39"] == "115"
-            # the connection still serves
-            assert read(await t.exchange(request(t, 1))).status == "N"
+        no_version = request(t, 0).with_fields({48: encode_field48({21: "001000"})})
+        assert (await t.exchange(no_version)).fields["39"] == "904"
+        past_the_end = request(t, 0, 9, 1)
+        assert (await t.exchange(past_the_end)).fields["39"] == "904"
+        not_supported = request(t, 0).with_fields({24: "306"})
+        assert (await t.exchange(not_supported)).fields["39"] == "115"
+        # the connection still serves
+        assert read(await t.exchange(request(t, 1))).status == "N"
