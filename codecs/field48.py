@@ -38,6 +38,11 @@ SUBELEMENTS_48: dict[int, Layout] = {
     16: _sub("an", "LL", 32, "Terminal serial number (forecourt)"),
     17: _sub("an", "", 16, "Activation code (forecourt)"),
     18: _sub("n", "", 4, "Device status (forecourt)"),
+    # forecourt's own: parameter downloads (docs/terminal-interfaces.md, docs/codecs.md)
+    20: _sub("n", "", 8, "Parameter version (forecourt)"),
+    21: _sub("n", "", 6, "Parameter chunk n of m (forecourt)"),
+    22: _sub("n", "", 8, "Parameter download target version (forecourt)"),
+    23: _sub("an", "", 1, "Parameter download status (forecourt)"),
     33: _sub("an", "LLL", 104, "Track 3 for second card"),  # 104 needs three digits
     37: _sub("an", "", 1, "Vehicle identification entry mode"),
     38: _sub("n", "", 1, "Pump linked indicator"),

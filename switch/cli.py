@@ -20,6 +20,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "forecourt.switch.accounts_cli",
     "forecourt.console.cli",
     "forecourt.switch.terminals_cli",
+    "forecourt.switch.params_cli",
 )
 
 

@@ -32,6 +32,7 @@ from forecourt.switch.config_acquirers import (
     route_router,
 )
 from forecourt.switch.config_business_day import BusinessDayConfig, read_business_day
+from forecourt.switch.config_params import ParamsConfig, read_params
 from forecourt.switch.config_policies import (
     LOG_FORMATS,
     LOG_LEVELS,
@@ -112,6 +113,7 @@ class SwitchConfig:
     journal: JournalConfig = attrs.field(factory=JournalConfig)
     stand_in: StandInConfig = attrs.field(factory=StandInConfig)
     business_day: BusinessDayConfig = attrs.field(factory=BusinessDayConfig)
+    params: ParamsConfig = attrs.field(factory=ParamsConfig)
     source: str | None = None
 
     @property
@@ -172,6 +174,7 @@ def parse_config(
     keys = read_keys(root, resolve)
     stand_in = read_stand_in(root, routes)
     business_day = read_business_day(root)
+    params = read_params(root)
     root.finish()
     return SwitchConfig(
         node=node,
@@ -190,5 +193,6 @@ def parse_config(
         journal=journal,
         stand_in=stand_in,
         business_day=business_day,
+        params=params,
         source=source,
     )

@@ -8,6 +8,7 @@ import attrs
 from forecourt.codecs.dialect import Dialect
 from forecourt.codecs.family import Family
 from forecourt.codecs.message import Message
+from forecourt.switch.params.catalogue import ParamsCatalogue
 from forecourt.switch.stand_in import StandInPolicy
 from forecourt.switch.transaction import TxnRecord
 
@@ -90,3 +91,5 @@ class PipelineSettings:
     duplicates_from_journal: bool = False
     # `[stand_in]`: None or off, an unavailable acquirer is answered 912/911 as ever
     stand_in: StandInPolicy | None = None
+    # parameter downloads and the sign-on answer's version hint (switch/params/)
+    params: ParamsCatalogue = attrs.field(factory=ParamsCatalogue)

@@ -42,6 +42,7 @@ from forecourt.switch.demo_ledger import (
     demo_ledger_entries,
     seed_demo_ledger,
 )
+from forecourt.switch.demo_params import PARAMS_TERMINAL, params_section, publish_demo_params
 from forecourt.switch.demo_split import SPLIT_TERMINALS, demo_routes
 from forecourt.switch.demo_stand_in import STAND_IN_TERMINAL, acquirer_record, stand_in_sections
 from forecourt.switch.demo_terminals import OPERATOR_TERMINAL, prepare_registration
@@ -92,7 +93,12 @@ def _prepare_keys(data_dir: Path) -> tuple[Lmk, bytes, PinKey | None]:
     store = KeyStore.open(data_dir, lmk=lmk)
     try:
         component_2 = bytes(a ^ b for a, b in zip(TEST_KEK, TEST_COMPONENT_1, strict=True))
-        for terminal_id in (*CERT_TERMINALS, STAND_IN_TERMINAL, OPERATOR_TERMINAL):
+        for terminal_id in (
+            *CERT_TERMINALS,
+            STAND_IN_TERMINAL,
+            OPERATOR_TERMINAL,
+            PARAMS_TERMINAL,
+        ):
             if not store.is_registered(terminal_id):
                 store.add_terminal(
                     terminal_id, actor="demo", components=(TEST_COMPONENT_1, component_2)
@@ -174,6 +180,7 @@ def demo_config(
     doc.update(stand_in)
     if wallet is not None:
         wallet.add_to(doc)
+    doc["params"] = params_section()
     return parse_config(doc, source="demo")
 
 
@@ -216,6 +223,7 @@ async def run_demo(
         config = demo_config(data_dir, acquirer_port, wallet)
         await seed_demo_ledger(config, lmk)
         await prepare_registration(config)  # conf/cert/11-operators.toml's pending terminal
+        await publish_demo_params(config, CONF)
         running: RunningSwitch = await nursery.start(
             functools.partial(run_switch, config, stop=stop, lmk=lmk)
         )

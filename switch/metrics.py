@@ -203,6 +203,13 @@ class SwitchMetrics:
             buckets=(0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1.0),
             registry=r,
         )
+        # parameter downloads answered, by 48-23 status (docs/terminal-interfaces.md)
+        self.params_downloads = Counter(
+            "forecourt_params_downloads",
+            "Parameter download chunks answered, by status (N none, D delta, F full, R restart)",
+            ["status"],
+            registry=r,
+        )
 
     def gc_pause(self, generation: int, seconds: float) -> None:
         child = self._gc_children.get(generation)

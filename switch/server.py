@@ -32,6 +32,7 @@ from forecourt.switch.listener import Listener, ListenerUnavailable
 from forecourt.switch.matching import TerminalRequests
 from forecourt.switch.metrics import SwitchMetrics
 from forecourt.switch.metrics_endpoint import serve_metrics
+from forecourt.switch.params.catalogue import ParamsCatalogue
 from forecourt.switch.pipeline import Pipeline
 from forecourt.switch.recovery import recover
 from forecourt.switch.saf import SafSender
@@ -212,6 +213,7 @@ async def _run_switch(
                     preauth_window_s=config.reversal.preauth_completion_window_s,
                     duplicates_from_journal=cluster,
                     stand_in=StandInPolicy(config.stand_in) if config.stand_in.enabled else None,
+                    params=ParamsCatalogue(config.params),
                 ),
                 saf=saf,
                 requests=TerminalRequests(

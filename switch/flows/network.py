@@ -19,6 +19,7 @@ from forecourt.codecs.action_codes import Outcome
 from forecourt.codecs.message import Message
 from forecourt.switch.answers import local_answer
 from forecourt.switch.flows.base import Flow, FlowRules, Job
+from forecourt.switch.params.sign_on import with_version_hint
 from forecourt.switch.shifts import new_shift_id
 from forecourt.switch.terminal_guard import Proof
 
@@ -33,7 +34,9 @@ async def sign_on(job: Job) -> Message:
     # opens one only if the terminal has none open, at this node or any other
     await services.journal.shift_open(terminal_id, new_shift_id())
     job.log.info("network_management", function="sign_on")
-    return answer
+    # the latest parameter version (48-20), from a cache: docs/terminal-interfaces.md
+    family, catalogue = job.ctx.dialect.family, services.settings.params
+    return await with_version_hint(answer, family, catalogue, services.journal)
 
 
 async def key_change(job: Job) -> Message:

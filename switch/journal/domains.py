@@ -13,6 +13,7 @@ from collections.abc import Callable, Sequence
 import attrs
 from forecourt.switch.journal.model import JournalError
 from forecourt.switch.ledger import LEDGER_OPS, OverdraftRefused, apply_ledger
+from forecourt.switch.params import PARAMS_OPS, apply_params
 from forecourt.switch.terminals import TERMINAL_OPS, apply_terminals
 
 # apply(op, run, convert, lock) -> the op's result: ``run`` executes one statement,
@@ -34,6 +35,7 @@ class Domain:
 DOMAINS: tuple[Domain, ...] = (
     Domain("ledger", LEDGER_OPS, apply_ledger, (OverdraftRefused,)),  # type: ignore[arg-type]
     Domain("terminals", TERMINAL_OPS, apply_terminals),  # type: ignore[arg-type]
+    Domain("params", PARAMS_OPS, apply_params),  # type: ignore[arg-type]
 )
 DOMAIN_OPS: tuple[type, ...] = tuple(t for d in DOMAINS for t in d.ops)
 

@@ -295,6 +295,32 @@ _V9 = """
         """
 
 
+# Parameter sets (switch/params/, docs/terminal-interfaces.md): each version's changed
+# records, the versions, and one row naming the latest (locked by a publication).
+_V10 = """
+        CREATE TABLE params_head (
+            id     INTEGER PRIMARY KEY,
+            latest INTEGER NOT NULL
+        );
+        INSERT INTO params_head (id, latest) VALUES (1, 0);
+        CREATE TABLE params_versions (
+            version      INTEGER PRIMARY KEY,
+            published_at {real} NOT NULL,
+            operator     TEXT NOT NULL,
+            note         TEXT NOT NULL,
+            records      INTEGER NOT NULL,
+            changed      INTEGER NOT NULL
+        );
+        CREATE TABLE params_changes (
+            version       INTEGER NOT NULL,
+            kind          TEXT NOT NULL,
+            record_key    TEXT NOT NULL,
+            record_values TEXT,
+            PRIMARY KEY (version, kind, record_key)
+        )
+        """
+
+
 @attrs.frozen
 class ColumnTypes:
     """How one backend spells the columns that differ. ``v1_indexes``: PostgreSQL's
@@ -340,7 +366,7 @@ def render(types: ColumnTypes) -> list[tuple[int, str]]:
         "v1_saf_txn": "\n        CREATE INDEX saf_txn ON saf (txn_id);" if v1 else "",
         "v2_saf_txn": "" if v1 else "CREATE INDEX IF NOT EXISTS saf_txn ON saf (txn_id);\n        ",
     }
-    texts = (_V1, _V2, _V3, _V4, _V5, _V6, _V7, _V8, _V9)
+    texts = (_V1, _V2, _V3, _V4, _V5, _V6, _V7, _V8, _V9, _V10)
     return [(n, text.format(**parts)) for n, text in enumerate(texts, start=1)]
 
 

@@ -11,6 +11,7 @@ from typing import Any
 import attrs
 from forecourt.switch.journal.model import Event, JournalRow
 from forecourt.switch.ledger.ops import LedgerOp
+from forecourt.switch.params.ops import ParamsOp
 from forecourt.switch.terminals.ops import TerminalOp
 
 
@@ -296,6 +297,7 @@ WriteOp = (
     | ReverseSplitGroup
     | DueParked
     | LedgerOp  # the fleet and consumer ledger's (switch/ledger/ops.py)
+    | ParamsOp  # parameter sets' (switch/params/ops.py)
     | ConsoleOp
     | TerminalOp  # a terminal's cashier, registration, devices (switch/terminals/ops.py)
 )

@@ -29,6 +29,8 @@ async def _rows(tmp_path: Path) -> list[str]:
 @pytest.mark.parametrize("mti", ["1304", "1604"])
 async def test_file_action_and_administrative_never_go_upstream(tmp_path: Path, mti: str) -> None:
     async with started_switch(tmp_path, mac=False) as sut, sut.terminal() as t:
+        # 301 (add record): a file action no flow serves; only 305, the parameter
+        # download, is (tests/switch/test_params_download.py)
         request = t.purchase(5000).with_fields({24: "301"}, mti=mti)
         answer = await t.exchange(request)
         assert answer.mti == mti[:2] + "1" + mti[3]
