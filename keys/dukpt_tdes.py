@@ -34,6 +34,7 @@ __all__ = [
     "tdes_future_key",
     "tdes_ipek",
     "tdes_session_key",
+    "tdes_variant_key",
 ]
 
 KSN_LENGTH = 10
@@ -157,7 +158,14 @@ def tdes_session_key(bdk: bytes, ksn: bytes, variant: TdesVariant) -> bytes:
     variant constant (16 bytes, 2-key TDES). A data key is then each of its halves
     TDES-encrypted under itself (the 2009 edition's data encryption key), so the
     data key is not a simple XOR of the PIN key."""
-    key = _xor(tdes_future_key(tdes_ipek(bdk, ksn), ksn), variant.mask)
+    return tdes_variant_key(tdes_future_key(tdes_ipek(bdk, ksn), ksn), variant)
+
+
+def tdes_variant_key(transaction_key: bytes, variant: TdesVariant) -> bytes:
+    """`variant`'s working key from a transaction key (what `tdes_future_key` gives)."""
+    if len(transaction_key) != 16:
+        raise InvalidKey(f"TDES DUKPT key must be 16 bytes, got {len(transaction_key)}")
+    key = _xor(transaction_key, variant.mask)
     if variant in (TdesVariant.DATA_REQUEST, TdesVariant.DATA_RESPONSE):
         key = _tdes_encrypt(key, key[:8]) + _tdes_encrypt(key, key[8:])
     return key
