@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Literal
 
 import attrs
+from forecourt.switch.config_dukpt import DukptGroup, read_dukpt_group
 from forecourt.switch.config_reading import ConfigError, ConfigTable, check_unique
 from forecourt.switch.config_wire import read_wire
 
@@ -81,6 +82,8 @@ class TerminalGroupConfig:
     # a request whose field 7 is further than this from the switch's clock is refused
     # (authorisations, purchases, balance inquiries); 0 = not checked
     transmission_time_tolerance_s: float = 600.0
+    # DUKPT PIN pads (docs/keys.md "DUKPT terminals"); None: KEK/TAK/TPK terminals
+    dukpt: DukptGroup | None = None
 
     @property
     def uses_registry(self) -> bool:
@@ -151,6 +154,7 @@ def _terminal_group(t: ConfigTable) -> TerminalGroupConfig:
         transmission_time_tolerance_s=t.float_(
             "transmission_time_tolerance_s", 600.0, 0.0, 43_200.0
         ),
+        dukpt=read_dukpt_group(t),
     )
     t.finish()
     return group
