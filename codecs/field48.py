@@ -32,6 +32,10 @@ SUBELEMENTS_48: dict[int, Layout] = {
     9: _sub("z", "LL", 37, "Track 2 for second card"),
     10: _sub("an", "LL", 76, "Track 1 for second card"),
     14: _sub("an", "", 2, "PIN encryption methodology"),
+    # forecourt's own (docs/codecs.md): a DUKPT PIN pad's key serial number (AES 12
+    # bytes, TDES 10) and its AES PIN block (ISO 9564 format 4 does not fit field 52)
+    29: _sub("b", "LL", 12, "DUKPT key serial number (forecourt)"),
+    30: _sub("b", "", 16, "AES DUKPT PIN block, ISO 9564 format 4 (forecourt)"),
     33: _sub("an", "LLL", 104, "Track 3 for second card"),  # 104 needs three digits
     37: _sub("an", "", 1, "Vehicle identification entry mode"),
     38: _sub("n", "", 1, "Pump linked indicator"),

@@ -146,6 +146,14 @@ class DukptRegistry:
             raise UnknownKey(f"no BDK named {name!r}: add it with 'forecourt keys add-bdk'")
         return KeyRef(KeyType.BDK, row.algorithm, row.kcv, row.key_block)
 
+    def working_ref(self, owner: str, key_type: KeyType) -> KeyRef | None:
+        """An owner's active key (e.g. a link's ZPK) as a software-module reference."""
+        with self._db.read() as tx:
+            row = active(tx, owner, key_type)
+        if row is None or row.erased:
+            return None
+        return KeyRef(key_type, row.algorithm, row.kcv, row.key_block)
+
     # -- terminals -------------------------------------------------------------
 
     def add_terminal(

@@ -42,6 +42,8 @@ def read_dukpt_group(t: ConfigTable) -> DukptGroup | None:
         if bdk:
             raise t.error("dukpt_bdk", 'applies to a DUKPT group only: add dukpt = "aes" or "tdes"')
         return None
+    if t.raw("mac_required") is False:
+        raise t.error("mac_required", "a DUKPT group MACs every request: the KSN is checked there")
     if not bdk:
         raise t.error(
             "dukpt_bdk", 'a DUKPT group names its BDK (forecourt keys add-bdk NAME), e.g. "bdk1"'

@@ -8,6 +8,7 @@ import attrs
 from forecourt.codecs.dialect import Dialect
 from forecourt.codecs.family import Family
 from forecourt.codecs.message import Message
+from forecourt.switch.config_dukpt import DukptGroup
 from forecourt.switch.stand_in import StandInPolicy
 from forecourt.switch.transaction import TxnRecord
 
@@ -48,6 +49,8 @@ class TerminalPolicy:
     mac_failures_before_lock: int = 5
     # field 7 this far from the switch's clock is refused (902/12); 0: not checked
     transmission_tolerance_s: float = 600.0
+    # a group of DUKPT PIN pads (switch/dukpt_terminals.py); None: TAK/TPK terminals
+    dukpt: DukptGroup | None = None
 
 
 @attrs.frozen

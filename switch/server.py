@@ -24,6 +24,7 @@ from forecourt.keys.store import KeyStore
 from forecourt.switch.authorisers import AuthoriserDeps, build_authorisers
 from forecourt.switch.config import ConfigError, ListenerConfig, SwitchConfig
 from forecourt.switch.context import ListenerContext, PipelineSettings, TerminalPolicy
+from forecourt.switch.dukpt_setup import dukpt_terminals_for
 from forecourt.switch.gc_quiet import keep_gc_quiet
 from forecourt.switch.health import health_report
 from forecourt.switch.instance_lock import InstanceLock, instance_held
@@ -85,6 +86,7 @@ def listener_context(config: SwitchConfig, listener: ListenerConfig) -> Listener
         max_in_flight=group.max_in_flight,
         mac_failures_before_lock=group.mac_failures_before_lock or 1 << 30,
         transmission_tolerance_s=group.transmission_time_tolerance_s,
+        dukpt=group.dukpt,
     )
     return ListenerContext(
         name=listener.name,
@@ -178,6 +180,7 @@ async def _run_switch(
         keys = KeyringCache(store, config.keys.rotations_per_minute, config.keys.sign_on_window_s)
         await keys.load()
         await _load_zone_keys(config, keys)
+        keys.dukpt = await dukpt_terminals_for(config, store, metrics.registry)
         async with open_journal(config, saf_key=saf_data_key(lmk), node=config.node) as journal:
             journal.on_batch = metrics.journal_batch
             authorisers = build_authorisers(

@@ -78,6 +78,8 @@ async def _deliver_keys(job: Job, terminal_id: str) -> Message | None:
     if rotated is None:
         return None
     field, value = rotated
+    if not value:  # a DUKPT terminal: no working keys to hand out (docs/keys.md)
+        return _accepted(job)
     await job.services.guard.keys_delivered(terminal_id)
     return _accepted(job).with_fields({field: value})
 
