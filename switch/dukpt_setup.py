@@ -41,5 +41,14 @@ async def dukpt_terminals_for(
                 f' "{"aes" if ref.algorithm.is_aes else "tdes"}" goes with it',
                 config.source,
             )
+    dukpt_groups = {g.name for _, g in groups}
+    for i, listener in enumerate(config.listeners):
+        if listener.terminal_group in dukpt_groups and listener.dialect != "ifsf":
+            raise ConfigError(
+                f"listeners[{i}].dialect",
+                "a DUKPT terminal group is served on an ifsf listener only (the KSN and"
+                " the AES PIN block travel in field 48 or 53; 1987's field 53 is n16)",
+                config.source,
+            )
     await trio.lowlevel.checkpoint()
     return terminals

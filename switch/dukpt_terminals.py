@@ -28,6 +28,7 @@ from typing import NoReturn
 import structlog
 import trio
 from forecourt.codecs.dialect import Dialect, encode_with_mac
+from forecourt.codecs.errors import CodecError
 from forecourt.codecs.field48 import decode_field48, encode_field48
 from forecourt.codecs.message import Message
 from forecourt.keys.dukpt_store import KsnCheck
@@ -129,9 +130,7 @@ class DukptTerminals:
                 return bytes.fromhex(value) if value else None
             f48 = request.fields.get("48")
             found = decode_field48(f48).get(_KSN_SUB) if f48 else None
-        except (ValueError, KeysError):
-            return None
-        except Exception:  # a malformed field 48 is the terminal's: no KSN
+        except (ValueError, CodecError):  # a malformed 48 or 53 is the terminal's: no KSN
             return None
         return found if isinstance(found, bytes) else None
 
@@ -208,7 +207,10 @@ class DukptTerminals:
         """Field 52 under `link`'s ZPK (from the DUKPT PIN block), 48-29/30 removed."""
         ksn = self.ksn(group, message)
         f48 = message.fields.get("48")
-        subs = decode_field48(f48) if f48 else {}
+        try:
+            subs = decode_field48(f48) if f48 else {}
+        except CodecError:
+            raise PinRefused("field 48 does not decode: no DUKPT PIN data") from None
         block: bytes | None
         if group.scheme == "aes":
             found = subs.get(_PIN_SUB)
@@ -216,9 +218,10 @@ class DukptTerminals:
         else:
             block = bytes.fromhex(message.fields["52"]) if message.fields.get("52") else None
         rest = {k: v for k, v in subs.items() if k not in (_KSN_SUB, _PIN_SUB)}
-        cleaned = message.with_fields(
-            {48: encode_field48(rest) if rest else None} if f48 is not None else {}
-        )
+        updates: dict[int, str | None] = {53: None} if group.ksn_field == "53" else {}
+        if f48 is not None:
+            updates[48] = encode_field48(rest) if rest else None
+        cleaned = message.with_fields(updates)
         if block is None:
             return cleaned.with_fields({52: None})
         if ksn is None:
