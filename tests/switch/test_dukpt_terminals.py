@@ -17,6 +17,7 @@ from pathlib import Path
 
 import attrs
 import pytest
+import structlog
 import trio
 from forecourt.codecs.dialect import decode, get_dialect
 from forecourt.codecs.framing import Framing, encode_frame
@@ -145,5 +146,12 @@ async def test_dukpt_purchase_with_pin_replay_and_bad_mac(
             assert (await exchange(t, replay))[0].fields["39"] == "902"
             fresh, _ = pad.prepare(t.dialect, t.purchase(2900), pin=PIN)
             assert (await exchange(t, fresh))[0].fields["39"] == "000"
+            # near the end of its counters the terminal is reported on every request
+            pad.counter = 0xFFFE0000 if scheme == "aes" else 0x1FF000
+            with structlog.testing.capture_logs() as logs:
+                late, _ = pad.prepare(t.dialect, t.purchase(3000), pin=PIN)
+                assert (await exchange(t, late))[0].fields["39"] == "000"
+            near = [e for e in logs if e["event"] == "dukpt_terminal_near_exhaustion"]
+            assert len(near) == 1 and near[0]["counters_left"] < 10_000
         term = sut.store.dukpt().terminal(TID)
         assert term is not None and term.replays == 2
