@@ -78,9 +78,9 @@ async def _deliver_keys(job: Job, terminal_id: str) -> Message | None:
     if rotated is None:
         return None
     field, value = rotated
-    if not value:  # a DUKPT terminal: no working keys to hand out (docs/keys.md)
-        return _accepted(job)
     await job.services.guard.keys_delivered(terminal_id)
+    if not value:  # a DUKPT terminal: its proven request ends a lock; no keys to hand out
+        return _accepted(job)
     return _accepted(job).with_fields({field: value})
 
 

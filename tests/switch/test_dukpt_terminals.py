@@ -155,3 +155,19 @@ async def test_dukpt_purchase_with_pin_replay_and_bad_mac(
             assert len(near) == 1 and near[0]["counters_left"] < 10_000
         term = sut.store.dukpt().terminal(TID)
         assert term is not None and term.replays == 2
+
+
+async def test_a_proven_dukpt_sign_on_ends_a_mac_lock(tmp_path: Path) -> None:
+    """Three wrong MACs lock the PIN pad (917); its sign-on, MAC'd under a fresh
+    KSN, ends the lock without handing out keys."""
+    async with dukpt_switch(tmp_path, "aes") as (sut, pad), sut.terminal(TID) as t:
+        for _ in range(3):
+            bad, _ = pad.prepare(t.dialect, t.purchase(2500), corrupt_mac=True)
+            assert (await exchange(t, bad))[0].fields["39"] == "916"
+        locked, _ = pad.prepare(t.dialect, t.purchase(2500), pin=PIN)
+        assert (await exchange(t, locked))[0].fields["39"] == "917"
+        sign_on, _ = pad.prepare(t.dialect, t.network(NetworkFunction.SIGN_ON))
+        answer, _ = await exchange(t, sign_on)
+        assert answer.fields["39"] == "800" and "96" not in answer.fields
+        again, _ = pad.prepare(t.dialect, t.purchase(2500), pin=PIN)
+        assert (await exchange(t, again))[0].fields["39"] == "000"
