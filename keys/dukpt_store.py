@@ -126,11 +126,13 @@ class DukptRegistry:
     # -- BDKs ------------------------------------------------------------------
 
     def add_bdk(self, name: str, algorithm: Algorithm, key: bytes, now: float, actor: str) -> str:
-        """Store a BDK under the LMK; returns its KCV."""
+        """Store a BDK under the LMK; returns its KCV. The DUKPT table is made here,
+        with the first BDK, so a store without one never has it written."""
         owners.check_acquirer_name(name)
         if algorithm not in (*DukptScheme.AES.bdk_algorithms, Algorithm.TDES2):
             raise InvalidKey("a BDK is 2-key TDES (TDES DUKPT) or AES-128/192/256 (AES DUKPT)")
         with self._db.write() as tx:
+            self._ensure(tx)
             owners.register(tx, name, OwnerKind.BDK, now)
             check = self._vault.insert(
                 tx, name, KeyType.BDK, algorithm, 1, key, KeyState.ACTIVE, now, 0.0
@@ -191,8 +193,11 @@ class DukptRegistry:
         return DukptTerminal(terminal_id, bdk, scheme, ident, 0, 0)
 
     def terminals(self) -> list[DukptTerminal]:
-        with self._db.write() as tx:
-            self._ensure(tx)
+        """Every DUKPT terminal; none (and nothing written) in a store that never
+        had one, so the switch's start and key watch only ever read."""
+        with self._db.read() as tx:
+            if not tx.query("SELECT 1 FROM key_owners WHERE kind = ?", (OwnerKind.BDK.value,)):
+                return []
             rows = tx.query(
                 "SELECT terminal_id, bdk, scheme, initial_key_id, counter, replays"
                 " FROM key_dukpt_terminals ORDER BY terminal_id"

@@ -17,7 +17,7 @@ import structlog
 import trio
 from forecourt.codecs.family import Family
 from forecourt.codecs.message import Message
-from forecourt.keys.errors import UnknownOwner
+from forecourt.keys.errors import KeysError, UnknownOwner
 from forecourt.keys.keyring import MacKeyring, VerifyResult
 from forecourt.keys.mac import PreparedMac
 from forecourt.keys.pin import PinKey
@@ -82,8 +82,12 @@ class KeyringCache:
     async def load(self) -> None:
         terminals = await trio.to_thread.run_sync(self._store.terminals)
         self._registered = set(terminals)
-        dukpt = await trio.to_thread.run_sync(lambda: self._store.dukpt().terminals())
-        self._dukpt_ids = {t.terminal_id for t in dukpt}
+        try:
+            dukpt = await trio.to_thread.run_sync(lambda: self._store.dukpt().terminals())
+        except KeysError as exc:  # keep the set it had; the next refresh reads again
+            log.warning("dukpt_terminals_unread", error=type(exc).__name__)
+        else:
+            self._dukpt_ids = {t.terminal_id for t in dukpt}
 
     def is_known(self, terminal_id: str) -> bool:
         return terminal_id in self._registered
