@@ -43,6 +43,10 @@ SUBELEMENTS_48: dict[int, Layout] = {
     21: _sub("n", "", 6, "Parameter chunk n of m (forecourt)"),
     22: _sub("n", "", 8, "Parameter download target version (forecourt)"),
     23: _sub("an", "", 1, "Parameter download status (forecourt)"),
+    # forecourt's own (docs/codecs.md): a DUKPT PIN pad's key serial number (AES 12
+    # bytes, TDES 10) and its AES PIN block (ISO 9564 format 4 does not fit field 52)
+    29: _sub("b", "LL", 12, "DUKPT key serial number (forecourt)"),
+    30: _sub("b", "", 16, "AES DUKPT PIN block, ISO 9564 format 4 (forecourt)"),
     33: _sub("an", "LLL", 104, "Track 3 for second card"),  # 104 needs three digits
     37: _sub("an", "", 1, "Vehicle identification entry mode"),
     38: _sub("n", "", 1, "Pump linked indicator"),

@@ -141,11 +141,13 @@ def new_terminal(
         raise
 
 
-def show_components(custodians: Custodians, label: str, master: MasterKey) -> None:
+def show_components(
+    custodians: Custodians, label: str, master: MasterKey, what: str = "KEK"
+) -> None:
     """Show one component at a time; the next custodian's only after the screen was cleared."""
     n = len(master.components)
     custodians.say(
-        f"{label}: a new {master.algorithm.value} KEK in {n} components, one per custodian."
+        f"{label}: a new {master.algorithm.value} {what} in {n} components, one per custodian."
     )
     for i, component in enumerate(master.components, 1):
         try:
@@ -296,3 +298,9 @@ def import_acquirer(
     )
     expected = _combined_kcv(custodians, zmk_kcv, "ZMK")
     return store.add_acquirer(name, components, expected_kcv=expected, actor=actor)
+
+
+# the DUKPT ceremonies (keys/dukpt_ceremony.py) share these steps
+check_new_owner = _check_new_owner
+check_sources = _check_sources
+combined_kcv = _combined_kcv

@@ -17,7 +17,7 @@ from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 
 from forecourt.keys import ceremony_cli as ceremony
-from forecourt.keys import wallet_cli
+from forecourt.keys import dukpt_cli, wallet_cli
 from forecourt.keys.component_files import CeremonyError, write_private_file
 from forecourt.keys.crypto import Algorithm, kcv
 from forecourt.keys.errors import InvalidKey, KeysError
@@ -41,6 +41,7 @@ EXAMPLES = {
     "audit": f"forecourt keys audit {_C} --since 7d",
     "calc mac": "forecourt keys calc mac --algorithm retail --key 0123...3210 --data 31323030",
     "calc kcv": "forecourt keys calc kcv --key 0123456789ABCDEFFEDCBA9876543210",
+    **dukpt_cli.EXAMPLES,
 }
 
 
@@ -138,6 +139,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     p.add_argument("--owner", help="only this terminal id or acquirer name")
 
     wallet_cli.register(leaf, _open)
+    dukpt_cli.register(leaf, _open, _actor)
 
     calc = sub.add_parser("calc", help="calculators for test keys", allow_abbrev=False)
     csub = calc.add_subparsers(dest="calc_command", required=True)

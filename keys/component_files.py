@@ -32,18 +32,20 @@ def grouped(component: bytes) -> str:
     return " ".join(h[i : i + 4] for i in range(0, len(h), 4))
 
 
-def component_file_text(label: str, number: int, master: MasterKey) -> str:
+def component_file_text(label: str, number: int, master: MasterKey, what: str = "KEK") -> str:
     component = master.components[number - 1]
     return (
-        f"# forecourt: {label} KEK component {number} of {len(master.components)}"
+        f"# forecourt: {label} {what} component {number} of {len(master.components)}"
         f" ({master.algorithm.value}), for custodian {number} only\n"
         f"# component {number} KCV: {kcv(component, master.algorithm)}\n"
-        f"# KEK KCV: {master.kcv}\n"
+        f"# {what} KCV: {master.kcv}\n"
         f"{grouped(component)}\n"
     )
 
 
-def write_component_files(directory: Path, stem: str, label: str, master: MasterKey) -> list[Path]:
+def write_component_files(
+    directory: Path, stem: str, label: str, master: MasterKey, what: str = "KEK"
+) -> list[Path]:
     """One file per component, mode 0600, created exclusively (never overwriting)."""
     if not directory.is_dir():
         raise CeremonyError(f"--component-files {directory}: no such directory; create it first")
@@ -66,7 +68,7 @@ def write_component_files(directory: Path, stem: str, label: str, master: Master
             written.append(path)
             with os.fdopen(fd, "w", encoding="ascii") as f:
                 os.fchmod(f.fileno(), 0o600)  # whatever the umask
-                f.write(component_file_text(label, i, master))
+                f.write(component_file_text(label, i, master, what))
     except BaseException:
         for path in written:
             path.unlink(missing_ok=True)

@@ -11,6 +11,7 @@ from forecourt.keys.crypto import Algorithm
 class OwnerKind(enum.Enum):
     TERMINAL = "terminal"
     ACQUIRER = "acquirer"
+    BDK = "bdk"  # a base derivation key: the owner of DUKPT terminals' initial keys
 
 
 class KeyType(enum.Enum):
@@ -23,10 +24,13 @@ class KeyType(enum.Enum):
     ZMK = "ZMK"  # zone master key of an acquirer link
     ZAK = "ZAK"  # zone MAC key
     ZPK = "ZPK"  # zone PIN key
+    BDK = "BDK"  # DUKPT base derivation key (TR-31 B0): never leaves the module
+    IK = "IK"  # a DUKPT terminal's initial key (IPEK; TR-31 B1), only for injection
 
     @property
     def is_master(self) -> bool:
-        return self in (KeyType.KEK, KeyType.ZMK)
+        """Keys that never travel in a key-change payload (exportable "N")."""
+        return self in (KeyType.KEK, KeyType.ZMK, KeyType.BDK, KeyType.IK)
 
     @property
     def is_mac(self) -> bool:

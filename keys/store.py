@@ -19,6 +19,7 @@ from pathlib import Path
 from forecourt.keys import audit, key_rows, owners, provisioning, stamp
 from forecourt.keys.backend import Backend
 from forecourt.keys.crypto import Family
+from forecourt.keys.dukpt_store import DukptRegistry
 from forecourt.keys.errors import InvalidKey, UnknownKey, UnknownOwner
 from forecourt.keys.key_change import ChangedKey, KeyChange
 from forecourt.keys.key_rows import KeyVault
@@ -128,6 +129,10 @@ class KeyStore:
     def lmk(self) -> Lmk:
         """The LMK the store was opened under, for keys derived from it (SAF sealing)."""
         return self._vault.lmk
+
+    def dukpt(self) -> DukptRegistry:
+        """BDKs, DUKPT terminals and their KSN high-water marks (keys/dukpt_store.py)."""
+        return DukptRegistry(self._db, self._vault)
 
     def wallet_secrets(self) -> WalletSecrets:
         """Wallet providers' signing material, sealed under this store's LMK."""

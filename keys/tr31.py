@@ -30,6 +30,8 @@ _USAGE: dict[KeyType, tuple[str, str]] = {
     KeyType.TPK: ("P0", "P0"),
     KeyType.ZPK: ("P0", "P0"),
     KeyType.TDK: ("D0", "D0"),
+    KeyType.BDK: ("B0", "B0"),  # base derivation key
+    KeyType.IK: ("B1", "B1"),  # initial DUKPT key
 }
 _MODE: dict[KeyType, str] = {
     KeyType.KEK: "B",
@@ -39,6 +41,8 @@ _MODE: dict[KeyType, str] = {
     KeyType.TPK: "B",
     KeyType.ZPK: "B",
     KeyType.TDK: "B",
+    KeyType.BDK: "X",  # used to derive other keys
+    KeyType.IK: "X",
 }
 
 

@@ -17,6 +17,7 @@ from forecourt.codecs.family import Family
 from forecourt.keys.mac import MacAlgorithm, PreparedMac
 
 from ._toml import SimConfigError, Table, load_toml
+from .dukpt_settings import DukptSettings, parse_dukpt
 from .field48_steps import parse_field48, parse_field48_present
 from .rules import named_code
 from .split_steps import SplitSale, parse_split
@@ -171,6 +172,7 @@ class TerminalSettings:
     timeout_s: float = 5.0
     switch: str | None = None
     stan_start: int = 1
+    dukpt: DukptSettings | None = None  # a DUKPT PIN pad (simulators/dukpt_keys.py)
 
     def __repr__(self) -> str:
         return f"TerminalSettings(terminal_id={self.identity.terminal_id!r})"
@@ -265,6 +267,7 @@ def _parse_terminal(t: Table) -> TerminalSettings:
         timeout_s=t.number("timeout_s", 5.0),
         switch=t.opt_text("switch"),
         stan_start=t.integer("stan_start", 1, low=1),
+        dukpt=parse_dukpt(t),
     )
     t.done()
     return settings

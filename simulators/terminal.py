@@ -31,6 +31,7 @@ from .acquirer_check import expect_at_acquirer
 from .answer_checks import Answer, StepFailed, check_answer
 from .case_report import CaseResult, write_junit
 from .client import ConnectionClosed, HostConnection
+from .dukpt_keys import terminal_keys_for
 from .field48_steps import with_field48
 from .pins import card_pan
 from .rules import is_balance_inquiry
@@ -61,7 +62,6 @@ from .templates import (
     TerminalIdentity,
     build,
 )
-from .terminal_keys import TerminalKeys
 
 __all__ = [
     "CaseResult",
@@ -93,9 +93,7 @@ class TerminalSimulator:
         self.acquirer_record = acquirer_record
         self.settings = script.terminal
         self.address = address
-        self.keys = TerminalKeys(
-            self.settings.identity.family, self.settings.kek, self.settings.tak, self.settings.mac
-        )
+        self.keys = terminal_keys_for(self.settings)
         self.shift = Shift()
         self._stan = self.settings.stan_start - 1
         self._last: SentRequest | None = None
@@ -244,7 +242,7 @@ class TerminalSimulator:
             group = SplitGroup(group_id, split.total)
             message = with_split_group(message, group, self.settings.identity.family)
             self._split_legs.sent(message.fields.get("11", ""), group_id)
-        await self._send_message(message, step.mac)
+        await self._send_message(self.keys.outgoing(message), step.mac)
         if step.expect is not None:
             await self._expect(step.expect)
 

@@ -56,6 +56,11 @@ class TerminalKeys:
             raise StepFailed(f"cannot make a PIN block: {exc}") from None
         return block.hex().upper()
 
+    def outgoing(self, message: Message) -> Message:
+        """The request as this terminal's keys want it sent (a DUKPT PIN pad adds its
+        KSN: simulators/dukpt_keys.py); unchanged here."""
+        return message
+
     def accepted(self) -> list[PreparedMac]:
         """The TAKs an answer's MAC may be under (none until a TAK is installed)."""
         if self.tak is None:

@@ -28,6 +28,10 @@ class TerminalAnswers:
     async def maced(self, ctx: ListenerContext, terminal_id: str, answer: Message) -> bytes:
         """Encoded and MAC'd when the group wants MACs; not counted (the caller counts)."""
         if ctx.policy.mac_required:
+            dukpt = getattr(self._keys, "dukpt", None)
+            if ctx.policy.dukpt is not None and dukpt is not None:
+                maced = await dukpt.answer(ctx.dialect, ctx.policy.dukpt, terminal_id, answer)
+                return maced if maced is not None else encode(ctx.dialect, answer)
             tak = await self._keys.answer_mac(terminal_id)
             if tak is not None:
                 return encode_with_mac(ctx.dialect, answer, tak.generate)

@@ -11,6 +11,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import attrs
+from forecourt.switch.config_dukpt import ModuleSettings, read_module_settings
 from forecourt.switch.config_reading import ConfigTable
 
 __all__ = [
@@ -77,6 +78,8 @@ class KeysConfig:
     # None: $FORECOURT_LMK, else the file `forecourt keys init --lmk-file` recorded
     lmk_file: Path | None = None
     allow_lmk_in_data_dir: bool = False  # demos only
+    # the security module and its DUKPT settings (switch/config_dukpt.py)
+    module: ModuleSettings = attrs.field(factory=ModuleSettings)
 
 
 @attrs.frozen
@@ -176,6 +179,7 @@ def read_keys(root: ConfigTable, resolve: Callable[[str], Path] = Path) -> KeysC
         sign_on_window_s=t.float_("sign_on_window_s", 600.0, 0.0, 86400.0),
         lmk_file=resolve(lmk_file) if lmk_file else None,
         allow_lmk_in_data_dir=t.bool_("allow_lmk_in_data_dir", False),
+        module=read_module_settings(t),
     )
     t.finish()
     return keys

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Literal
 
 import attrs
+from forecourt.switch.config_dukpt import DukptGroup, read_dukpt_group
 from forecourt.switch.config_reading import ConfigError, ConfigTable, check_unique
 from forecourt.switch.config_wire import read_wire
 
@@ -83,6 +84,8 @@ class TerminalGroupConfig:
     transmission_time_tolerance_s: float = 600.0
     # a financial request with no cashier signed on (1804/880) is refused 120 / 58
     require_operator: bool = False
+    # DUKPT PIN pads (docs/keys.md "DUKPT terminals"); None: KEK/TAK/TPK terminals
+    dukpt: DukptGroup | None = None
 
     @property
     def uses_registry(self) -> bool:
@@ -154,6 +157,7 @@ def _terminal_group(t: ConfigTable) -> TerminalGroupConfig:
             "transmission_time_tolerance_s", 600.0, 0.0, 43_200.0
         ),
         require_operator=t.bool_("require_operator", False),
+        dukpt=read_dukpt_group(t),
     )
     t.finish()
     return group

@@ -8,6 +8,7 @@ import attrs
 from forecourt.codecs.dialect import Dialect
 from forecourt.codecs.family import Family
 from forecourt.codecs.message import Message
+from forecourt.switch.config_dukpt import DukptGroup
 from forecourt.switch.params.catalogue import ParamsCatalogue
 from forecourt.switch.stand_in import StandInPolicy
 from forecourt.switch.transaction import TxnRecord
@@ -51,6 +52,8 @@ class TerminalPolicy:
     transmission_tolerance_s: float = 600.0
     # a financial request with no cashier signed on is refused 120 / 58
     require_operator: bool = False
+    # a group of DUKPT PIN pads (switch/dukpt_terminals.py); None: TAK/TPK terminals
+    dukpt: DukptGroup | None = None
 
 
 @attrs.frozen

@@ -37,6 +37,7 @@ from forecourt.simulators.script import load_script
 from forecourt.simulators.terminal import CaseResult, run_script
 from forecourt.simulators.wire import wire_format
 from forecourt.switch.config import SwitchConfig, parse_config
+from forecourt.switch.demo_dukpt import add_dukpt_sections, listener_for, prepare_dukpt
 from forecourt.switch.demo_ledger import (
     LEDGER_CERT_TERMINALS,
     demo_ledger_entries,
@@ -112,6 +113,7 @@ def _prepare_keys(data_dir: Path) -> tuple[Lmk, bytes, PinKey | None]:
         else:
             payload = store.add_acquirer(ACQUIRER, (TEST_ZMK_1, TEST_ZMK_2), actor="demo").payload
         zpk = store.pin_key(ACQUIRER)
+        prepare_dukpt(store)
     finally:
         store.close()
     zmk = adjust_parity(xor(TEST_ZMK_1, TEST_ZMK_2))
@@ -181,6 +183,7 @@ def demo_config(
     if wallet is not None:
         wallet.add_to(doc)
     doc["params"] = params_section()
+    add_dukpt_sections(doc)
     return parse_config(doc, source="demo")
 
 
@@ -237,7 +240,8 @@ async def run_demo(
         async def certify(path: Path) -> None:
             script = load_script(path)
             port = running.ports[
-                "ifsf" if script.terminal.wire.family is Family.ISO1993 else "iso87"
+                listener_for(script)
+                or ("ifsf" if script.terminal.wire.family is Family.ISO1993 else "iso87")
             ]
             results[script.name] = await run_script(script, ("127.0.0.1", port), record)
 

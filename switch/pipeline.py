@@ -35,6 +35,7 @@ from forecourt.switch.context import (
     TerminalKeys,
     TerminalPolicy,
 )
+from forecourt.switch.dukpt_terminals import KsnRefused
 from forecourt.switch.flows.base import Flow, Job, Services
 from forecourt.switch.flows.stand_in import is_stand_in, reverse_stand_in
 from forecourt.switch.flows.table import flow_for
@@ -88,6 +89,7 @@ _REFUSALS: dict[type[Exception], tuple[Outcome, str]] = {
     field7.NoTransmissionTime: (Outcome.FORMAT_ERROR, "transmission_time_missing"),
     NoOperator: (Outcome.NOT_SIGNED_ON, "no_operator"),
     NotRegistered: (Outcome.UNKNOWN_TERMINAL, "not_registered"),
+    KsnRefused: (Outcome.INVALID_TRANSACTION, "dukpt_ksn"),
 }
 _REFUSED = tuple(_REFUSALS)
 

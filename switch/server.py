@@ -24,6 +24,7 @@ from forecourt.keys.store import KeyStore
 from forecourt.switch.authorisers import AuthoriserDeps, build_authorisers
 from forecourt.switch.config import ConfigError, ListenerConfig, SwitchConfig
 from forecourt.switch.context import ListenerContext, PipelineSettings, TerminalPolicy
+from forecourt.switch.dukpt_setup import dukpt_terminals_for
 from forecourt.switch.gc_quiet import keep_gc_quiet
 from forecourt.switch.health import health_report
 from forecourt.switch.instance_lock import InstanceLock, instance_held
@@ -87,6 +88,7 @@ def listener_context(config: SwitchConfig, listener: ListenerConfig) -> Listener
         mac_failures_before_lock=group.mac_failures_before_lock or 1 << 30,
         transmission_tolerance_s=group.transmission_time_tolerance_s,
         require_operator=group.require_operator,
+        dukpt=group.dukpt,
     )
     return ListenerContext(
         name=listener.name,
@@ -180,6 +182,7 @@ async def _run_switch(
         keys = KeyringCache(store, config.keys.rotations_per_minute, config.keys.sign_on_window_s)
         await keys.load()
         await _load_zone_keys(config, keys)
+        keys.dukpt = await dukpt_terminals_for(config, store, metrics.registry)
         async with open_journal(config, saf_key=saf_data_key(lmk), node=config.node) as journal:
             journal.on_batch = metrics.journal_batch
             authorisers = build_authorisers(

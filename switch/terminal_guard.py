@@ -92,6 +92,8 @@ class TerminalGuard:
         self._journal = journal
         self._standing: dict[str, Standing] = {}
         self._seen = 0.0  # the newest change read from the journal
+        # DUKPT PIN pads' MACs are under keys derived per request (switch/dukpt_terminals)
+        self.dukpt = getattr(keys, "dukpt", None)
 
     # -- following the journal -------------------------------------------------
 
@@ -167,6 +169,11 @@ class TerminalGuard:
             mac = b""
         if raw is None or (not mac and proof is None):
             verdict = "mismatch"
+        elif policy.dukpt is not None and self.dukpt is not None:
+            # every proof of a DUKPT terminal is its MAC under the request's KSN
+            verdict = await self.dukpt.verify(
+                policy.dukpt, request, terminal_id, mac_input(raw), mac, bound
+            )
         elif proof is Proof.SIGN_ON_KEY:
             verdict = await self._keys.verify_sign_on(
                 terminal_id, mac_input(raw), mac, request.fields.get("7")

@@ -11,17 +11,21 @@ from __future__ import annotations
 import calendar
 import collections
 import time
+from typing import TYPE_CHECKING
 
 import structlog
 import trio
 from forecourt.codecs.family import Family
 from forecourt.codecs.message import Message
-from forecourt.keys.errors import UnknownOwner
+from forecourt.keys.errors import KeysError, UnknownOwner
 from forecourt.keys.keyring import MacKeyring, VerifyResult
 from forecourt.keys.mac import PreparedMac
 from forecourt.keys.pin import PinKey
 from forecourt.keys.store import KeyStore
 from forecourt.switch.zone_pins import ZonePins
+
+if TYPE_CHECKING:
+    from forecourt.switch.dukpt_terminals import DukptTerminals
 
 log = structlog.get_logger("forecourt.terminal_keys")
 
@@ -66,6 +70,10 @@ class KeyringCache:
         # sign-on proofs: how fresh their field 7 must be, and those already taken
         self._window_s = sign_on_window_s
         self._proofs: dict[str, dict[bytes, float]] = {}
+        # DUKPT PIN pads (set by the server when a group has dukpt): their keys are
+        # derived per request, so sign-on hands them none and PINs go through it
+        self.dukpt: DukptTerminals | None = None
+        self._dukpt_ids: set[str] = set()
 
     @property
     def store(self) -> KeyStore:
@@ -74,6 +82,12 @@ class KeyringCache:
     async def load(self) -> None:
         terminals = await trio.to_thread.run_sync(self._store.terminals)
         self._registered = set(terminals)
+        try:
+            dukpt = await trio.to_thread.run_sync(lambda: self._store.dukpt().terminals())
+        except KeysError as exc:  # keep the set it had; the next refresh reads again
+            log.warning("dukpt_terminals_unread", error=type(exc).__name__)
+        else:
+            self._dukpt_ids = {t.terminal_id for t in dukpt}
 
     def is_known(self, terminal_id: str) -> bool:
         return terminal_id in self._registered
@@ -113,7 +127,11 @@ class KeyringCache:
         return key
 
     async def pin_upstream(self, message: Message, terminal_id: str, link: str) -> Message:
-        """Field 52 under `link`'s ZPK, or no PIN data (see `zone_pins`)."""
+        """Field 52 under `link`'s ZPK, or no PIN data (see `zone_pins`; a DUKPT
+        terminal's through the security module, `dukpt_terminals`)."""
+        group = self.dukpt.group_of(terminal_id) if self.dukpt is not None else None
+        if self.dukpt is not None and group is not None:
+            return await self.dukpt.pin_upstream(group, message, terminal_id, link)
         return await self._zone_pins.upstream(message, terminal_id, link)
 
     async def verify_sign_on(
@@ -153,6 +171,8 @@ class KeyringCache:
         One lock per terminal: a terminal's sign-ons take turns (a rotation and its
         delivery never interleave with another's), other terminals never wait for it.
         """
+        if terminal_id in self._dukpt_ids:
+            return 0, ""  # accepted, nothing rotated: DUKPT keys are never handed out
         lock = self._locks.setdefault(terminal_id, trio.Lock())
         async with lock:
             now = trio.current_time()

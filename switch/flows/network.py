@@ -82,6 +82,8 @@ async def _deliver_keys(job: Job, terminal_id: str) -> Message | None:
         return None
     field, value = rotated
     await job.services.guard.keys_delivered(terminal_id)
+    if not value:  # a DUKPT terminal: its proven request ends a lock; no keys to hand out
+        return _accepted(job)
     return _accepted(job).with_fields({field: value})
 
 
