@@ -18,11 +18,12 @@ import trio
 from forecourt.keys.lmk import Lmk
 from forecourt.keys.payshield.wire import (
     DEFAULT_HEADER_LENGTH,
-    FieldError,
     FrameBuffer,
+    WireError,
     frame,
     parse_request,
     reply_payload,
+    response_code,
 )
 
 from .hsm_commands import HsmState, answer
@@ -80,7 +81,8 @@ class HsmSimulator:
     async def _reply(self, connection: int, payload: bytes) -> bytes:
         try:
             request = parse_request(payload, self.config.header_length)
-        except FieldError:
+            response_code(request.command)
+        except WireError:
             self.malformed += 1
             log.warning("hsm_malformed_frame", connection=connection, length=len(payload))
             # no command code to answer with: the connection carries on

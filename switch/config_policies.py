@@ -11,6 +11,8 @@ from collections.abc import Callable
 from pathlib import Path
 
 import attrs
+from forecourt.keys.payshield_module import PayShieldSettings
+from forecourt.switch.config_payshield import read_payshield
 from forecourt.switch.config_reading import ConfigTable
 
 __all__ = [
@@ -77,6 +79,7 @@ class KeysConfig:
     # None: $FORECOURT_LMK, else the file `forecourt keys init --lmk-file` recorded
     lmk_file: Path | None = None
     allow_lmk_in_data_dir: bool = False  # demos only
+    payshield: PayShieldSettings | None = None  # [keys.payshield] (switch/config_payshield.py)
 
 
 @attrs.frozen
@@ -176,6 +179,7 @@ def read_keys(root: ConfigTable, resolve: Callable[[str], Path] = Path) -> KeysC
         sign_on_window_s=t.float_("sign_on_window_s", 600.0, 0.0, 86400.0),
         lmk_file=resolve(lmk_file) if lmk_file else None,
         allow_lmk_in_data_dir=t.bool_("allow_lmk_in_data_dir", False),
+        payshield=read_payshield(t),
     )
     t.finish()
     return keys
