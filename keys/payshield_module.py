@@ -229,9 +229,21 @@ class PayShieldModule:
         pan: str,
         destination_format: PinBlockFormat,
     ) -> bytes:
-        raise NotSupportedByModule(
-            "DUKPT PIN translation", "payshield", "G0 is not implemented by this backend yet"
-        )
+        """G0 (TDES DUKPT); AES DUKPT PIN translation is a different command family on
+        a payShield and is not in this backend."""
+        if bdk.algorithm is not Algorithm.TDES2 or len(ksn) != 10:
+            raise NotSupportedByModule(
+                "DUKPT PIN translation", "payshield", "only TDES DUKPT (a 10-byte KSN) via G0"
+            )
+        try:
+            request = cmd.g0_request(
+                bdk.handle, destination.handle, ksn, pin_block, _FORMATS[destination_format], pan
+            )
+        except FieldError:
+            raise ModuleError("translate PIN", "15", "the account number is not a PAN") from None
+        reply = await self._ok("translate DUKPT PIN", "G0", request)
+        found = self._decoded("translate DUKPT PIN", cmd.pin_reply, reply.fields, "G1")
+        return bytes(found.pin_block)
 
     async def dukpt_mac(self, bdk: KeyRef, ksn: bytes, usage: DukptKeyUsage, data: bytes) -> bytes:
         raise NotSupportedByModule(

@@ -12,7 +12,7 @@ import trio
 
 __all__ = ["add_hsm_parser"]
 
-_COMMANDS = ("A0", "A6", "A8", "BU", "CA", "CC", "M6", "M8", "NC", "B2")
+_COMMANDS = ("A0", "A6", "A8", "BU", "CA", "CC", "G0", "M6", "M8", "NC", "B2")
 
 
 def add_hsm_parser(kinds: argparse._SubParsersAction[Any]) -> None:

@@ -13,6 +13,7 @@ from collections.abc import Callable
 
 import attrs
 from forecourt.keys.crypto import Algorithm, kcv
+from forecourt.keys.dukpt_tdes import TdesVariant, counter_of, is_valid_counter, tdes_session_key
 from forecourt.keys.lmk import Lmk
 from forecourt.keys.mac import AesCmac, RetailMac
 from forecourt.keys.payshield import commands as cmd
@@ -234,6 +235,37 @@ def translate_pin(state: HsmState, f: Fields) -> bytes:
     return f"{length:02d}{out.hex().upper()}{destination_format}".encode("ascii")
 
 
+def translate_dukpt_pin(state: HsmState, f: Fields) -> bytes:
+    """G0: the PIN block under the TDES DUKPT PIN key the KSN derives from the BDK
+    (keys/dukpt_tdes.py), to under the ZPK."""
+    bdk = _key(state, f, "BDK", "10")
+    destination = _key(state, f, "ZPK", "11")
+    _usage(bdk, "B0")
+    _usage(destination, "P0")
+    if bdk.algorithm is not Algorithm.TDES2:
+        raise Refusal("27")
+    f.hex(3, "KSN descriptor")
+    ksn = bytes.fromhex(f.hex(20, "KSN"))
+    block = bytes.fromhex(f.hex(16, "source PIN block"))
+    destination_format = f.numeric(2, "destination PIN block format")
+    pan = _pan(f, (cmd.PIN_FORMAT_ISO0, destination_format))
+    f.end("G0")
+    if not is_valid_counter(counter_of(ksn)):
+        raise Refusal("15")  # a counter no terminal uses (more than ten one-bits)
+    to_key = _pin_key(destination, destination_format)
+    pin_key = tdes_session_key(bdk.key, ksn, TdesVariant.PIN)
+    try:
+        digits = open_block(PinKey(pin_key, Algorithm.TDES2), block, pan)
+    except PinBlockError:
+        raise Refusal("20") from None
+    try:
+        out = seal_block(to_key, digits, pan)
+        length = len(digits)
+    finally:
+        digits[:] = bytes(len(digits))
+    return f"{length:02d}{out.hex().upper()}{destination_format}".encode("ascii")
+
+
 # -- NC / B2 ------------------------------------------------------------------------------
 
 
@@ -258,6 +290,7 @@ HANDLERS: dict[str, Handler] = {
     "M8": verify_mac,
     "CA": translate_pin,
     "CC": translate_pin,
+    "G0": translate_dukpt_pin,
     "NC": diagnostics,
     "B2": echo,
 }

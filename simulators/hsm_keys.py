@@ -18,7 +18,7 @@ from pathlib import Path
 import attrs
 import psec
 from cryptography.utils import CryptographyDeprecationWarning
-from forecourt.keys.crypto import Algorithm, check_key
+from forecourt.keys.crypto import Algorithm, check_key, xor
 from forecourt.keys.lmk import Lmk
 
 warnings.filterwarnings("ignore", category=CryptographyDeprecationWarning, module=r"psec(\..*)?")
@@ -112,3 +112,17 @@ def load_or_create_lmk(data_dir: Path, lmk_file: Path | None = None) -> Lmk:
         data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
         Lmk(os.urandom(32)).write(path)
     return load_lmk(path, environ={})
+
+
+def form_key(lmk: Lmk, components: list[bytes], usage: str, algorithm: Algorithm) -> str:
+    """A key formed from clear components (their XOR) as key custodians do at the
+    HSM's console, returned under the LMK: how a ZMK or BDK gets into the
+    simulator (tests, the demo)."""
+    if len(components) < 2:
+        raise ValueError("a key is formed from two components at least")
+    key = components[0]
+    for part in components[1:]:
+        key = xor(key, part)
+    check_key(key, algorithm)
+    mode = "X" if usage == "B0" else "B"
+    return wrap_block(lmk, ClearKey(usage, algorithm, mode, "N" if usage == "B0" else "E", key))
