@@ -34,7 +34,8 @@ async def running_sim(
     nursery: trio.Nursery, lmk: Lmk | None = None, **config: object
 ) -> AsyncIterator[Rig]:
     lmk = lmk or Lmk.generate()
-    sim = HsmSimulator(HsmSimConfig(lmk=lmk, port=0, log_commands=False, **config))  # type: ignore[arg-type]
+    config.setdefault("port", 0)
+    sim = HsmSimulator(HsmSimConfig(lmk=lmk, log_commands=False, **config))  # type: ignore[arg-type]
     scope = trio.CancelScope()
 
     async def serve(task_status: trio.TaskStatus[int] = trio.TASK_STATUS_IGNORED) -> None:
