@@ -112,7 +112,7 @@ class FrameBuffer:
     def __init__(self) -> None:
         self._buf = bytearray()
 
-    def feed(self, data: bytes) -> list[bytes]:
+    def feed(self, data: bytes | bytearray) -> list[bytes]:
         self._buf += data
         out: list[bytes] = []
         while len(self._buf) >= LENGTH_BYTES:
