@@ -15,7 +15,7 @@ import attrs
 from forecourt.keys.crypto import Algorithm, kcv
 from forecourt.keys.dukpt_tdes import TdesVariant, counter_of, is_valid_counter, tdes_session_key
 from forecourt.keys.lmk import Lmk
-from forecourt.keys.mac import AesCmac, RetailMac
+from forecourt.keys.mac import MacAlgorithm, PreparedMac, prepare_mac
 from forecourt.keys.payshield import commands as cmd
 from forecourt.keys.payshield.wire import FieldError, Fields
 from forecourt.keys.pin import PinBlockError, PinKey, open_block, seal_block
@@ -34,11 +34,41 @@ class Refusal(Exception):
         self.code = code
 
 
+class OpenedKeys:
+    """Key blocks already opened under the LMK, and their prepared MAC contexts,
+    most recent last: a real HSM does not pay for a TR-31 unwrap and a key
+    schedule on every command, and neither should its simulator (bounded)."""
+
+    def __init__(self, limit: int = 4096) -> None:
+        self.limit = limit
+        self._keys: dict[str, ClearKey] = {}
+        self._macs: dict[str, PreparedMac] = {}
+
+    def key(self, lmk: Lmk, block: str) -> ClearKey:
+        found = self._keys.pop(block, None)
+        if found is None:
+            found = open_key(lmk.key, block)
+            if len(self._keys) >= self.limit:
+                del self._keys[next(iter(self._keys))]
+        self._keys[block] = found
+        return found
+
+    def mac(self, block: str, key: ClearKey, algorithm: MacAlgorithm) -> PreparedMac:
+        found = self._macs.pop(block, None)
+        if found is None:
+            found = prepare_mac(key.key, algorithm)
+            if len(self._macs) >= self.limit:
+                del self._macs[next(iter(self._macs))]
+        self._macs[block] = found
+        return found
+
+
 @attrs.frozen
 class HsmState:
     lmk: Lmk = attrs.field(repr=False)
     disabled: frozenset[str] = frozenset()
     firmware: str = FIRMWARE
+    opened: OpenedKeys = attrs.field(factory=OpenedKeys, repr=False, eq=False)
 
 
 Handler = Callable[[HsmState, Fields], bytes]
@@ -47,7 +77,7 @@ Handler = Callable[[HsmState, Fields], bytes]
 def _key(state: HsmState, f: Fields, name: str, code: str) -> ClearKey:
     block = f.key_block(name)
     try:
-        return open_key(state.lmk.key, block)
+        return state.opened.key(state.lmk, block)
     except BlockRefused:
         raise Refusal(code) from None
 
@@ -147,7 +177,11 @@ def _mac(state: HsmState, f: Fields, modes: tuple[str, ...]) -> tuple[bytes, byt
         raise Refusal("15")
     if f.take(3, "key type") != cmd.KEY_TYPE_FROM_BLOCK:
         raise Refusal("04")
-    key = _key(state, f, "MAC key", "10")
+    block = f.key_block("MAC key")
+    try:
+        key = state.opened.key(state.lmk, block)
+    except BlockRefused:
+        raise Refusal("10") from None
     length = f.hex(4, "message length")
     n = int(length, 16)
     if f.remaining() < n:
@@ -157,12 +191,12 @@ def _mac(state: HsmState, f: Fields, modes: tuple[str, ...]) -> tuple[bytes, byt
         _usage(key, "M3", "M1")
         if key.algorithm is not Algorithm.TDES2:
             raise Refusal("27")
-        mac = RetailMac(key.key).generate(data)
+        mac = state.opened.mac(block, key, MacAlgorithm.RETAIL).generate(data)
     elif algorithm == cmd.MAC_ALGORITHM_CMAC and padding == cmd.PADDING_NONE:
         _usage(key, "M6")
         if not key.algorithm.is_aes:
             raise Refusal("27")
-        mac = AesCmac(key.key).generate(data)
+        mac = state.opened.mac(block, key, MacAlgorithm.CMAC).generate(data)
     else:
         raise Refusal("15")
     if key.mode_of_use not in modes:
