@@ -94,7 +94,9 @@ def generate(state: HsmState, f: Fields) -> bytes:
     mode = f.take(1, "mode")
     if mode not in ("0", "1"):
         raise Refusal("15")
-    if f.take(3, "key type") != cmd.KEY_TYPE_FROM_BLOCK or f.take(1, "key scheme") != "S":
+    if f.take(3, "key type") != cmd.KEY_TYPE_FROM_BLOCK:
+        raise Refusal("04")
+    if f.take(1, "key scheme") != "S":
         raise Refusal("26")
     zmk: ClearKey | None = None
     if mode == "1":
