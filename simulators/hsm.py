@@ -54,6 +54,7 @@ class HsmSimulator:
         self.most_in_progress = 0
         self.malformed = 0
         self._numbers = itertools.count(1)
+        self._last_malformed_log = -1e9
 
     async def run(self, task_status: trio.TaskStatus[int] = trio.TASK_STATUS_IGNORED) -> None:
         listeners = await trio.open_tcp_listeners(self.config.port, host=self.config.host)
@@ -84,7 +85,15 @@ class HsmSimulator:
             response_code(request.command)
         except WireError:
             self.malformed += 1
-            log.warning("hsm_malformed_frame", connection=connection, length=len(payload))
+            now = trio.current_time()
+            if now - self._last_malformed_log >= 1.0:  # at most one line a second
+                self._last_malformed_log = now
+                log.warning(
+                    "hsm_malformed_frame",
+                    connection=connection,
+                    length=len(payload),
+                    malformed_total=self.malformed,
+                )
             # no command code to answer with: the connection carries on
             return b""
         self.in_progress += 1

@@ -159,3 +159,16 @@ async def test_error_codes(nursery: trio.Nursery) -> None:
         assert "28" in str(refused.value) and zpk_ref.handle not in str(refused.value)
         assert hsm.status()["errors"]["68"] == 2
         assert rig.sim.counts[("CC", "20")] == 1
+
+
+async def test_a_malformed_frame_does_not_stop_the_hsm(nursery: trio.Nursery) -> None:
+    async with running_sim(nursery) as rig, module_for(rig.port) as hsm:
+        garbage = await trio.open_tcp_stream("127.0.0.1", rig.port)
+        await garbage.send_all(b"\x00\x03\xff\xfe\xfd" + b"\x00\x05\x00\x00\x00\x00\x00")
+        await trio.sleep(0.05)
+        assert rig.sim.malformed == 2
+        assert await hsm.echo(b"still here") == b"still here"
+        # and the same connection still answers a good frame after the bad ones
+        await garbage.send_all(b"\x00\x0c" + b"0001B20002ok")
+        assert await garbage.receive_some(100) == b"\x00\x0a0001B300ok"
+        await garbage.aclose()
