@@ -11,7 +11,8 @@ error code into a typed error: `ModuleError` carrying the HSM's two characters,
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 import attrs
 from forecourt.keys.crypto import Algorithm
@@ -31,6 +32,7 @@ from forecourt.keys.security_module import (
 )
 
 NAME = "payshield"
+T = TypeVar("T")
 
 # What the manual says each error code means (docs/hsm.md "Error codes").
 ERROR_REASONS: dict[str, str] = {
@@ -122,7 +124,7 @@ class PayShieldModule:
         return KeyRef(key_type, algorithm, kcv, block, backend=NAME)
 
     @staticmethod
-    def _decoded(operation: str, decode: Any, *args: Any) -> Any:
+    def _decoded(operation: str, decode: Callable[..., T], *args: object) -> T:
         try:
             return decode(*args)
         except FieldError as exc:
@@ -146,6 +148,8 @@ class PayShieldModule:
         attributes = block_attributes(key_type, algorithm)
         reply = await self._ok("generate key", "A0", cmd.a0_request(attributes, zmk.handle))
         key = self._decoded("generate key", cmd.a1_reply, reply.fields, True)
+        if key.under_zmk is None:
+            raise ModuleError("generate key (A0)", "reply", "no key under the ZMK in the reply")
         exported = ExportedKey(key.under_zmk[1:], key.kcv)
         return self._ref(key_type, algorithm, key.under_lmk, key.kcv), exported
 
@@ -164,7 +168,7 @@ class PayShieldModule:
 
     async def kcv(self, key: KeyRef) -> str:
         reply = await self._ok("key check value", "BU", cmd.bu_request(key.handle))
-        return str(self._decoded("key check value", cmd.bv_reply, reply.fields))
+        return self._decoded("key check value", cmd.bv_reply, reply.fields)
 
     # -- MACs ------------------------------------------------------------------------
 
@@ -177,7 +181,7 @@ class PayShieldModule:
     async def generate_mac(self, key: KeyRef, algorithm: MacAlgorithm, data: bytes) -> bytes:
         request = cmd.m6_request(self._mac_flag(algorithm), key.handle, data)
         reply = await self._ok("generate MAC", "M6", request)
-        return bytes(self._decoded("generate MAC", cmd.m7_reply, reply.fields))
+        return self._decoded("generate MAC", cmd.m7_reply, reply.fields)
 
     async def verify_mac(
         self, key: KeyRef, algorithm: MacAlgorithm, data: bytes, mac: bytes
@@ -218,7 +222,7 @@ class PayShieldModule:
             raise ModuleError("translate PIN", "15", "the account number is not a PAN") from None
         reply = await self._ok("translate PIN", command, request)
         name = "CB" if command == "CA" else "CD"
-        return bytes(self._decoded("translate PIN", cmd.pin_reply, reply.fields, name).pin_block)
+        return self._decoded("translate PIN", cmd.pin_reply, reply.fields, name).pin_block
 
     async def translate_dukpt_pin(
         self,
@@ -243,7 +247,7 @@ class PayShieldModule:
             raise ModuleError("translate PIN", "15", "the account number is not a PAN") from None
         reply = await self._ok("translate DUKPT PIN", "G0", request)
         found = self._decoded("translate DUKPT PIN", cmd.pin_reply, reply.fields, "G1")
-        return bytes(found.pin_block)
+        return found.pin_block
 
     async def dukpt_mac(self, bdk: KeyRef, ksn: bytes, usage: DukptKeyUsage, data: bytes) -> bytes:
         raise NotSupportedByModule(
@@ -267,7 +271,7 @@ class PayShieldModule:
 
     async def echo(self, data: bytes) -> bytes:
         reply = await self._ok("echo", "B2", cmd.b2_request(data))
-        return bytes(cmd.b3_reply(reply.fields))
+        return cmd.b3_reply(reply.fields)
 
     def status(self) -> dict[str, Any]:
         """For /healthz and the metrics: connections, commands in flight, errors by
@@ -281,7 +285,7 @@ class PayShieldModule:
             "in_flight": pool.in_flight,
             "commands": pool.commands,
             "errors": dict(sorted(pool.errors.items())),
-            "available": pool.connected > 0 or pool.last_failure is None,
+            "available": pool.up is not False,
             "last_failure": pool.last_failure,
             "last_diagnostics": None
             if diagnostics is None

@@ -93,6 +93,7 @@ class ConnectionPool:
         self.errors: collections.Counter[str] = collections.Counter()
         self.commands = 0
         self.last_failure: str | None = None
+        self.up: bool | None = None  # None: nothing asked yet; else how the last command went
 
     @property
     def in_flight(self) -> int:
@@ -136,9 +137,10 @@ class ConnectionPool:
             reply = parse_reply(payload, header, command)
         except MalformedReply as exc:
             await self._drop(connection)
-            self._failed(f"{command}: {exc}")
+            self._failed(f"{command}: {exc}", "reply")
             raise ModuleError(command, "reply", "the HSM's reply is malformed") from None
         self._idle.append(connection)
+        self.up = True
         self.commands += 1
         if not reply.ok:
             self.errors[reply.error] += 1
@@ -154,7 +156,7 @@ class ConnectionPool:
             raise _Broken from None
         except MalformedReply as exc:
             await self._drop(connection)
-            self._failed(f"{exc}")
+            self._failed(f"{exc}", "reply")
             raise ModuleError("reply", "reply", "the HSM's reply is malformed") from None
         except BaseException:
             await self._drop(connection)
@@ -188,8 +190,9 @@ class ConnectionPool:
         with trio.CancelScope(shield=True):
             await trio.aclose_forcefully(connection.stream)
 
-    def _failed(self, reason: str) -> None:
-        self.errors["unavailable"] += 1
+    def _failed(self, reason: str, kind: str = "unavailable") -> None:
+        self.up = False
+        self.errors[kind] += 1
         self.last_failure = reason
 
     async def aclose(self) -> None:

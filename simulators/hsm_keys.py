@@ -18,8 +18,8 @@ from pathlib import Path
 import attrs
 import psec
 from cryptography.utils import CryptographyDeprecationWarning
-from forecourt.keys.crypto import Algorithm, check_key, xor
-from forecourt.keys.lmk import Lmk
+from forecourt.keys.crypto import Algorithm, aes_cmac_full, check_key, generate_key, xor
+from forecourt.keys.lmk import Lmk, load_lmk
 
 warnings.filterwarnings("ignore", category=CryptographyDeprecationWarning, module=r"psec(\..*)?")
 
@@ -87,24 +87,18 @@ def open_block(kbpk: bytes, block: str) -> ClearKey:
 
 
 def random_key(algorithm: Algorithm) -> bytes:
-    from forecourt.keys.crypto import generate_key
-
     return generate_key(algorithm)
 
 
 def lmk_check_value(lmk: Lmk) -> str:
     """NC's 16H LMK check: the first 8 bytes of the AES-CMAC of a zero block (the
     6-digit KCV's first six characters are the same)."""
-    from forecourt.keys.crypto import aes_cmac_full
-
     return aes_cmac_full(lmk.key, bytes(16))[:8].hex().upper()
 
 
 def load_or_create_lmk(data_dir: Path, lmk_file: Path | None = None) -> Lmk:
     """The simulator's LMK: from `lmk_file` if given, else `DATA_DIR/hsm-lmk.key`,
     generated (mode 0600) on first run."""
-    from forecourt.keys.lmk import load_lmk
-
     if lmk_file is not None:
         return load_lmk(lmk_file, environ={})
     path = data_dir / LMK_FILE
