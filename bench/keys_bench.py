@@ -4,12 +4,18 @@
 prepared keys; cryptography's own CMAC per call for comparison), µs per keyring
 verify through the current key, and ms per rotation (rotate + deliver, SQLite).
 The security module's and DUKPT's figures come from bench/module_bench.py.
+
+`--backend payshield` instead: the same MACs (and a PIN translation) through the
+payshield backend against `forecourt sim hsm` in its own process
+(bench/_hsm_bench.py), and what the HSM round trips cost one transaction.
 """
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
+import sys
 import tempfile
 import timeit
 from collections.abc import Callable
@@ -35,7 +41,19 @@ def _us(fn: Callable[[], object], number: int) -> float:
 
 
 def main() -> None:
+    parser = argparse.ArgumentParser(description="key benchmarks (JSON on stdout)")
+    parser.add_argument(
+        "--backend", choices=("software", "payshield"), default="software", help="(software)"
+    )
+    parser.add_argument("--calls", type=int, default=1000, help="payshield: calls per figure")
+    args = parser.parse_args()
     data = os.urandom(256)
+    if args.backend == "payshield":
+        sys.path.insert(0, str(Path(__file__).parent))
+        from _hsm_bench import payshield_figures
+
+        print(json.dumps(payshield_figures(data, args.calls)))
+        return
     retail = RetailMac(generate_key(Algorithm.TDES2))
     cmac_key = generate_key(Algorithm.AES128)
     cmac = AesCmac(cmac_key)

@@ -12,6 +12,7 @@ from typing import Any
 import trio
 
 from ._toml import SimConfigError
+from .hsm_cli import add_hsm_parser
 from .load_console import ProgressBar, nothing_approved, print_report
 from .wallet_cli import add_wallet_parser
 
@@ -19,7 +20,7 @@ __all__ = ["register"]
 
 
 def register(subparsers: argparse._SubParsersAction[Any]) -> None:
-    sim = subparsers.add_parser("sim", help="simulators: acquirer host, terminal, load generator")
+    sim = subparsers.add_parser("sim", help="simulators: acquirer, terminal, load, HSM")
     kinds = sim.add_subparsers(dest="sim_command", required=True)
 
     acquirer = kinds.add_parser(
@@ -44,6 +45,7 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> None:
     acquirer.set_defaults(func=_acquirer)
 
     add_wallet_parser(kinds)
+    add_hsm_parser(kinds)
 
     terminal = kinds.add_parser(
         "terminal",

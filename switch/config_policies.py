@@ -11,7 +11,9 @@ from collections.abc import Callable
 from pathlib import Path
 
 import attrs
+from forecourt.keys.payshield_module import PayShieldSettings
 from forecourt.switch.config_dukpt import ModuleSettings, read_module_settings
+from forecourt.switch.config_payshield import read_payshield
 from forecourt.switch.config_reading import ConfigTable
 
 __all__ = [
@@ -80,6 +82,7 @@ class KeysConfig:
     allow_lmk_in_data_dir: bool = False  # demos only
     # the security module and its DUKPT settings (switch/config_dukpt.py)
     module: ModuleSettings = attrs.field(factory=ModuleSettings)
+    payshield: PayShieldSettings | None = None  # [keys.payshield] (switch/config_payshield.py)
 
 
 @attrs.frozen
@@ -180,6 +183,7 @@ def read_keys(root: ConfigTable, resolve: Callable[[str], Path] = Path) -> KeysC
         lmk_file=resolve(lmk_file) if lmk_file else None,
         allow_lmk_in_data_dir=t.bool_("allow_lmk_in_data_dir", False),
         module=read_module_settings(t),
+        payshield=read_payshield(t),
     )
     t.finish()
     return keys

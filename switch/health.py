@@ -1,7 +1,8 @@
 """What /healthz says: whether this switch can serve, and why not.
 
 Healthy (200) while every listener listens, at least one acquirer link is up and
-the journal's last group commit succeeded; otherwise 503. Either way the JSON
+the journal's last group commit succeeded (and, with a device backend, the
+security module answers: docs/hsm.md); otherwise 503. Either way the JSON
 names each listener's and link's state and the journal's, so an operator (or
 HAProxy's log) sees the reason without reading the switch's log.
 """
@@ -27,6 +28,10 @@ class _Journal(Protocol):
     def commit_failure(self) -> str | None: ...
 
 
+class _ModuleHealth(Protocol):
+    def status(self) -> dict[str, Any]: ...
+
+
 def link_state(link: Authoriser) -> str:
     """A link's state (LINK_STATES); a kind that keeps none is up or down."""
     state = getattr(link, "state", None)
@@ -36,7 +41,10 @@ def link_state(link: Authoriser) -> str:
 
 
 def health_report(
-    listeners: Sequence[_Listening], links: Mapping[str, Authoriser], journal: _Journal
+    listeners: Sequence[_Listening],
+    links: Mapping[str, Authoriser],
+    journal: _Journal,
+    security_module: _ModuleHealth | None = None,
 ) -> dict[str, Any]:
     reasons: list[str] = []
     listening = {lst.name: "up" if lst.up else "down" for lst in listeners}
@@ -56,7 +64,14 @@ def health_report(
     failure = journal.commit_failure
     if failure is not None:
         reasons.append(f"journal: the last commit failed ({failure})")
+    module = None if security_module is None else security_module.status()
+    if module is not None and not module.get("available", True):
+        reasons.append(
+            f"security module {module.get('backend')} at {module.get('address')} is"
+            f" unavailable ({module.get('last_failure')})"
+        )
     healthy = not reasons
+    extra = {} if module is None else {"security_module": module}
     return {
         "status": "ok" if healthy else "unhealthy",
         "code": 200 if healthy else 503,
@@ -64,4 +79,5 @@ def health_report(
         "listeners": listening,
         "links": states,
         "journal": {"writable": failure is None, **({"error": failure} if failure else {})},
+        **extra,
     }
