@@ -32,6 +32,7 @@ from forecourt.switch.config_acquirers import (
     route_router,
 )
 from forecourt.switch.config_business_day import BusinessDayConfig, read_business_day
+from forecourt.switch.config_ic_cards import IcCardsConfig, read_ic_cards
 from forecourt.switch.config_policies import (
     LOG_FORMATS,
     LOG_LEVELS,
@@ -75,6 +76,7 @@ __all__ = [
     "AcquirerConfig",
     "AuthoriserSettings",
     "ConfigError",
+    "IcCardsConfig",
     "Iso8583LinkConfig",
     "JournalConfig",
     "KeysConfig",
@@ -112,6 +114,7 @@ class SwitchConfig:
     journal: JournalConfig = attrs.field(factory=JournalConfig)
     stand_in: StandInConfig = attrs.field(factory=StandInConfig)
     business_day: BusinessDayConfig = attrs.field(factory=BusinessDayConfig)
+    ic_cards: IcCardsConfig = attrs.field(factory=IcCardsConfig)
     source: str | None = None
 
     @property
@@ -172,6 +175,7 @@ def parse_config(
     keys = read_keys(root, resolve)
     stand_in = read_stand_in(root, routes)
     business_day = read_business_day(root)
+    ic_cards = read_ic_cards(root, acquirers)
     root.finish()
     return SwitchConfig(
         node=node,
@@ -190,5 +194,6 @@ def parse_config(
         journal=journal,
         stand_in=stand_in,
         business_day=business_day,
+        ic_cards=ic_cards,
         source=source,
     )

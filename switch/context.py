@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 import attrs
 from forecourt.codecs.dialect import Dialect
@@ -10,6 +10,9 @@ from forecourt.codecs.family import Family
 from forecourt.codecs.message import Message
 from forecourt.switch.stand_in import StandInPolicy
 from forecourt.switch.transaction import TxnRecord
+
+if TYPE_CHECKING:
+    from forecourt.switch.grey.service import IcCards
 
 
 class MacGenerator(Protocol):
@@ -88,3 +91,5 @@ class PipelineSettings:
     duplicates_from_journal: bool = False
     # `[stand_in]`: None or off, an unavailable acquirer is answered 912/911 as ever
     stand_in: StandInPolicy | None = None
+    # `[ic_cards]`: None when off, and the IC card flows answer "function not supported"
+    ic_cards: IcCards | None = None

@@ -25,6 +25,7 @@ from forecourt.switch.authorisers import AuthoriserDeps, build_authorisers
 from forecourt.switch.config import ConfigError, ListenerConfig, SwitchConfig
 from forecourt.switch.context import ListenerContext, PipelineSettings, TerminalPolicy
 from forecourt.switch.gc_quiet import keep_gc_quiet
+from forecourt.switch.grey.service import build_ic_cards
 from forecourt.switch.health import health_report
 from forecourt.switch.instance_lock import InstanceLock, instance_held
 from forecourt.switch.journal import open_journal
@@ -191,6 +192,7 @@ async def _run_switch(
                     node=config.node,
                 ),
             )
+            ic_cards = build_ic_cards(config, journal, lmk, metrics)
             saf = SafSender(
                 journal,
                 authorisers,
@@ -211,6 +213,7 @@ async def _run_switch(
                     preauth_window_s=config.reversal.preauth_completion_window_s,
                     duplicates_from_journal=cluster,
                     stand_in=StandInPolicy(config.stand_in) if config.stand_in.enabled else None,
+                    ic_cards=ic_cards,
                 ),
                 saf=saf,
                 requests=TerminalRequests(
@@ -245,6 +248,8 @@ async def _run_switch(
                 for link in authorisers.values():
                     await outer.start(link.run)
                 await outer.start(saf.run)
+                if ic_cards is not None:  # grey records left open are flagged
+                    await outer.start(ic_cards.run)
                 # other nodes' and workers' locks and sign-offs (a cheap indexed read)
                 outer.start_soon(pipeline.guard.watch)
                 outer.start_soon(pipeline.warnings.run)

@@ -16,12 +16,16 @@ from collections.abc import Callable
 import attrs
 from forecourt.codecs.message import Message
 from forecourt.codecs.mti import is_advice, mti_class
-from forecourt.codecs.network import NetworkFunction, network_function
+from forecourt.codecs.network import NetworkFunction, function_code, network_function
 from forecourt.switch.flows import (
     authorisation,
     balance,
     completion,
     financial,
+    grey_lock,
+    grey_result,
+    grey_unlock,
+    ic_card_check,
     network,
     reconciliation,
     reversal,
@@ -70,6 +74,11 @@ TABLE: tuple[Row, ...] = (
     Row("3", unsupported.FILE_ACTION),
     Row("4", reversal.FLOW),
     Row("5", reconciliation.FLOW),
+    # IC fuel cards (docs/terminal-interfaces.md): 1604/1624, function codes 680-683
+    Row("6", ic_card_check.FLOW, advice=False, when=lambda m: function_code(m) == "680"),
+    Row("6", grey_unlock.FLOW, advice=False, when=lambda m: function_code(m) == "683"),
+    Row("6", grey_lock.FLOW, advice=True, when=lambda m: function_code(m) == "681"),
+    Row("6", grey_result.FLOW, advice=True, when=lambda m: function_code(m) == "682"),
     Row("6", unsupported.ADMINISTRATIVE),
     Row("8", network.SIGN_ON, network=NetworkFunction.SIGN_ON),
     Row("8", network.SIGN_OFF, network=NetworkFunction.SIGN_OFF),

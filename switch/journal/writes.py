@@ -10,6 +10,7 @@ from typing import Any
 
 import attrs
 from forecourt.switch.journal.model import Event, JournalRow
+from forecourt.switch.grey.ops import GreyOp
 from forecourt.switch.ledger.ops import LedgerOp
 
 
@@ -295,5 +296,6 @@ WriteOp = (
     | ReverseSplitGroup
     | DueParked
     | LedgerOp  # the fleet and consumer ledger's (switch/ledger/ops.py)
+    | GreyOp  # IC fuel cards' grey records (switch/grey/ops.py)
     | ConsoleOp
 )
