@@ -6,7 +6,7 @@ pump 1 nozzle 1 (48-52) and the TAC the simulated card computes for them (48-51)
 The simulated card's TAC is a TEST DOUBLE of a real card's: a retail MAC under
 the published test key over the documented TAC input, the same the switch's
 `tac_check = "test"` verifies. A script step that changes the ATC, amount or
-terminal gives the TAC for them (`forecourt.simulators.ic_card_templates.test_card_tac`).
+terminal gives the TAC for them (`forecourt.simulators.ic_card_templates.simulated_card_tac`).
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from forecourt.codecs.field48 import encode_field48
 from forecourt.codecs.message import Message
 from forecourt.keys.mac import retail_mac
 
-__all__ = ["IC_CARD_TEMPLATES", "TEST_CARD_TAC_KEY", "ic_card_request", "test_card_tac"]
+__all__ = ["IC_CARD_TEMPLATES", "TEST_CARD_TAC_KEY", "ic_card_request", "simulated_card_tac"]
 
 IC_CARD_TEMPLATES = ("ic_card_check", "grey_lock", "grey_result", "grey_unlock")
 _FUNCTION = {"ic_card_check": "680", "grey_lock": "681", "grey_result": "682", "grey_unlock": "683"}
@@ -27,7 +27,7 @@ TEST_CARD_TAC_KEY = bytes.fromhex("11223344556677888877665544332211")
 DEFAULT_ATC = 1
 
 
-def test_card_tac(pan: str, atc: int, amount: int, terminal_id: str) -> bytes:
+def simulated_card_tac(pan: str, atc: int, amount: int, terminal_id: str) -> bytes:
     """The simulated card's TAC: 4 bytes of a retail MAC over PAN, ATC n5, amount n12
     and terminal id an8 (ASCII)."""
     data = f"{pan}{atc:05d}{amount:012d}{terminal_id:<8.8}".encode("ascii")
@@ -57,7 +57,7 @@ def ic_card_request(
         "42": merchant_id,
     }
     if template in ("grey_lock", "grey_result"):
-        tac = test_card_tac(pan, DEFAULT_ATC, amount, terminal_id)
+        tac = simulated_card_tac(pan, DEFAULT_ATC, amount, terminal_id)
         fields["4"] = f"{amount:012d}"
         fields["49"] = currency
         fields["48"] = encode_field48({50: f"{DEFAULT_ATC:05d}", 51: tac, 52: "0101"})

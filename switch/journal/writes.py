@@ -9,8 +9,8 @@ from collections.abc import Mapping
 from typing import Any
 
 import attrs
-from forecourt.switch.journal.model import Event, JournalRow
 from forecourt.switch.grey.ops import GreyOp
+from forecourt.switch.journal.model import Event, JournalRow
 from forecourt.switch.ledger.ops import LedgerOp
 
 
