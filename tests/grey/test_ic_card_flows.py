@@ -30,6 +30,7 @@ from tests.grey.grey_switch import (
     UNKNOWN_PAN,
     grey_switch,
 )
+from tests.switch.test_crash_recovery import FORECOURT
 from tests.switch.test_metrics import get
 
 pytestmark = pytest.mark.slow
@@ -142,6 +143,13 @@ async def test_a_record_left_open_is_flagged_and_counted(tmp_path: Path) -> None
                     break
                 await trio.sleep(0.05)
         assert b'forecourt_grey_records{state="open"} 0.0' in body
+        shown = await trio.run_process(
+            [*FORECOURT, "journal", "grey", "--data-dir", str(tmp_path), "--state", "flagged"],
+            capture_stdout=True,
+        )
+        out = shown.stdout.decode()
+        assert "FLAGGED" in out and "709000******0001" in out and PAN not in out
+        assert "1 flagged for manual handling" in out
         async with sw.terminal("T0000002") as indoor:  # still unlockable, once
             answer = await indoor.exchange(indoor.ic("grey_unlock"))
             assert answer.fields["4"] == "000000000500"
