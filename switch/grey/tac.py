@@ -21,7 +21,7 @@ __all__ = [
     "TEST_TAC_KEY",
     "NoTacCheck",
     "TacCheck",
-    "TestKeyTacCheck",
+    "TacCheckTestDouble",
     "tac_input",
 ]
 
@@ -52,7 +52,7 @@ class NoTacCheck:
         return True
 
 
-class TestKeyTacCheck:
+class TacCheckTestDouble:
     """TEST DOUBLE for the issuer: the first 4 bytes of a retail MAC under
     `TEST_TAC_KEY`. Never for production: the key is in the source."""
 
@@ -68,4 +68,4 @@ class TestKeyTacCheck:
         return self.tac(pan, atc, amount, terminal_id) == tac
 
 
-TAC_CHECKS: Mapping[str, Callable[[], TacCheck]] = {"none": NoTacCheck, "test": TestKeyTacCheck}
+TAC_CHECKS: Mapping[str, Callable[[], TacCheck]] = {"none": NoTacCheck, "test": TacCheckTestDouble}
