@@ -21,7 +21,7 @@ from forecourt.switch.flows.unsupported import not_supported
 from .messages import IcRequest, MalformedIcMessage, read_request
 from .service import GreyUnavailable, IcCards
 
-__all__ = ["CODES", "IcBody", "answer", "ic_flow", "ic_rules"]
+__all__ = ["CODES", "IcBody", "answer", "ic_flow", "ic_rules", "tac_refused"]
 
 CODES = {
     "done": "000",
