@@ -138,7 +138,16 @@ def _debit(sql: LedgerSql, rec: GreyRecord, amount: int, at: float) -> tuple[int
         "INSERT INTO ledger_txns (reference, kind, account_id, card_ref, requested, approved, "
         "held, captured, state, code, flags, created_at) "
         "VALUES (?, 'purchase', ?, ?, ?, ?, 0, ?, 'captured', 'approved', ?, ?)",
-        (reference, rec.account_id, rec.card_ref, amount, take, take, "ic_card," + flags, at),
+        (
+            reference,
+            rec.account_id,
+            rec.card_ref,
+            amount,
+            take,
+            take,
+            f"ic_card{',' + flags if flags else ''}",
+            at,
+        ),
     )
     return take, flags
 
