@@ -57,6 +57,13 @@ SUBELEMENTS_48: dict[int, Layout] = {
     46: _sub("an", "LL", 17, "Truck VIN"),
     48: _sub("n", "", 12, "Timestamp"),
     49: _sub("b", "LL", 99, "VIB additional data"),
+    # forecourt's own, IC fuel cards (docs/codecs.md, "IC fuel card sub-elements")
+    50: _sub("n", "", 5, "IC card transaction counter (ATC)"),
+    51: _sub("b", "", 4, "IC card TAC"),
+    52: _sub("n", "", 4, "Pump and nozzle"),
+    53: _sub("an", "", 33, "Grey record to complete"),
+    54: _sub("an", "", 1, "IC card status"),
+    55: _sub("an", "", 1, "Grey record state"),
     # forecourt's own: a wallet payment code scanned instead of a card (docs/wallets.md)
     60: _sub("n", "LL", 24, "Wallet payment code"),
     # forecourt's own (docs/codecs.md): the total of a split sale, beside 48-7's group id

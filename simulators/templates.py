@@ -16,6 +16,7 @@ from forecourt.codecs.family import Family
 from forecourt.codecs.fields import OriginalData, OriginalElements
 from forecourt.codecs.message import Message
 from forecourt.codecs.network import NetworkFunction, network_request
+from forecourt.simulators.ic_card_templates import IC_CARD_TEMPLATES, ic_card_request
 
 __all__ = [
     "DEFAULT_TEST_PAN",
@@ -44,6 +45,7 @@ TEMPLATES = (
     "sign_off",
     "echo",
     "key_change",
+    *IC_CARD_TEMPLATES,
 )
 
 
@@ -180,6 +182,19 @@ def build(
     if template in ("sign_on", "sign_off", "echo", "key_change"):
         message = network_request(family, NetworkFunction(template), stan, who.terminal_id, t)
         return message.with_fields({42: who.merchant_id})
+    if template in IC_CARD_TEMPLATES:  # simulators/ic_card_templates.py
+        if family != Family.ISO1993:
+            raise TemplateError(f"{template} is an IFSF (1993) message")
+        return ic_card_request(
+            template,
+            terminal_id=who.terminal_id,
+            merchant_id=who.merchant_id,
+            pan=who.pan,
+            amount=who.amount,
+            currency=who.currency,
+            stan=stan,
+            now=t,
+        )
     if template == "completion":
         return _completion(who, profile, stan, t, last_preauth)
     if template == "reversal":

@@ -32,6 +32,7 @@ from forecourt.switch.config_acquirers import (
     route_router,
 )
 from forecourt.switch.config_business_day import BusinessDayConfig, read_business_day
+from forecourt.switch.config_ic_cards import IcCardsConfig, read_ic_cards
 from forecourt.switch.config_params import ParamsConfig, read_params
 from forecourt.switch.config_policies import (
     LOG_FORMATS,
@@ -76,6 +77,7 @@ __all__ = [
     "AcquirerConfig",
     "AuthoriserSettings",
     "ConfigError",
+    "IcCardsConfig",
     "Iso8583LinkConfig",
     "JournalConfig",
     "KeysConfig",
@@ -114,6 +116,7 @@ class SwitchConfig:
     stand_in: StandInConfig = attrs.field(factory=StandInConfig)
     business_day: BusinessDayConfig = attrs.field(factory=BusinessDayConfig)
     params: ParamsConfig = attrs.field(factory=ParamsConfig)
+    ic_cards: IcCardsConfig = attrs.field(factory=IcCardsConfig)
     source: str | None = None
 
     @property
@@ -175,6 +178,7 @@ def parse_config(
     stand_in = read_stand_in(root, routes)
     business_day = read_business_day(root)
     params = read_params(root)
+    ic_cards = read_ic_cards(root, acquirers)
     root.finish()
     return SwitchConfig(
         node=node,
@@ -194,5 +198,6 @@ def parse_config(
         stand_in=stand_in,
         business_day=business_day,
         params=params,
+        ic_cards=ic_cards,
         source=source,
     )

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 import attrs
 from forecourt.codecs.dialect import Dialect
@@ -12,6 +12,9 @@ from forecourt.switch.config_dukpt import DukptGroup
 from forecourt.switch.params.catalogue import ParamsCatalogue
 from forecourt.switch.stand_in import StandInPolicy
 from forecourt.switch.transaction import TxnRecord
+
+if TYPE_CHECKING:
+    from forecourt.switch.grey.service import IcCards
 
 
 class MacGenerator(Protocol):
@@ -96,3 +99,5 @@ class PipelineSettings:
     stand_in: StandInPolicy | None = None
     # parameter downloads and the sign-on answer's version hint (switch/params/)
     params: ParamsCatalogue = attrs.field(factory=ParamsCatalogue)
+    # `[ic_cards]`: None when off, and the IC card flows answer "function not supported"
+    ic_cards: IcCards | None = None

@@ -38,6 +38,7 @@ from forecourt.simulators.terminal import CaseResult, run_script
 from forecourt.simulators.wire import wire_format
 from forecourt.switch.config import SwitchConfig, parse_config
 from forecourt.switch.demo_dukpt import add_dukpt_sections, listener_for, prepare_dukpt
+from forecourt.switch.demo_ic_cards import IC_CARD_TERMINALS, ic_cards_section, seed_demo_ic_cards
 from forecourt.switch.demo_ledger import (
     LEDGER_CERT_TERMINALS,
     demo_ledger_entries,
@@ -63,7 +64,8 @@ TEST_ZMK_1 = bytes.fromhex("0123456789ABCDEFFEDCBA9876543210")
 TEST_ZMK_2 = bytes.fromhex("1F1F1F1F1F1F1F1F2E2E2E2E2E2E2E2E")
 ACQUIRER = "acquirer-sim"
 CERT_TERMINALS = (
-    "T0000001", "T0000002", "T0000003", "T0000004", *SPLIT_TERMINALS, *LEDGER_CERT_TERMINALS
+    "T0000001", "T0000002", "T0000003", "T0000004", *SPLIT_TERMINALS, *LEDGER_CERT_TERMINALS,
+    *IC_CARD_TERMINALS,
 )  # fmt: skip
 LOAD_TERMINALS = 20
 
@@ -180,6 +182,7 @@ def demo_config(
     stand_in = stand_in_sections(ACQUIRER)
     doc["routes"] = [*doc["routes"], *stand_in.pop("routes")]  # both keep their routes
     doc.update(stand_in)
+    doc["ic_cards"] = ic_cards_section()  # switch/demo_ic_cards.py
     if wallet is not None:
         wallet.add_to(doc)
     doc["params"] = params_section()
@@ -227,6 +230,7 @@ async def run_demo(
         await seed_demo_ledger(config, lmk)
         await prepare_registration(config)  # conf/cert/11-operators.toml's pending terminal
         await publish_demo_params(config, CONF)
+        await seed_demo_ic_cards(config, lmk)
         running: RunningSwitch = await nursery.start(
             functools.partial(run_switch, config, stop=stop, lmk=lmk)
         )

@@ -18,6 +18,7 @@ from typing import Any
 
 import psycopg
 from forecourt.switch.config import ConfigError, load_config
+from forecourt.switch.grey_cli import add_parser as add_grey_parser
 from forecourt.switch.journal.core import open_backend
 from forecourt.switch.journal.model import JournalError, SafState, TxnState
 from forecourt.switch.journal.postgres import PostgresReader
@@ -89,6 +90,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     p.set_defaults(func=_cmd(_totals))
 
     add_reverse_parser(jsub, _location)
+    add_grey_parser(jsub, _location)
 
     db = subparsers.add_parser("db", help="journal database administration")
     dsub = db.add_subparsers(dest="db_command", required=True)

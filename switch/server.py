@@ -26,6 +26,7 @@ from forecourt.switch.config import ConfigError, ListenerConfig, SwitchConfig
 from forecourt.switch.context import ListenerContext, PipelineSettings, TerminalPolicy
 from forecourt.switch.dukpt_setup import dukpt_terminals_for
 from forecourt.switch.gc_quiet import keep_gc_quiet
+from forecourt.switch.grey.service import build_ic_cards
 from forecourt.switch.health import health_report
 from forecourt.switch.instance_lock import InstanceLock, instance_held
 from forecourt.switch.journal import open_journal
@@ -196,6 +197,7 @@ async def _run_switch(
                     node=config.node,
                 ),
             )
+            ic_cards = build_ic_cards(config, journal, lmk, metrics)
             saf = SafSender(
                 journal,
                 authorisers,
@@ -217,6 +219,7 @@ async def _run_switch(
                     duplicates_from_journal=cluster,
                     stand_in=StandInPolicy(config.stand_in) if config.stand_in.enabled else None,
                     params=ParamsCatalogue(config.params),
+                    ic_cards=ic_cards,
                 ),
                 saf=saf,
                 requests=TerminalRequests(
@@ -252,6 +255,8 @@ async def _run_switch(
                 for link in authorisers.values():
                     await outer.start(link.run)
                 await outer.start(saf.run)
+                if ic_cards is not None:  # grey records left open are flagged
+                    await outer.start(ic_cards.run)
                 # other nodes' and workers' locks and sign-offs (a cheap indexed read)
                 outer.start_soon(pipeline.guard.watch)
                 outer.start_soon(pipeline.roster.watch)  # the same for cashiers, registrations

@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 
 import attrs
+from forecourt.switch.grey import GREY_OPS, apply_grey
 from forecourt.switch.journal.model import JournalError
 from forecourt.switch.ledger import LEDGER_OPS, OverdraftRefused, apply_ledger
 from forecourt.switch.params import PARAMS_OPS, apply_params
@@ -36,6 +37,7 @@ DOMAINS: tuple[Domain, ...] = (
     Domain("ledger", LEDGER_OPS, apply_ledger, (OverdraftRefused,)),  # type: ignore[arg-type]
     Domain("terminals", TERMINAL_OPS, apply_terminals),  # type: ignore[arg-type]
     Domain("params", PARAMS_OPS, apply_params),  # type: ignore[arg-type]
+    Domain("grey", GREY_OPS, apply_grey, (OverdraftRefused,)),  # type: ignore[arg-type]
 )
 DOMAIN_OPS: tuple[type, ...] = tuple(t for d in DOMAINS for t in d.ops)
 

@@ -12,6 +12,7 @@ import time
 from collections.abc import Callable
 
 import attrs
+from forecourt.switch.grey.schema import GREY_SCHEMA
 from forecourt.switch.journal.model import JournalError, SafState, TxnState
 
 _TXN_STATES = ", ".join(f"'{s.value}'" for s in TxnState)
@@ -321,6 +322,10 @@ _V10 = """
         """
 
 
+# IC fuel cards' grey records (switch/grey, docs/terminal-interfaces.md)
+_V11 = GREY_SCHEMA
+
+
 @attrs.frozen
 class ColumnTypes:
     """How one backend spells the columns that differ. ``v1_indexes``: PostgreSQL's
@@ -366,7 +371,7 @@ def render(types: ColumnTypes) -> list[tuple[int, str]]:
         "v1_saf_txn": "\n        CREATE INDEX saf_txn ON saf (txn_id);" if v1 else "",
         "v2_saf_txn": "" if v1 else "CREATE INDEX IF NOT EXISTS saf_txn ON saf (txn_id);\n        ",
     }
-    texts = (_V1, _V2, _V3, _V4, _V5, _V6, _V7, _V8, _V9, _V10)
+    texts = (_V1, _V2, _V3, _V4, _V5, _V6, _V7, _V8, _V9, _V10, _V11)
     return [(n, text.format(**parts)) for n, text in enumerate(texts, start=1)]
 
 

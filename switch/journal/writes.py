@@ -9,6 +9,7 @@ from collections.abc import Mapping
 from typing import Any
 
 import attrs
+from forecourt.switch.grey.ops import GreyOp
 from forecourt.switch.journal.model import Event, JournalRow
 from forecourt.switch.ledger.ops import LedgerOp
 from forecourt.switch.params.ops import ParamsOp
@@ -298,6 +299,7 @@ WriteOp = (
     | DueParked
     | LedgerOp  # the fleet and consumer ledger's (switch/ledger/ops.py)
     | ParamsOp  # parameter sets' (switch/params/ops.py)
+    | GreyOp  # IC fuel cards' grey records (switch/grey/ops.py)
     | ConsoleOp
     | TerminalOp  # a terminal's cashier, registration, devices (switch/terminals/ops.py)
 )
