@@ -203,6 +203,25 @@ class SwitchMetrics:
             buckets=(0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1.0),
             registry=r,
         )
+        # batch upload and status query (docs/terminal-interfaces.md)
+        self.batch_trailers = Counter(
+            "forecourt_batch_trailers",
+            "Batch trailers answered, by result: in_balance, out_of_balance",
+            ["result"],
+            registry=r,
+        )
+        self.batch_advices = Histogram(
+            "forecourt_batch_advices",
+            "Advices the journal holds for a batch when its trailer is answered",
+            buckets=(1, 5, 10, 25, 50, 100, 250, 500, 1000),
+            registry=r,
+        )
+        self.status_queries = Counter(
+            "forecourt_status_queries",
+            "Status queries answered, by the original's state: A, D, R, P, U",
+            ["answered"],
+            registry=r,
+        )
 
     def gc_pause(self, generation: int, seconds: float) -> None:
         child = self._gc_children.get(generation)

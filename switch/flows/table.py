@@ -20,11 +20,14 @@ from forecourt.codecs.network import NetworkFunction, network_function
 from forecourt.switch.flows import (
     authorisation,
     balance,
+    batch_advice,
+    batch_trailer,
     completion,
     financial,
     network,
     reconciliation,
     reversal,
+    status_query,
     unsupported,
 )
 from forecourt.switch.flows.base import Flow
@@ -66,10 +69,13 @@ TABLE: tuple[Row, ...] = (
     Row("1", completion.FLOW, advice=True),
     Row("2", balance.FLOW, advice=False, transaction_types=INQUIRIES),
     Row("2", financial.FLOW, advice=False),
+    Row("2", batch_advice.FLOW, advice=True, when=batch_advice.in_a_batch),
     Row("2", completion.FLOW, advice=True),
     Row("3", unsupported.FILE_ACTION),
     Row("4", reversal.FLOW),
     Row("5", reconciliation.FLOW),
+    Row("6", status_query.FLOW, advice=False, when=status_query.is_status_query),
+    Row("6", batch_trailer.FLOW, advice=False, when=batch_trailer.is_batch_trailer),
     Row("6", unsupported.ADMINISTRATIVE),
     Row("8", network.SIGN_ON, network=NetworkFunction.SIGN_ON),
     Row("8", network.SIGN_OFF, network=NetworkFunction.SIGN_OFF),

@@ -11,8 +11,10 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 
 import attrs
+from forecourt.switch.batch_records import BATCH_OPS, apply_batches
 from forecourt.switch.journal.model import JournalError
 from forecourt.switch.ledger import LEDGER_OPS, OverdraftRefused, apply_ledger
+from forecourt.switch.status_records import STATUS_OPS, apply_status
 
 # apply(op, run, convert, lock) -> the op's result: ``run`` executes one statement,
 # ``convert`` turns ``?`` placeholders into the backend's, ``lock`` is the backend's
@@ -32,6 +34,8 @@ class Domain:
 
 DOMAINS: tuple[Domain, ...] = (
     Domain("ledger", LEDGER_OPS, apply_ledger, (OverdraftRefused,)),  # type: ignore[arg-type]
+    Domain("batches", BATCH_OPS, apply_batches),  # type: ignore[arg-type]
+    Domain("status_queries", STATUS_OPS, apply_status),  # type: ignore[arg-type]
 )
 DOMAIN_OPS: tuple[type, ...] = tuple(t for d in DOMAINS for t in d.ops)
 

@@ -9,8 +9,10 @@ from collections.abc import Mapping
 from typing import Any
 
 import attrs
+from forecourt.switch.batch_records import AddBatchAdvice, CloseBatch
 from forecourt.switch.journal.model import Event, JournalRow
 from forecourt.switch.ledger.ops import LedgerOp
+from forecourt.switch.status_records import AnswerStatusQuery
 
 
 @attrs.frozen
@@ -296,4 +298,7 @@ WriteOp = (
     | DueParked
     | LedgerOp  # the fleet and consumer ledger's (switch/ledger/ops.py)
     | ConsoleOp
+    | AddBatchAdvice  # batch upload (switch/batch_records.py)
+    | CloseBatch
+    | AnswerStatusQuery  # status query (switch/status_records.py)
 )
