@@ -336,15 +336,22 @@ class Pipeline:
         """One durable write before the terminal hears the answer."""
         # the RRN and approval code the terminal was given: a status query finds and
         # answers with them (switch/flows/status_query.py)
-        given = {
-            column: answer.fields[field]
-            for column, field in (("rrn", "37"), ("auth_code", "38"))
-            if answer.fields.get(field)
-        }
+        rrn, auth_code = answer.fields.get("37") or None, answer.fields.get("38") or None
+        given: dict[str, str] = {}
+        if rrn is not None:
+            given["rrn"] = rrn
+        if auth_code is not None:
+            given["auth_code"] = auth_code
         ops: list[WriteOp]
         if not record.inserted:
             ops = [
-                InsertTransaction(attrs.evolve(journal_row(record, self.node), **given)),
+                InsertTransaction(
+                    attrs.evolve(
+                        journal_row(record, self.node),
+                        rrn=rrn,
+                        auth_code=auth_code,
+                    )
+                ),
                 AddEvent(Event(record.txn_id, record.received_at, record.state, None)),
             ]
         else:
