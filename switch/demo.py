@@ -44,6 +44,7 @@ from forecourt.switch.demo_ledger import (
 )
 from forecourt.switch.demo_split import SPLIT_TERMINALS, demo_routes
 from forecourt.switch.demo_stand_in import STAND_IN_TERMINAL, acquirer_record, stand_in_sections
+from forecourt.switch.demo_status_batch import STATUS_BATCH_TERMINALS
 from forecourt.switch.demo_wallet import WalletDemo, prepare_wallet_keys, start_wallet
 from forecourt.switch.log import configure_logging
 from forecourt.switch.server import RunningSwitch, run_switch
@@ -91,7 +92,7 @@ def _prepare_keys(data_dir: Path) -> tuple[Lmk, bytes, PinKey | None]:
     store = KeyStore.open(data_dir, lmk=lmk)
     try:
         component_2 = bytes(a ^ b for a, b in zip(TEST_KEK, TEST_COMPONENT_1, strict=True))
-        for terminal_id in (*CERT_TERMINALS, STAND_IN_TERMINAL):
+        for terminal_id in (*CERT_TERMINALS, STAND_IN_TERMINAL, *STATUS_BATCH_TERMINALS):
             if not store.is_registered(terminal_id):
                 store.add_terminal(
                     terminal_id, actor="demo", components=(TEST_COMPONENT_1, component_2)
