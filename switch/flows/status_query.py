@@ -24,7 +24,13 @@ from forecourt.codecs.network import function_code
 from forecourt.codecs.original import OriginalData
 from forecourt.switch.answers import local_answer
 from forecourt.switch.flows.base import Flow, FlowRules, Job
-from forecourt.switch.status_records import UNKNOWN, AnswerStatusQuery, OriginalOutcome
+from forecourt.switch.status_records import (
+    UNKNOWN,
+    AnswerStatusQuery,
+    OriginalOutcome,
+    RecordStatusQuery,
+    find_original,
+)
 
 FUNCTION = "690"
 QUERY_ANSWERED, NOT_TRACED = "600", "601"  # ISO 8583:1993 administrative action codes
@@ -85,8 +91,8 @@ async def answer_status(job: Job) -> Message:
         services.metrics.rejections.labels(reason="status_query_names_nothing").inc()
         job.log.warning("status_query_names_nothing")
         return local_answer(request, job.ctx.dialect.family, Outcome.FORMAT_ERROR)
-    (outcome,) = await services.journal.write(query)
-    assert isinstance(outcome, OriginalOutcome)
+    outcome = await find_original(services.journal, query)
+    await services.journal.write(RecordStatusQuery(query, outcome))
     services.metrics.status_queries.labels(answered=outcome.state).inc()
     job.log.info("status_query", answered=outcome.state, original=outcome.txn_id)
     return status_answer(request, job, outcome)

@@ -21,6 +21,7 @@ from forecourt.switch.journal.model import (
     ShiftTotals,
     SplitGroupState,
 )
+from forecourt.switch.journal.reader import QueryReader, Record
 
 _R = TypeVar("_R")
 
@@ -114,6 +115,16 @@ class JournalReads:
     async def split_legs(self, terminal_id: str, group_id: str) -> list[JournalRow]:
         """The purchases journalled in one split sale, oldest first."""
         return await self._read(lambda r: r.split_legs(terminal_id, group_id))
+
+    async def view(self, query: str, params: Sequence[object] = ()) -> Sequence[Record]:
+        """A read written in SQLite's spelling, on a pooled reader: a journal domain's
+        lookup that must not hold the writer (the status query's, switch/status_records.py)."""
+
+        def run(reader: JournalReader) -> Sequence[Record]:
+            assert isinstance(reader, QueryReader)
+            return reader.view(query, params)
+
+        return await self._read(run)
 
     def _close_readers(self) -> None:
         while self._readers:

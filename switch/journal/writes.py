@@ -12,7 +12,7 @@ import attrs
 from forecourt.switch.batch_records import AddBatchAdvice, CloseBatch
 from forecourt.switch.journal.model import Event, JournalRow
 from forecourt.switch.ledger.ops import LedgerOp
-from forecourt.switch.status_records import AnswerStatusQuery
+from forecourt.switch.status_records import RecordStatusQuery
 
 
 @attrs.frozen
@@ -300,5 +300,5 @@ WriteOp = (
     | ConsoleOp
     | AddBatchAdvice  # batch upload (switch/batch_records.py)
     | CloseBatch
-    | AnswerStatusQuery  # status query (switch/status_records.py)
+    | RecordStatusQuery  # status query (switch/status_records.py)
 )

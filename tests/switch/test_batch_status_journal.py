@@ -9,7 +9,12 @@ from pathlib import Path
 import pytest
 from forecourt.switch.batch_records import AddBatchAdvice, BatchResult, BatchTotals, CloseBatch
 from forecourt.switch.journal import InsertTransaction, Journal, JournalRow, open_journal
-from forecourt.switch.status_records import AnswerStatusQuery, OriginalOutcome
+from forecourt.switch.status_records import (
+    AnswerStatusQuery,
+    OriginalOutcome,
+    RecordStatusQuery,
+    find_original,
+)
 
 
 async def _exercise(journal: Journal) -> None:
@@ -33,9 +38,9 @@ async def _exercise(journal: Journal) -> None:
     )
     await journal.write(InsertTransaction(row))
 
-    async def ask(op: AnswerStatusQuery) -> OriginalOutcome:
-        (outcome,) = await journal.write(op)
-        assert isinstance(outcome, OriginalOutcome)
+    async def ask(query: AnswerStatusQuery) -> OriginalOutcome:
+        outcome = await find_original(journal, query)
+        assert await journal.write(RecordStatusQuery(query, outcome)) == [None]
         return outcome
 
     by_stan = await ask(AnswerStatusQuery("T1", "000050", now, "2", "000042", day))
@@ -53,6 +58,14 @@ async def _exercise(journal: Journal) -> None:
     (right,) = await journal.write(CloseBatch("T1", "B1", 2, 350, now))
     assert short == BatchResult(BatchTotals(2, 350), False, 1)
     assert right == BatchResult(BatchTotals(2, 350), True, 2)
+    asked = await journal.view("SELECT terminal_id, asked_by, answered FROM status_queries")
+    assert [tuple(r[k] for k in ("terminal_id", "asked_by", "answered")) for r in asked] == [
+        ("T1", "stan", "A"),
+        ("T1", "rrn", "A"),
+        ("T2", "rrn", "U"),
+        ("T2", "stan", "U"),
+        ("T1", "stan", "U"),
+    ]
 
 
 async def test_batch_and_status_operations_on_sqlite(tmp_path: Path) -> None:
