@@ -16,6 +16,7 @@ import trio
 from forecourt.codecs.field48 import decode_field48, encode_field48
 from forecourt.codecs.message import Message
 
+from tests.operators.cli_runs import forecourt, one_line_failure
 from tests.switch.harness import SwitchUnderTest, Terminal, _unused_port, started_switch
 from tests.switch.test_replay import metric
 
@@ -107,6 +108,14 @@ async def test_a_wrong_trailer_is_answered_with_the_switchs_totals(tmp_path: Pat
         assert (await t.exchange(bare)).fields["39"] == "904"
         port = sut.running.metrics_port or 0
         assert await metric(port, 'forecourt_batch_trailers_total{result="out_of_balance"}') == 3
+    # the desk sees both batches out of balance, with both sides' totals
+    shown = forecourt("journal", "batches", "--data-dir", tmp_path, "--terminal", "T0000001")
+    assert shown.returncode == 0, shown.stderr
+    lines = [line for line in shown.stdout.splitlines() if "0000000042" in line]
+    assert len(lines) == 1 and "2 / 21.00" in lines[0] and "2 / 20.00" in lines[0]
+    assert "OUT OF BALANCE" in lines[0] and shown.stdout.count("OUT OF BALANCE") == 2
+    failed = forecourt("journal", "batches", "--data-dir", tmp_path, "--limit", "0")
+    assert "--limit must be at least 1" in one_line_failure(failed)
 
 
 async def test_a_reupload_with_the_missing_advice_brings_the_batch_into_balance(
