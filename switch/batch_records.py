@@ -19,6 +19,7 @@ import attrs
 from forecourt.codecs.errors import CodecError
 from forecourt.codecs.field48 import decode_field48, encode_field48
 from forecourt.codecs.message import Message
+from forecourt.switch.journal.model import JournalRow
 
 __all__ = [
     "BATCH_OPS",
@@ -28,7 +29,10 @@ __all__ = [
     "BatchTotals",
     "CloseBatch",
     "apply_batches",
+    "batch_flag",
     "batch_of",
+    "is_batch_advice",
+    "same_batch",
     "totals_field48",
     "trailer_of",
 ]
@@ -139,6 +143,29 @@ def batch_of(message: Message) -> str | None:
     """The batch number an ifsf advice carries in 48-4, or None (a single advice)."""
     value = _elements(message).get(BATCH_NUMBER)
     return value if isinstance(value, str) else None
+
+
+def is_batch_advice(message: Message) -> bool:
+    """An ifsf advice (x220/x221) carrying a batch number."""
+    return message.mti[1:3] == "22" and batch_of(message) is not None
+
+
+_FLAG = "batch_"
+
+
+def batch_flag(batch: str) -> str:
+    """The journal flag of an advice of batch `batch` (`transactions.flags`)."""
+    return _FLAG + batch
+
+
+def same_batch(row: JournalRow, request: Message) -> bool:
+    """`request` is an advice of a batch and `row`, with its key, was journalled as one:
+    a copy, however long ago the row came. A batch is uploaded again after a 501 or a
+    crash, each advice with a new field 7; the duplicate check's rule that a row
+    received before (field 7 - tolerance) is an older use of the STAN would forward it
+    twice. Any batch, not only the same number: an advice belongs to the batch it first
+    came in, and a terminal's STANs take a million advices to come round."""
+    return is_batch_advice(request) and any(f.startswith(_FLAG) for f in row.flags)
 
 
 def trailer_of(message: Message) -> tuple[str, BatchTotals] | None:

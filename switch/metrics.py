@@ -176,7 +176,8 @@ class SwitchMetrics:
         self.duplicate_lookups = Counter(
             "forecourt_duplicate_journal_lookups",
             "Duplicate checks the in-memory window could not answer alone (the journal was"
-            " asked): why = cluster (another node may have it), beyond_window (too small)",
+            " asked): why = cluster (another node may have it), beyond_window (too small),"
+            " batch (an advice of a batch upload)",
             ["why"],
             registry=r,
         )

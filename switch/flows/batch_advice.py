@@ -4,13 +4,14 @@ Journalled and queued in SAF exactly as a single offline advice (flows/completio
 and recorded as a member of its batch in the same durable write: after a crash the
 advice is its row, its SAF item and its membership, or none of them. A re-upload of
 the advice is a retransmission (same terminal, class and STAN) and gets its journalled
-answer without reaching this flow, so nothing is journalled or forwarded twice.
+answer without reaching this flow, so nothing is journalled or forwarded twice; its
+flag `batch_<number>` makes it a copy however late it comes (batch_records.same_batch).
 """
 
 from __future__ import annotations
 
 from forecourt.codecs.message import Message
-from forecourt.switch.batch_records import AddBatchAdvice, batch_of
+from forecourt.switch.batch_records import AddBatchAdvice, batch_flag, batch_of
 from forecourt.switch.flows.base import Flow, FlowRules, Job
 from forecourt.switch.flows.completion import complete
 from forecourt.switch.transaction import minor_units
@@ -31,7 +32,7 @@ async def batch_advice(job: Job) -> Message:
                 record.terminal_id, batch, record.stan, record.txn_id, amount, record.received_at
             )
         )
-        record.flags = (*record.flags, "batch")
+        record.flags = (*record.flags, batch_flag(batch))
     return answer
 
 
