@@ -23,7 +23,27 @@ from forecourt.codecs.dialect import get_dialect
 
 from tests.switch.harness import RecordingHost, Terminal, _unused_port
 from tests.switch.test_batch_upload import offline_advice, totals, trailer, upload
-from tests.switch.test_crash_recovery import FORECOURT, _connect, _links_up, _serve, _stop
+from tests.switch.test_crash_recovery import FORECOURT, _serve, _stop
+
+# a `forecourt serve` start on a machine shared with other test runs can take well over
+# the 20 s test_crash_recovery's helpers allow
+_START_S = 90.0
+
+
+async def _connect(port: int) -> trio.SocketStream:
+    with trio.fail_after(_START_S):
+        while True:
+            try:
+                return await trio.open_tcp_stream("127.0.0.1", port)
+            except OSError:
+                await trio.sleep(0.05)
+
+
+async def _links_up(host: RecordingHost, count: int) -> None:
+    with trio.fail_after(_START_S):
+        while host.connections < count:
+            await trio.sleep(0.02)
+    await trio.sleep(0.1)  # their sign-ons
 
 
 def _config(data_dir: Path, port: int, host_port: int) -> str:
