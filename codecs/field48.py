@@ -68,6 +68,11 @@ SUBELEMENTS_48: dict[int, Layout] = {
     60: _sub("n", "LL", 24, "Wallet payment code"),
     # forecourt's own (docs/codecs.md): the total of a split sale, beside 48-7's group id
     61: _sub("n", "", 12, "Split sale total (forecourt)"),
+    # forecourt's own (docs/codecs.md, docs/terminal-interfaces.md): a status query's
+    # answer, the original's state (A, D, R, P, U) and action code; a batch trailer's
+    # count (n6) and amount (n12), the terminal's in the request, the switch's in the answer
+    56: _sub("an", "", 4, "Original outcome (forecourt)"),
+    57: _sub("n", "", 18, "Batch count and amount (forecourt)"),
 }
 _PREFIX_DIGITS = {"": 0, "LL": 2, "LLL": 3}
 

@@ -47,6 +47,7 @@ from forecourt.switch.demo_ledger import (
 from forecourt.switch.demo_params import PARAMS_TERMINAL, params_section, publish_demo_params
 from forecourt.switch.demo_split import SPLIT_TERMINALS, demo_routes
 from forecourt.switch.demo_stand_in import STAND_IN_TERMINAL, acquirer_record, stand_in_sections
+from forecourt.switch.demo_status_batch import STATUS_BATCH_TERMINALS
 from forecourt.switch.demo_terminals import OPERATOR_TERMINAL, prepare_registration
 from forecourt.switch.demo_wallet import WalletDemo, prepare_wallet_keys, start_wallet
 from forecourt.switch.log import configure_logging
@@ -101,6 +102,7 @@ def _prepare_keys(data_dir: Path) -> tuple[Lmk, bytes, PinKey | None]:
             STAND_IN_TERMINAL,
             OPERATOR_TERMINAL,
             PARAMS_TERMINAL,
+            *STATUS_BATCH_TERMINALS,
         ):
             if not store.is_registered(terminal_id):
                 store.add_terminal(

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import psycopg
+from forecourt.switch.batches_cli import add_parser as add_batches_parser
 from forecourt.switch.config import ConfigError, load_config
 from forecourt.switch.grey_cli import add_parser as add_grey_parser
 from forecourt.switch.journal.core import open_backend
@@ -91,6 +92,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
     add_reverse_parser(jsub, _location)
     add_grey_parser(jsub, _location)
+    add_batches_parser(jsub, _location, _cmd, _reader)
 
     db = subparsers.add_parser("db", help="journal database administration")
     dsub = db.add_subparsers(dest="db_command", required=True)

@@ -176,7 +176,8 @@ class SwitchMetrics:
         self.duplicate_lookups = Counter(
             "forecourt_duplicate_journal_lookups",
             "Duplicate checks the in-memory window could not answer alone (the journal was"
-            " asked): why = cluster (another node may have it), beyond_window (too small)",
+            " asked): why = cluster (another node may have it), beyond_window (too small),"
+            " batch (an advice of a batch upload)",
             ["why"],
             registry=r,
         )
@@ -208,6 +209,25 @@ class SwitchMetrics:
             "forecourt_params_downloads",
             "Parameter download chunks answered, by status (N none, D delta, F full, R restart)",
             ["status"],
+            registry=r,
+        )
+        # batch upload and status query (docs/terminal-interfaces.md)
+        self.batch_trailers = Counter(
+            "forecourt_batch_trailers",
+            "Batch trailers answered, by result: in_balance, out_of_balance",
+            ["result"],
+            registry=r,
+        )
+        self.batch_advices = Histogram(
+            "forecourt_batch_advices",
+            "Advices the journal holds for a batch when its trailer is answered",
+            buckets=(1, 5, 10, 25, 50, 100, 250, 500, 1000),
+            registry=r,
+        )
+        self.status_queries = Counter(
+            "forecourt_status_queries",
+            "Status queries answered, by the original's state: A, D, R, P, U",
+            ["answered"],
             registry=r,
         )
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 import time
 from collections.abc import Mapping
 
+import attrs
 import structlog
 from forecourt.codecs.action_codes import Outcome
 from forecourt.codecs.dialect import decode, identify
@@ -323,7 +324,7 @@ class Pipeline:
             total = time.perf_counter() - received
             host_s = (record.host_ms or 0.0) / 1000.0
             record.switch_ms = (total - host_s) * 1000.0
-            await self._journal_answer(record)
+            await self._journal_answer(record, answer)
             if self.saf is not None and record.pending_ops:
                 self.saf.wake()
             self.metrics.switch_latency.observe(total - host_s)
@@ -342,12 +343,26 @@ class Pipeline:
             if not replied:
                 self.requests.finish(key, answer, journalled=False)
 
-    async def _journal_answer(self, record: TxnRecord) -> None:
+    async def _journal_answer(self, record: TxnRecord, answer: Message) -> None:
         """One durable write before the terminal hears the answer."""
+        # the RRN and approval code the terminal was given: a status query finds and
+        # answers with them (switch/flows/status_query.py)
+        rrn, auth_code = answer.fields.get("37") or None, answer.fields.get("38") or None
+        given: dict[str, str] = {}
+        if rrn is not None:
+            given["rrn"] = rrn
+        if auth_code is not None:
+            given["auth_code"] = auth_code
         ops: list[WriteOp]
         if not record.inserted:
             ops = [
-                InsertTransaction(journal_row(record, self.node)),
+                InsertTransaction(
+                    attrs.evolve(
+                        journal_row(record, self.node),
+                        rrn=rrn,
+                        auth_code=auth_code,
+                    )
+                ),
                 AddEvent(Event(record.txn_id, record.received_at, record.state, None)),
             ]
         else:
@@ -362,6 +377,7 @@ class Pipeline:
                 switch_ms=record.switch_ms,
                 response_raw=record.answer_raw,
                 **({"flags": record.flags} if record.flags else {}),
+                **given,
             )
         await self.journal.write(*ops, *record.pending_ops)
         record.inserted = True

@@ -12,7 +12,9 @@ received no earlier than field 7 minus the tolerance. When the window has let go
 requests received since then (a high rate, a small window, just after a start) and
 this key may be among them (`matching.LetGo`), the journal is asked; a single node
 otherwise never reads the journal for a new request. With a shared journal (several
-nodes) it is asked on every window miss.
+nodes) it is asked on every window miss. So it is for an advice of a batch (48-4): a
+batch is uploaded again after a 501 or a crash, however late, with new field 7s, and
+the journal's row of the same batch is its original whenever it came.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from forecourt.codecs.errors import CodecError
 from forecourt.codecs.message import Message
 from forecourt.codecs.mti import RequestKey
 from forecourt.switch.answering import TerminalAnswers
+from forecourt.switch.batch_records import is_batch_advice, same_batch
 from forecourt.switch.context import ListenerContext, PipelineSettings
 from forecourt.switch.journal import Journal, JournalRow
 from forecourt.switch.matching import FinishedRequest, TerminalRequests
@@ -84,11 +87,14 @@ class Retransmissions:
                 row = await self._journal.find_by_terminal_key(*key)
             else:
                 since = self._beyond_window(ctx, key, request)
-                if since is None:
+                batch = is_batch_advice(request)
+                if since is None and not batch:
                     return None  # the hot path: the window holds the original, if any
-                self._metrics.duplicate_lookups.labels(why="beyond_window").inc()
+                why = "batch" if since is None else "beyond_window"
+                self._metrics.duplicate_lookups.labels(why=why).inc()
                 row = await self._journal.find_by_terminal_key(*key)
-                if row is not None and row.received_at < since:
+                older = row is not None and (since is None or row.received_at < since)
+                if row is not None and older and not same_batch(row, request):
                     row = None  # an older use of this key (its STAN came round): not a copy
             if row is not None and row.response_raw is None and row.state == "forwarded":
                 # in flight at another node: wait for its answer, never forward twice

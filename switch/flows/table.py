@@ -20,6 +20,8 @@ from forecourt.codecs.network import NetworkFunction, function_code, network_fun
 from forecourt.switch.flows import (
     authorisation,
     balance,
+    batch_advice,
+    batch_trailer,
     cashier,
     completion,
     device_status,
@@ -33,6 +35,7 @@ from forecourt.switch.flows import (
     reconciliation,
     registration,
     reversal,
+    status_query,
     unsupported,
 )
 from forecourt.switch.flows.base import Flow
@@ -74,6 +77,7 @@ TABLE: tuple[Row, ...] = (
     Row("1", completion.FLOW, advice=True),
     Row("2", balance.FLOW, advice=False, transaction_types=INQUIRIES),
     Row("2", financial.FLOW, advice=False),
+    Row("2", batch_advice.FLOW, advice=True, when=batch_advice.in_a_batch),
     Row("2", completion.FLOW, advice=True),
     Row("3", params.FLOW, advice=False, when=params.asks_for_params),
     Row("3", unsupported.FILE_ACTION),
@@ -90,6 +94,8 @@ TABLE: tuple[Row, ...] = (
     Row("6", grey_unlock.FLOW, advice=False, when=lambda m: function_code(m) == "683"),
     Row("6", grey_lock.FLOW, advice=True, when=lambda m: function_code(m) == "681"),
     Row("6", grey_result.FLOW, advice=True, when=lambda m: function_code(m) == "682"),
+    Row("6", status_query.FLOW, advice=False, when=status_query.is_status_query),
+    Row("6", batch_trailer.FLOW, advice=False, when=batch_trailer.is_batch_trailer),
     Row("6", unsupported.ADMINISTRATIVE),
     Row("8", cashier.SIGN_ON, when=lambda m: function_code(m) == cashier.SIGN_ON_CODE),
     Row("8", cashier.SIGN_OFF, when=lambda m: function_code(m) == cashier.SIGN_OFF_CODE),

@@ -11,10 +11,12 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 
 import attrs
+from forecourt.switch.batch_records import BATCH_OPS, apply_batches
 from forecourt.switch.grey import GREY_OPS, apply_grey
 from forecourt.switch.journal.model import JournalError
 from forecourt.switch.ledger import LEDGER_OPS, OverdraftRefused, apply_ledger
 from forecourt.switch.params import PARAMS_OPS, apply_params
+from forecourt.switch.status_records import STATUS_OPS, apply_status
 from forecourt.switch.terminals import TERMINAL_OPS, apply_terminals
 
 # apply(op, run, convert, lock) -> the op's result: ``run`` executes one statement,
@@ -38,6 +40,8 @@ DOMAINS: tuple[Domain, ...] = (
     Domain("terminals", TERMINAL_OPS, apply_terminals),  # type: ignore[arg-type]
     Domain("params", PARAMS_OPS, apply_params),  # type: ignore[arg-type]
     Domain("grey", GREY_OPS, apply_grey, (OverdraftRefused,)),  # type: ignore[arg-type]
+    Domain("batches", BATCH_OPS, apply_batches),  # type: ignore[arg-type]
+    Domain("status_queries", STATUS_OPS, apply_status),  # type: ignore[arg-type]
 )
 DOMAIN_OPS: tuple[type, ...] = tuple(t for d in DOMAINS for t in d.ops)
 

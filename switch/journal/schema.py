@@ -326,6 +326,46 @@ _V10 = """
 _V11 = GREY_SCHEMA
 
 
+# Batch upload of offline advices and status queries (docs/terminal-interfaces.md):
+# each advice of a batch once (its transaction row and SAF item are written with it),
+# the last trailer's result per batch, and every status query asked and what it was told.
+_V12 = """
+        CREATE TABLE batch_advices (
+            terminal_id TEXT NOT NULL,
+            batch       TEXT NOT NULL,
+            stan        TEXT NOT NULL,
+            txn_id      TEXT NOT NULL,
+            amount      {money} NOT NULL,
+            at          {real} NOT NULL,
+            PRIMARY KEY (terminal_id, batch, stan)
+        );
+        CREATE TABLE batches (
+            terminal_id     TEXT NOT NULL,
+            batch           TEXT NOT NULL,
+            trailers        INTEGER NOT NULL,
+            terminal_count  INTEGER NOT NULL,
+            terminal_amount {money} NOT NULL,
+            switch_count    INTEGER NOT NULL,
+            switch_amount   {money} NOT NULL,
+            in_balance      {bool} NOT NULL,
+            first_at        {real} NOT NULL,
+            last_at         {real} NOT NULL,
+            PRIMARY KEY (terminal_id, batch)
+        );
+        CREATE TABLE status_queries (
+            id              {event_id},
+            terminal_id     TEXT NOT NULL,
+            stan            TEXT NOT NULL,
+            asked_at        {real} NOT NULL,
+            asked_by        TEXT NOT NULL,
+            reference       TEXT NOT NULL,
+            answered        TEXT NOT NULL,
+            original_txn_id TEXT
+        );
+        CREATE INDEX status_queries_terminal ON status_queries (terminal_id, asked_at)
+        """
+
+
 @attrs.frozen
 class ColumnTypes:
     """How one backend spells the columns that differ. ``v1_indexes``: PostgreSQL's
@@ -371,7 +411,7 @@ def render(types: ColumnTypes) -> list[tuple[int, str]]:
         "v1_saf_txn": "\n        CREATE INDEX saf_txn ON saf (txn_id);" if v1 else "",
         "v2_saf_txn": "" if v1 else "CREATE INDEX IF NOT EXISTS saf_txn ON saf (txn_id);\n        ",
     }
-    texts = (_V1, _V2, _V3, _V4, _V5, _V6, _V7, _V8, _V9, _V10, _V11)
+    texts = (_V1, _V2, _V3, _V4, _V5, _V6, _V7, _V8, _V9, _V10, _V11, _V12)
     return [(n, text.format(**parts)) for n, text in enumerate(texts, start=1)]
 
 

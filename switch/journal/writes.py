@@ -9,10 +9,12 @@ from collections.abc import Mapping
 from typing import Any
 
 import attrs
+from forecourt.switch.batch_records import AddBatchAdvice, CloseBatch
 from forecourt.switch.grey.ops import GreyOp
 from forecourt.switch.journal.model import Event, JournalRow
 from forecourt.switch.ledger.ops import LedgerOp
 from forecourt.switch.params.ops import ParamsOp
+from forecourt.switch.status_records import RecordStatusQuery
 from forecourt.switch.terminals.ops import TerminalOp
 
 
@@ -302,4 +304,7 @@ WriteOp = (
     | GreyOp  # IC fuel cards' grey records (switch/grey/ops.py)
     | ConsoleOp
     | TerminalOp  # a terminal's cashier, registration, devices (switch/terminals/ops.py)
+    | AddBatchAdvice  # batch upload (switch/batch_records.py)
+    | CloseBatch
+    | RecordStatusQuery  # status query (switch/status_records.py)
 )
