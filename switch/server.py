@@ -24,6 +24,7 @@ from forecourt.keys.store import KeyStore
 from forecourt.switch.authorisers import AuthoriserDeps, build_authorisers
 from forecourt.switch.config import ConfigError, ListenerConfig, SwitchConfig
 from forecourt.switch.context import ListenerContext, PipelineSettings, TerminalPolicy
+from forecourt.switch.day.closer import business_day_task
 from forecourt.switch.gc_quiet import keep_gc_quiet
 from forecourt.switch.health import health_report
 from forecourt.switch.instance_lock import InstanceLock, instance_held
@@ -245,6 +246,8 @@ async def _run_switch(
                 for link in authorisers.values():
                     await outer.start(link.run)
                 await outer.start(saf.run)
+                # the business day: closes at the cut-over, host totals, late lines
+                await outer.start(business_day_task(config, journal, authorisers, metrics).run)
                 # other nodes' and workers' locks and sign-offs (a cheap indexed read)
                 outer.start_soon(pipeline.guard.watch)
                 outer.start_soon(pipeline.warnings.run)

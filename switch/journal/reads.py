@@ -7,7 +7,7 @@ inherits these; they are here so the writer side stays one concept.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import trio
 from forecourt.switch.journal.backend import JournalBackend, JournalReader
@@ -114,6 +114,16 @@ class JournalReads:
     async def split_legs(self, terminal_id: str, group_id: str) -> list[JournalRow]:
         """The purchases journalled in one split sale, oldest first."""
         return await self._read(lambda r: r.split_legs(terminal_id, group_id))
+
+    async def rows(self, query: str, params: Sequence[object] = ()) -> list[tuple[Any, ...]]:
+        """A read in SQLite's spelling for a domain outside the journal package (the
+        business day's tables), rows as tuples on either backend."""
+
+        def read(reader: JournalReader) -> list[tuple[Any, ...]]:
+            found = reader.view(query, params)
+            return [tuple(r.values()) if isinstance(r, dict) else tuple(r) for r in found]
+
+        return await self._read(read)
 
     def _close_readers(self) -> None:
         while self._readers:

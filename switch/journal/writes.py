@@ -9,6 +9,7 @@ from collections.abc import Mapping
 from typing import Any
 
 import attrs
+from forecourt.switch.day.ops import DayOp
 from forecourt.switch.journal.model import Event, JournalRow
 from forecourt.switch.ledger.ops import LedgerOp
 
@@ -296,4 +297,5 @@ WriteOp = (
     | DueParked
     | LedgerOp  # the fleet and consumer ledger's (switch/ledger/ops.py)
     | ConsoleOp
+    | DayOp  # the business day's (switch/day/ops.py)
 )
