@@ -282,7 +282,8 @@ _V9 = """
                       CHECK (dimension IN ('tender', 'acquirer', 'terminal', 'operator')),
             key       TEXT NOT NULL,
             currency  TEXT NOT NULL,
-            category  TEXT NOT NULL CHECK (category IN ('sale', 'refund', 'reversal')),
+            category  TEXT NOT NULL CHECK (category IN
+                      ('sale', 'refund', 'sale_reversal', 'refund_reversal')),
             count     {money} NOT NULL,
             amount    {money} NOT NULL,
             PRIMARY KEY (day, late, dimension, key, currency, category)
