@@ -494,7 +494,7 @@ def switch_config(
             }
         ],
     }
-    for section in ("stand_in", "routes"):
+    for section in ("stand_in", "routes", "business_day"):
         if section in over:
             doc[section] = over.pop(section)
     if "duplicate_window" in over:
