@@ -55,7 +55,9 @@ def model(rows: Iterable[JournalRow]) -> list[DayLine]:
             continue
         amount = r.approved_amount if r.approved_amount is not None else (r.amount or 0)
         keys = (r.tender, r.route, r.terminal_id, r.operator_id)
-        for dimension, key in zip(("tender", "acquirer", "terminal", "operator"), keys, strict=True):
+        for dimension, key in zip(
+            ("tender", "acquirer", "terminal", "operator"), keys, strict=True
+        ):
             acc = sums.setdefault((dimension, key or "none", r.currency or "", category), [0, 0])
             acc[0] += 1
             acc[1] += amount

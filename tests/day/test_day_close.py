@@ -15,7 +15,7 @@ from forecourt.switch.config_business_day import BusinessDayConfig
 from forecourt.switch.day import BookLate
 from forecourt.switch.day.closer import BusinessDay, day_lines_now
 from forecourt.switch.day.store import frozen_lines
-from forecourt.switch.journal import Journal, JournalRow, open_journal
+from forecourt.switch.journal import Journal, open_journal
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -165,5 +165,27 @@ async def test_a_late_advice_is_booked_to_its_closed_day_and_shown_late(tmp_path
         assert await frozen(journal, late=True) == late
 
 
-def _unused(row: JournalRow) -> None:  # keeps the import used for type checkers
-    del row
+async def test_the_task_closes_the_day_at_its_cutover(tmp_path: Path) -> None:
+    """`BusinessDay.run`, as in the switch's nursery, with a clock 0.3 s before the
+    cut-over: it closes the day when the cut-over passes, and not before."""
+    skew = END - 0.3 - trio.current_time()
+
+    def clock() -> float:
+        return trio.current_time() + skew
+
+    async with open_journal(tmp_path / "journal.db") as journal:
+        await insert(journal, sale(END - 10, 4321))
+        config = BusinessDayConfig(CUTOVER, open_shifts="close", late_every_s=3600)
+        task = BusinessDay(config, journal, {}, "n1", clock=clock, poll_s=3600, acquirers=())
+        async with trio.open_nursery() as nursery:
+            await nursery.start(task.run)
+            assert await journal.rows("SELECT day FROM business_days", ()) == []
+            with trio.fail_after(5):
+                while not await journal.rows("SELECT day FROM business_days", ()):
+                    await trio.sleep(0.02)
+            assert clock() >= END
+            nursery.cancel_scope.cancel()
+        rows = await journal.rows("SELECT day, reason, closed_by FROM business_days", ())
+        assert rows == [(DAY.isoformat(), "cutover", "n1")]
+        terminal = [x for x in await frozen(journal) if x.dimension == "terminal"]
+        assert [(x.count, x.amount) for x in terminal] == [(1, 4321)]
