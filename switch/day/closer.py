@@ -28,7 +28,7 @@ from prometheus_client import CollectorRegistry, Counter
 
 from .host_totals import Figures, SeveralCurrencies, read_answer, reconciliation_request
 from .ops import BookLate, ClaimHostTotals, CloseDay, DayClosed, RecordHostTotals
-from .totals import DayLine, day_query, roll_up
+from .totals import DayLine, changed_query, day_query, late_query, roll_up
 
 __all__ = [
     "BusinessDay",
@@ -42,6 +42,7 @@ log = structlog.get_logger("forecourt.day")
 
 _ISO8583 = "iso8583"
 _LATE_DAYS = 7  # closed days counted again for late lines
+_CLOSED = "SELECT 1 FROM business_days WHERE day = ?"
 
 
 class HostTotalsMetrics:
@@ -110,6 +111,12 @@ class BusinessDay:
         """Close `day` (once, whichever node asks first); None when it was closed."""
         start, end = day_bounds(day, self.cutover)
         acquirers = self.host_links if self.config.host_totals else ()
+        if await self._journal.rows(_CLOSED, (day.isoformat(),)):
+            log.info("business_day_closed_elsewhere", day=day.isoformat())
+            return None
+        # counted on a reader, so the writer (every terminal's transaction) never waits
+        # for it; what is journalled between this count and the close shows as late
+        lines = tuple(await day_lines_now(self._journal, day, self.cutover))
         op = CloseDay(
             day.isoformat(),
             start,
@@ -119,6 +126,7 @@ class BusinessDay:
             reason,
             self.config.open_shifts,
             acquirers,
+            lines,
         )
         (closed,) = await self._journal.write(op)
         if not isinstance(closed, DayClosed):
@@ -143,7 +151,7 @@ class BusinessDay:
         day = business_day_of(self._clock(), self.cutover) - dt.timedelta(days=1)
         start, end = day_bounds(day, self.cutover)
         query = self._journal.rows
-        closed = await query("SELECT 1 FROM business_days WHERE day = ?", (day.isoformat(),))
+        closed = await query(_CLOSED, (day.isoformat(),))
         if closed:
             return
         busy = await query(
@@ -172,16 +180,36 @@ class BusinessDay:
     async def book_late(self) -> int:
         """Count the recently closed days again: their late lines. Rows flagged."""
         since = business_day_of(self._clock(), self.cutover) - dt.timedelta(days=_LATE_DAYS)
-        query = self._journal.rows
-        days = await query(
+        days = await self._journal.rows(
             "SELECT day FROM business_days WHERE day >= ? ORDER BY day", (since.isoformat(),)
         )
         flagged = 0
         for (day,) in days:
-            (n,) = await self._journal.write(BookLate(str(day), self._clock()))
-            flagged += int(n)  # type: ignore[call-overload]
+            flagged += await self.book_late_day(dt.date.fromisoformat(str(day)))
         if flagged:
             log.info("business_day_late_rows", rows=flagged)
+        return flagged
+
+    async def book_late_day(self, day: dt.date) -> int:
+        """Count closed `day` again when anything of it arrived since the last count
+        (always, the first time after its close); rows newly flagged late."""
+        found = await self._journal.rows(
+            "SELECT start_at, end_at, closed_at, late_at FROM business_days WHERE day = ?",
+            (day.isoformat(),),
+        )
+        if not found:
+            return 0
+        start, end, closed_at, late_at = found[0]
+        if late_at is not None and not await self._journal.rows(
+            *changed_query(float(start), float(end), float(late_at))
+        ):
+            return 0
+        at = self._clock()
+        lines = tuple(roll_up(await self._journal.rows(*day_query(float(start), float(end)))))
+        ids = await self._journal.rows(*late_query(float(start), float(end), float(closed_at)))
+        op = BookLate(day.isoformat(), at, lines, tuple(str(r[0]) for r in ids))
+        (flagged,) = await self._journal.write(op)
+        assert isinstance(flagged, int)
         return flagged
 
     # -- host totals -----------------------------------------------------------------

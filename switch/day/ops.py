@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import attrs
 
+from .totals import DayLine
+
 __all__ = [
     "DAY_OPS",
     "BookLate",
@@ -23,8 +25,9 @@ __all__ = [
 
 @attrs.frozen
 class CloseDay:
-    """Close business day `day` ([start_at, end_at)): freeze its totals, close or
-    roll the open shifts, and queue a host-totals request for each of `acquirers`.
+    """Close business day `day` ([start_at, end_at)): freeze `lines` (the day as a
+    reader counted it just before: the count never holds the writer), close or roll
+    the open shifts, and queue a host-totals request for each of `acquirers`.
     Result: `DayClosed`, or None when the day was closed already (by any node)."""
 
     day: str  # YYYY-MM-DD, the date on which the day began
@@ -35,6 +38,7 @@ class CloseDay:
     reason: str  # cutover | operator
     open_shifts: str  # close | roll
     acquirers: tuple[str, ...] = ()
+    lines: tuple[DayLine, ...] = ()
 
 
 @attrs.frozen
@@ -49,12 +53,15 @@ class DayClosed:
 
 @attrs.frozen
 class BookLate:
-    """Count closed day `day` again; what differs from its frozen totals becomes its
-    late lines (replacing the previous late lines, never the frozen ones), and the
-    rows that came after the freeze are flagged `late`. Result: rows newly flagged."""
+    """Closed day `day` counted again (`lines`, by a reader): what differs from its
+    frozen totals becomes its late lines (replacing the previous late lines, never
+    the frozen ones), and `txn_ids` (rows that reached their state after the freeze)
+    are flagged `late`. Result: rows newly flagged."""
 
     day: str
     at: float
+    lines: tuple[DayLine, ...] = ()
+    txn_ids: tuple[str, ...] = ()
 
 
 @attrs.frozen

@@ -22,7 +22,7 @@ from .ops import (
     RecordHostTotals,
     RequestHostTotals,
 )
-from .totals import DayLine, Query, count_day, late_lines, late_rows
+from .totals import DayLine, Query, late_lines
 
 __all__ = ["apply_day", "frozen_lines"]
 
@@ -94,7 +94,7 @@ def _close(sql: _Sql, op: CloseDay) -> DayClosed | None:
     )
     if claim.rowcount != 1:
         return None  # closed already, here or at another node
-    for line in count_day(sql.rows, op.start_at, op.end_at):
+    for line in op.lines:
         sql(_INSERT_LINE, (op.day, False, *line.group, line.count, line.amount))
     open_shifts = [
         (str(r[0]), str(r[1]))
@@ -116,23 +116,21 @@ def _close(sql: _Sql, op: CloseDay) -> DayClosed | None:
 
 
 def _book_late(sql: _Sql, op: BookLate) -> int:
-    day = sql.rows("SELECT start_at, end_at, closed_at FROM business_days WHERE day = ?", (op.day,))
-    if not day:
-        return 0
-    start, end, closed_at = float(day[0][0]), float(day[0][1]), float(day[0][2])
-    late = late_lines(count_day(sql.rows, start, end), frozen_lines(sql.rows, op.day))
+    late = late_lines(op.lines, frozen_lines(sql.rows, op.day))
     sql("DELETE FROM business_day_totals WHERE day = ? AND late = ?", (op.day, True))
     for line in late:
         sql(_INSERT_LINE, (op.day, True, *line.group, line.count, line.amount))
-    flagged = late_rows(sql.rows, start, end, closed_at)
-    for txn_id in flagged:
-        sql(
+    flagged = 0
+    for k in range(0, len(op.txn_ids), 500):
+        ids = op.txn_ids[k : k + 500]
+        flagged += sql(
             "UPDATE transactions SET flags = CASE WHEN flags = '' THEN 'late' "
-            "ELSE flags || ',late' END WHERE txn_id = ?",
-            (txn_id,),
-        )
+            "ELSE flags || ',late' END WHERE (',' || flags || ',') NOT LIKE ? "
+            "AND txn_id IN (" + ", ".join("?" for _ in ids) + ")",
+            ("%,late,%", *ids),
+        ).rowcount
     sql("UPDATE business_days SET late_at = ? WHERE day = ?", (op.at, op.day))
-    return len(flagged)
+    return flagged
 
 
 def _claim(sql: _Sql, op: ClaimHostTotals, lock: str) -> list[tuple[int, str, str]]:

@@ -27,10 +27,11 @@ __all__ = [
     "NONE",
     "DayLine",
     "Query",
+    "changed_query",
     "count_day",
     "day_query",
     "late_lines",
-    "late_rows",
+    "late_query",
     "roll_up",
 ]
 
@@ -74,13 +75,22 @@ _GROUPED = f"""
     ) d
     GROUP BY tender, acquirer, terminal, operator, currency, category
     """
-# rows of the day (financial and reversals) that reached their state after the freeze
+# rows of the day (financial and reversals) that reached their state after the freeze;
+# `received_at >= ?` first, so the received_at index bounds the scan
 _LATE = f"""
     SELECT t.txn_id FROM transactions t LEFT JOIN transactions o ON o.txn_id = t.original_txn_id
-    WHERE t.mti_class IN ('2', '4') AND {_BELONGS}
+    WHERE t.received_at >= ? AND t.mti_class IN ('2', '4') AND {_BELONGS}
         AND coalesce(t.answered_at, t.received_at) > ?
         AND (',' || t.flags || ',') NOT LIKE '%,late,%'
     """
+# any row received since `?` that belongs to the day: the day must be counted again
+_CHANGED = f"""
+    SELECT 1 FROM transactions t LEFT JOIN transactions o ON o.txn_id = t.original_txn_id
+    WHERE t.received_at > ? AND {_BELONGS} LIMIT 1
+    """
+# a row answered after the freeze arrived at most this long before it (the longest
+# request timeout is far shorter): the late rows are looked for from then on
+LATE_LOOKBACK_S = 3600.0
 
 
 @attrs.frozen(order=True)
@@ -132,6 +142,12 @@ def late_lines(now: Iterable[DayLine], frozen: Iterable[DayLine]) -> list[DayLin
     return sorted(DayLine(*group, c, a, late=True) for group, (c, a) in diff.items() if c or a)
 
 
-def late_rows(query: Query, start: float, end: float, frozen_at: float) -> list[str]:
+def late_query(start: float, end: float, frozen_at: float) -> tuple[str, tuple[float, ...]]:
     """Ids of the day's rows answered after the day was frozen, not yet flagged late."""
-    return [str(r[0]) for r in query(_LATE, (start, start, end, frozen_at))]
+    since = max(start, frozen_at - LATE_LOOKBACK_S)
+    return _LATE, (since, start, start, end, frozen_at)
+
+
+def changed_query(start: float, end: float, since: float) -> tuple[str, tuple[float, ...]]:
+    """A row (any) of the day received after `since`."""
+    return _CHANGED, (since, start, start, end)

@@ -12,7 +12,6 @@ import pytest
 import trio
 from forecourt.switch.business_day import Cutover, day_bounds
 from forecourt.switch.config_business_day import BusinessDayConfig
-from forecourt.switch.day import BookLate
 from forecourt.switch.day.closer import BusinessDay, day_lines_now
 from forecourt.switch.day.store import frozen_lines
 from forecourt.switch.journal import Journal, open_journal
@@ -136,7 +135,7 @@ async def test_a_late_advice_is_booked_to_its_closed_day_and_shown_late(tmp_path
         )  # fmt: skip
         await insert(journal, completion, reversal)
         await journal.update(reversed_later.txn_id, state="reversed")
-        (flagged,) = await journal.write(BookLate(DAY.isoformat(), END + 50))
+        flagged = await closer(journal, at=END + 50).book_late_day(DAY)
         assert flagged == 2
 
         assert await frozen(journal) == at_close  # what was frozen stays as it was
@@ -160,7 +159,7 @@ async def test_a_late_advice_is_booked_to_its_closed_day_and_shown_late(tmp_path
         next_day = await day_lines_now(journal, DAY + dt.timedelta(days=1), CUTOVER)
         assert next_day == []
         # booking again changes nothing
-        (again,) = await journal.write(BookLate(DAY.isoformat(), END + 60))
+        again = await closer(journal, at=END + 60).book_late_day(DAY)
         assert again == 0
         assert await frozen(journal, late=True) == late
 

@@ -10,7 +10,7 @@ import pytest
 import trio
 from forecourt.switch.business_day import Cutover, day_bounds
 from forecourt.switch.config_business_day import BusinessDayConfig
-from forecourt.switch.day import BookLate, DayClosed
+from forecourt.switch.day import DayClosed
 from forecourt.switch.day.closer import BusinessDay
 from forecourt.switch.day.store import frozen_lines
 from forecourt.switch.journal import Journal, JournalRow, open_journal
@@ -89,7 +89,7 @@ async def _close_and_book(journal: Journal) -> tuple[list, list]:
     await insert(journal, *rows)
     await closer(journal, "n1").close_day(DAY, "cutover")
     await insert(journal, *late)
-    await journal.write(BookLate(DAY.isoformat(), END + 30))
+    await closer(journal, "n1").book_late_day(DAY)
     return await lines(journal, False), await lines(journal, True)
 
 
