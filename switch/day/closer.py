@@ -22,7 +22,7 @@ from forecourt.switch.authoriser import Authoriser, AuthoriserError, AuthoriserU
 from forecourt.switch.business_day import Cutover, business_day_of, day_bounds
 from forecourt.switch.config import SwitchConfig
 from forecourt.switch.config_business_day import BusinessDayConfig
-from forecourt.switch.journal import CancelShiftParked, Journal
+from forecourt.switch.journal import CancelShiftParked, Journal, JournalError
 from forecourt.switch.metrics import SwitchMetrics
 from prometheus_client import CollectorRegistry, Counter
 
@@ -43,6 +43,7 @@ log = structlog.get_logger("forecourt.day")
 _ISO8583 = "iso8583"
 _LATE_DAYS = 7  # closed days counted again for late lines
 _CLOSED = "SELECT 1 FROM business_days WHERE day = ?"
+_RETRY_S = 30.0
 
 
 class HostTotalsMetrics:
@@ -99,7 +100,10 @@ class BusinessDay:
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         async with trio.open_nursery() as nursery:
-            await self._catch_up()
+            try:
+                await self._catch_up()
+            except JournalError as exc:
+                log.warning("business_day_catch_up_failed", error=str(exc))
             nursery.start_soon(self._cutovers)
             nursery.start_soon(self._every, self._poll_s, self.send_due)
             nursery.start_soon(self._every, self.config.late_every_s, self.book_late)
@@ -169,13 +173,23 @@ class BusinessDay:
             if wait > 0:
                 await trio.sleep(min(wait, 30.0))  # the wall clock may be set meanwhile
                 continue
-            await self.close_day(day, "cutover")
+            try:
+                await self.close_day(day, "cutover")
+            except JournalError as exc:  # the database is away: try again, same day
+                log.warning("business_day_close_failed", day=day.isoformat(), error=str(exc))
+                await trio.sleep(_RETRY_S)
+                continue
             day += dt.timedelta(days=1)
 
     async def _every(self, period_s: float, job: Callable[[], Any]) -> None:
+        """`job` every `period_s`; a journal failure is logged and the next run tries
+        again (the switch goes on serving)."""
         while True:
             await trio.sleep(period_s)
-            await job()
+            try:
+                await job()
+            except JournalError as exc:
+                log.warning("business_day_job_failed", job=job.__name__, error=str(exc))
 
     async def book_late(self) -> int:
         """Count the recently closed days again: their late lines. Rows flagged."""
