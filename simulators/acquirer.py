@@ -33,6 +33,7 @@ from .acquirer_config import (
 from .acquirer_keys import HostKeys
 from .acquirer_record import ReceivedLog, ReceivedRecord
 from .acquirer_tls import TlsSession, host_context, session_of
+from .acquirer_totals import HostTotals
 from .pins import HostPins
 from .rules import Decision, HostLogic
 
@@ -88,6 +89,7 @@ class AcquirerSimulator:
             config.wire.dialect, self.logic, self.keys, config.generate_mac
         )
         self.log = ReceivedLog(config.keep_records, config.record_file)
+        self.totals = HostTotals(self.logic, config.totals_day)  # what it approved, per day
         self.port: int | None = None
         self.connections_accepted = 0
         self.open_connections = 0
@@ -237,6 +239,7 @@ class AcquirerSimulator:
             record(number, request, self._mac_code, "answer", None, mac_state)
             return encode_frame(framing, answer, tpdu)
 
+        reversals_before = self.logic.reversals_applied
         decision = self.logic.decide(request)
         delivery = decision.delivery
         if delivery == "close":
@@ -245,7 +248,8 @@ class AcquirerSimulator:
         if delivery == "drop":
             record(number, request, None, "drop", decision.rule, mac_state)
             return None
-        answer = self.answers.answer(request, decision)
+        decision, totals_fields = self.totals.settle(request, decision, reversals_before)
+        answer = self.answers.answer(request, decision, totals_fields)
         record(
             number,
             request,

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import itertools
 import time
+from collections.abc import Mapping
 
 from forecourt.codecs.dialect import Dialect, encode, encode_with_mac, identify
 from forecourt.codecs.errors import CodecError
@@ -38,10 +39,20 @@ class AnswerBuilder:
         self._rrn = itertools.count(int(time.time()) % 100_000 * 10_000_000)
         self.format_code = logic.code("format_error")
 
-    def answer(self, request: Message, decision: Decision, *, refused: bool = False) -> bytes:
-        """The encoded answer; `refused` (a MAC or proof that does not hold): no keys."""
+    def answer(
+        self,
+        request: Message,
+        decision: Decision,
+        extra: Mapping[str, str] | None = None,
+        *,
+        refused: bool = False,
+    ) -> bytes:
+        """The encoded answer; `refused` (a MAC or proof that does not hold): no keys.
+        `extra`: fields the answer adds (a reconciliation answer's totals)."""
         fields = request.fields
         out = {k: fields[k] for k in ECHOED if k in fields}
+        if extra:
+            out.update(extra)
         cls = request.mti[1]
         if cls in "12" and "37" not in out:
             out["37"] = f"{next(self._rrn) % 1_000_000_000_000:012d}"

@@ -18,6 +18,7 @@ from forecourt.keys.pin import PinKey
 
 from ._toml import SimConfigError, Table, load_toml
 from .acquirer_tls import HostTls, parse_host_tls
+from .acquirer_totals import TotalsDay, parse_totals_day
 from .rules import ACTIONS, Delay, Rule, resolve_code
 from .wire import WireFormat, parse_mac_key, parse_wire, wire_format
 
@@ -49,6 +50,7 @@ class AcquirerConfig:
     keep_records: int = 100_000
     seed: int | None = None
     tls: HostTls | None = None  # None: plain TCP
+    totals_day: TotalsDay = attrs.field(factory=TotalsDay)  # [totals]: the host's day
 
 
 def load_acquirer_config(path: str | Path, keys_file: Path | None = None) -> AcquirerConfig:
@@ -125,6 +127,7 @@ def parse_acquirer_config(
             )
         )
         t.done()
+    totals_day = parse_totals_day(root.table("totals"))
     seed = root.opt_integer("seed")
     root.done()
     return AcquirerConfig(
@@ -141,6 +144,7 @@ def parse_acquirer_config(
         keep_records=keep,
         seed=seed,
         tls=tls,
+        totals_day=totals_day,
     )
 
 

@@ -33,7 +33,19 @@ __all__ = [
     "resolve_code",
 ]
 
-ACTIONS = ("approve", "decline", "delay", "drop", "twice", "late", "close")
+# drop_from_totals / double_in_totals: approve, and leave the request out of the
+# host's totals or count it twice there (simulators/acquirer_totals.py)
+ACTIONS = (
+    "approve",
+    "decline",
+    "delay",
+    "drop",
+    "twice",
+    "late",
+    "close",
+    "drop_from_totals",
+    "double_in_totals",
+)
 
 # Extra names a rule's `code` may use besides the Outcome names ("approved",
 # "insufficient_funds", ...): precise declines and the reconciliation answer.

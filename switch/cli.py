@@ -21,6 +21,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "forecourt.console.cli",
     "forecourt.switch.terminals_cli",
     "forecourt.switch.params_cli",
+    "forecourt.switch.day.cli",
 )
 
 

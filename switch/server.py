@@ -24,6 +24,7 @@ from forecourt.keys.store import KeyStore
 from forecourt.switch.authorisers import AuthoriserDeps, build_authorisers
 from forecourt.switch.config import ConfigError, ListenerConfig, SwitchConfig
 from forecourt.switch.context import ListenerContext, PipelineSettings, TerminalPolicy
+from forecourt.switch.day.closer import business_day_task
 from forecourt.switch.dukpt_setup import dukpt_terminals_for
 from forecourt.switch.gc_quiet import keep_gc_quiet
 from forecourt.switch.grey.service import build_ic_cards
@@ -257,6 +258,8 @@ async def _run_switch(
                 await outer.start(saf.run)
                 if ic_cards is not None:  # grey records left open are flagged
                     await outer.start(ic_cards.run)
+                # the business day: closes at the cut-over, host totals, late lines
+                await outer.start(business_day_task(config, journal, authorisers, metrics).run)
                 # other nodes' and workers' locks and sign-offs (a cheap indexed read)
                 outer.start_soon(pipeline.guard.watch)
                 outer.start_soon(pipeline.roster.watch)  # the same for cashiers, registrations

@@ -8,7 +8,7 @@ embedded default; PostgreSQL (psycopg 3) implements the same two protocols.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import Protocol
+from typing import Any, Protocol
 
 from forecourt.switch.journal.model import (
     Event,
@@ -47,6 +47,7 @@ class JournalReader(Protocol):
     def guards_since(self, since: float) -> list[GuardState]: ...
     def split_group(self, terminal_id: str, group_id: str) -> SplitGroupState | None: ...
     def split_legs(self, terminal_id: str, group_id: str) -> list[JournalRow]: ...
+    def view(self, query: str, params: Sequence[object] = ()) -> Sequence[Any]: ...
     def close(self) -> None: ...
 
 

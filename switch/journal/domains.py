@@ -12,6 +12,7 @@ from collections.abc import Callable, Sequence
 
 import attrs
 from forecourt.switch.batch_records import BATCH_OPS, apply_batches
+from forecourt.switch.day import DAY_OPS, apply_day
 from forecourt.switch.grey import GREY_OPS, apply_grey
 from forecourt.switch.journal.model import JournalError
 from forecourt.switch.ledger import LEDGER_OPS, OverdraftRefused, apply_ledger
@@ -42,6 +43,7 @@ DOMAINS: tuple[Domain, ...] = (
     Domain("grey", GREY_OPS, apply_grey, (OverdraftRefused,)),  # type: ignore[arg-type]
     Domain("batches", BATCH_OPS, apply_batches),  # type: ignore[arg-type]
     Domain("status_queries", STATUS_OPS, apply_status),  # type: ignore[arg-type]
+    Domain("business_day", DAY_OPS, apply_day),  # type: ignore[arg-type]
 )
 DOMAIN_OPS: tuple[type, ...] = tuple(t for d in DOMAINS for t in d.ops)
 

@@ -123,9 +123,19 @@ class JournalReads:
         def rows(r: JournalReader) -> list[dict[str, Any]]:
             assert isinstance(r, QueryReader)
             # sqlite3.Row and psycopg's dict rows are both mappings; Record says less
-            return [dict(row) for row in r.view(query, params)]  # type: ignore[call-overload]
+            return [dict(row) for row in r.view(query, params)]
 
         return await self._read(rows)
+
+    async def rows(self, query: str, params: Sequence[object] = ()) -> list[tuple[Any, ...]]:
+        """A read in SQLite's spelling for a domain outside the journal package (the
+        business day's tables), rows as tuples on either backend."""
+
+        def read(reader: JournalReader) -> list[tuple[Any, ...]]:
+            found = reader.view(query, params)
+            return [tuple(r.values()) if isinstance(r, dict) else tuple(r) for r in found]
+
+        return await self._read(read)
 
     def _close_readers(self) -> None:
         while self._readers:

@@ -366,6 +366,60 @@ _V12 = """
         """
 
 
+# The business day (switch/day, docs/reconciliation.md): one row per closed day (its
+# primary key is the claim: one node closes a day), the day's frozen totals (late
+# lines added beside them, never over them) and each host-totals exchange (1520/0500).
+_V13 = """
+        CREATE TABLE business_days (
+            day           TEXT PRIMARY KEY,
+            start_at      {real} NOT NULL,
+            end_at        {real} NOT NULL,
+            closed_at     {real} NOT NULL,
+            closed_by     TEXT NOT NULL,
+            reason        TEXT NOT NULL CHECK (reason IN ('cutover', 'operator')),
+            open_shifts   TEXT NOT NULL CHECK (open_shifts IN ('close', 'roll')),
+            shifts_closed INTEGER NOT NULL DEFAULT 0,
+            shifts_rolled INTEGER NOT NULL DEFAULT 0,
+            late_at       {real}
+        );
+        CREATE TABLE business_day_totals (
+            day       TEXT NOT NULL,
+            late      {bool} NOT NULL,
+            dimension TEXT NOT NULL
+                      CHECK (dimension IN ('tender', 'acquirer', 'terminal', 'operator')),
+            key       TEXT NOT NULL,
+            currency  TEXT NOT NULL,
+            category  TEXT NOT NULL CHECK (category IN
+                      ('sale', 'refund', 'sale_reversal', 'refund_reversal')),
+            count     {money} NOT NULL,
+            amount    {money} NOT NULL,
+            PRIMARY KEY (day, late, dimension, key, currency, category)
+        );
+        CREATE TABLE host_totals (
+            id           {event_id},
+            day          TEXT NOT NULL,
+            acquirer     TEXT NOT NULL,
+            state        TEXT NOT NULL DEFAULT 'pending'
+                         CHECK (state IN ('pending', 'in_flight', 'answered', 'failed')),
+            requested_at {real} NOT NULL,
+            requested_by TEXT NOT NULL,
+            claimed_by   TEXT,
+            lease_until  {real},
+            sent_at      {real},
+            answered_at  {real},
+            request_mti  TEXT,
+            stan         TEXT,
+            action_code  TEXT,
+            in_balance   {bool},
+            ours         TEXT,
+            theirs       TEXT,
+            error        TEXT
+        );
+        CREATE INDEX host_totals_state ON host_totals (state, requested_at);
+        CREATE INDEX host_totals_day ON host_totals (day, acquirer)
+        """
+
+
 @attrs.frozen
 class ColumnTypes:
     """How one backend spells the columns that differ. ``v1_indexes``: PostgreSQL's
@@ -411,7 +465,7 @@ def render(types: ColumnTypes) -> list[tuple[int, str]]:
         "v1_saf_txn": "\n        CREATE INDEX saf_txn ON saf (txn_id);" if v1 else "",
         "v2_saf_txn": "" if v1 else "CREATE INDEX IF NOT EXISTS saf_txn ON saf (txn_id);\n        ",
     }
-    texts = (_V1, _V2, _V3, _V4, _V5, _V6, _V7, _V8, _V9, _V10, _V11, _V12)
+    texts = (_V1, _V2, _V3, _V4, _V5, _V6, _V7, _V8, _V9, _V10, _V11, _V12, _V13)
     return [(n, text.format(**parts)) for n, text in enumerate(texts, start=1)]
 
 

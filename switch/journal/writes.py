@@ -10,6 +10,7 @@ from typing import Any
 
 import attrs
 from forecourt.switch.batch_records import AddBatchAdvice, CloseBatch
+from forecourt.switch.day.ops import DayOp
 from forecourt.switch.grey.ops import GreyOp
 from forecourt.switch.journal.model import Event, JournalRow
 from forecourt.switch.ledger.ops import LedgerOp
@@ -307,4 +308,5 @@ WriteOp = (
     | AddBatchAdvice  # batch upload (switch/batch_records.py)
     | CloseBatch
     | RecordStatusQuery  # status query (switch/status_records.py)
+    | DayOp  # the business day's (switch/day/ops.py)
 )

@@ -495,7 +495,7 @@ def switch_config(
             }
         ],
     }
-    for section in ("stand_in", "routes", "params"):
+    for section in ("stand_in", "routes", "params", "business_day"):
         if section in over:
             doc[section] = over.pop(section)
     if "duplicate_window" in over:
