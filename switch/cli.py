@@ -19,6 +19,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "forecourt.switch.demo",
     "forecourt.switch.accounts_cli",
     "forecourt.console.cli",
+    "forecourt.switch.recon_cli",
 )
 
 

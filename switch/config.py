@@ -50,6 +50,7 @@ from forecourt.switch.config_policies import (
     read_saf,
 )
 from forecourt.switch.config_reading import ConfigError, ConfigTable
+from forecourt.switch.config_recon import ReconConfig, read_recon
 from forecourt.switch.config_stand_in import StandInConfig, read_stand_in
 from forecourt.switch.config_terminals import (
     MAC_ALGORITHMS,
@@ -112,6 +113,7 @@ class SwitchConfig:
     journal: JournalConfig = attrs.field(factory=JournalConfig)
     stand_in: StandInConfig = attrs.field(factory=StandInConfig)
     business_day: BusinessDayConfig = attrs.field(factory=BusinessDayConfig)
+    recon: ReconConfig = attrs.field(factory=ReconConfig)
     source: str | None = None
 
     @property
@@ -172,6 +174,7 @@ def parse_config(
     keys = read_keys(root, resolve)
     stand_in = read_stand_in(root, routes)
     business_day = read_business_day(root)
+    recon = read_recon(root, {a.name for a in acquirers})
     root.finish()
     return SwitchConfig(
         node=node,
@@ -190,5 +193,6 @@ def parse_config(
         journal=journal,
         stand_in=stand_in,
         business_day=business_day,
+        recon=recon,
         source=source,
     )

@@ -13,6 +13,7 @@ from collections.abc import Callable, Sequence
 import attrs
 from forecourt.switch.journal.model import JournalError
 from forecourt.switch.ledger import LEDGER_OPS, OverdraftRefused, apply_ledger
+from forecourt.switch.recon import RECON_OPS, ItemRefused, MalformedFile, apply_recon
 
 # apply(op, run, convert, lock) -> the op's result: ``run`` executes one statement,
 # ``convert`` turns ``?`` placeholders into the backend's, ``lock`` is the backend's
@@ -32,6 +33,7 @@ class Domain:
 
 DOMAINS: tuple[Domain, ...] = (
     Domain("ledger", LEDGER_OPS, apply_ledger, (OverdraftRefused,)),  # type: ignore[arg-type]
+    Domain("recon", RECON_OPS, apply_recon, (MalformedFile, ItemRefused)),  # type: ignore[arg-type]
 )
 DOMAIN_OPS: tuple[type, ...] = tuple(t for d in DOMAINS for t in d.ops)
 

@@ -11,6 +11,7 @@ from typing import Any
 import attrs
 from forecourt.switch.journal.model import Event, JournalRow
 from forecourt.switch.ledger.ops import LedgerOp
+from forecourt.switch.recon.ops import ReconOp
 
 
 @attrs.frozen
@@ -296,4 +297,5 @@ WriteOp = (
     | DueParked
     | LedgerOp  # the fleet and consumer ledger's (switch/ledger/ops.py)
     | ConsoleOp
+    | ReconOp  # reconciliation's (switch/recon/ops.py)
 )
