@@ -167,7 +167,8 @@ async def _import(args: argparse.Namespace, config: SwitchConfig, console: Conso
             columns = (BarColumn(), DownloadColumn(), TimeRemainingColumn())
             with Progress(*columns, console=Console(stderr=True), transient=True) as bar:
                 task = bar.add_task("import", total=size)
-                average = max(1, size // max(1, sum(1 for _ in path.open("rb"))))
+                with path.open("rb") as fh:
+                    average = max(1, size // max(1, sum(1 for _ in fh)))
                 tick = lambda n: bar.advance(task, n * average)  # noqa: E731
                 result = await _write(journal, ImportFile(party, path, sha, time.time(), tick))
     assert isinstance(result, ImportResult)
