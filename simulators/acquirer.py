@@ -32,6 +32,7 @@ from .acquirer_config import (
 )
 from .acquirer_keys import HostKeys
 from .acquirer_record import ReceivedLog, ReceivedRecord
+from .acquirer_settlement import SettlementBook
 from .acquirer_tls import TlsSession, host_context, session_of
 from .pins import HostPins
 from .rules import Decision, HostLogic
@@ -88,6 +89,9 @@ class AcquirerSimulator:
             config.wire.dialect, self.logic, self.keys, config.generate_mac
         )
         self.log = ReceivedLog(config.keep_records, config.record_file)
+        logic = self.logic  # what it settled, for its settlement file
+        self.settlement = SettlementBook(logic.code("approved"), logic.code("reversal_accepted"))
+        self.answers.on_answer = self.settlement.note
         self.port: int | None = None
         self.connections_accepted = 0
         self.open_connections = 0

@@ -90,7 +90,9 @@ def _party(t: ConfigTable, acquirers: set[str]) -> ReconParty:
     kind = t.str_("kind", choices=PARTY_KINDS)
     settles = t.str_("settles", name)
     if settles not in acquirers:
-        raise t.error("settles", f"names no [[acquirers]] entry ({settles!r}); name the link it settles")
+        raise t.error(
+            "settles", f"names no [[acquirers]] entry ({settles!r}); name the link it settles"
+        )
     match_on = t.str_("match_on", "auth_code" if kind == "ledger" else "rrn", MATCH_KEYS)
     fmt = t.str_("format", "csv", FORMATS)
     delimiter = t.str_("delimiter", ",")

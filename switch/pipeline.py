@@ -351,6 +351,8 @@ class Pipeline:
                 switch_ms=record.switch_ms,
                 response_raw=record.answer_raw,
                 **({"flags": record.flags} if record.flags else {}),
+                **({"rrn": record.rrn} if record.rrn else {}),
+                **({"auth_code": record.auth_code} if record.auth_code else {}),
             )
         await self.journal.write(*ops, *record.pending_ops)
         record.inserted = True

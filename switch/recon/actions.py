@@ -57,7 +57,11 @@ async def act_on_item(
         target = account or await _ledger_account(journal, item_id)
         if target is None:
             raise ItemRefused(f"item {item_id} has no ledger line: name the account with --account")
-        ops = [LedgerFund(target, "adjustment", amount, f"recon item {item_id}: {reason}", now, operator)]
+        ops = [
+            LedgerFund(
+                target, "adjustment", amount, f"recon item {item_id}: {reason}", now, operator
+            )
+        ]
         detail = f"adjustment {amount:+d} on {target}"
     elif action == "write_off" and not reason.strip():
         raise ItemRefused("write_off needs --reason (why the difference is written off)")

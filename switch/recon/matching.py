@@ -20,19 +20,21 @@ from .store import Sql
 __all__ = ["match_day"]
 
 # the party's reference, as the journal holds it
+# (a completion the host answered without field 38 goes by its pre-authorisation's)
 _SWITCH_KEY = {
-    "rrn": "rrn",
-    "auth_code": "auth_code",
-    "order_no": "(CASE WHEN processing_code LIKE '20%' THEN 'FR' ELSE 'FC' END || txn_id)",
+    "rrn": "t.rrn",
+    "auth_code": "COALESCE(t.auth_code, (SELECT o.auth_code FROM transactions o"
+    " WHERE o.txn_id = t.original_txn_id))",
+    "order_no": "(CASE WHEN t.processing_code LIKE '20%' THEN 'FR' ELSE 'FC' END || t.txn_id)",
 }
 
 _SNAPSHOT = """
     INSERT INTO recon_switch (party, day, reference, txn_id, amount, state)
-    SELECT ?, ?, {key}, txn_id, COALESCE(approved_amount, amount, 0), state
-    FROM transactions
-    WHERE received_at >= ? AND received_at < ? AND route = ? AND mti_class = '2'
-      AND state IN ('approved', 'reversed', 'reversal_pending') AND {key} IS NOT NULL
-    ORDER BY received_at, txn_id
+    SELECT ?, ?, {key}, t.txn_id, COALESCE(t.approved_amount, t.amount, 0), t.state
+    FROM transactions t
+    WHERE t.received_at >= ? AND t.received_at < ? AND t.route = ? AND t.mti_class = '2'
+      AND t.state IN ('approved', 'reversed', 'reversal_pending') AND {key} IS NOT NULL
+    ORDER BY t.received_at, t.txn_id
     ON CONFLICT (party, day, reference) DO NOTHING"""
 
 # a reversal line for the reference, that day, at the party
@@ -81,9 +83,11 @@ _ITEMS = """
     ON CONFLICT (party, day, class, subject) DO NOTHING"""
 
 # the ledger's books as the party's lines: what it captured, by the approval code
-# its authoriser answered in field 38 (from the ledger's reference)
+# its authoriser answered in field 38 (from the ledger's reference; a completion's
+# is its pre-authorisation's)
 _LEDGER_TXNS = """
-    SELECT t.reference, t.captured, t.created_at, c.masked_pan FROM ledger_txns t
+    SELECT t.reference, t.captured, t.created_at, c.masked_pan,
+        CASE WHEN t.kind = 'completion' THEN t.original END FROM ledger_txns t
     LEFT JOIN ledger_cards c ON c.card_ref = t.card_ref
     WHERE t.kind IN ('purchase', 'completion') AND t.state = 'captured' AND t.captured > 0
       AND t.created_at >= ? AND t.created_at < ?"""
@@ -124,12 +128,12 @@ def _ledger_lines(sql: Sql, op: MatchDay) -> None:
         "DELETE FROM recon_lines WHERE party = ? AND file_sha = 'ledger' AND at >= ? AND at < ?",
         (party, op.start, op.end),
     )
-    for reference, captured, at, pan in sql(_LEDGER_TXNS, (op.start, op.end)).fetchall():
+    for reference, captured, at, pan, original in sql(_LEDGER_TXNS, (op.start, op.end)).fetchall():
         sql(
             "INSERT INTO recon_lines (party, line_id, file_sha, line_no, reference, amount,"
             " currency, at, type, masked_pan) VALUES (?, ?, 'ledger', 0, ?, ?, ?, ?, 'sale', ?)",
             (
-                party, f"ledger:{reference}", ledger_approval_code(str(reference)),
+                party, f"ledger:{reference}", ledger_approval_code(str(original or reference)),
                 int(captured), op.party.currency, float(at), pan,
             ),
         )  # fmt: skip

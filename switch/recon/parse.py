@@ -94,7 +94,9 @@ def _csv_rows(party: ReconParty, text: IO[str]) -> Iterator[tuple[int, str, dict
         cells = next(csv.reader([raw], delimiter=party.delimiter))
         if len(cells) != len(header):
             raise MalformedFile(line_no, f"{len(cells)} columns, the header has {len(header)}")
-        values = {f: next((cells[i] for i in ix if cells[i].strip()), "") for f, ix in wanted.items()}
+        values = {
+            f: next((cells[i] for i in ix if cells[i].strip()), "") for f, ix in wanted.items()
+        }
         yield line_no, raw, values
 
 

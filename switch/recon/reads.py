@@ -78,7 +78,12 @@ async def items(
 ) -> list[Item]:
     where: list[str] = []
     params: list[object] = []
-    for column, value in (("i.party", party), ("i.day", day), ("i.state", state), ("i.id", item_id)):
+    for column, value in (
+        ("i.party", party),
+        ("i.day", day),
+        ("i.state", state),
+        ("i.id", item_id),
+    ):
         if value is not None:
             where.append(f"{column} = ?")
             params.append(value)

@@ -85,9 +85,7 @@ def expected_classes() -> dict[str, set[str]]:
 
 
 def config(tmp: Path, database: str | None = None) -> SwitchConfig:
-    text = CONFIG.format(
-        data_dir=tmp, database=f'database = "{database}"' if database else ""
-    )
+    text = CONFIG.format(data_dir=tmp, database=f'database = "{database}"' if database else "")
     return parse_config(__import__("tomllib").loads(text), base_dir=tmp)
 
 

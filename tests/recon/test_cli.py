@@ -42,7 +42,9 @@ def test_import_run_items_resolve_report(tmp_path: Path) -> None:
 
     run = forecourt("recon", "run", *c, "--party", "bank", "--day", "2026-12-01")
     assert run.returncode == 0, run.stderr
-    differences = sum(len(refs) for c, refs in scenario.expected_classes().items() if c != "matched")
+    differences = sum(
+        len(refs) for c, refs in scenario.expected_classes().items() if c != "matched"
+    )
     assert "at the switch only" in run.stdout
     assert f"{differences} new error items" in run.stdout
 
@@ -50,9 +52,7 @@ def test_import_run_items_resolve_report(tmp_path: Path) -> None:
     assert listed.returncode == 0, listed.stderr
     assert "476173******0010" in listed.stdout and "4761739001010010" not in listed.stdout
     first = next(
-        line.split("│")[1].strip()
-        for line in listed.stdout.splitlines()
-        if "duplicate" in line
+        line.split("│")[1].strip() for line in listed.stdout.splitlines() if "duplicate" in line
     )
 
     done = forecourt("recon", "resolve", first, *c, "--action", "resolve", "--operator", "alice")
@@ -62,7 +62,9 @@ def test_import_run_items_resolve_report(tmp_path: Path) -> None:
     assert "is resolved already" in one_line_failure(twice)
 
     out = tmp_path / "report.csv"
-    report = forecourt("recon", "report", *c, "--party", "bank", "--day", "2026-12-01", "--csv", out)
+    report = forecourt(
+        "recon", "report", *c, "--party", "bank", "--day", "2026-12-01", "--csv", out
+    )
     assert report.returncode == 0, report.stderr
     assert f"{differences - 1} items still open" in report.stdout
     rows = list(csv.DictReader(out.read_text().splitlines()))
@@ -88,6 +90,15 @@ def test_mistakes_are_one_line(tmp_path: Path) -> None:
         forecourt("recon", "import", *c, "--party", "bank", tmp_path / "absent.csv")
     )
     assert "never matched" in one_line_failure(
-        forecourt("recon", "report", *c, "--party", "bank", "--day", "2026-12-01", "--csv",
-                  tmp_path / "r.csv")  # fmt: skip
+        forecourt(
+            "recon",
+            "report",
+            *c,
+            "--party",
+            "bank",
+            "--day",
+            "2026-12-01",
+            "--csv",
+            tmp_path / "r.csv",
+        )  # fmt: skip
     )
