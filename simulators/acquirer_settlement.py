@@ -69,11 +69,11 @@ class SettlementBook:
                 self._by_stan[(terminal, fields["11"])] = entry
         elif cls == "4":
             stan = original_stan(request)
-            entry = self._by_stan.get((terminal, stan)) if stan else None
-            if entry is None and fields.get("37"):
-                entry = self._by_rrn.get(fields["37"])
-            if entry is not None:
-                entry.reversed = True
+            original = self._by_stan.get((terminal, stan)) if stan else None
+            if original is None and fields.get("37"):
+                original = self._by_rrn.get(fields["37"])
+            if original is not None:
+                original.reversed = True
 
     def write(self, path: Path) -> int:
         """Write the file (0600: it is the tester's); the number of lines."""

@@ -92,8 +92,12 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     p.add_argument("--limit", type=int, default=200, help="items to show (default 200)")
     p = command("resolve", "act on an error item and close it (audited)", _resolve)
     p.add_argument("item", type=int, help="the item's number, as `recon items` shows it")
-    p.add_argument("--action", required=True, choices=ACTIONS,
-                   help="reverse at the party, adjust the ledger, write off or resolve")  # fmt: skip
+    p.add_argument(
+        "--action",
+        required=True,
+        choices=ACTIONS,
+        help="reverse at the party, adjust the ledger, write off or resolve",
+    )
     p.add_argument("--operator", required=True, help="who acts, for the audit")
     p.add_argument("--reason", default="", help="why (required for write_off)")
     p.add_argument("--amount", type=int, help="adjust: minor units, negative to debit")

@@ -100,5 +100,5 @@ def test_mistakes_are_one_line(tmp_path: Path) -> None:
             "2026-12-01",
             "--csv",
             tmp_path / "r.csv",
-        )  # fmt: skip
+        )
     )

@@ -64,12 +64,11 @@ def test_resolve_and_write_off_are_audited_and_close_once(tmp_path: Path) -> Non
         )  # fmt: skip
         assert all(before <= (closed[i].acted_at or 0) <= time.time() for i in closed)
         assert {i.id for i in still_open}.isdisjoint(closed)
-        with sqlite3.connect(cfg.journal_path) as db:
-            with pytest.raises(sqlite3.IntegrityError):
-                db.execute(
-                    "INSERT INTO recon_actions (item_id, action, operator, at) VALUES (?, ?, ?, ?)",
-                    (dup.id, "resolve", "mallory", 0.0),
-                )
+        with sqlite3.connect(cfg.journal_path) as db, pytest.raises(sqlite3.IntegrityError):
+            db.execute(
+                "INSERT INTO recon_actions (item_id, action, operator, at) VALUES (?, ?, ?, ?)",
+                (dup.id, "resolve", "mallory", 0.0),
+            )
 
     trio.run(main)
 

@@ -108,7 +108,7 @@ def test_a_malformed_file_changes_nothing_and_names_the_line(tmp_path: Path) -> 
             await _match(journal, cfg, "bank")
         before = _snapshot(cfg.journal_path)
         async with open_journal(cfg) as journal:
-            with pytest.raises(JournalError, match="line 3: amount '25.00' is not a whole"):
+            with pytest.raises(JournalError, match=r"line 3: amount '25\.00' is not a whole"):
                 await _import(journal, cfg, "bank", scenario.malformed_file(tmp_path / "bad.csv"))
         assert _snapshot(cfg.journal_path) == before
 
