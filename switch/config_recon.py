@@ -88,12 +88,15 @@ def read_recon(root: ConfigTable, acquirers: set[str]) -> ReconConfig:
 def _party(t: ConfigTable, acquirers: set[str]) -> ReconParty:
     name = t.name()
     kind = t.str_("kind", choices=PARTY_KINDS)
-    settles = t.str_("settles", name)
+    settles = t.opt_str("settles") or name
     if settles not in acquirers:
         raise t.error(
             "settles", f"names no [[acquirers]] entry ({settles!r}); name the link it settles"
         )
-    match_on = t.str_("match_on", "auth_code" if kind == "ledger" else "rrn", MATCH_KEYS)
+    # the ledger's authoriser answers no RRN: its approval code names a sale
+    match_on = t.opt_str("match_on") or ("auth_code" if kind == "ledger" else "rrn")
+    if match_on not in MATCH_KEYS:
+        raise t.error("match_on", f"must be one of {', '.join(MATCH_KEYS)} (got {match_on!r})")
     fmt = t.str_("format", "csv", FORMATS)
     delimiter = t.str_("delimiter", ",")
     if len(delimiter) != 1:
