@@ -32,6 +32,7 @@ from .acquirer_config import (
 )
 from .acquirer_keys import HostKeys
 from .acquirer_record import ReceivedLog, ReceivedRecord
+from .acquirer_settlement import SettlementBook
 from .acquirer_tls import TlsSession, host_context, session_of
 from .acquirer_totals import HostTotals
 from .pins import HostPins
@@ -90,6 +91,9 @@ class AcquirerSimulator:
         )
         self.log = ReceivedLog(config.keep_records, config.record_file)
         self.totals = HostTotals(self.logic, config.totals_day)  # what it approved, per day
+        logic = self.logic  # what it settled, for its settlement file
+        self.settlement = SettlementBook(logic.code("approved"), logic.code("reversal_accepted"))
+        self.answers.on_answer = self.settlement.note
         self.port: int | None = None
         self.connections_accepted = 0
         self.open_connections = 0

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import itertools
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 
 from forecourt.codecs.dialect import Dialect, encode, encode_with_mac, identify
 from forecourt.codecs.errors import CodecError
@@ -38,6 +38,8 @@ class AnswerBuilder:
         self._generate_mac = generate_mac
         self._rrn = itertools.count(int(time.time()) % 100_000 * 10_000_000)
         self.format_code = logic.code("format_error")
+        # told each answer's fields (the settlement file, acquirer_settlement.py)
+        self.on_answer: Callable[[Message, Mapping[str, str]], None] | None = None
 
     def answer(
         self,
@@ -61,6 +63,8 @@ class AnswerBuilder:
         if decision.approval_code is not None:
             out["38"] = decision.approval_code
         self._logic.remember_reference(request, out)
+        if self.on_answer is not None:
+            self.on_answer(request, out)
         key, _ = self._keys.mac_key(request)
         if cls == "8" and self._keys.stands_in_for_switch:
             if not refused:

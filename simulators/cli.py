@@ -42,6 +42,11 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> None:
     acquirer.add_argument(
         "--client-ca", type=Path, help="require client certificates from this CA (mutual TLS)"
     )
+    acquirer.add_argument(
+        "--settlement-file",
+        type=Path,
+        help="on stopping, write what was settled here (CSV, docs/reconciliation.md)",
+    )
     acquirer.set_defaults(func=_acquirer)
 
     add_wallet_parser(kinds)
@@ -221,6 +226,12 @@ def _acquirer(args: argparse.Namespace) -> int:
         f"acquirer simulator stopped: {sim.total} messages received ({mtis});"
         f" answered {codes or 'none'}; {sim.connections_accepted} connections\n"
     )
+    if args.settlement_file is not None:
+        try:
+            lines = sim.settlement.write(args.settlement_file)
+        except OSError as exc:
+            return _fail(f"--settlement-file {args.settlement_file}: {exc.strerror or exc}", 1)
+        sys.stderr.write(f"settlement file {args.settlement_file}: {lines} settlements\n")
     return 0
 
 

@@ -22,6 +22,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "forecourt.switch.terminals_cli",
     "forecourt.switch.params_cli",
     "forecourt.switch.day.cli",
+    "forecourt.switch.recon_cli",
 )
 
 

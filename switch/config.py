@@ -52,6 +52,7 @@ from forecourt.switch.config_policies import (
     read_saf,
 )
 from forecourt.switch.config_reading import ConfigError, ConfigTable
+from forecourt.switch.config_recon import ReconConfig, read_recon
 from forecourt.switch.config_stand_in import StandInConfig, read_stand_in
 from forecourt.switch.config_terminals import (
     MAC_ALGORITHMS,
@@ -117,6 +118,7 @@ class SwitchConfig:
     business_day: BusinessDayConfig = attrs.field(factory=BusinessDayConfig)
     params: ParamsConfig = attrs.field(factory=ParamsConfig)
     ic_cards: IcCardsConfig = attrs.field(factory=IcCardsConfig)
+    recon: ReconConfig = attrs.field(factory=ReconConfig)
     source: str | None = None
 
     @property
@@ -179,6 +181,7 @@ def parse_config(
     business_day = read_business_day(root)
     params = read_params(root)
     ic_cards = read_ic_cards(root, acquirers)
+    recon = read_recon(root, {a.name for a in acquirers})
     root.finish()
     return SwitchConfig(
         node=node,
@@ -199,5 +202,6 @@ def parse_config(
         business_day=business_day,
         params=params,
         ic_cards=ic_cards,
+        recon=recon,
         source=source,
     )

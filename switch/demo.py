@@ -264,6 +264,8 @@ async def run_demo(
             while nursery.child_tasks and any("run_switch" in t.name for t in nursery.child_tasks):
                 await trio.sleep(0.05)
         nursery.cancel_scope.cancel()
+    # what the host settled, beside the wallet's bill files: `forecourt recon import`
+    acquirer.settlement.write(data_dir / "acquirer-settlement.csv")
     return DemoResult(results, load, time.monotonic() - started)
 
 

@@ -27,6 +27,7 @@ from forecourt.switch.journal import (
     Journal,
     JournalError,
     RetrySaf,
+    WriteOp,
     open_journal,
 )
 
@@ -64,15 +65,27 @@ async def reverse(target: Path | str, txn_id: str, reason: str, actor: str) -> s
 async def _reverse(
     journal: Journal, txn_id: str, reason: str, actor: str
 ) -> tuple[str | None, str]:
+    refusal, before, ops = await reversal_ops(journal, txn_id, reason, actor)
+    if refusal is None:
+        await journal.write(*ops)
+    return refusal, before
+
+
+async def reversal_ops(
+    journal: Journal, txn_id: str, reason: str, actor: str
+) -> tuple[str | None, str, list[WriteOp]]:
+    """(refusal, state before, the write that makes the parked reversal due): a caller
+    may add its own operations to the same write (reconciliation's audit)."""
     row = await journal.get(txn_id)
     if row is None:
-        return f"no transaction {txn_id}", ""
+        return f"no transaction {txn_id}", "", []
     if row.state in ("reversed", "reversal_pending"):
-        return f"transaction {txn_id} is already {row.state}", row.state
+        return f"transaction {txn_id} is already {row.state}", row.state, []
     if row.state != "approved" or row.mti_class not in ("1", "2"):
         return (
             f"transaction {txn_id} is {row.state} (class {row.mti_class}): nothing to reverse",
             row.state,
+            [],
         )
     horizon = time.time() + PARKED_HORIZON_S
     entries = [e for e in await journal.saf_entries_of([txn_id]) if e.state == "pending"]
@@ -82,14 +95,15 @@ async def _reverse(
             f"no reversal data is held for {txn_id} (its shift is closed, or it was"
             " completed): reverse it at the host",
             row.state,
+            [],
         )
     note = json.dumps({"actor": actor, "reason": reason}, sort_keys=True)
-    await journal.write(
+    ops: list[WriteOp] = [
         *journal.update_ops(txn_id, state="reversal_pending"),
         RetrySaf(parked[0].id, f"operator reversal by {actor}", time.time()),
         AddEvent(Event(txn_id, time.time(), "operator_reversal", note)),
-    )
-    return None, row.state
+    ]
+    return None, row.state, ops
 
 
 def run(args: argparse.Namespace) -> int:

@@ -50,6 +50,10 @@ class TxnRecord:
     tender: str | None = None
     # the cashier signed on at the terminal when the request arrived
     operator_id: str | None = None
+    # the host's retrieval reference (37) and approval code (38): what its settlement
+    # file names the transaction by (reconciliation, docs/reconciliation.md)
+    rrn: str | None = None
+    auth_code: str | None = None
     # what the host was sent (host family, switch STAN), to reverse it if need be
     sent: Message | None = None
     # the reversal parked in SAF while the request is at the host
@@ -94,6 +98,8 @@ def journal_row(record: TxnRecord, node: str) -> JournalRow:
         split_group=record.split_group,
         tender=record.tender,
         operator_id=record.operator_id,
+        rrn=record.rrn,
+        auth_code=record.auth_code,
     )
 
 

@@ -177,6 +177,7 @@ async def forward(job: Job, instead: Instead | None = None) -> Message:
     approved = is_approved(code, family)
     record.state = "approved" if approved else "declined"
     record.approved_amount = relayed.fields.get("4", record.amount) if approved else None
+    record.rrn, record.auth_code = answer.message.fields.get("37"), answer.message.fields.get("38")
     if record.parked_saf_id is not None and not approved:
         # approved: the reversal stays parked in the journal (erased after the hold
         # window) until the terminal reverses or completes it or closes its shift

@@ -17,6 +17,7 @@ from forecourt.switch.grey import GREY_OPS, apply_grey
 from forecourt.switch.journal.model import JournalError
 from forecourt.switch.ledger import LEDGER_OPS, OverdraftRefused, apply_ledger
 from forecourt.switch.params import PARAMS_OPS, apply_params
+from forecourt.switch.recon import RECON_OPS, ItemRefused, MalformedFile, apply_recon
 from forecourt.switch.status_records import STATUS_OPS, apply_status
 from forecourt.switch.terminals import TERMINAL_OPS, apply_terminals
 
@@ -44,6 +45,7 @@ DOMAINS: tuple[Domain, ...] = (
     Domain("batches", BATCH_OPS, apply_batches),  # type: ignore[arg-type]
     Domain("status_queries", STATUS_OPS, apply_status),  # type: ignore[arg-type]
     Domain("business_day", DAY_OPS, apply_day),  # type: ignore[arg-type]
+    Domain("recon", RECON_OPS, apply_recon, (MalformedFile, ItemRefused)),  # type: ignore[arg-type]
 )
 DOMAIN_OPS: tuple[type, ...] = tuple(t for d in DOMAINS for t in d.ops)
 

@@ -322,6 +322,91 @@ _V10 = """
         """
 
 
+# Reconciliation (switch/recon, docs/reconciliation.md): the parties' files and their
+# lines (no raw text, PAN masked), the journal's side of a matched day, each line's
+# class, the error items and the one action that closes each (unique: never twice).
+_V14 = """
+        CREATE TABLE recon_files (
+            party       TEXT NOT NULL,
+            sha256      TEXT NOT NULL,
+            name        TEXT NOT NULL,
+            lines       INTEGER NOT NULL,
+            new_lines   INTEGER NOT NULL,
+            imported_at {real} NOT NULL,
+            PRIMARY KEY (party, sha256)
+        );
+        CREATE TABLE recon_lines (
+            party      TEXT NOT NULL,
+            line_id    TEXT NOT NULL,
+            file_sha   TEXT NOT NULL,
+            line_no    INTEGER NOT NULL,
+            reference  TEXT NOT NULL,
+            amount     {money} NOT NULL,
+            currency   TEXT NOT NULL,
+            at         {real} NOT NULL,
+            type       TEXT NOT NULL CHECK (type IN ('sale', 'refund', 'reversal')),
+            masked_pan TEXT,
+            PRIMARY KEY (party, line_id)
+        );
+        CREATE INDEX recon_lines_day ON recon_lines (party, at);
+        CREATE INDEX recon_lines_reference ON recon_lines (party, reference, type);
+        CREATE TABLE recon_switch (
+            party     TEXT NOT NULL,
+            day       TEXT NOT NULL,
+            reference TEXT NOT NULL,
+            txn_id    TEXT NOT NULL,
+            amount    {money} NOT NULL,
+            state     TEXT NOT NULL
+        );
+        CREATE UNIQUE INDEX recon_switch_reference ON recon_switch (party, day, reference);
+        CREATE TABLE recon_results (
+            party         TEXT NOT NULL,
+            day           TEXT NOT NULL,
+            class         TEXT NOT NULL CHECK (class IN ('matched', 'party_only',
+                          'switch_only', 'amount_differs', 'duplicate', 'reversed_settled')),
+            line_id       TEXT,
+            txn_id        TEXT,
+            reference     TEXT NOT NULL,
+            party_amount  {money},
+            switch_amount {money}
+        );
+        CREATE INDEX recon_results_day ON recon_results (party, day, class);
+        CREATE TABLE recon_items (
+            id            {event_id},
+            party         TEXT NOT NULL,
+            day           TEXT NOT NULL,
+            class         TEXT NOT NULL,
+            subject       TEXT NOT NULL,
+            reference     TEXT NOT NULL,
+            line_id       TEXT,
+            txn_id        TEXT,
+            party_amount  {money},
+            switch_amount {money},
+            state         TEXT NOT NULL CHECK (state IN ('open', 'resolved')),
+            created_at    {real} NOT NULL
+        );
+        CREATE UNIQUE INDEX recon_items_subject ON recon_items (party, day, class, subject);
+        CREATE TABLE recon_actions (
+            id       {event_id},
+            item_id  BIGINT NOT NULL UNIQUE REFERENCES recon_items (id),
+            action   TEXT NOT NULL
+                     CHECK (action IN ('reverse', 'adjust', 'write_off', 'resolve')),
+            operator TEXT NOT NULL,
+            at       {real} NOT NULL,
+            reason   TEXT NOT NULL DEFAULT '',
+            detail   TEXT NOT NULL DEFAULT ''
+        );
+        CREATE TABLE recon_runs (
+            id        {event_id},
+            party     TEXT NOT NULL,
+            day       TEXT NOT NULL,
+            at        {real} NOT NULL,
+            counts    TEXT NOT NULL,
+            new_items INTEGER NOT NULL
+        )
+        """
+
+
 # IC fuel cards' grey records (switch/grey, docs/terminal-interfaces.md)
 _V11 = GREY_SCHEMA
 
@@ -465,7 +550,7 @@ def render(types: ColumnTypes) -> list[tuple[int, str]]:
         "v1_saf_txn": "\n        CREATE INDEX saf_txn ON saf (txn_id);" if v1 else "",
         "v2_saf_txn": "" if v1 else "CREATE INDEX IF NOT EXISTS saf_txn ON saf (txn_id);\n        ",
     }
-    texts = (_V1, _V2, _V3, _V4, _V5, _V6, _V7, _V8, _V9, _V10, _V11, _V12, _V13)
+    texts = (_V1, _V2, _V3, _V4, _V5, _V6, _V7, _V8, _V9, _V10, _V11, _V12, _V13, _V14)
     return [(n, text.format(**parts)) for n, text in enumerate(texts, start=1)]
 
 

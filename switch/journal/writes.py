@@ -15,6 +15,7 @@ from forecourt.switch.grey.ops import GreyOp
 from forecourt.switch.journal.model import Event, JournalRow
 from forecourt.switch.ledger.ops import LedgerOp
 from forecourt.switch.params.ops import ParamsOp
+from forecourt.switch.recon.ops import ReconOp
 from forecourt.switch.status_records import RecordStatusQuery
 from forecourt.switch.terminals.ops import TerminalOp
 
@@ -309,4 +310,5 @@ WriteOp = (
     | CloseBatch
     | RecordStatusQuery  # status query (switch/status_records.py)
     | DayOp  # the business day's (switch/day/ops.py)
+    | ReconOp  # reconciliation's (switch/recon/ops.py)
 )
