@@ -122,7 +122,7 @@ async def _answers(t: Terminal, count: int, seen: list[str]) -> None:
 
 
 async def test_one_terminals_sign_ons_do_not_hold_back_anothers(tmp_path: Path) -> None:
-    """300 pipelined sign-ons of T1: T2's sign-on is answered while most of T1's are
+    """300 pipelined sign-ons of T1: T2's sign-on is answered while many of T1's are
     still waiting (one lock per terminal; with one lock for all it came after them),
     and T1's keys rotate no more than the limit allows."""
     limit = 4
@@ -146,7 +146,10 @@ async def test_one_terminals_sign_ons_do_not_hold_back_anothers(tmp_path: Path) 
                 answer = await other.sign_on()
                 waiting = 300 - len(seen)
             assert answer.fields["39"] == "800"
-            assert waiting > 150, f"T2 waited for {300 - waiting} of T1's sign-ons"
+            # one lock for every terminal put T2 after all 300 (nothing waiting); with
+            # one per terminal most are still waiting. The margin is wide because the
+            # suite's other worker shares the cores (CI once saw 69 still waiting).
+            assert waiting > 50, f"T2 waited for {300 - waiting} of T1's sign-ons"
         # over the limit: answered 912 without rotating
         assert sorted(set(seen)) == ["800", "912"] and seen.count("800") == limit
         tak_versions = [k.version for k in sut.store.list_keys(T1) if k.key_type is KeyType.TAK]
