@@ -19,6 +19,7 @@ from forecourt.keys.crypto import Algorithm, kcv
 from forecourt.keys.errors import KeyErased, UnknownKey
 from forecourt.keys.lmk import Lmk
 from forecourt.keys.model import MASTER_TYPE, KeyInfo, KeyState, KeyType, OwnerKind
+from forecourt.keys.security_module import KeyRef as ModuleKeyRef
 
 COLUMNS = (
     "id, owner, key_type, algorithm, version, kcv, state, created_at, activated_at,"
@@ -63,6 +64,13 @@ class KeyRow(KeyInfo):
     @property
     def ref(self) -> KeyRef:
         return (self.version, self.kcv)
+
+    def key_ref(self, backend: str = "software") -> ModuleKeyRef:
+        """The row as a security-module reference: its block is the handle (a
+        TR-31 block under the software LMK, or a device's block under its LMK)."""
+        if self.erased:
+            raise KeyErased(f"{self.id} (KCV {self.kcv}) is retired: its key block was erased")
+        return ModuleKeyRef(self.key_type, self.algorithm, self.kcv, self.key_block, backend)
 
     @property
     def erased(self) -> bool:
@@ -213,14 +221,7 @@ class KeyVault:
     ) -> str:
         """Store `key` as a new row; returns its KCV (the only trace of it in logs)."""
         check = kcv(key, algorithm)
-        block = tr31.wrap(
-            self.lmk.key,
-            Algorithm.AES256,
-            key,
-            key_type,
-            algorithm,
-            exportability="N" if key_type.is_master else "E",
-        )
+        block = self.wrap(key, key_type, algorithm)
         tx.execute(
             "INSERT INTO key_entries (id, owner, key_type, algorithm, version, kcv, state,"
             " created_at, activated_at, expires_at, grace_seconds, key_block)"
@@ -241,6 +242,25 @@ class KeyVault:
             ),
         )
         return check
+
+    def wrap(self, key: bytes, key_type: KeyType, algorithm: Algorithm) -> str:
+        """`key` as a TR-31 block under the LMK: a row's `key_block`, and the handle
+        of the software security module's reference to it."""
+        return tr31.wrap(
+            self.lmk.key,
+            Algorithm.AES256,
+            key,
+            key_type,
+            algorithm,
+            exportability="N" if key_type.is_master else "E",
+        )
+
+    def key_ref(self, key: bytes, key_type: KeyType, algorithm: Algorithm) -> ModuleKeyRef:
+        """A software security-module reference to a clear key (a new working key,
+        a key derived from a KEK)."""
+        return ModuleKeyRef(
+            key_type, algorithm, kcv(key, algorithm), self.wrap(key, key_type, algorithm)
+        )
 
     def unwrap(self, row: KeyRow) -> bytes:
         """The clear key of `row`; KeyErased for a retired key (its block is gone)."""

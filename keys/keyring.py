@@ -11,12 +11,16 @@ from __future__ import annotations
 import enum
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Generator
+from typing import TYPE_CHECKING
 
 import attrs
 from forecourt.keys.errors import NoActiveKey
 from forecourt.keys.mac import MacAlgorithm, PreparedMac
 from forecourt.keys.model import KeyState
+
+if TYPE_CHECKING:
+    from forecourt.keys.security_module import KeyRef, SecurityModule
 
 
 class VerifyResult(enum.Enum):
@@ -39,25 +43,56 @@ class MacCheck:
 
 @attrs.frozen(repr=False, eq=False)
 class MacKey:
-    """A prepared MAC key with its place in the rotation."""
+    """A MAC key with its place in the rotation.
+
+    It is held one of two ways: `mac`, a prepared clear key (a terminal or host
+    simulator, which holds its keys by nature), or `ref`, a reference into the
+    security module (the switch: `MacKeyring.check_in` / `generate_in`). The
+    switch's keys from the store carry both under the software backend and only
+    `ref` under a device backend.
+    """
 
     version: int
     kcv: str
     state: KeyState
-    mac: PreparedMac
+    mac: PreparedMac | None = None
     activated_at: float | None = None
     expires_at: float | None = None
     retiring_until: float | None = None
+    ref: KeyRef | None = None
 
     @property
     def algorithm(self) -> MacAlgorithm:
-        return self.mac.algorithm
+        if self.mac is not None:
+            return self.mac.algorithm
+        if self.ref is not None:
+            return MacAlgorithm.for_key(self.ref.algorithm)
+        raise NoActiveKey(f"MAC key v{self.version} has neither a clear key nor a reference")
+
+    def _prepared(self) -> PreparedMac:
+        if self.mac is None:
+            raise NoActiveKey(
+                f"MAC key v{self.version} (KCV {self.kcv}) is held in the security module:"
+                " use the keyring's check_in / generate_in"
+            )
+        return self.mac
 
     def generate(self, data: bytes) -> bytes:
-        return self.mac.generate(data)
+        return self._prepared().generate(data)
 
     def verify(self, data: bytes, mac: bytes) -> bool:
-        return self.mac.verify(data, mac)
+        return self._prepared().verify(data, mac)
+
+    def _module_ref(self) -> KeyRef:
+        if self.ref is None:
+            raise NoActiveKey(f"MAC key v{self.version} (KCV {self.kcv}) has no module reference")
+        return self.ref
+
+    async def generate_in(self, module: SecurityModule, data: bytes) -> bytes:
+        return await module.generate_mac(self._module_ref(), self.algorithm, data)
+
+    async def verify_in(self, module: SecurityModule, data: bytes, mac: bytes) -> bool:
+        return await module.verify_mac(self._module_ref(), self.algorithm, data, mac)
 
     def acceptable(self, now: float) -> bool:
         """Active and not expired, or retiring and still within its grace window."""
@@ -125,13 +160,48 @@ class MacKeyring:
             return True
         return cur.expires_at is not None and t + margin >= cur.expires_at
 
-    def generate(self, data: bytes) -> bytes:
-        """MAC under the current key (answers to the terminal, requests to the host)."""
+    def _current_for_use(self) -> MacKey:
         cur = self.current
         if cur is None:
             raise NoActiveKey(f"{self.owner} has no active MAC key")
         self._uses.add()
-        return cur.generate(data)
+        return cur
+
+    def generate(self, data: bytes) -> bytes:
+        """MAC under the current key (answers to the terminal, requests to the host)."""
+        return self._current_for_use().generate(data)
+
+    async def generate_in(self, module: SecurityModule, data: bytes) -> bytes:
+        """`generate`, the MAC computed by the security module."""
+        return await self._current_for_use().generate_in(module, data)
+
+    def _decide(self, now: float | None, version: int | None) -> Generator[MacKey, bool, MacCheck]:
+        """The verification's decisions, one key at a time: yields each key to try
+        and is sent whether the MAC verified under it. `check` and `check_in` drive
+        it, in this process or in the security module, so the rules live once."""
+        t = self.clock() if now is None else now
+        cur = self.current
+        if (
+            cur is not None
+            and (version is None or version == cur.version)
+            and cur.acceptable(t)
+            and not self._exhausted()
+            and (yield cur)
+        ):
+            self._uses.add()
+            return MacCheck(VerifyResult.OK, cur.version)
+        acceptable = self.acceptable(t)
+        for k in acceptable:
+            if k is not cur and (version is None or version == k.version) and (yield k):
+                return MacCheck(VerifyResult.OK, k.version)
+        if not acceptable:
+            return MacCheck(VerifyResult.KEY_SYNC, None)
+        if version is not None and all(k.version != version for k in acceptable):
+            return MacCheck(VerifyResult.KEY_SYNC, version)
+        for other in (cur, *self.grace, *self.stale):
+            if other is not None and other not in acceptable and (yield other):
+                return MacCheck(VerifyResult.KEY_SYNC, other.version)
+        return MacCheck(VerifyResult.MAC_MISMATCH, None)
 
     def check(
         self, data: bytes, mac: bytes, now: float | None = None, version: int | None = None
@@ -141,29 +211,32 @@ class MacKeyring:
         `version`, when the message names the key version, restricts the search
         to that version: a version that is not acceptable is a key-sync error.
         """
-        t = self.clock() if now is None else now
-        cur = self.current
-        if (
-            cur is not None
-            and (version is None or version == cur.version)
-            and cur.acceptable(t)
-            and not self._exhausted()
-            and cur.verify(data, mac)
-        ):
-            self._uses.add()
-            return MacCheck(VerifyResult.OK, cur.version)
-        acceptable = self.acceptable(t)
-        for k in acceptable:
-            if k is not cur and (version is None or version == k.version) and k.verify(data, mac):
-                return MacCheck(VerifyResult.OK, k.version)
-        if not acceptable:
-            return MacCheck(VerifyResult.KEY_SYNC, None)
-        if version is not None and all(k.version != version for k in acceptable):
-            return MacCheck(VerifyResult.KEY_SYNC, version)
-        for other in (cur, *self.grace, *self.stale):
-            if other is not None and other not in acceptable and other.verify(data, mac):
-                return MacCheck(VerifyResult.KEY_SYNC, other.version)
-        return MacCheck(VerifyResult.MAC_MISMATCH, None)
+        steps = self._decide(now, version)
+        try:
+            key = next(steps)
+            while True:
+                key = steps.send(key.verify(data, mac))
+        except StopIteration as done:
+            result: MacCheck = done.value
+            return result
+
+    async def check_in(
+        self,
+        module: SecurityModule,
+        data: bytes,
+        mac: bytes,
+        now: float | None = None,
+        version: int | None = None,
+    ) -> MacCheck:
+        """`check`, each MAC verified by the security module under the key's reference."""
+        steps = self._decide(now, version)
+        try:
+            key = next(steps)
+            while True:
+                key = steps.send(await key.verify_in(module, data, mac))
+        except StopIteration as done:
+            result: MacCheck = done.value
+            return result
 
     def verify(
         self, data: bytes, mac: bytes, now: float | None = None, version: int | None = None

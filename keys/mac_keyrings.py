@@ -39,6 +39,7 @@ class MacKeyrings:
             activated_at=row.activated_at,
             expires_at=row.expires_at,
             retiring_until=row.retiring_until,
+            ref=row.key_ref(),
         )
 
     def of_rows(self, owner: str, rows: Sequence[KeyRow], now: float) -> MacKeyring:
@@ -81,6 +82,7 @@ class MacKeyrings:
             mac=prepare_mac(new_mac.key, MacAlgorithm.for_key(new_mac.algorithm)),
             activated_at=now,
             expires_at=now + self.policy.max_age,
+            ref=self.vault.key_ref(new_mac.key, new_mac.key_type, new_mac.algorithm),
         )
         graces = list(old.grace)
         if old.current is not None:

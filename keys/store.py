@@ -18,7 +18,7 @@ from pathlib import Path
 
 from forecourt.keys import audit, key_rows, owners, provisioning, stamp
 from forecourt.keys.backend import Backend
-from forecourt.keys.crypto import Family
+from forecourt.keys.crypto import Family, working_algorithm_under
 from forecourt.keys.dukpt_store import DukptRegistry
 from forecourt.keys.errors import InvalidKey, UnknownKey, UnknownOwner
 from forecourt.keys.key_change import ChangedKey, KeyChange
@@ -41,7 +41,8 @@ from forecourt.keys.model import (
 )
 from forecourt.keys.pin import PinKey, SoftwarePinTranslator
 from forecourt.keys.rotation import Rotation
-from forecourt.keys.sign_on import sign_on_mac
+from forecourt.keys.security_module import KeyRef as ModuleKeyRef
+from forecourt.keys.sign_on import sign_on_key, sign_on_mac
 from forecourt.keys.stamp import default_data_dir
 from forecourt.keys.wallet_secrets import WalletSecrets
 
@@ -352,6 +353,24 @@ class KeyStore:
         if row is None:
             return None
         return PinKey(self._vault.unwrap(row), row.algorithm, row.version)
+
+    def pin_ref(self, owner: str) -> ModuleKeyRef | None:
+        """The owner's active PIN key (TPK / ZPK) as a security-module reference,
+        for the switch's PIN translation; None when it has none. Raises UnknownOwner."""
+        with self._db.read() as tx:
+            kind = owners.kind_of(tx, owner)
+            row = key_rows.active(tx, owner, PIN_TYPE[kind])
+        return None if row is None else row.key_ref()
+
+    def sign_on_ref(self, terminal_id: str) -> ModuleKeyRef:
+        """The terminal's sign-on key (`sign_on_mac`) as a security-module reference.
+        Raises UnknownOwner for anything but a registered terminal."""
+        with self._db.read() as tx:
+            if owners.kind_of(tx, terminal_id) is not OwnerKind.TERMINAL:
+                raise UnknownOwner(terminal_id)
+            algorithm, kek = self._vault.master(tx, terminal_id, OwnerKind.TERMINAL)
+        key = sign_on_key(kek, terminal_id, algorithm)
+        return self._vault.key_ref(key, KeyType.TAK, working_algorithm_under(algorithm))
 
     def export_zone_keys(
         self, name: str, *, actor: str = "api", now: float | None = None

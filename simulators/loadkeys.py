@@ -68,7 +68,7 @@ def _from_store(
             current = store.mac_keyring(terminal_id).current
             if current is None:
                 raise LoadKeyError(f"terminal {terminal_id} has no active TAK")
-            out[terminal_id] = current.mac.generate
+            out[terminal_id] = current.generate
         return out
     finally:
         store.close()
