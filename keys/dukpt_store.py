@@ -22,9 +22,10 @@ from forecourt.keys import audit, dukpt_aes, dukpt_tdes, owners
 from forecourt.keys.backend import Backend, Tx
 from forecourt.keys.crypto import Algorithm, kcv
 from forecourt.keys.errors import InvalidKey, UnknownKey, UnknownOwner
-from forecourt.keys.key_rows import KeyVault, active
+from forecourt.keys.key_rows import active
 from forecourt.keys.model import KeyState, KeyType, OwnerKind
 from forecourt.keys.security_module import KeyRef
+from forecourt.keys.vault import Vault
 
 __all__ = [
     "DukptRegistry",
@@ -116,7 +117,7 @@ def remaining_counters(scheme: DukptScheme, counter: int) -> int:
 class DukptRegistry:
     """BDKs and DUKPT terminals in one key store (`KeyStore.dukpt()`)."""
 
-    def __init__(self, backend: Backend, vault: KeyVault) -> None:
+    def __init__(self, backend: Backend, vault: Vault) -> None:
         self._db = backend
         self._vault = vault
 
@@ -146,7 +147,7 @@ class DukptRegistry:
             row = active(tx, name, KeyType.BDK)
         if row is None:
             raise UnknownKey(f"no BDK named {name!r}: add it with 'forecourt keys add-bdk'")
-        return KeyRef(KeyType.BDK, row.algorithm, row.kcv, row.key_block)
+        return KeyRef(KeyType.BDK, row.algorithm, row.kcv, row.key_block, self._vault.backend)
 
     def working_ref(self, owner: str, key_type: KeyType) -> KeyRef | None:
         """An owner's active key (e.g. a link's ZPK) as a software-module reference."""
@@ -154,7 +155,7 @@ class DukptRegistry:
             row = active(tx, owner, key_type)
         if row is None or row.erased:
             return None
-        return KeyRef(key_type, row.algorithm, row.kcv, row.key_block)
+        return KeyRef(key_type, row.algorithm, row.kcv, row.key_block, self._vault.backend)
 
     # -- terminals -------------------------------------------------------------
 
