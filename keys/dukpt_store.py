@@ -22,8 +22,9 @@ from forecourt.keys import audit, dukpt_aes, dukpt_tdes, owners
 from forecourt.keys.backend import Backend, Tx
 from forecourt.keys.crypto import Algorithm, kcv
 from forecourt.keys.errors import InvalidKey, UnknownKey, UnknownOwner
-from forecourt.keys.key_rows import active
+from forecourt.keys.key_rows import active, insert_row
 from forecourt.keys.model import KeyState, KeyType, OwnerKind
+from forecourt.keys.payshield_vault import PayShieldVault
 from forecourt.keys.security_module import KeyRef
 from forecourt.keys.vault import Vault
 
@@ -137,6 +138,29 @@ class DukptRegistry:
             owners.register(tx, name, OwnerKind.BDK, now)
             check = self._vault.insert(
                 tx, name, KeyType.BDK, algorithm, 1, key, KeyState.ACTIVE, now, 0.0
+            )
+            audit.record(tx, now, actor, "add-bdk", name, KeyType.BDK, new=(1, check))
+        return check
+
+    def add_bdk_block(
+        self, name: str, algorithm: Algorithm, block: str, expected_kcv: str, now: float, actor: str
+    ) -> str:
+        """A BDK formed at a payment HSM's console, as its block (payshield store):
+        checked by the HSM (usage B0, its LMK, BU's KCV) before it is stored."""
+        if not isinstance(self._vault, PayShieldVault):
+            raise InvalidKey(
+                "--bdk-block: a key block from an HSM console goes into a payshield store;"
+                " this store is software: give the components instead"
+            )
+        owners.check_acquirer_name(name)
+        if algorithm not in (*DukptScheme.AES.bdk_algorithms, Algorithm.TDES2):
+            raise InvalidKey("a BDK is 2-key TDES (TDES DUKPT) or AES-128/192/256 (AES DUKPT)")
+        check = self._vault.admit(block, KeyType.BDK, algorithm, expected_kcv)
+        with self._db.write() as tx:
+            self._ensure(tx)
+            owners.register(tx, name, OwnerKind.BDK, now)
+            insert_row(
+                tx, name, KeyType.BDK, algorithm, 1, block.strip(), check, KeyState.ACTIVE, now, 0.0
             )
             audit.record(tx, now, actor, "add-bdk", name, KeyType.BDK, new=(1, check))
         return check

@@ -195,3 +195,14 @@ def test_retiring_erases_the_hsm_block(store: tuple[KeyStore, bytes], clock: Clo
     taks = {r.version: r for r in rows(s) if r.key_type is KeyType.TAK}
     assert taks[1].state is KeyState.RETIRED and taks[1].erased
     assert taks[4].state is KeyState.ACTIVE and taks[4].key_block.startswith("S")
+
+
+def test_a_bdk_formed_at_the_console(store: tuple[KeyStore, bytes], hsm: ThreadedHsm) -> None:
+    s, _ = store
+    clear, block, check = console(hsm.lmk, "B0", Algorithm.TDES2)
+    with pytest.raises(KeyBlockInvalid, match="usage K0"):
+        _, kek_block, kek_kcv = console(hsm.lmk, "K0", Algorithm.TDES2)
+        s.dukpt().add_bdk_block("bdk1", Algorithm.TDES2, kek_block, kek_kcv, 0.0, "test")
+    assert s.dukpt().add_bdk_block("bdk1", Algorithm.TDES2, block, check, 0.0, "test") == check
+    ref = s.dukpt().bdk_ref("bdk1")
+    assert ref.backend == "payshield" and open_block(hsm.lmk.key, ref.handle).key == clear
