@@ -32,10 +32,12 @@ __all__ = [
     "check_content",
     "decode",
     "encode",
+    "encode_for_mac",
     "encode_with_mac",
     "get_dialect",
     "identify",
     "mac_input",
+    "put_mac",
 ]
 
 DIALECT_NAMES: tuple[str, ...] = (ifsf.NAME, iso87ascii.NAME, iso87bcd.NAME)
@@ -184,14 +186,25 @@ def encode_with_mac(dialect: Dialect, msg: Message, mac: Callable[[bytes], bytes
     MAC field is removed. The MAC field is always last, so the MAC input is
     everything before the last 8 bytes.
     """
+    raw = encode_for_mac(dialect, msg)
+    return put_mac(raw, mac(raw[:-MAC_LENGTH]))
+
+
+def encode_for_mac(dialect: Dialect, msg: Message) -> bytes:
+    """`msg` encoded with an 8-byte placeholder in its MAC field (as `encode_with_mac`),
+    for a MAC computed elsewhere (a security module, awaited): the MAC covers
+    `mac_input` of it, and `put_mac` puts it in."""
     field = _mac_field_for(msg)
     other = "64" if field == "128" else "128"
     fields = {k: v for k, v in msg.fields.items() if k != other}
     fields[field] = "00" * MAC_LENGTH
-    raw = encode(dialect, Message(msg.mti, fields))
-    code = mac(raw[:-MAC_LENGTH])
+    return encode(dialect, Message(msg.mti, fields))
+
+
+def put_mac(raw: bytes, code: bytes) -> bytes:
+    """`raw` from `encode_for_mac` with `code` in place of its placeholder."""
     if len(code) != MAC_LENGTH:
-        raise EncodeError(field, f"MAC function returned {len(code)} bytes, expected 8")
+        raise EncodeError("mac", f"MAC function returned {len(code)} bytes, expected 8")
     return raw[:-MAC_LENGTH] + bytes(code)
 
 

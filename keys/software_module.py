@@ -65,13 +65,20 @@ class BoundedCache(Generic[_V]):
         return len(self._entries)
 
     def get(self, key: str, make: Callable[[], _V]) -> _V:
+        found = self.find(key)
+        return found if found is not None else self.put(key, make())
+
+    def find(self, key: str) -> _V | None:
+        """The entry (now the most recent), or None; no closure to build on the hot path."""
         found = self._entries.get(key)
         if found is not None:
             self._entries.move_to_end(key)
             self.hits += 1
-            return found
+        return found
+
+    def put(self, key: str, value: _V) -> _V:
+        """Keep `value` (a miss), the least recent entry out past `size`."""
         self.misses += 1
-        value = make()
         self._entries[key] = value
         if len(self._entries) > self._size:
             self._entries.popitem(last=False)
@@ -128,16 +135,20 @@ class SoftwareModule:
             raise _refuse(operation, f"{ref.key_type.value} key block does not open") from None
 
     def _mac_key(self, ref: KeyRef, algorithm: MacAlgorithm, operation: str) -> PreparedMac:
-        prepared = self._macs.get(
-            f"{algorithm.value}:{ref.handle}",
-            lambda: prepare_mac(self._clear(ref, operation), algorithm),
-        )
+        # keyed by the handle itself: the reference's string keeps its hash, so a hit
+        # costs one dict lookup (no key string built per MAC, no closure)
+        prepared = self._macs.find(ref.handle)
+        if prepared is None or prepared.algorithm is not algorithm:
+            prepared = self._macs.put(
+                ref.handle, prepare_mac(self._clear(ref, operation), algorithm)
+            )
         return prepared
 
     def _pin_key(self, ref: KeyRef, operation: str) -> PinKey:
-        return self._pins.get(
-            ref.handle, lambda: PinKey(self._clear(ref, operation), ref.algorithm)
-        )
+        found = self._pins.find(ref.handle)
+        if found is None:
+            found = self._pins.put(ref.handle, PinKey(self._clear(ref, operation), ref.algorithm))
+        return found
 
     # -- the protocol ----------------------------------------------------------------
 

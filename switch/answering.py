@@ -1,10 +1,12 @@
-"""Encoding what goes back to a terminal: MAC'd under its current TAK, and counted."""
+"""Encoding what goes back to a terminal: MAC'd under its current TAK (in the security
+module), and counted."""
 
 from __future__ import annotations
 
 from forecourt.codecs.action_codes import Outcome
-from forecourt.codecs.dialect import Dialect, encode, encode_with_mac
+from forecourt.codecs.dialect import Dialect, encode, encode_for_mac, mac_input, put_mac
 from forecourt.codecs.message import Message
+from forecourt.keys.security_module import ModuleUnavailable
 from forecourt.switch.answers import local_answer
 from forecourt.switch.context import ListenerContext, TerminalKeys
 from forecourt.switch.metrics import SwitchMetrics
@@ -34,8 +36,18 @@ class TerminalAnswers:
                 return maced if maced is not None else encode(ctx.dialect, answer)
             tak = await self._keys.answer_mac(terminal_id)
             if tak is not None:
-                return encode_with_mac(ctx.dialect, answer, tak.generate)
+                raw = encode_for_mac(ctx.dialect, answer)
+                return put_mac(raw, await tak.generate_in(self._keys.module, mac_input(raw)))
         return encode(ctx.dialect, answer)
+
+    async def refusal(self, ctx: ListenerContext, terminal_id: str, answer: Message) -> bytes:
+        """A refusal, MAC'd when the module answers; without a MAC when it cannot be
+        reached (the terminal hears the refusal rather than nothing: it carries no
+        approval to protect)."""
+        try:
+            return await self.maced(ctx, terminal_id, answer)
+        except ModuleUnavailable:
+            return encode(ctx.dialect, answer)
 
     async def local(
         self, ctx: ListenerContext, request: Message, terminal_id: str, outcome: Outcome

@@ -28,6 +28,7 @@ __all__ = [
     "Authoriser",
     "AuthoriserBusy",
     "AuthoriserError",
+    "AuthoriserKeysUnavailable",
     "AuthoriserTimeout",
     "AuthoriserUnavailable",
     "BeforeSend",
@@ -46,6 +47,17 @@ class AuthoriserUnavailable(AuthoriserError):
 
 class AuthoriserBusy(AuthoriserUnavailable):
     """The authoriser's in-flight cap is reached (912/91 at once, no queueing)."""
+
+
+class AuthoriserKeysUnavailable(AuthoriserUnavailable):
+    """Nothing left the switch: the request's MAC could not be computed in the
+    security module (unreachable, or it refused the key). 909/96 to a terminal,
+    not 912: the party is not at fault and stand-in is not tried (docs/hsm.md)."""
+
+    def __init__(self, name: str, code: str, *, unavailable: bool) -> None:
+        super().__init__(name)
+        self.code = code  # the module's error code ("deadline", "connection", "10", ...)
+        self.unavailable = unavailable  # ModuleUnavailable: not reached in time
 
 
 class AuthoriserTimeout(AuthoriserError):

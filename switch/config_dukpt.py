@@ -8,8 +8,9 @@ from __future__ import annotations
 import attrs
 from forecourt.switch.config_reading import ConfigTable
 
-# `payshield` and `pkcs11` are other backends' (docs/hsm.md); this build has `software`
-BACKENDS = ("software",)
+# the backends the switch builds (switch/module_backend.py); `pkcs11` is a backend of
+# keys/ the switch does not build yet (docs/hsm.md)
+BACKENDS = ("software", "payshield")
 DUKPT_SCHEMES = ("aes", "tdes")
 # where the KSN travels: ifsf field 48 sub-element 29 (b12 / b10), or field 53 (LL b..48)
 KSN_FIELDS = ("48.29", "53")
@@ -54,11 +55,19 @@ def read_dukpt_group(t: ConfigTable) -> DukptGroup | None:
 def read_module_settings(t: ConfigTable) -> ModuleSettings:
     """`[keys] backend` and the DUKPT cache settings (from the `[keys]` table)."""
     backend = t.str_("backend", "software")
-    if backend not in BACKENDS:
+    if backend == "pkcs11":
         raise t.error(
             "backend",
-            f'"{backend}" is not built into this version: use "software"'
-            " (payshield and pkcs11 are separate backends, docs/hsm.md)",
+            '"pkcs11" is not wired into the switch yet: use "software" or "payshield"'
+            " (docs/hsm.md)",
+        )
+    if backend not in BACKENDS:
+        raise t.error("backend", f'"{backend}" is not a backend: use "software" or "payshield"')
+    if backend == "payshield" and not t.has("payshield"):
+        raise t.error(
+            "backend",
+            '"payshield" needs a [keys.payshield] table naming the HSM (host, port):'
+            " conf/examples/payshield.toml",
         )
     return ModuleSettings(
         backend=backend,

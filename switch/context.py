@@ -14,15 +14,23 @@ from forecourt.switch.stand_in import StandInPolicy
 from forecourt.switch.transaction import TxnRecord
 
 if TYPE_CHECKING:
+    from forecourt.keys.security_module import SecurityModule
     from forecourt.switch.grey.service import IcCards
 
 
 class MacGenerator(Protocol):
-    def generate(self, data: bytes) -> bytes: ...
+    """A terminal's TAK keyring: the MAC of an answer, computed in the security module."""
+
+    async def generate_in(self, module: SecurityModule, data: bytes) -> bytes: ...
 
 
 class TerminalKeys(Protocol):
     """What the pipeline needs of the key store (see switch/terminal_keys)."""
+
+    @property
+    def module(self) -> SecurityModule:
+        """The switch's security module: every MAC and PIN operation goes through it."""
+        ...
 
     def is_known(self, terminal_id: str) -> bool: ...
 

@@ -116,12 +116,14 @@ def _prepare_keys(data_dir: Path) -> tuple[Lmk, bytes, PinKey | None]:
             payload = store.rotate(ACQUIRER, actor="demo", activate=True, grace=0.0).payload
         else:
             payload = store.add_acquirer(ACQUIRER, (TEST_ZMK_1, TEST_ZMK_2), actor="demo").payload
-        zpk = store.pin_key(ACQUIRER)
         prepare_dukpt(store)
     finally:
         store.close()
     zmk = adjust_parity(xor(TEST_ZMK_1, TEST_ZMK_2))
-    return lmk, install_key_change(zmk, payload).get(KeyType.ZAK).key, zpk
+    # the acquirer's side takes both keys from the key change under the ZMK, as a host does
+    delivered = install_key_change(zmk, payload)
+    zpk = delivered.get(KeyType.ZPK)
+    return lmk, delivered.get(KeyType.ZAK).key, PinKey(zpk.key, zpk.algorithm, zpk.version)
 
 
 def demo_config(

@@ -1,11 +1,14 @@
 """The switch's DUKPT side at start: built only when a terminal group has `dukpt`,
 with every group's BDK looked up first, so a missing BDK is one line at start
-rather than a declined transaction later."""
+rather than a declined transaction later. It uses the switch's one security
+module (switch/module_backend.py), which must be the software one: the payshield
+backend has no DUKPT MAC command (docs/hsm.md)."""
 
 from __future__ import annotations
 
 import trio
 from forecourt.keys.errors import UnknownKey
+from forecourt.keys.security_module import SecurityModule
 from forecourt.keys.software_module import SoftwareModule
 from forecourt.keys.store import KeyStore
 from forecourt.switch.config import SwitchConfig
@@ -15,13 +18,24 @@ from prometheus_client import CollectorRegistry
 
 
 async def dukpt_terminals_for(
-    config: SwitchConfig, store: KeyStore, registry: CollectorRegistry
+    config: SwitchConfig,
+    store: KeyStore,
+    registry: CollectorRegistry,
+    module: SecurityModule | None = None,
 ) -> DukptTerminals | None:
     groups = [(i, g) for i, g in enumerate(config.terminal_groups) if g.dukpt is not None]
     if not groups:
         return None
     settings = config.keys.module
-    module = SoftwareModule(store.lmk, initial_key_cache_size=settings.dukpt_initial_key_cache)
+    if module is None:
+        module = SoftwareModule(store.lmk, initial_key_cache_size=settings.dukpt_initial_key_cache)
+    if not isinstance(module, SoftwareModule):
+        raise ConfigError(
+            f"terminal_groups[{groups[0][0]}].dukpt",
+            f'DUKPT terminals need backend = "software": the {module.name} backend has'
+            " no DUKPT MAC command (docs/hsm.md)",
+            config.source,
+        )
     terminals = DukptTerminals(store, module, registry, settings)
     for i, group in groups:
         assert group.dukpt is not None

@@ -24,6 +24,7 @@ from forecourt.codecs.message import Message
 from forecourt.codecs.mti import RequestKey, is_request, mti_class
 from forecourt.codecs.payment_code import masked_payment_code
 from forecourt.keys.errors import KeysError, UnknownOwner
+from forecourt.keys.security_module import ModuleUnavailable
 from forecourt.switch import transmission_time as field7
 from forecourt.switch.answering import TerminalAnswers
 from forecourt.switch.answers import local_answer
@@ -183,7 +184,19 @@ class Pipeline:
             if isinstance(exc, UnknownTerminal) or terminal_id is None:
                 return Reply(self.answers.plain(dialect, answer))
             self.answers.count(answer)
-            return Reply(await self.answers.maced(ctx, terminal_id, answer))
+            return Reply(await self.answers.refusal(ctx, terminal_id, answer))
+        except ModuleUnavailable as exc:
+            # the security module cannot be reached in time: 909 / 96, unMAC'd (it
+            # cannot MAC either), and nothing went upstream (docs/hsm.md)
+            self.metrics.rejections.labels(reason="security_module_unavailable").inc()
+            self.warnings.warn(
+                "security_module_unavailable", terminal_id=terminal_id, stan=stan, code=exc.code
+            )
+            return Reply(
+                self.answers.plain(
+                    dialect, local_answer(request, dialect.family, Outcome.SYSTEM_MALFUNCTION)
+                )
+            )
         except KeysError as exc:
             # listed in the group but not in the key store, a key gone: this terminal only
             self.metrics.rejections.labels(reason="key_store").inc()

@@ -20,6 +20,8 @@ from forecourt.codecs.dialect import get_dialect
 from forecourt.keys.errors import UnknownOwner
 from forecourt.keys.lmk import Lmk
 from forecourt.keys.model import KeyPolicy
+from forecourt.keys.payshield_module import PayShieldModule
+from forecourt.keys.security_module import SecurityModule
 from forecourt.keys.store import KeyStore
 from forecourt.switch.authorisers import AuthoriserDeps, build_authorisers
 from forecourt.switch.config import ConfigError, ListenerConfig, SwitchConfig
@@ -35,6 +37,8 @@ from forecourt.switch.listener import Listener, ListenerUnavailable
 from forecourt.switch.matching import TerminalRequests
 from forecourt.switch.metrics import SwitchMetrics
 from forecourt.switch.metrics_endpoint import serve_metrics
+from forecourt.switch.metrics_hsm import register_security_module
+from forecourt.switch.module_backend import device_module, switch_module, watch_module
 from forecourt.switch.params.catalogue import ParamsCatalogue
 from forecourt.switch.pipeline import Pipeline
 from forecourt.switch.recovery import recover
@@ -71,7 +75,7 @@ async def _load_zone_keys(config: SwitchConfig, keys: KeyringCache) -> None:
         if acquirer.kind != "iso8583" or not acquirer.mac:  # only ISO 8583 links MAC
             continue
         try:
-            await keys.keyring(acquirer.name)
+            ring = await keys.keyring(acquirer.name)
         except UnknownOwner:
             raise ConfigError(
                 f"acquirers[{i}].mac",
@@ -79,6 +83,15 @@ async def _load_zone_keys(config: SwitchConfig, keys: KeyringCache) -> None:
                 f"`forecourt keys add-acquirer {acquirer.name}`, or set mac = false",
                 config.source,
             ) from None
+        ref = ring.current.ref if ring.current is not None else None
+        if ref is not None and ref.backend != keys.module.name:
+            raise ConfigError(
+                "keys.backend",
+                f"the ZAK of {acquirer.name!r} is a {ref.backend} key and the switch's"
+                f" security module is {keys.module.name}: keys must be held by the"
+                " configured backend (docs/hsm.md)",
+                config.source,
+            )
 
 
 def listener_context(config: SwitchConfig, listener: ListenerConfig) -> ListenerContext:
@@ -121,6 +134,7 @@ async def run_switch(
     reuse_port: bool = False,
     tls: TlsContexts | None = None,
     instance_lock_fd: int | None = None,
+    module: SecurityModule | None = None,
     task_status: trio.TaskStatus[RunningSwitch] = trio.TASK_STATUS_IGNORED,
 ) -> None:
     """Take the instance lock first (`InstanceInUse` if another process holds it), then run.
@@ -128,11 +142,15 @@ async def run_switch(
     Nothing is opened, read or written before the lock is held: a second process on a
     live data directory or node name never runs recovery on the first's journal.
     `instance_lock_fd`: the lock file a `serve --workers` supervisor already holds.
+    `module`: a security module the caller built (a test's observed one); by
+    default the configured backend's (switch/module_backend.py).
     """
-    async with instance_held(config, instance_lock_fd) as instance:
+    async with instance_held(config, instance_lock_fd) as instance, device_module(config) as device:
         await _run_switch(
             config,
             instance,
+            device=device,
+            module=module,
             stop=stop,
             lmk=lmk,
             cluster=cluster,
@@ -146,6 +164,8 @@ async def _run_switch(
     config: SwitchConfig,
     instance: InstanceLock,
     *,
+    device: PayShieldModule | None = None,
+    module: SecurityModule | None = None,
     stop: trio.Event,
     lmk: Lmk | None = None,
     cluster: bool | None = None,
@@ -180,11 +200,17 @@ async def _run_switch(
         )
     )
     lmk = store.lmk
+    if module is None:  # the process's one (switch/module_backend.py)
+        module = switch_module(config, lmk, device)
+    if device is not None:
+        register_security_module(metrics.registry, device.status)
     try:
-        keys = KeyringCache(store, config.keys.rotations_per_minute, config.keys.sign_on_window_s)
+        keys = KeyringCache(
+            store, config.keys.rotations_per_minute, config.keys.sign_on_window_s, module
+        )
         await keys.load()
         await _load_zone_keys(config, keys)
-        keys.dukpt = await dukpt_terminals_for(config, store, metrics.registry)
+        keys.dukpt = await dukpt_terminals_for(config, store, metrics.registry, module)
         async with open_journal(config, saf_key=saf_data_key(lmk), node=config.node) as journal:
             journal.on_batch = metrics.journal_batch
             authorisers = build_authorisers(
@@ -250,7 +276,7 @@ async def _run_switch(
                 lst.reuse_port = reuse_port
 
             def health() -> dict[str, object]:
-                return health_report(listeners, authorisers, journal)
+                return health_report(listeners, authorisers, journal, device)
 
             async with trio.open_nursery() as outer:
                 for link in authorisers.values():
@@ -286,6 +312,8 @@ async def _run_switch(
                 # every backend: a terminal added by `keys add-terminal` (another
                 # process) or a rotation elsewhere is known within the watch period
                 outer.start_soon(keys.watch)
+                if device is not None:  # its health with no traffic, and its recovery
+                    outer.start_soon(watch_module, device)
                 metrics_port: int | None = None
                 if config.metrics.enabled:
                     metrics_port = await outer.start(

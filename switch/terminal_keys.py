@@ -1,9 +1,13 @@
-"""The switch's cache of MAC keyrings and PIN keys over the key store.
+"""The switch's cache of MAC keyrings and PIN keys over the key store, and its
+security module.
 
 The store is the truth and lives on disk (or in PostgreSQL); the hot path must not
 touch it, so each terminal's and link's keyring, and its TPK or ZPK, is loaded
-once and replaced when the switch itself rotates the keys. Verification and PIN
-translation run in the trio thread: they cost microseconds, a thread hop more.
+once and replaced when the switch itself rotates the keys. Keys are held as
+`KeyRef`s: every MAC, sign-on proof and PIN translation is the security module's
+(`module`, one per switch process, switch/module_backend.py). The software
+backend's calls are coroutines that never suspend: they run in the trio thread,
+cost microseconds, and a thread hop would cost more.
 """
 
 from __future__ import annotations
@@ -19,8 +23,9 @@ from forecourt.codecs.family import Family
 from forecourt.codecs.message import Message
 from forecourt.keys.errors import KeysError, UnknownOwner
 from forecourt.keys.keyring import MacKeyring, VerifyResult
-from forecourt.keys.mac import PreparedMac
-from forecourt.keys.pin import PinKey
+from forecourt.keys.mac import MacAlgorithm
+from forecourt.keys.security_module import KeyRef, ModuleError, ModuleUnavailable, SecurityModule
+from forecourt.keys.software_module import SoftwareModule
 from forecourt.keys.store import KeyStore
 from forecourt.switch.zone_pins import ZonePins
 
@@ -36,32 +41,45 @@ _VERDICTS = {
 }
 
 
+# a module's refusal of a MAC key's block (payShield 10: it does not authenticate
+# under the LMK; the software backend's own): a key-exchange matter, 917 (docs/hsm.md)
+_KEY_REFUSED = frozenset({"10", "software"})
+
+
 class ZoneMac:
-    """A link's ZAK keyring as one MAC key: generate with the current, verify any acceptable."""
+    """A link's ZAK keyring as one MAC key, in the security module: generate with the
+    current key, verify under any acceptable one."""
 
-    __slots__ = ("_ring",)
+    __slots__ = ("_module", "_ring")
 
-    def __init__(self, ring: MacKeyring) -> None:
+    def __init__(self, ring: MacKeyring, module: SecurityModule) -> None:
         self._ring = ring
+        self._module = module
 
-    def generate(self, data: bytes) -> bytes:
-        return self._ring.generate(data)
+    async def generate(self, data: bytes) -> bytes:
+        return await self._ring.generate_in(self._module, data)
 
-    def verify(self, data: bytes, mac: bytes) -> bool:
-        return self._ring.verify(data, mac) is VerifyResult.OK
+    async def verify(self, data: bytes, mac: bytes) -> bool:
+        return (await self._ring.check_in(self._module, data, mac)).ok
 
 
 class KeyringCache:
     """One owner of cached keyrings per switch process."""
 
     def __init__(
-        self, store: KeyStore, rotations_per_minute: int = 6, sign_on_window_s: float = 600.0
+        self,
+        store: KeyStore,
+        rotations_per_minute: int = 6,
+        sign_on_window_s: float = 600.0,
+        module: SecurityModule | None = None,
     ) -> None:
         self._store = store
+        # the process's one security module (the server's); alone, the software one
+        self.module: SecurityModule = module if module is not None else SoftwareModule(store.lmk)
         self._rings: dict[str, MacKeyring] = {}
         self._registered: set[str] = set()
-        self._sign_on_macs: dict[str, PreparedMac] = {}
-        self._pin_keys: dict[str, PinKey | None] = {}
+        self._sign_on_refs: dict[str, KeyRef] = {}
+        self._pin_refs: dict[str, KeyRef | None] = {}
         self._zone_pins = ZonePins(self)
         # per terminal that signed on: its lock and its rotations of the last minute
         self._locks: dict[str, trio.Lock] = {}
@@ -107,24 +125,36 @@ class KeyringCache:
         return self._rings.get(owner)
 
     async def verify(self, terminal_id: str, data: bytes, mac: bytes) -> str:
+        """ "ok", "mismatch" or "key_sync" for a request's MAC under the terminal's
+        TAKs, each tried in the module. ModuleUnavailable (and a refusal other than
+        of the key) goes to the session boundary: 909 / 96, never a MAC failure."""
         ring = await self.keyring(terminal_id)
-        return _VERDICTS[ring.verify(data, mac)]
+        try:
+            check = await ring.check_in(self.module, data, mac)
+        except ModuleUnavailable:
+            raise
+        except ModuleError as exc:
+            if exc.code not in _KEY_REFUSED:
+                raise
+            log.warning("mac_key_refused_by_module", terminal_id=terminal_id, code=exc.code)
+            return "key_sync"
+        return _VERDICTS[check.result]
 
     async def answer_mac(self, terminal_id: str) -> MacKeyring | None:
         ring = await self.keyring(terminal_id)
         return ring if ring.current is not None else None
 
-    async def pin_key(self, owner: str) -> PinKey | None:
-        """The owner's active TPK / ZPK, cached; None when it has none (or the
-        key store does not know the owner, e.g. a link with no keys)."""
-        if owner in self._pin_keys:
-            return self._pin_keys[owner]
+    async def pin_ref(self, owner: str) -> KeyRef | None:
+        """The owner's active TPK / ZPK as a module reference, cached; None when it
+        has none (or the key store does not know the owner, e.g. a link with no keys)."""
+        if owner in self._pin_refs:
+            return self._pin_refs[owner]
         try:
-            key = await trio.to_thread.run_sync(self._store.pin_key, owner)
+            ref = await trio.to_thread.run_sync(self._store.pin_ref, owner)
         except UnknownOwner:
-            key = None
-        self._pin_keys[owner] = key
-        return key
+            ref = None
+        self._pin_refs[owner] = ref
+        return ref
 
     async def pin_upstream(self, message: Message, terminal_id: str, link: str) -> Message:
         """Field 52 under `link`'s ZPK, or no PIN data (see `zone_pins`; a DUKPT
@@ -141,11 +171,22 @@ class KeyringCache:
         on a message sent (field 7, `sent_at`) within the window and never taken
         before. A MAC proves who, not when: without this, a sign-on copied off the
         wire would rotate the terminal's keys again and again."""
-        key = self._sign_on_macs.get(terminal_id)
-        if key is None:
-            key = await trio.to_thread.run_sync(self._store.sign_on_mac, terminal_id)
-            self._sign_on_macs[terminal_id] = key
-        if not key.verify(data, mac):
+        ref = self._sign_on_refs.get(terminal_id)
+        if ref is None:
+            ref = await trio.to_thread.run_sync(self._store.sign_on_ref, terminal_id)
+            self._sign_on_refs[terminal_id] = ref
+        try:
+            proved = await self.module.verify_mac(
+                ref, MacAlgorithm.for_key(ref.algorithm), data, mac
+            )
+        except ModuleUnavailable:
+            raise
+        except ModuleError as exc:
+            if exc.code not in _KEY_REFUSED:
+                raise
+            log.warning("sign_on_key_refused_by_module", terminal_id=terminal_id, code=exc.code)
+            return "key_sync"
+        if not proved:
             return "mismatch"
         window = self._window_s
         if window <= 0:
@@ -191,7 +232,7 @@ class KeyringCache:
                 lambda: self._store.mark_delivered(change, actor="switch")
             )
             self._rings[terminal_id] = ring
-            self._pin_keys.pop(terminal_id, None)
+            self._pin_refs.pop(terminal_id, None)
         log.info(
             "working_keys_delivered",
             terminal_id=terminal_id,
@@ -204,12 +245,12 @@ class KeyringCache:
     def zone_mac(self, link: str) -> ZoneMac | None:
         """The ZAK of an acquirer link as the link uses it; None until loaded."""
         ring = self._rings.get(link)
-        return ZoneMac(ring) if ring is not None else None
+        return ZoneMac(ring, self.module) if ring is not None else None
 
     async def reload(self, owners: set[str]) -> None:
         """Replace the cached keyrings of `owners` from the store (rotated elsewhere)."""
         for owner in owners:
-            self._pin_keys.pop(owner, None)
+            self._pin_refs.pop(owner, None)
             if owner in self._rings:
                 ring = await trio.to_thread.run_sync(self._store.mac_keyring, owner)
                 self._rings[owner] = ring
@@ -232,8 +273,8 @@ class KeyringCache:
     def forget(self, owner: str) -> None:
         """Drop a cached keyring (a rotation made elsewhere, e.g. the CLI)."""
         self._rings.pop(owner, None)
-        self._sign_on_macs.pop(owner, None)
-        self._pin_keys.pop(owner, None)
+        self._sign_on_refs.pop(owner, None)
+        self._pin_refs.pop(owner, None)
 
 
 def field7_age(field7: str | None, now: float) -> float | None:

@@ -20,6 +20,7 @@ from forecourt.switch.authoriser import (
     Authoriser,
     AuthoriserBusy,
     AuthoriserError,
+    AuthoriserKeysUnavailable,
     AuthoriserTimeout,
 )
 from forecourt.switch.flows.base import PARKED_S, Job
@@ -104,8 +105,11 @@ async def forward(job: Job, instead: Instead | None = None) -> Message:
         upstream = await services.keys.pin_upstream(upstream, record.terminal_id, route)
     except PinRefused as exc:
         # not "incorrect PIN" (117/55): the PIN was never checked, the block is
-        # unusable here (no TPK, wrong key or length), a fault of keys, not of the cardholder
+        # unusable here (no TPK, wrong key or length, or the security module out of
+        # reach), a fault of keys, not of the cardholder
         record.state = "declined"
+        if exc.unavailable:
+            services.metrics.rejections.labels(reason="security_module_unavailable").inc()
         job.log.warning("pin_block_refused", route=route, reason=exc.reason)
         return local_answer(request, family, Outcome.SYSTEM_MALFUNCTION)
     journal = services.journal
@@ -152,6 +156,14 @@ async def forward(job: Job, instead: Instead | None = None) -> Message:
         if standing is not None:
             return standing
         return local_answer(request, family, Outcome.ISSUER_TIMEOUT)
+    except AuthoriserKeysUnavailable as exc:
+        # the security module could not MAC the request: nothing was sent or
+        # journalled as sent; 909/96 as for any key fault, and no stand-in
+        record.state = "declined"
+        if exc.unavailable:
+            services.metrics.rejections.labels(reason="security_module_unavailable").inc()
+        job.log.warning("request_mac_not_computed", route=route, code=exc.code)
+        return local_answer(request, family, Outcome.SYSTEM_MALFUNCTION)
     except AuthoriserError as exc:
         # nothing reached the party (busy, or the connection broke before sending)
         record.state = "declined"

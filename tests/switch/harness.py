@@ -504,6 +504,8 @@ def switch_config(
         doc["reversal"] = {"preauth_completion_window_s": over.pop("preauth_window_s")}
     if "rotations_per_minute" in over:
         doc["keys"] = {"rotations_per_minute": over.pop("rotations_per_minute")}
+    if "keys" in over:  # e.g. a security-module backend
+        doc.setdefault("keys", {}).update(over.pop("keys"))
     doc["saf"] = {"backoff_initial_s": over.pop("saf_backoff_s", 0.2), "backoff_max_s": 1.0}
     assert not over, f"unknown overrides {over}"
     return parse_config(doc, source="test")

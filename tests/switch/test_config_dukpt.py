@@ -35,7 +35,9 @@ def test_defaults_and_a_dukpt_group() -> None:
 @pytest.mark.parametrize(
     ("keys", "group", "message"),
     [
-        ({"backend": "payshield"}, {}, r"keys\.backend.*not built into this version"),
+        ({"backend": "pkcs11"}, {}, r"keys\.backend.*not wired into the switch yet"),
+        ({"backend": "payshield"}, {}, r"keys\.backend.*needs a \[keys\.payshield\] table"),
+        ({"backend": "thales"}, {}, r"keys\.backend.*not a backend"),
         ({}, {"dukpt": "aes"}, r"dukpt_bdk.*names its BDK"),
         ({}, {"dukpt_bdk": "bdk1"}, r"dukpt_bdk.*DUKPT group only"),
         ({}, {"dukpt": "des"}, r"dukpt.*must be one of"),

@@ -19,13 +19,22 @@ from typing import Protocol
 import attrs
 import structlog
 import trio
-from forecourt.codecs.dialect import Dialect, decode, encode, encode_with_mac, mac_input
+from forecourt.codecs.dialect import (
+    Dialect,
+    decode,
+    encode,
+    encode_for_mac,
+    mac_input,
+    put_mac,
+)
 from forecourt.codecs.errors import CodecError
 from forecourt.codecs.framing import FrameDecoder, Framing, encode_frame
 from forecourt.codecs.message import Message
 from forecourt.codecs.mti import response_mti
+from forecourt.keys.security_module import ModuleError, ModuleUnavailable
 from forecourt.switch.authoriser import (
     Answer,
+    AuthoriserKeysUnavailable,
     AuthoriserTimeout,
     AuthoriserUnavailable,
     BeforeSend,
@@ -67,14 +76,17 @@ async def connect(
 
 
 class MacKey(Protocol):
-    def generate(self, data: bytes) -> bytes: ...
+    """The link's ZAK, in the security module (switch/terminal_keys.ZoneMac)."""
 
-    def verify(self, data: bytes, mac: bytes) -> bool: ...
+    async def generate(self, data: bytes) -> bytes: ...
+
+    async def verify(self, data: bytes, mac: bytes) -> bool: ...
 
 
 @attrs.frozen
 class ZoneMac:
-    """The MAC of the acquirer leg under the link's ZAK, both ways.
+    """The MAC of the acquirer leg under the link's ZAK, both ways: requests, SAF
+    advices and reversals out, answers in.
 
     `zak` is asked at each use, so a key change reaches the next message; None (no
     MAC configured, or no key yet) sends unMAC'd and accepts any answer.
@@ -82,20 +94,35 @@ class ZoneMac:
 
     zak: Callable[[], MacKey | None] | None = None
 
-    def encode(self, dialect: Dialect, message: Message) -> bytes:
+    async def encode(self, link: str, dialect: Dialect, message: Message) -> bytes:
+        """`message` encoded and MAC'd. AuthoriserKeysUnavailable when the module
+        cannot MAC it: nothing is sent unMAC'd."""
         zak = self.zak() if self.zak is not None else None
         if zak is None:
             return encode(dialect, message)
-        return encode_with_mac(dialect, message, zak.generate)
+        raw = encode_for_mac(dialect, message)
+        try:
+            code = await zak.generate(mac_input(raw))
+        except ModuleError as exc:  # the caller logs it (flow, SAF sender, day close)
+            raise AuthoriserKeysUnavailable(
+                link, exc.code, unavailable=isinstance(exc, ModuleUnavailable)
+            ) from None
+        return put_mac(raw, code)
 
-    def verifies(self, message: Message, payload: bytes) -> bool:
+    async def verifies(self, message: Message, payload: bytes) -> bool:
+        """Whether the answer's MAC verifies; an answer the module cannot verify
+        (unreachable, key refused) is not taken, as one whose MAC is wrong (counted and
+        logged as such; the module's own status says why: /healthz, /metrics)."""
         zak = self.zak() if self.zak is not None else None
         if zak is None:
             return True
         mac_hex = message.fields.get("128") or message.fields.get("64")
         if mac_hex is None:
             return False
-        return zak.verify(mac_input(payload), bytes.fromhex(mac_hex))
+        try:
+            return await zak.verify(mac_input(payload), bytes.fromhex(mac_hex))
+        except ModuleError:
+            return False
 
 
 @attrs.define(eq=False)
@@ -137,8 +164,12 @@ class AwaitedAnswers:
     def forget(self, awaited: Awaited) -> None:
         del self._waiting[awaited.key]
 
-    def deliver(self, message: Message, payload: bytes) -> None:
-        """Hand an answer to the request it matches; count and log one that matches none."""
+    async def deliver(self, message: Message, payload: bytes) -> None:
+        """Hand an answer to the request it matches; count and log one that matches none.
+
+        Its MAC is verified here, in the reader, before it is handed on: with the
+        software module the call never suspends; with a device it is one command
+        per answer, in order, on this connection."""
         awaited = self._waiting.get(self._match_key(message))
         if awaited is None or awaited.answer is not None or message.mti != awaited.expected_mti:
             stan = message.fields.get("11")
@@ -152,7 +183,7 @@ class AwaitedAnswers:
                 action_code=message.fields.get("39"),
             )
             return
-        if self._mac.zak is not None and not self._mac.verifies(message, payload):
+        if self._mac.zak is not None and not await self._mac.verifies(message, payload):
             self._metrics.mac_failures.labels(side="acquirer").inc()
             log.warning(
                 "acquirer_mac_mismatch", link=self._link, link_stan=message.fields.get("11")
@@ -200,9 +231,11 @@ class AcquirerConnection:
         """
         awaited = self._answers.expect(request)
         try:
+            # MAC'd first: a request the module cannot MAC is not journalled as sent
+            payload = await self._mac.encode(self._link, self._dialect, request)
             if before_send is not None:
                 await before_send(request)
-            frame = encode_frame(self._framing, self._mac.encode(self._dialect, request))
+            frame = encode_frame(self._framing, payload)
             started = time.perf_counter()
             try:
                 await self.writer.send(frame)
@@ -226,7 +259,7 @@ class AcquirerConnection:
                     log.warning("acquirer_closed_connection", link=self._link)
                     return
                 for frame in decoder.feed(data):
-                    self._on_frame(frame.payload)
+                    await self._on_frame(frame.payload)
         except CodecError as exc:
             self._metrics.malformed.labels(side="acquirer", reason=type(exc).__name__).inc()
             log.warning("acquirer_bad_frame", link=self._link, error=str(exc))
@@ -234,14 +267,14 @@ class AcquirerConnection:
             self.failure = exc
             log.warning("acquirer_read_failed", link=self._link, error=type(exc).__name__)
 
-    def _on_frame(self, payload: bytes) -> None:
+    async def _on_frame(self, payload: bytes) -> None:
         try:
             message = decode(self._dialect, payload)
         except CodecError as exc:
             self._metrics.malformed.labels(side="acquirer", reason=type(exc).__name__).inc()
             log.warning("acquirer_undecodable_answer", link=self._link, error=str(exc))
             return
-        self._answers.deliver(message, payload)
+        await self._answers.deliver(message, payload)
 
     async def aclose(self) -> None:
         """Close the writer first: once the stream is closed its descriptor may be reused."""

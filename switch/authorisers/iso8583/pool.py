@@ -29,6 +29,7 @@ from forecourt.switch.authoriser import (
     Answer,
     AuthoriserBusy,
     AuthoriserError,
+    AuthoriserKeysUnavailable,
     AuthoriserUnavailable,
     BeforeSend,
 )
@@ -266,9 +267,7 @@ class Iso8583Authoriser:
         try:
             async with trio.open_nursery() as nursery:
                 nursery.start_soon(self._read, connection, nursery.cancel_scope)
-                signed_on = not self.settings.sign_on or (
-                    await self._network(NetworkFunction.SIGN_ON, connection) is not None
-                )
+                signed_on = not self.settings.sign_on or (await self._signed_on(connection))
                 if not signed_on:
                     log.warning("acquirer_sign_on_failed", link=self.name)
                     nursery.cancel_scope.cancel()
@@ -314,10 +313,22 @@ class Iso8583Authoriser:
             reason=reason,
         )
 
+    async def _signed_on(self, connection: AcquirerConnection) -> bool:
+        try:
+            return await self._network(NetworkFunction.SIGN_ON, connection) is not None
+        except AuthoriserKeysUnavailable:  # not MAC'd, not sent: signed on it is not
+            return False
+
     async def _echo(self, connection: AcquirerConnection, scope: trio.CancelScope) -> None:
         while True:
             await trio.sleep(self.settings.echo_interval_s)
-            if await self._network(NetworkFunction.ECHO, connection) is None:
+            try:
+                answered = await self._network(NetworkFunction.ECHO, connection) is not None
+            except AuthoriserKeysUnavailable:
+                # the security module cannot MAC the echo: it proves nothing about the
+                # host, so the connection stays (its requests fail 909 meanwhile)
+                continue
+            if not answered:
                 log.warning("acquirer_echo_failed", link=self.name, connection=connection.number)
                 scope.cancel()
                 return
@@ -332,6 +343,8 @@ class Iso8583Authoriser:
             limit = self.settings.request_timeout_s
             answer = await connection.exchange(request, limit if math.isfinite(limit) else math.inf)
             answered = True
+        except AuthoriserKeysUnavailable:
+            raise
         except (AuthoriserError, trio.BrokenResourceError, trio.ClosedResourceError):
             return None
         finally:
