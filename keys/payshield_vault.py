@@ -50,15 +50,32 @@ def refused(what: str, instead: str) -> ClearKeyRefused:
 
 @attrs.frozen
 class PayShieldVault:
-    """`Vault` on a payShield reached with a blocking client (the store is synchronous)."""
+    """`Vault` on a payShield reached with a blocking client (the store is synchronous).
+
+    `stamp` is called with the HSM's LMK check (NC) before the first command that
+    reaches it: a store opened while the HSM is down (a switch starting, which
+    answers 909 until the HSM is back) is still never used against another LMK."""
 
     client: BlockingClient
+    stamp: Callable[[str], None] | None = None
+    _checked: list[bool] = attrs.field(factory=list, repr=False)
     backend = NAME
 
     def close(self) -> None:
         self.client.close()
 
+    def check_stamp(self) -> None:
+        """NC, and the store's stamp against it, once per vault."""
+        if self.stamp is not None and not self._checked:
+            reply = self.client.call("NC", b"")
+            if not reply.ok:
+                reason = ERROR_REASONS.get(reply.error, "error code not in the manual's list")
+                raise ModuleError("diagnostics (NC)", reply.error, reason)
+            self.stamp(self._decoded("diagnostics", cmd.nd_reply, reply.fields).lmk_check)
+            self._checked.append(True)
+
     def _ok(self, operation: str, command: str, fields: bytes) -> Reply:
+        self.check_stamp()
         reply = self.client.call(command, fields)
         if not reply.ok:
             reason = ERROR_REASONS.get(reply.error, "error code not in the manual's list")
@@ -140,11 +157,6 @@ class PayShieldVault:
                 f"{what} does not match KCV {expected_kcv.strip().upper()}; nothing stored"
             )
         return check
-
-    def lmk_check(self) -> str:
-        """NC: the HSM's LMK check value (the store's stamp of which HSM LMK it is under)."""
-        reply = self._ok("diagnostics", "NC", b"")
-        return self._decoded("diagnostics", cmd.nd_reply, reply.fields).lmk_check
 
     def prepared_mac(self, row: KeyRow) -> PreparedMac | None:
         return None

@@ -17,6 +17,7 @@ still seals what is not a payment key (SAF records, wallet secrets).
 
 from __future__ import annotations
 
+import functools
 import logging
 import time
 from collections.abc import Callable, Sequence
@@ -45,6 +46,7 @@ from forecourt.keys.payshield.client import BlockingClient
 from forecourt.keys.payshield_module import PayShieldSettings
 from forecourt.keys.payshield_vault import PayShieldVault
 from forecourt.keys.rotation import Rotation
+from forecourt.keys.security_module import ModuleUnavailable
 from forecourt.keys.stamp import SOFTWARE, default_data_dir
 from forecourt.keys.store_console import ConsoleProvisioning
 from forecourt.keys.store_pins import PinAndSignOn
@@ -64,17 +66,19 @@ def _vault_for(
     backend: Backend, lmk: Lmk, module: str, payshield: PayShieldSettings | None
 ) -> Vault:
     """The vault of a store opened for `module`; a device store is stamped with the
-    device's LMK check (NC) on first open and compared on every later one."""
+    device's LMK check (NC) on first use and compared on every later one (at once
+    when the HSM answers; else before the first command that reaches it)."""
     if module == SOFTWARE:
         return KeyVault(lmk)
     if module != "payshield":
         raise InvalidKey(f'[keys] backend "{module}": a key store is one of {", ".join(BACKENDS)}')
     s = payshield or PayShieldSettings()
-    vault = PayShieldVault(
-        BlockingClient(s.host, s.port, header_length=s.header_length, timeout_s=s.timeout_s)
-    )
+    client = BlockingClient(s.host, s.port, header_length=s.header_length, timeout_s=s.timeout_s)
+    vault = PayShieldVault(client, functools.partial(stamp.device_stamp, backend))
     try:
-        stamp.device_stamp(backend, vault.lmk_check())
+        vault.check_stamp()
+    except ModuleUnavailable:
+        log.warning("key store opened while the HSM does not answer at %s:%d", s.host, s.port)
     except BaseException:
         vault.close()
         raise
