@@ -20,9 +20,9 @@ import attrs
 from forecourt.keys import calc_cli, dukpt_cli, wallet_cli
 from forecourt.keys import ceremony_cli as ceremony
 from forecourt.keys import ceremony_device as device
-from forecourt.keys.component_files import CeremonyError, write_private_file
+from forecourt.keys.component_files import CeremonyError
 from forecourt.keys.errors import KeysError
-from forecourt.keys.model import KeyInfo, KeyType, OwnerKind
+from forecourt.keys.model import KeyInfo, OwnerKind
 from forecourt.keys.payshield_module import PayShieldSettings
 from forecourt.keys.stamp import STORE_FILE_NAME, default_data_dir
 from forecourt.keys.store import KeyStore
@@ -273,31 +273,9 @@ def _add_acquirer(args: argparse.Namespace) -> int:
     return 0
 
 
-_TEST_HOST_WARNING = (
-    "WARNING: clear zone keys, for a test host or simulator only. This export is a key"
-    " ceremony of its own (recorded in `keys audit`): a live acquirer takes its keys"
-    " under the ZMK at sign-on, never from a file."
-)
-
-
 def _export_test_keys(args: argparse.Namespace) -> int:
     with _open(args) as store:
-        exported = store.export_zone_keys(args.name, actor=_actor())
-    if not exported:
-        raise UsageError(f"acquirer {args.name!r} has no active ZAK or ZPK to export")
-    lines = [
-        f"# forecourt keys export-test-keys {args.name}: CLEAR zone keys, TEST HOST ONLY.",
-        "# Read by `forecourt sim acquirer --keys FILE`; destroy it after the test.",
-    ]
-    for key_type, version, check, key in exported:
-        section, name = ("mac", "zak") if key_type is KeyType.ZAK else ("pin", "zpk")
-        lines += [f"[{section}]", f"# {key_type.value} v{version} KCV {check}"]
-        lines.append(f'{name} = "{key.hex().upper()}"')
-    write_private_file(args.to, "\n".join(lines) + "\n")
-    print(_TEST_HOST_WARNING, file=sys.stderr)
-    described = ", ".join(f"{t.value} v{v} KCV {c}" for t, v, c, _ in exported)
-    print(f"acquirer {args.name}: {described} written to {args.to} (mode 0600)")
-    return 0
+        return ceremony.export_test_keys(store, args, _actor())
 
 
 def _rotate(args: argparse.Namespace) -> int:
