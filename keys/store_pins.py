@@ -74,7 +74,7 @@ class PinAndSignOn:
                         " give it to add-terminal (--sign-on-block)"
                     )
                 return self._vault.ref(row)
-            vault = self._software("", "")
+            vault = self._software(f"the sign-on key of {terminal_id}", "form it at the console")
             algorithm, kek = vault.master(tx, terminal_id, OwnerKind.TERMINAL)
         key = sign_on_key(kek, terminal_id, algorithm)
         return vault.key_ref(key, KeyType.TAK, working_algorithm_under(algorithm))
