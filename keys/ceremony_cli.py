@@ -1,4 +1,5 @@
-"""`keys add-terminal` / `keys add-acquirer` arguments: nothing secret is an argument.
+"""`keys add-terminal` / `keys add-acquirer` arguments (nothing secret is an argument),
+and `keys export-test-keys`, the one clear export, for a test host.
 
 Components come from a no-echo prompt or from files (`--component-file`); KCVs,
 which are not secret, may be given as options. The old `--component HEX` is
@@ -9,12 +10,13 @@ repeated into a log as argparse's "unrecognized arguments" would.
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
 from forecourt.keys.ceremony import Custodians, import_acquirer, import_terminal, new_terminal
-from forecourt.keys.component_files import CeremonyError
+from forecourt.keys.component_files import CeremonyError, write_private_file
 from forecourt.keys.crypto import Family
-from forecourt.keys.model import AcquirerInfo, KekCeremony
+from forecourt.keys.model import AcquirerInfo, KekCeremony, KeyType
 from forecourt.keys.store import KeyStore
 
 
@@ -130,3 +132,30 @@ def acquirer_from_arguments(store: KeyStore, args: argparse.Namespace, actor: st
         zmk_kcv=args.kcv,
         actor=actor,
     )
+
+
+_TEST_HOST_WARNING = (
+    "WARNING: clear zone keys, for a test host or simulator only. This export is a key"
+    " ceremony of its own (recorded in `keys audit`): a live acquirer takes its keys"
+    " under the ZMK at sign-on, never from a file."
+)
+
+
+def export_test_keys(store: KeyStore, args: argparse.Namespace, actor: str) -> int:
+    """`keys export-test-keys`: a link's clear ZAK/ZPK to a new 0600 file (a test host)."""
+    exported = store.export_zone_keys(args.name, actor=actor)
+    if not exported:
+        raise CeremonyError(f"acquirer {args.name!r} has no active ZAK or ZPK to export")
+    lines = [
+        f"# forecourt keys export-test-keys {args.name}: CLEAR zone keys, TEST HOST ONLY.",
+        "# Read by `forecourt sim acquirer --keys FILE`; destroy it after the test.",
+    ]
+    for key_type, version, check, key in exported:
+        section, name = ("mac", "zak") if key_type is KeyType.ZAK else ("pin", "zpk")
+        lines += [f"[{section}]", f"# {key_type.value} v{version} KCV {check}"]
+        lines.append(f'{name} = "{key.hex().upper()}"')
+    write_private_file(args.to, "\n".join(lines) + "\n")
+    print(_TEST_HOST_WARNING, file=sys.stderr)
+    described = ", ".join(f"{t.value} v{v} KCV {c}" for t, v, c, _ in exported)
+    print(f"acquirer {args.name}: {described} written to {args.to} (mode 0600)")
+    return 0

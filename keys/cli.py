@@ -16,13 +16,14 @@ import time
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 
+import attrs
+from forecourt.keys import calc_cli, dukpt_cli, wallet_cli
 from forecourt.keys import ceremony_cli as ceremony
-from forecourt.keys import dukpt_cli, wallet_cli
-from forecourt.keys.component_files import CeremonyError, write_private_file
-from forecourt.keys.crypto import Algorithm, kcv
-from forecourt.keys.errors import InvalidKey, KeysError
-from forecourt.keys.mac import aes_cmac, retail_mac
-from forecourt.keys.model import KeyInfo, KeyType, OwnerKind
+from forecourt.keys import ceremony_device as device
+from forecourt.keys.component_files import CeremonyError
+from forecourt.keys.errors import KeysError
+from forecourt.keys.model import KeyInfo, OwnerKind
+from forecourt.keys.payshield_module import PayShieldSettings
 from forecourt.keys.stamp import STORE_FILE_NAME, default_data_dir
 from forecourt.keys.store import KeyStore
 from forecourt.keys.store_location import StoreLocation, read_store_location
@@ -39,14 +40,12 @@ EXAMPLES = {
     "rotate": f"forecourt keys rotate T0000001 {_C} --reason 'daily rotation'",
     "list": f"forecourt keys list {_C} --owner T0000001",
     "audit": f"forecourt keys audit {_C} --since 7d",
-    "calc mac": "forecourt keys calc mac --algorithm retail --key 0123...3210 --data 31323030",
-    "calc kcv": "forecourt keys calc kcv --key 0123456789ABCDEFFEDCBA9876543210",
+    **calc_cli.EXAMPLES,
     **dukpt_cli.EXAMPLES,
 }
 
 
-class UsageError(Exception):
-    """Bad input on the command line."""
+UsageError = calc_cli.UsageError
 
 
 def _common(p: argparse.ArgumentParser, suppress: bool) -> None:
@@ -75,6 +74,20 @@ def _common(p: argparse.ArgumentParser, suppress: bool) -> None:
         default=d if suppress else False,
         help="accept an LMK file inside the data directory (demos and tests only)",
     )
+    p.add_argument(
+        "--backend",
+        choices=["software", "payshield"],
+        default=d,
+        help="where the keys are: software (the LMK file) or payshield (a payment HSM);"
+        " default [keys] backend, else software",
+    )
+    p.add_argument(
+        "--hsm",
+        default=d,
+        metavar="HOST:PORT",
+        help="the payShield (or `forecourt sim hsm`) for --backend payshield;"
+        " default [keys.payshield] host and port",
+    )
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -98,9 +111,11 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         "add-terminal", _add_terminal, "register a terminal: KEK ceremony and first working keys"
     )
     ceremony.add_terminal_arguments(p)
+    device.add_terminal_block_arguments(p)
 
     p = leaf("add-acquirer", _add_acquirer, "register an acquirer link from ZMK components")
     ceremony.add_acquirer_arguments(p)
+    device.add_acquirer_block_arguments(p)
 
     p = leaf(
         "export-test-keys",
@@ -141,28 +156,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     wallet_cli.register(leaf, _open)
     dukpt_cli.register(leaf, _open, _actor)
 
-    calc = sub.add_parser("calc", help="calculators for test keys", allow_abbrev=False)
-    csub = calc.add_subparsers(dest="calc_command", required=True)
-    p = csub.add_parser(
-        "mac", help="MAC of DATA under KEY", epilog=f"example: {EXAMPLES['calc mac']}"
-    )
-    p.add_argument(
-        "--algorithm",
-        choices=["retail", "cmac"],
-        required=True,
-        help="retail: ISO 9797-1 alg. 3 (TDES); cmac: AES-CMAC",
-    )
-    p.add_argument("--key", required=True, metavar="HEX", help="a TEST key, clear, in hex")
-    p.add_argument("--data", required=True, metavar="HEX", help="the data, in hex")
-    p.set_defaults(func=_guarded(_calc_mac))
-    p = csub.add_parser("kcv", help="KCV of KEY", epilog=f"example: {EXAMPLES['calc kcv']}")
-    p.add_argument("--key", required=True, metavar="HEX", help="a TEST key, clear, in hex")
-    p.add_argument(
-        "--algorithm",
-        choices=["tdes", "aes"],
-        help="default: AES for 32 bytes, else TDES",
-    )
-    p.set_defaults(func=_guarded(_calc_kcv))
+    calc_cli.register(sub, _guarded)
 
 
 def _guarded(func: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Namespace], int]:
@@ -191,7 +185,18 @@ def _location(args: argparse.Namespace) -> StoreLocation:
         lmk_file=Path(lmk_file) if lmk_file else base.lmk_file,
         allow_lmk_in_data_dir=bool(getattr(args, "allow_lmk_in_data_dir", False))
         or base.allow_lmk_in_data_dir,
+        key_backend=getattr(args, "backend", None) or base.key_backend,
+        payshield=_hsm_address(getattr(args, "hsm", None), base.payshield),
     )
+
+
+def _hsm_address(text: str | None, base: PayShieldSettings | None) -> PayShieldSettings | None:
+    if text is None:
+        return base
+    host, _, port = text.rpartition(":")
+    if not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise UsageError(f"--hsm {text}: give HOST:PORT, e.g. 127.0.0.1:1500")
+    return attrs.evolve(base or PayShieldSettings(), host=host, port=int(port))
 
 
 def _open(args: argparse.Namespace) -> KeyStore:
@@ -201,6 +206,8 @@ def _open(args: argparse.Namespace) -> KeyStore:
         dsn=at.database,
         lmk_file=at.lmk_file,
         allow_lmk_in_data_dir=at.allow_lmk_in_data_dir,
+        module=at.key_backend,
+        payshield=at.payshield,
     )
 
 
@@ -211,11 +218,7 @@ def _actor() -> str:
         return "cli"
 
 
-def _hex(text: str, what: str) -> bytes:
-    t = text.strip().replace(" ", "")
-    if not t or not re.fullmatch(r"[0-9A-Fa-f]*", t) or len(t) % 2:
-        raise UsageError(f"{what} must be an even number of hex digits")
-    return bytes.fromhex(t)
+_hex = calc_cli.hex_argument
 
 
 def _fmt_time(t: float | None) -> str:
@@ -231,15 +234,22 @@ def _init(args: argparse.Namespace) -> int:
         dsn=at.database,
         lmk_file=at.lmk_file,
         allow_lmk_in_data_dir=at.allow_lmk_in_data_dir,
+        module=at.key_backend,
+        payshield=at.payshield,
     )
     with store:
         where = "PostgreSQL" if at.database else str(at.data_dir / STORE_FILE_NAME)
-        print(f"key store initialised at {where}; LMK KCV {store.lmk_kcv}")
+        print(
+            f"key store initialised at {where}; LMK KCV {store.lmk_kcv};"
+            f" keys on the {store.key_backend} backend"
+        )
     return 0
 
 
 def _add_terminal(args: argparse.Namespace) -> int:
     with _open(args) as store:
+        if args.kek_block or store.key_backend != "software":
+            return device.add_terminal_command(store, args, _actor())
         c = ceremony.terminal_from_arguments(store, args, _actor())
     print(f"terminal {c.terminal_id} registered ({c.algorithm.value}); KEK KCV {c.kcv}")
     if args.component_files is not None:
@@ -252,7 +262,10 @@ def _add_terminal(args: argparse.Namespace) -> int:
 
 def _add_acquirer(args: argparse.Namespace) -> int:
     with _open(args) as store:
-        info = ceremony.acquirer_from_arguments(store, args, _actor())
+        if args.zmk_block or store.key_backend != "software":
+            info = device.acquirer_from_block(store, args, _actor())
+        else:
+            info = ceremony.acquirer_from_arguments(store, args, _actor())
     print(
         f"acquirer {info.name} registered: ZMK {info.algorithm.value} KCV {info.zmk_kcv};"
         " ZAK/ZPK v1 active"
@@ -260,31 +273,9 @@ def _add_acquirer(args: argparse.Namespace) -> int:
     return 0
 
 
-_TEST_HOST_WARNING = (
-    "WARNING: clear zone keys, for a test host or simulator only. This export is a key"
-    " ceremony of its own (recorded in `keys audit`): a live acquirer takes its keys"
-    " under the ZMK at sign-on, never from a file."
-)
-
-
 def _export_test_keys(args: argparse.Namespace) -> int:
     with _open(args) as store:
-        exported = store.export_zone_keys(args.name, actor=_actor())
-    if not exported:
-        raise UsageError(f"acquirer {args.name!r} has no active ZAK or ZPK to export")
-    lines = [
-        f"# forecourt keys export-test-keys {args.name}: CLEAR zone keys, TEST HOST ONLY.",
-        "# Read by `forecourt sim acquirer --keys FILE`; destroy it after the test.",
-    ]
-    for key_type, version, check, key in exported:
-        section, name = ("mac", "zak") if key_type is KeyType.ZAK else ("pin", "zpk")
-        lines += [f"[{section}]", f"# {key_type.value} v{version} KCV {check}"]
-        lines.append(f'{name} = "{key.hex().upper()}"')
-    write_private_file(args.to, "\n".join(lines) + "\n")
-    print(_TEST_HOST_WARNING, file=sys.stderr)
-    described = ", ".join(f"{t.value} v{v} KCV {c}" for t, v, c, _ in exported)
-    print(f"acquirer {args.name}: {described} written to {args.to} (mode 0600)")
-    return 0
+        return ceremony.export_test_keys(store, args, _actor())
 
 
 def _rotate(args: argparse.Namespace) -> int:
@@ -389,27 +380,4 @@ def _audit(args: argparse.Namespace) -> int:
             for e in entries
         ),
     )
-    return 0
-
-
-def _calc_mac(args: argparse.Namespace) -> int:
-    key = _hex(args.key, "--key")
-    data = _hex(args.data, "--data") if args.data.strip() else b""
-    try:
-        mac = retail_mac(key, data) if args.algorithm == "retail" else aes_cmac(key, data)
-    except InvalidKey as exc:
-        raise UsageError(str(exc)) from None
-    print(mac.hex().upper())
-    return 0
-
-
-def _calc_kcv(args: argparse.Namespace) -> int:
-    key = _hex(args.key, "--key")
-    if args.algorithm == "aes" or (args.algorithm is None and len(key) == 32):
-        algorithm = {16: Algorithm.AES128, 24: Algorithm.AES192, 32: Algorithm.AES256}.get(len(key))
-    else:
-        algorithm = {16: Algorithm.TDES2, 24: Algorithm.TDES3}.get(len(key))
-    if algorithm is None:
-        raise UsageError("key length does not fit the algorithm (TDES 16/24, AES 16/24/32 bytes)")
-    print(kcv(key, algorithm))
     return 0

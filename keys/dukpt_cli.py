@@ -9,6 +9,7 @@ printed.
 from __future__ import annotations
 
 import argparse
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -51,6 +52,15 @@ def register(leaf: Leaf, open_store: OpenStore, actor: Callable[[], str]) -> Non
 
     def add_bdk(args: argparse.Namespace) -> int:
         algorithm = _BDK_ALGORITHMS[args.algorithm]
+        if args.bdk_block:
+            if not args.kcv:
+                raise CeremonyError("--bdk-block goes with --kcv, the KCV the HSM console printed")
+            with open_store(args) as store:
+                check = store.dukpt().add_bdk_block(
+                    args.name, algorithm, args.bdk_block, args.kcv, time.time(), actor()
+                )
+            print(f"BDK {args.name} stored ({algorithm.value}) from a console block; KCV {check}")
+            return 0
         importing = args.import_components or bool(args.component_file)
         if args.component_files is not None and importing:
             raise CeremonyError("--component-files writes a new BDK; it does not go with --import")
@@ -154,6 +164,12 @@ def register(leaf: Leaf, open_store: OpenStore, actor: Callable[[], str]) -> Non
         help="a component's KCV, once per component in order (asked for when not given)",
     )
     p.add_argument("--kcv", metavar="HEX", help="the BDK's KCV (asked for when not given)")
+    p.add_argument(
+        "--bdk-block",
+        metavar="S...",
+        help="payshield store: the BDK as the HSM console formed it (form-key --usage B0;"
+        " with --kcv)",
+    )
     p.add_argument(
         "--components",
         type=int,

@@ -22,9 +22,11 @@ from forecourt.keys import audit, dukpt_aes, dukpt_tdes, owners
 from forecourt.keys.backend import Backend, Tx
 from forecourt.keys.crypto import Algorithm, kcv
 from forecourt.keys.errors import InvalidKey, UnknownKey, UnknownOwner
-from forecourt.keys.key_rows import KeyVault, active
+from forecourt.keys.key_rows import active, insert_row
 from forecourt.keys.model import KeyState, KeyType, OwnerKind
+from forecourt.keys.payshield_vault import PayShieldVault
 from forecourt.keys.security_module import KeyRef
+from forecourt.keys.vault import Vault
 
 __all__ = [
     "DukptRegistry",
@@ -116,7 +118,7 @@ def remaining_counters(scheme: DukptScheme, counter: int) -> int:
 class DukptRegistry:
     """BDKs and DUKPT terminals in one key store (`KeyStore.dukpt()`)."""
 
-    def __init__(self, backend: Backend, vault: KeyVault) -> None:
+    def __init__(self, backend: Backend, vault: Vault) -> None:
         self._db = backend
         self._vault = vault
 
@@ -140,13 +142,36 @@ class DukptRegistry:
             audit.record(tx, now, actor, "add-bdk", name, KeyType.BDK, new=(1, check))
         return check
 
+    def add_bdk_block(
+        self, name: str, algorithm: Algorithm, block: str, expected_kcv: str, now: float, actor: str
+    ) -> str:
+        """A BDK formed at a payment HSM's console, as its block (payshield store):
+        checked by the HSM (usage B0, its LMK, BU's KCV) before it is stored."""
+        if not isinstance(self._vault, PayShieldVault):
+            raise InvalidKey(
+                "--bdk-block: a key block from an HSM console goes into a payshield store;"
+                " this store is software: give the components instead"
+            )
+        owners.check_acquirer_name(name)
+        if algorithm not in (*DukptScheme.AES.bdk_algorithms, Algorithm.TDES2):
+            raise InvalidKey("a BDK is 2-key TDES (TDES DUKPT) or AES-128/192/256 (AES DUKPT)")
+        check = self._vault.admit(block, KeyType.BDK, algorithm, expected_kcv)
+        with self._db.write() as tx:
+            self._ensure(tx)
+            owners.register(tx, name, OwnerKind.BDK, now)
+            insert_row(
+                tx, name, KeyType.BDK, algorithm, 1, block.strip(), check, KeyState.ACTIVE, now, 0.0
+            )
+            audit.record(tx, now, actor, "add-bdk", name, KeyType.BDK, new=(1, check))
+        return check
+
     def bdk_ref(self, name: str) -> KeyRef:
         """The BDK as a software-module reference (its block under the LMK)."""
         with self._db.read() as tx:
             row = active(tx, name, KeyType.BDK)
         if row is None:
             raise UnknownKey(f"no BDK named {name!r}: add it with 'forecourt keys add-bdk'")
-        return KeyRef(KeyType.BDK, row.algorithm, row.kcv, row.key_block)
+        return KeyRef(KeyType.BDK, row.algorithm, row.kcv, row.key_block, self._vault.backend)
 
     def working_ref(self, owner: str, key_type: KeyType) -> KeyRef | None:
         """An owner's active key (e.g. a link's ZPK) as a software-module reference."""
@@ -154,7 +179,7 @@ class DukptRegistry:
             row = active(tx, owner, key_type)
         if row is None or row.erased:
             return None
-        return KeyRef(key_type, row.algorithm, row.kcv, row.key_block)
+        return KeyRef(key_type, row.algorithm, row.kcv, row.key_block, self._vault.backend)
 
     # -- terminals -------------------------------------------------------------
 

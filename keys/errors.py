@@ -104,3 +104,17 @@ class StaleKeyChange(KeysError):
 
 class NoActiveKey(KeysError):
     """A MAC is needed but the keyring has no active key."""
+
+
+class ClearKeyRefused(KeysError):
+    """A store on a payment HSM was asked for a clear key (a clear export, a software
+    PIN translation, a clear component): its keys never leave the device."""
+
+
+class StoreBackendMismatch(StoreError):
+    """A key store made for one `[keys] backend` was opened under another: its rows
+    hold blocks only that backend can use."""
+
+
+class KeyNotExportable(KeysError):
+    """The HSM refuses to export a key under a KEK/ZMK (its block says it stays)."""

@@ -12,7 +12,9 @@ import attrs
 from forecourt.keys.crypto import Algorithm
 from forecourt.keys.errors import UnknownKey
 from forecourt.keys.keyring import MacKeyring
+from forecourt.keys.mac import PreparedMac
 from forecourt.keys.model import KeyType, OwnerKind
+from forecourt.keys.security_module import KeyRef as ModuleKeyRef
 
 
 @attrs.frozen
@@ -24,13 +26,17 @@ class ChangedKey:
 
 @attrs.frozen(repr=False, eq=False)
 class IssuedKey:
-    """A new working key in the clear, between its generation and its wrapping."""
+    """A new (or re-sent) working key: its reference, the block under the KEK/ZMK
+    for the payload, and its prepared MAC where the vault is software (None on a
+    payment HSM, where the key never leaves the device)."""
 
     key_type: KeyType
     version: int
     algorithm: Algorithm
     kcv: str
-    key: bytes
+    wire: str
+    ref: ModuleKeyRef
+    mac: PreparedMac | None = None
 
     @property
     def changed(self) -> ChangedKey:

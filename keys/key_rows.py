@@ -1,8 +1,9 @@
-"""Key rows: the `key_entries` table, every key a TR-31 block under the LMK.
+"""Key rows: the `key_entries` table, every key a block under the vault's LMK.
 
-The column list, the row type, the state updates and the only place a key is
-wrapped for storage or unwrapped from it live together, so no other module
-writes SQL against `key_entries` or touches `key_block`. A retired key's block
+The column list, the row type and the state updates live together, so no other
+module writes SQL against `key_entries`; what a `key_block` holds (a TR-31 block
+under the software LMK, or a payment HSM's block under its own LMK) is the
+vault's business (`keys/vault.py`, `keys/payshield_vault.py`). A retired key's block
 is erased (set to '') when it retires: its id, KCV, version and times stay for
 the audit, but no backup made afterwards can give the key back.
 """
@@ -13,11 +14,9 @@ from collections.abc import Sequence
 from typing import Any
 
 import attrs
-from forecourt.keys import tr31
 from forecourt.keys.backend import Row, Tx
-from forecourt.keys.crypto import Algorithm, kcv
+from forecourt.keys.crypto import Algorithm
 from forecourt.keys.errors import KeyErased, UnknownKey
-from forecourt.keys.lmk import Lmk
 from forecourt.keys.model import MASTER_TYPE, KeyInfo, KeyState, KeyType, OwnerKind
 from forecourt.keys.security_module import KeyRef as ModuleKeyRef
 
@@ -197,80 +196,44 @@ def add_uses(tx: Tx, owner: str, key_type: KeyType, version: int, count: int) ->
     )
 
 
-# -- the LMK's side --------------------------------------------------------------
+def insert_row(
+    tx: Tx,
+    owner: str,
+    key_type: KeyType,
+    algorithm: Algorithm,
+    version: int,
+    block: str,
+    check: str,
+    state: KeyState,
+    now: float,
+    grace: float,
+    expires_at: float | None = None,
+) -> None:
+    """A new row holding `block` (a vault's: under the software LMK or a device's)."""
+    tx.execute(
+        "INSERT INTO key_entries (id, owner, key_type, algorithm, version, kcv, state,"
+        " created_at, activated_at, expires_at, grace_seconds, key_block)"
+        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        (
+            f"{owner}/{key_type.value}/{version}",
+            owner,
+            key_type.value,
+            algorithm.value,
+            version,
+            check,
+            state.value,
+            now,
+            now if state is KeyState.ACTIVE else None,
+            expires_at,
+            grace,
+            block,
+        ),
+    )
 
 
-@attrs.frozen
-class KeyVault:
-    """Wraps keys under the LMK on the way into a row and unwraps them on the way out."""
-
-    lmk: Lmk = attrs.field(repr=False)
-
-    def insert(
-        self,
-        tx: Tx,
-        owner: str,
-        key_type: KeyType,
-        algorithm: Algorithm,
-        version: int,
-        key: bytes,
-        state: KeyState,
-        now: float,
-        grace: float,
-        expires_at: float | None = None,
-    ) -> str:
-        """Store `key` as a new row; returns its KCV (the only trace of it in logs)."""
-        check = kcv(key, algorithm)
-        block = self.wrap(key, key_type, algorithm)
-        tx.execute(
-            "INSERT INTO key_entries (id, owner, key_type, algorithm, version, kcv, state,"
-            " created_at, activated_at, expires_at, grace_seconds, key_block)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (
-                f"{owner}/{key_type.value}/{version}",
-                owner,
-                key_type.value,
-                algorithm.value,
-                version,
-                check,
-                state.value,
-                now,
-                now if state is KeyState.ACTIVE else None,
-                expires_at,
-                grace,
-                block,
-            ),
-        )
-        return check
-
-    def wrap(self, key: bytes, key_type: KeyType, algorithm: Algorithm) -> str:
-        """`key` as a TR-31 block under the LMK: a row's `key_block`, and the handle
-        of the software security module's reference to it."""
-        return tr31.wrap(
-            self.lmk.key,
-            Algorithm.AES256,
-            key,
-            key_type,
-            algorithm,
-            exportability="N" if key_type.is_master else "E",
-        )
-
-    def key_ref(self, key: bytes, key_type: KeyType, algorithm: Algorithm) -> ModuleKeyRef:
-        """A software security-module reference to a clear key (a new working key,
-        a key derived from a KEK)."""
-        return ModuleKeyRef(
-            key_type, algorithm, kcv(key, algorithm), self.wrap(key, key_type, algorithm)
-        )
-
-    def unwrap(self, row: KeyRow) -> bytes:
-        """The clear key of `row`; KeyErased for a retired key (its block is gone)."""
-        if row.erased:
-            raise KeyErased(f"{row.id} (KCV {row.kcv}) is retired: its key block was erased")
-        return tr31.unwrap(self.lmk.key, row.key_block, row.key_type, row.algorithm)
-
-    def master(self, tx: Tx, owner: str, kind: OwnerKind) -> tuple[Algorithm, bytes]:
-        """The owner's clear KEK/ZMK, to wrap working keys for the wire."""
-        row = active(tx, owner, MASTER_TYPE[kind])
-        if row is None:
-            raise UnknownKey(f"{owner} has no active {MASTER_TYPE[kind].value}")
-        return row.algorithm, self.unwrap(row)
+def master_row(tx: Tx, owner: str, kind: OwnerKind) -> KeyRow:
+    """The owner's active KEK/ZMK row: what its working keys travel under."""
+    row = active(tx, owner, MASTER_TYPE[kind])
+    if row is None:
+        raise UnknownKey(f"{owner} has no active {MASTER_TYPE[kind].value}")
+    return row

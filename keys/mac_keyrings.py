@@ -12,10 +12,10 @@ from collections.abc import Callable, Sequence
 
 import attrs
 from forecourt.keys.key_change import IssuedKey
-from forecourt.keys.key_rows import KeyRow, KeyVault
+from forecourt.keys.key_rows import KeyRow
 from forecourt.keys.keyring import MacKey, MacKeyring, _Uses
-from forecourt.keys.mac import MacAlgorithm, prepare_mac
 from forecourt.keys.model import KeyPolicy, KeyState
+from forecourt.keys.vault import Vault
 
 # retired MAC keys kept in a keyring to diagnose key sync: only those whose block
 # was not erased yet (a store opened before a full sweep); erased ones cannot MAC
@@ -24,9 +24,11 @@ RECENT_RETIRED = 2
 
 @attrs.frozen
 class MacKeyrings:
-    """Makes keyrings under one LMK, policy and clock (those of the store)."""
+    """Makes keyrings under one vault, policy and clock (those of the store). On a
+    payment HSM each MacKey carries its reference only (`mac=None`): the switch
+    MACs through the security module."""
 
-    vault: KeyVault
+    vault: Vault
     policy: KeyPolicy
     clock: Callable[[], float]
 
@@ -35,11 +37,11 @@ class MacKeyrings:
             version=row.version,
             kcv=row.kcv,
             state=row.state,
-            mac=prepare_mac(self.vault.unwrap(row), MacAlgorithm.for_key(row.algorithm)),
+            mac=self.vault.prepared_mac(row),
             activated_at=row.activated_at,
             expires_at=row.expires_at,
             retiring_until=row.retiring_until,
-            ref=row.key_ref(),
+            ref=self.vault.ref(row),
         )
 
     def of_rows(self, owner: str, rows: Sequence[KeyRow], now: float) -> MacKeyring:
@@ -79,10 +81,10 @@ class MacKeyrings:
             version=new_mac.version,
             kcv=new_mac.kcv,
             state=KeyState.ACTIVE,
-            mac=prepare_mac(new_mac.key, MacAlgorithm.for_key(new_mac.algorithm)),
+            mac=new_mac.mac,
             activated_at=now,
             expires_at=now + self.policy.max_age,
-            ref=self.vault.key_ref(new_mac.key, new_mac.key_type, new_mac.algorithm),
+            ref=new_mac.ref,
         )
         graces = list(old.grace)
         if old.current is not None:

@@ -26,11 +26,14 @@ class KeyType(enum.Enum):
     ZPK = "ZPK"  # zone PIN key
     BDK = "BDK"  # DUKPT base derivation key (TR-31 B0): never leaves the module
     IK = "IK"  # a DUKPT terminal's initial key (IPEK; TR-31 B1), only for injection
+    # a terminal's sign-on proof key formed at a payment HSM's console (keys/sign_on.py;
+    # the software backend derives it from the KEK instead and stores no row)
+    SOK = "SOK"
 
     @property
     def is_master(self) -> bool:
         """Keys that never travel in a key-change payload (exportable "N")."""
-        return self in (KeyType.KEK, KeyType.ZMK, KeyType.BDK, KeyType.IK)
+        return self in (KeyType.KEK, KeyType.ZMK, KeyType.BDK, KeyType.IK, KeyType.SOK)
 
     @property
     def is_mac(self) -> bool:
@@ -145,4 +148,17 @@ class AcquirerInfo:
     name: str
     algorithm: Algorithm
     zmk_kcv: str
+    payload: str
+
+
+@attrs.frozen
+class ConsoleTerminal:
+    """What `add_terminal_blocks` returns: a terminal registered from blocks formed at
+    the HSM console (KEK and sign-on key KCVs, as BU computed them) and its first
+    working keys' payload under the KEK."""
+
+    terminal_id: str
+    algorithm: Algorithm
+    kcv: str
+    sign_on_kcv: str
     payload: str

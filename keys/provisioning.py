@@ -14,7 +14,7 @@ import logging
 from collections.abc import Sequence
 
 import attrs
-from forecourt.keys import audit, owners
+from forecourt.keys import audit, key_rows, owners
 from forecourt.keys.backend import Tx
 from forecourt.keys.crypto import (
     Algorithm,
@@ -27,8 +27,7 @@ from forecourt.keys.crypto import (
     xor,
 )
 from forecourt.keys.errors import InvalidKey, KcvMismatch
-from forecourt.keys.exchange import build_payload
-from forecourt.keys.key_rows import KeyVault
+from forecourt.keys.exchange import PayloadEntry, encode_payload
 from forecourt.keys.model import (
     MASTER_TYPE,
     WORKING_TYPES,
@@ -36,9 +35,9 @@ from forecourt.keys.model import (
     KekCeremony,
     KeyPolicy,
     KeyState,
-    KeyType,
     OwnerKind,
 )
+from forecourt.keys.vault import Vault
 
 log = logging.getLogger("forecourt.keys")
 
@@ -136,7 +135,7 @@ def zone_master_key(components: Sequence[bytes], expected_kcv: str | None = None
 
 def register(
     tx: Tx,
-    vault: KeyVault,
+    vault: Vault,
     policy: KeyPolicy,
     owner: str,
     kind: OwnerKind,
@@ -144,33 +143,68 @@ def register(
     now: float,
     actor: str,
 ) -> str:
-    """Record the owner, its master key and v1 of its working keys (active);
-    returns the payload of those working keys under the master key."""
+    """Record the owner, its clear master key (software vault) and v1 of its
+    working keys (active); returns the payload of those working keys under it."""
     owners.register(tx, owner, kind, now)
     master_type = MASTER_TYPE[kind]
     check = vault.insert(
         tx, owner, master_type, master.algorithm, 1, master.key, KeyState.ACTIVE, now, 0.0
     )
     audit.record(tx, now, actor, f"add-{kind.value}", owner, master_type, new=(1, check))
+    return first_working_keys(tx, vault, policy, owner, kind, now, actor)
+
+
+def register_block(
+    tx: Tx,
+    vault: Vault,
+    policy: KeyPolicy,
+    owner: str,
+    kind: OwnerKind,
+    master: ConsoleKey,
+    now: float,
+    actor: str,
+) -> str:
+    """As `register`, for a master key formed at a payment HSM's console: its row
+    holds the HSM's block (already checked by the vault: usage, LMK, KCV)."""
+    owners.register(tx, owner, kind, now)
+    master_type = MASTER_TYPE[kind]
+    key_rows.insert_row(
+        tx, owner, master_type, master.algorithm, 1, master.block, master.kcv,
+        KeyState.ACTIVE, now, 0.0,
+    )  # fmt: skip
+    audit.record(tx, now, actor, f"add-{kind.value}", owner, master_type, new=(1, master.kcv))
+    return first_working_keys(tx, vault, policy, owner, kind, now, actor)
+
+
+def first_working_keys(
+    tx: Tx, vault: Vault, policy: KeyPolicy, owner: str, kind: OwnerKind, now: float, actor: str
+) -> str:
+    """Version 1 of the owner's working keys, active, made by the vault under its
+    master key; the payload that carries them under it."""
+    master = key_rows.master_row(tx, owner, kind)
     working = working_algorithm_under(master.algorithm)
-    wire: list[tuple[KeyType, int, Algorithm, bytes]] = []
+    entries: list[PayloadEntry] = []
     for key_type in WORKING_TYPES[kind]:
-        key = generate_key(working)
-        check = vault.insert(
-            tx,
-            owner,
-            key_type,
-            working,
-            1,
-            key,
-            KeyState.ACTIVE,
-            now,
-            policy.grace,
-            expires_at=now + policy.max_age,
-        )
-        audit.record(tx, now, actor, "create", owner, key_type, new=(1, check))
-        wire.append((key_type, 1, working, key))
-    return build_payload(master.key, master.algorithm, wire)
+        new = vault.generate_under(master, key_type, working)
+        key_rows.insert_row(
+            tx, owner, key_type, working, 1, new.block, new.kcv, KeyState.ACTIVE, now,
+            policy.grace, expires_at=now + policy.max_age,
+        )  # fmt: skip
+        audit.record(tx, now, actor, "create", owner, key_type, new=(1, new.kcv))
+        entries.append(PayloadEntry(key_type, 1, new.kcv, new.wire))
+    return encode_payload(entries)
+
+
+@attrs.frozen(repr=False)
+class ConsoleKey:
+    """A key formed at the HSM console: its 'S' block and KCV (checked by BU)."""
+
+    algorithm: Algorithm
+    block: str
+    kcv: str
+
+    def __repr__(self) -> str:
+        return f"ConsoleKey({self.algorithm.value}, kcv={self.kcv})"
 
 
 def kek_ceremony(terminal_id: str, kek: MasterKey, payload: str) -> KekCeremony:

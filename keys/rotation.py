@@ -4,7 +4,7 @@ Everything here runs inside one write transaction that holds the owner's lock,
 so a rotation, a delivery and a sweep of the same owner never interleave.
 Every step writes the audit trail; the policy (`KeyPolicy`) decides expiry,
 use limits and how many replaced versions stay in grace. Retiring a key erases
-its TR-31 block (audit action `erase`): a retired PIN or data key kept in the
+its block (audit action `erase`): a retired PIN or data key kept in the
 store, and so in every backup, would decrypt recorded traffic for ever.
 """
 
@@ -15,21 +15,25 @@ import logging
 import attrs
 from forecourt.keys import audit, key_rows
 from forecourt.keys.backend import Tx
-from forecourt.keys.crypto import Algorithm, generate_key, working_algorithm_under
+from forecourt.keys.crypto import Algorithm, working_algorithm_under
 from forecourt.keys.errors import StaleKeyChange, UnknownKey
-from forecourt.keys.exchange import build_payload
+from forecourt.keys.exchange import PayloadEntry, encode_payload
 from forecourt.keys.key_change import ChangedKey, IssuedKey
-from forecourt.keys.key_rows import KeyRow, KeyVault
+from forecourt.keys.key_rows import KeyRow
 from forecourt.keys.model import WORKING_TYPES, KeyPolicy, KeyState, KeyType, OwnerKind
+from forecourt.keys.security_module import KeyRef as ModuleKeyRef
+from forecourt.keys.vault import Vault
 
 log = logging.getLogger("forecourt.keys")
 
 
 @attrs.frozen
 class Rotation:
-    """The rotation rules of one store (its LMK and policy)."""
+    """The rotation rules of one store (its vault and policy). The vault makes
+    each key: in this process under the software LMK, or in the payment HSM (A0
+    mode 1 under the owner's KEK/ZMK; A8 to send a pending key again)."""
 
-    vault: KeyVault
+    vault: Vault
     policy: KeyPolicy
 
     def issue(
@@ -47,29 +51,31 @@ class Rotation:
     ) -> tuple[tuple[IssuedKey, ...], str]:
         """The next version of each working key, pending (or active with
         `activate`), and the payload that carries them under the KEK/ZMK."""
-        master_algorithm, master_key = self.vault.master(tx, owner, kind)
+        master = key_rows.master_row(tx, owner, kind)
         self.sweep(tx, now, owner)
         types = WORKING_TYPES[kind]
         pending = {kt: key_rows.select(tx, owner, kt, (KeyState.PENDING,)) for kt in types}
         if reuse_pending and all(pending[kt] for kt in types):
-            issued = tuple(self._reissue(pending[kt][0]) for kt in types)
+            issued = tuple(self._reissue(master, pending[kt][0]) for kt in types)
         else:
             issued = tuple(
-                self._create(
-                    tx, owner, kt, pending[kt], master_algorithm, now, grace, actor, reason
-                )
+                self._create(tx, owner, kt, pending[kt], master, now, grace, actor, reason)
                 for kt in types
             )
         if activate:
             for new in issued:
                 row = key_rows.select(tx, owner, new.key_type, (KeyState.PENDING,))[0]
                 self.activate(tx, row, now, actor, reason or "activated at rotation")
-        wire = [(k.key_type, k.version, k.algorithm, k.key) for k in issued]
-        return issued, build_payload(master_key, master_algorithm, wire)
+        entries = [PayloadEntry(k.key_type, k.version, k.kcv, k.wire) for k in issued]
+        return issued, encode_payload(entries)
 
-    def _reissue(self, row: KeyRow) -> IssuedKey:
+    def _reissue(self, master: KeyRow, row: KeyRow) -> IssuedKey:
         """A pending key sent again (its first delivery may have been lost)."""
-        return IssuedKey(row.key_type, row.version, row.algorithm, row.kcv, self.vault.unwrap(row))
+        wire = self.vault.export_under(master, row)
+        mac = self.vault.prepared_mac(row) if row.key_type.is_mac else None
+        return IssuedKey(
+            row.key_type, row.version, row.algorithm, row.kcv, wire, self.vault.ref(row), mac
+        )
 
     def _create(
         self,
@@ -77,7 +83,7 @@ class Rotation:
         owner: str,
         key_type: KeyType,
         superseded: list[KeyRow],
-        master_algorithm: Algorithm,
+        master: KeyRow,
         now: float,
         grace: float,
         actor: str,
@@ -87,11 +93,14 @@ class Rotation:
         for p in superseded:
             self.retire(tx, p, now, "supersede", "replaced before delivery", actor=actor)
         previous = key_rows.active(tx, owner, key_type)
-        algorithm = previous.algorithm if previous else working_algorithm_under(master_algorithm)
+        algorithm: Algorithm = (
+            previous.algorithm if previous else working_algorithm_under(master.algorithm)
+        )
         version = key_rows.next_version(tx, owner, key_type)
-        key = generate_key(algorithm)
-        check = self.vault.insert(
-            tx, owner, key_type, algorithm, version, key, KeyState.PENDING, now, grace
+        new = self.vault.generate_under(master, key_type, algorithm)
+        check = new.kcv
+        key_rows.insert_row(
+            tx, owner, key_type, algorithm, version, new.block, check, KeyState.PENDING, now, grace
         )
         audit.record(
             tx,
@@ -104,7 +113,8 @@ class Rotation:
             new=(version, check),
             reason=reason,
         )
-        return IssuedKey(key_type, version, algorithm, check, key)
+        ref = ModuleKeyRef(key_type, algorithm, check, new.block, self.vault.backend)
+        return IssuedKey(key_type, version, algorithm, check, new.wire, ref, new.mac)
 
     def retire(
         self, tx: Tx, row: KeyRow, now: float, action: str, reason: str, *, actor: str

@@ -4,7 +4,10 @@ A store is a SQLite file in the data directory or a PostgreSQL database. It
 keeps only the LMK's KCV (the stamp), so opening it with another LMK fails
 loudly (`LmkMismatch`) instead of producing blocks nobody can unwrap, and the
 path `init` wrote the LMK file to (`lmk_file`, a hint, not a secret), so later
-commands find the LMK without being told where it is again.
+commands find the LMK without being told where it is again. A store made for a
+device backend also records which (`key_backend`, absent: software) and the
+device's LMK check value (`device_lmk_check`): its rows hold the device's blocks,
+so opening it under another backend or another HSM is refused.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ from forecourt.keys.errors import (
     KeysError,
     LmkMismatch,
     LmkMissing,
+    StoreBackendMismatch,
     StoreError,
     StoreExists,
     StoreNotInitialised,
@@ -29,6 +33,7 @@ log = logging.getLogger("forecourt.keys")
 DATA_DIR_ENV = "FORECOURT_DATA_DIR"
 STORE_FILE_NAME = "keys.db"
 SCHEMA_VERSION = "1"
+SOFTWARE = "software"
 
 
 def default_data_dir() -> Path:
@@ -76,9 +81,11 @@ def open_stamped(
     lmk: Lmk | None,
     lmk_file: Path | str | None,
     allow_lmk_in_data_dir: bool = False,
+    key_backend: str = SOFTWARE,
 ) -> tuple[Backend, Lmk]:
     """An initialised store and its LMK. Raises LmkMissing, LmkInvalid,
-    LmkInDataDir, LmkMismatch, StoreNotInitialised."""
+    LmkInDataDir, LmkMismatch, StoreNotInitialised, StoreBackendMismatch (a store
+    made for another `[keys] backend`)."""
     ddir = _data_dir(data_dir)
     try:
         backend = _backend(ddir, dsn, create=False)
@@ -97,6 +104,14 @@ def open_stamped(
         stamp = _meta(backend, "lmk_kcv")
         if stamp is None:
             raise StoreNotInitialised("key store is not initialised: run 'forecourt keys init'")
+        made_for = _meta(backend, "key_backend") or SOFTWARE
+        if made_for != key_backend:
+            where = "PostgreSQL" if dsn else str(ddir)
+            raise StoreBackendMismatch(
+                f"the key store in {where} was made for the {made_for} backend, opened with"
+                f' backend {key_backend}: set [keys] backend = "{made_for}" (or --backend'
+                f" {made_for}), or make a {key_backend} store in another data directory"
+            )
         if lmk is None:
             lmk = _open_lmk(ddir, lmk_file, _meta(backend, "lmk_file"), allow_lmk_in_data_dir)
         if stamp != lmk.kcv:
@@ -116,6 +131,7 @@ def create_stamped(
     lmk_file: Path | str | None,
     now: float,
     allow_lmk_in_data_dir: bool = False,
+    key_backend: str = SOFTWARE,
 ) -> tuple[Backend, Lmk]:
     """A new store: schema and stamp; the LMK file too unless an LMK is given or
     in the environment (an existing LMK file is reused, never overwritten).
@@ -139,6 +155,8 @@ def create_stamped(
                 lmk = Lmk.generate()
                 lmk.write(path)
         meta = [("lmk_kcv", lmk.kcv), ("schema_version", SCHEMA_VERSION), ("created_at", repr(now))]
+        if key_backend != SOFTWARE:  # a software store's stamp stays as it always was
+            meta.append(("key_backend", key_backend))
         if from_file:
             meta.append(("lmk_file", str(path.resolve())))
         with backend.write() as tx:
@@ -151,3 +169,20 @@ def create_stamped(
         raise
     log.info("key store initialised backend=%s lmk_kcv=%s", backend.name, lmk.kcv)
     return backend, lmk
+
+
+def device_stamp(backend: Backend, lmk_check: str) -> None:
+    """Tie a device store to its HSM's LMK (NC's check value): recorded by the first
+    open, compared by every later one, so a store is never used against an HSM
+    under another LMK (its blocks would not open there)."""
+    recorded = _meta(backend, "device_lmk_check")
+    if recorded is None:
+        with backend.write() as tx:
+            tx.execute(
+                "INSERT INTO key_meta (name, value) VALUES (?, ?)", ("device_lmk_check", lmk_check)
+            )
+    elif recorded != lmk_check:
+        raise LmkMismatch(
+            f"key store was made on an HSM whose LMK check is {recorded}; this HSM's is"
+            f" {lmk_check}: point [keys.payshield] at the HSM the store was made on"
+        )

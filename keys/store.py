@@ -4,13 +4,20 @@ Methods are synchronous and thread-safe (the switch calls them through
 `trio.to_thread`). Each opens one transaction on the backend and lets the
 module of the concept do the work inside it: `stamp` (location and LMK),
 `owners`, `provisioning`, `key_rows` (TR-31 blocks under the LMK), `rotation`,
-`mac_keyrings`, `audit`. Clear keys exist only in memory, inside prepared MAC
-objects and for the moment of wrapping; rows, audit lines, logs and errors
-carry ids, versions and KCVs.
+`mac_keyrings`, `audit`; PIN and sign-on keys are `store_pins`, console-formed
+master keys `store_console`. Rows, audit lines, logs and errors carry ids,
+versions and KCVs.
+
+Who holds the LMK of the rows is the vault (`keys/vault.py`): on the software
+backend clear keys exist in this process, inside prepared MAC objects and for
+the moment of wrapping; on a payment HSM (`backend="payshield"`) the rows hold
+the HSM's blocks and no clear key ever comes here. The store's own software LMK
+still seals what is not a payment key (SAF records, wallet secrets).
 """
 
 from __future__ import annotations
 
+import functools
 import logging
 import time
 from collections.abc import Callable, Sequence
@@ -18,32 +25,32 @@ from pathlib import Path
 
 from forecourt.keys import audit, key_rows, owners, provisioning, stamp
 from forecourt.keys.backend import Backend
-from forecourt.keys.crypto import Family, working_algorithm_under
+from forecourt.keys.crypto import Family
 from forecourt.keys.dukpt_store import DukptRegistry
-from forecourt.keys.errors import InvalidKey, UnknownKey, UnknownOwner
+from forecourt.keys.errors import InvalidKey
 from forecourt.keys.key_change import ChangedKey, KeyChange
-from forecourt.keys.key_rows import KeyVault
 from forecourt.keys.keyring import MacKeyring
 from forecourt.keys.lmk import Lmk
-from forecourt.keys.mac import PreparedMac
 from forecourt.keys.mac_keyrings import MacKeyrings
 from forecourt.keys.model import (
     MAC_TYPE,
-    PIN_TYPE,
     AcquirerInfo,
     AuditEntry,
     KekCeremony,
     KeyInfo,
     KeyPolicy,
-    KeyType,
     OwnerInfo,
     OwnerKind,
 )
-from forecourt.keys.pin import PinKey, SoftwarePinTranslator
+from forecourt.keys.payshield.client import BlockingClient
+from forecourt.keys.payshield_module import PayShieldSettings
+from forecourt.keys.payshield_vault import PayShieldVault
 from forecourt.keys.rotation import Rotation
-from forecourt.keys.security_module import KeyRef as ModuleKeyRef
-from forecourt.keys.sign_on import sign_on_key, sign_on_mac
-from forecourt.keys.stamp import default_data_dir
+from forecourt.keys.security_module import ModuleUnavailable
+from forecourt.keys.stamp import SOFTWARE, default_data_dir
+from forecourt.keys.store_console import ConsoleProvisioning
+from forecourt.keys.store_pins import PinAndSignOn
+from forecourt.keys.vault import KeyVault, Vault
 from forecourt.keys.wallet_secrets import WalletSecrets
 
 # Names that lived here before the split; `forecourt.keys.store` still offers them.
@@ -52,7 +59,33 @@ __all__ = ["ChangedKey", "KeyChange", "KeyStore", "default_data_dir"]
 log = logging.getLogger("forecourt.keys")
 
 
-class KeyStore:
+BACKENDS = (SOFTWARE, "payshield")
+
+
+def _vault_for(
+    backend: Backend, lmk: Lmk, module: str, payshield: PayShieldSettings | None
+) -> Vault:
+    """The vault of a store opened for `module`; a device store is stamped with the
+    device's LMK check (NC) on first use and compared on every later one (at once
+    when the HSM answers; else before the first command that reaches it)."""
+    if module == SOFTWARE:
+        return KeyVault(lmk)
+    if module != "payshield":
+        raise InvalidKey(f'[keys] backend "{module}": a key store is one of {", ".join(BACKENDS)}')
+    s = payshield or PayShieldSettings()
+    client = BlockingClient(s.host, s.port, header_length=s.header_length, timeout_s=s.timeout_s)
+    vault = PayShieldVault(client, functools.partial(stamp.device_stamp, backend))
+    try:
+        vault.check_stamp()
+    except ModuleUnavailable:
+        log.warning("key store opened while the HSM does not answer at %s:%d", s.host, s.port)
+    except BaseException:
+        vault.close()
+        raise
+    return vault
+
+
+class KeyStore(PinAndSignOn, ConsoleProvisioning):
     """Keys of terminals and acquirer links. Open with `KeyStore.open` / `init`."""
 
     def __init__(
@@ -61,16 +94,20 @@ class KeyStore:
         lmk: Lmk,
         policy: KeyPolicy | None = None,
         clock: Callable[[], float] = time.time,
+        vault: Vault | None = None,
     ) -> None:
         self._db = backend
-        self._vault = KeyVault(lmk)
+        self._lmk = lmk
+        self._vault = vault or KeyVault(lmk)
         self.policy = policy or KeyPolicy()
         self._clock = clock
         self._rotation = Rotation(self._vault, self.policy)
         self._keyrings = MacKeyrings(self._vault, self.policy, clock)
 
     def __repr__(self) -> str:
-        return f"KeyStore(backend={self._db.name}, lmk_kcv={self.lmk_kcv})"
+        return (
+            f"KeyStore(backend={self._db.name}, keys={self._vault.backend}, lmk_kcv={self.lmk_kcv})"
+        )
 
     # -- opening ------------------------------------------------------------
 
@@ -85,13 +122,24 @@ class KeyStore:
         policy: KeyPolicy | None = None,
         clock: Callable[[], float] = time.time,
         allow_lmk_in_data_dir: bool = False,
+        module: str = SOFTWARE,
+        payshield: PayShieldSettings | None = None,
     ) -> KeyStore:
         """Open an initialised store; the LMK is `lmk`, else FORECOURT_LMK, else
         `lmk_file`, else the file `init` wrote. An LMK file inside data_dir is
-        refused unless `allow_lmk_in_data_dir` (demos). Raises LmkMissing,
-        LmkInvalid, LmkInDataDir, LmkMismatch, StoreNotInitialised."""
-        backend, lmk = stamp.open_stamped(data_dir, dsn, lmk, lmk_file, allow_lmk_in_data_dir)
-        return cls(backend, lmk, policy, clock)
+        refused unless `allow_lmk_in_data_dir` (demos). `module` is `[keys]
+        backend`: the store must have been made for it. Raises LmkMissing,
+        LmkInvalid, LmkInDataDir, LmkMismatch, StoreNotInitialised,
+        StoreBackendMismatch, ModuleUnavailable (no HSM)."""
+        backend, lmk = stamp.open_stamped(
+            data_dir, dsn, lmk, lmk_file, allow_lmk_in_data_dir, module
+        )
+        try:
+            vault = _vault_for(backend, lmk, module, payshield)
+        except BaseException:
+            backend.close()
+            raise
+        return cls(backend, lmk, policy, clock, vault)
 
     @classmethod
     def init(
@@ -104,17 +152,31 @@ class KeyStore:
         policy: KeyPolicy | None = None,
         clock: Callable[[], float] = time.time,
         allow_lmk_in_data_dir: bool = False,
+        module: str = SOFTWARE,
+        payshield: PayShieldSettings | None = None,
     ) -> KeyStore:
         """Create the store, and the LMK file (0600) unless an LMK is given or in
-        the environment (an existing LMK file is reused, never overwritten).
-        Raises StoreExists, LmkInDataDir."""
+        the environment (an existing LMK file is reused, never overwritten); a
+        store for a device `module` is stamped as such. Raises StoreExists,
+        LmkInDataDir."""
+        if module not in BACKENDS:
+            raise InvalidKey(
+                f'[keys] backend "{module}": a key store is one of {", ".join(BACKENDS)}'
+            )
         backend, lmk = stamp.create_stamped(
-            data_dir, dsn, lmk, lmk_file, clock(), allow_lmk_in_data_dir
+            data_dir, dsn, lmk, lmk_file, clock(), allow_lmk_in_data_dir, module
         )
-        return cls(backend, lmk, policy, clock)
+        try:
+            vault = _vault_for(backend, lmk, module, payshield)
+        except BaseException:
+            backend.close()
+            raise
+        return cls(backend, lmk, policy, clock, vault)
 
     def close(self) -> None:
         self._db.close()
+        if isinstance(self._vault, PayShieldVault):
+            self._vault.close()
 
     def __enter__(self) -> KeyStore:
         return self
@@ -124,12 +186,17 @@ class KeyStore:
 
     @property
     def lmk_kcv(self) -> str:
-        return self._vault.lmk.kcv
+        return self._lmk.kcv
 
     @property
     def lmk(self) -> Lmk:
         """The LMK the store was opened under, for keys derived from it (SAF sealing)."""
-        return self._vault.lmk
+        return self._lmk
+
+    @property
+    def key_backend(self) -> str:
+        """`[keys] backend` of the rows' blocks: "software" or "payshield"."""
+        return self._vault.backend
 
     def dukpt(self) -> DukptRegistry:
         """BDKs, DUKPT terminals and their KSN high-water marks (keys/dukpt_store.py)."""
@@ -137,10 +204,7 @@ class KeyStore:
 
     def wallet_secrets(self) -> WalletSecrets:
         """Wallet providers' signing material, sealed under this store's LMK."""
-        return WalletSecrets(self._db, self._vault.lmk)
-
-    def _now(self, now: float | None) -> float:
-        return self._clock() if now is None else now
+        return WalletSecrets(self._db, self._lmk)
 
     # -- provisioning ------------------------------------------------------
 
@@ -246,16 +310,6 @@ class KeyStore:
             kind = owners.kind_of(tx, owner)
             key_rows.add_uses(tx, owner, MAC_TYPE[kind], version, count)
 
-    def sign_on_mac(self, terminal_id: str) -> PreparedMac:
-        """The terminal's sign-on key (derived from its KEK, `sign_on`), prepared to
-        verify sign-on proofs; the clear KEK never leaves this call. Raises
-        UnknownOwner for anything but a registered terminal."""
-        with self._db.read() as tx:
-            if owners.kind_of(tx, terminal_id) is not OwnerKind.TERMINAL:
-                raise UnknownOwner(terminal_id)
-            algorithm, kek = self._vault.master(tx, terminal_id, OwnerKind.TERMINAL)
-        return sign_on_mac(kek, terminal_id, algorithm)
-
     # -- rotation ----------------------------------------------------------
 
     def rotate(
@@ -341,64 +395,3 @@ class KeyStore:
         with self._db.read() as tx:
             row = key_rows.active(tx, owner, MAC_TYPE[owners.kind_of(tx, owner)])
         return self._rotation.due(row, t, margin)
-
-    # -- PIN -----------------------------------------------------------------
-
-    def pin_key(self, owner: str) -> PinKey | None:
-        """The owner's active PIN key (a terminal's TPK, an acquirer link's ZPK),
-        prepared for caching; None when it has none. Raises UnknownOwner."""
-        with self._db.read() as tx:
-            kind = owners.kind_of(tx, owner)
-            row = key_rows.active(tx, owner, PIN_TYPE[kind])
-        if row is None:
-            return None
-        return PinKey(self._vault.unwrap(row), row.algorithm, row.version)
-
-    def pin_ref(self, owner: str) -> ModuleKeyRef | None:
-        """The owner's active PIN key (TPK / ZPK) as a security-module reference,
-        for the switch's PIN translation; None when it has none. Raises UnknownOwner."""
-        with self._db.read() as tx:
-            kind = owners.kind_of(tx, owner)
-            row = key_rows.active(tx, owner, PIN_TYPE[kind])
-        return None if row is None else row.key_ref()
-
-    def sign_on_ref(self, terminal_id: str) -> ModuleKeyRef:
-        """The terminal's sign-on key (`sign_on_mac`) as a security-module reference.
-        Raises UnknownOwner for anything but a registered terminal."""
-        with self._db.read() as tx:
-            if owners.kind_of(tx, terminal_id) is not OwnerKind.TERMINAL:
-                raise UnknownOwner(terminal_id)
-            algorithm, kek = self._vault.master(tx, terminal_id, OwnerKind.TERMINAL)
-        key = sign_on_key(kek, terminal_id, algorithm)
-        return self._vault.key_ref(key, KeyType.TAK, working_algorithm_under(algorithm))
-
-    def export_zone_keys(
-        self, name: str, *, actor: str = "api", now: float | None = None
-    ) -> tuple[tuple[KeyType, int, str, bytes], ...]:
-        """An acquirer link's active ZAK and ZPK in clear, for a test host or simulator
-        that cannot take them under the ZMK: (type, version, KCV, key) each. This is a
-        key ceremony of its own, recorded in the key audit (version and KCV only).
-        Raises UnknownOwner for anything but an acquirer link."""
-        t = self._now(now)
-        out: list[tuple[KeyType, int, str, bytes]] = []
-        with self._db.write() as tx:
-            if owners.kind_of(tx, name) is not OwnerKind.ACQUIRER:
-                raise UnknownOwner(name)
-            for key_type in (KeyType.ZAK, KeyType.ZPK):
-                row = key_rows.active(tx, name, key_type)
-                if row is None:
-                    continue
-                out.append((key_type, row.version, row.kcv, self._vault.unwrap(row)))
-                audit.record(
-                    tx, t, actor, "export_clear", name, key_type, new=row.ref, reason="test host"
-                )
-        log.info("clear zone keys exported owner=%s for a test host", name)
-        return tuple(out)
-
-    def translate_pin_block(self, terminal_id: str, acquirer: str, block: bytes, pan: str) -> bytes:
-        """Field 52: re-encrypt a PIN block from the terminal's active TPK to the
-        acquirer link's active ZPK; the clear keys never leave this call."""
-        tpk, zpk = self.pin_key(terminal_id), self.pin_key(acquirer)
-        if tpk is None or zpk is None:
-            raise UnknownKey(f"no active TPK for {terminal_id!r} or ZPK for {acquirer!r}")
-        return SoftwarePinTranslator().translate(block, pan, tpk, zpk)

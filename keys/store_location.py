@@ -1,8 +1,10 @@
 """Where the key store and its LMK are, read from the switch's configuration file.
 
 `forecourt keys --config FILE` and `forecourt serve --config FILE` must open the
-same store under the same LMK: the keys commands read the four keys that say so
-(`data_dir`, `database`, `[keys] lmk_file`, `[keys] allow_lmk_in_data_dir`) with
+same store under the same LMK: the keys commands read the keys that say so
+(`data_dir`, `database`, `[keys] lmk_file`, `[keys] allow_lmk_in_data_dir`, and
+`[keys] backend` with `[keys.payshield]`'s address: the HSM a payshield store's
+blocks are under) with
 the switch's rule (a relative path is taken from the file's folder). The switch
 checks the whole file when it starts; a test holds the two readings equal.
 """
@@ -15,6 +17,7 @@ from typing import Any
 
 import attrs
 from forecourt.keys.errors import KeysError
+from forecourt.keys.payshield_module import PayShieldSettings
 
 
 class StoreConfigError(KeysError):
@@ -27,6 +30,8 @@ class StoreLocation:
     database: str | None = None
     lmk_file: Path | None = None
     allow_lmk_in_data_dir: bool = False
+    key_backend: str = "software"
+    payshield: PayShieldSettings | None = None
 
 
 def _string(table: dict[str, Any], key: str, where: str, path: Path) -> str | None:
@@ -66,4 +71,27 @@ def read_store_location(path: Path) -> StoreLocation:
         database=_string(doc, "database", "", path),
         lmk_file=resolve(lmk_file) if lmk_file else None,
         allow_lmk_in_data_dir=allow,
+        key_backend=_string(keys, "backend", "keys.", path) or "software",
+        payshield=_payshield(keys.get("payshield"), path),
     )
+
+
+def _payshield(table: object, path: Path) -> PayShieldSettings | None:
+    """`[keys.payshield]`'s address and timing (the switch reads the whole table
+    with its checks, switch/config_payshield.py)."""
+    if table is None:
+        return None
+    if not isinstance(table, dict):
+        raise StoreConfigError(f"{path}: keys.payshield: must be a table")
+    d = PayShieldSettings()
+    host = _string(table, "host", "keys.payshield.", path) or d.host
+    port, header, timeout = (
+        table.get("port", d.port),
+        table.get("header", 4),
+        table.get("timeout_s", d.timeout_s),
+    )
+    if not isinstance(port, int) or not isinstance(header, int):
+        raise StoreConfigError(f"{path}: keys.payshield.port and header: must be whole numbers")
+    if not isinstance(timeout, int | float):
+        raise StoreConfigError(f"{path}: keys.payshield.timeout_s: must be a number of seconds")
+    return PayShieldSettings(host=host, port=port, header_length=header, timeout_s=float(timeout))

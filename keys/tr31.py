@@ -32,6 +32,7 @@ _USAGE: dict[KeyType, tuple[str, str]] = {
     KeyType.TDK: ("D0", "D0"),
     KeyType.BDK: ("B0", "B0"),  # base derivation key
     KeyType.IK: ("B1", "B1"),  # initial DUKPT key
+    KeyType.SOK: ("M3", "M6"),  # the sign-on proof key: a MAC key
 }
 _MODE: dict[KeyType, str] = {
     KeyType.KEK: "B",
@@ -43,6 +44,7 @@ _MODE: dict[KeyType, str] = {
     KeyType.TDK: "B",
     KeyType.BDK: "X",  # used to derive other keys
     KeyType.IK: "X",
+    KeyType.SOK: "C",
 }
 
 

@@ -10,6 +10,8 @@ from typing import Any
 
 import trio
 
+from .hsm_console import add_form_key_parser
+
 __all__ = ["add_hsm_parser"]
 
 _COMMANDS = ("A0", "A6", "A8", "BU", "CA", "CC", "G0", "M6", "M8", "NC", "B2")
@@ -24,8 +26,8 @@ def add_hsm_parser(kinds: argparse._SubParsersAction[Any]) -> None:
     hsm.add_argument(
         "--data-dir",
         type=Path,
-        required=True,
-        help="the simulator's folder: its LMK (hsm-lmk.key) is generated here on first run",
+        help="the simulator's folder: its LMK (hsm-lmk.key) is generated here on first run"
+        " (required)",
     )
     hsm.add_argument("--lmk-file", type=Path, help="use this LMK file (64 hex, mode 0600) instead")
     hsm.add_argument("--host", default="127.0.0.1", help="listen address (127.0.0.1)")
@@ -45,6 +47,10 @@ def add_hsm_parser(kinds: argparse._SubParsersAction[Any]) -> None:
     )
     hsm.add_argument("--quiet", action="store_true", help="do not log each command")
     hsm.set_defaults(func=_hsm)
+    console = hsm.add_subparsers(
+        dest="hsm_command", metavar="CONSOLE", help="the HSM's console: form-key"
+    )
+    add_form_key_parser(console)
 
 
 def _fail(message: str, code: int = 2) -> int:
@@ -58,6 +64,8 @@ def _hsm(args: argparse.Namespace) -> int:
     from .hsm import HsmSimConfig, HsmSimulator
     from .hsm_keys import load_or_create_lmk
 
+    if args.data_dir is None:
+        return _fail("give --data-dir DIR: the simulator's folder, where its LMK is kept")
     unknown = sorted(set(args.disable) - set(_COMMANDS))
     if unknown:
         return _fail(f"--disable {unknown[0]}: not a command of this HSM ({', '.join(_COMMANDS)})")

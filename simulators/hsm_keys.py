@@ -34,6 +34,12 @@ _ALGORITHMS = {
 }
 
 
+# the mode of use a key formed at the console gets, by its TR-31 usage: a BDK
+# derives (X), a MAC key (a terminal's sign-on key) MACs both ways (C), a KEK/ZMK
+# wraps and unwraps (B)
+MODE_OF_USE = {"B0": "X", "M1": "C", "M3": "C", "M6": "C", "K0": "B"}
+
+
 class BlockRefused(Exception):
     """A key block does not parse or authenticate under the key it is said to be under."""
 
@@ -118,5 +124,7 @@ def form_key(lmk: Lmk, components: list[bytes], usage: str, algorithm: Algorithm
     for part in components[1:]:
         key = xor(key, part)
     check_key(key, algorithm)
-    mode = "X" if usage == "B0" else "B"
-    return wrap_block(lmk, ClearKey(usage, algorithm, mode, "N" if usage == "B0" else "E", key))
+    return wrap_block(
+        lmk,
+        ClearKey(usage, algorithm, MODE_OF_USE.get(usage, "B"), "N" if usage == "B0" else "E", key),
+    )

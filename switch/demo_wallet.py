@@ -23,12 +23,12 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 from forecourt.keys.lmk import Lmk
-from forecourt.keys.store import KeyStore
 from forecourt.keys.wallet_secrets import hmac_secret
 from forecourt.keys.wallet_signing import hmac_signer
 from forecourt.simulators.terminal import CaseResult
 from forecourt.simulators.wallet import WalletProvider, serve_wallet
 from forecourt.simulators.wallet_rules import load_wallet_config
+from forecourt.switch.demo_payshield import DemoHsm, open_demo_store, register_terminal
 
 __all__ = ["WALLET", "WalletDemo", "make_certificates", "prepare_wallet_keys", "start_wallet"]
 
@@ -97,13 +97,15 @@ class WalletDemo:
         return None
 
 
-def prepare_wallet_keys(data_dir: Path, lmk: Lmk, kek_components: tuple[bytes, bytes]) -> bytes:
+def prepare_wallet_keys(
+    data_dir: Path, lmk: Lmk, kek_components: tuple[bytes, bytes], hsm: DemoHsm | None = None
+) -> bytes:
     """The wallet terminal and a fresh HMAC secret, registered; the secret for the simulator."""
     secret = os.urandom(32)
-    store = KeyStore.open(data_dir, lmk=lmk)
+    store = open_demo_store(data_dir, lmk, hsm)
     try:
         if not store.is_registered(WALLET_TERMINAL):
-            store.add_terminal(WALLET_TERMINAL, actor="demo", components=kek_components)
+            register_terminal(store, hsm, WALLET_TERMINAL, kek_components)
         store.wallet_secrets().put(hmac_secret(WALLET, secret), time.time(), "demo")
     finally:
         store.close()

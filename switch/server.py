@@ -197,6 +197,8 @@ async def _run_switch(
             lmk_file=config.keys.lmk_file,  # never inside data_dir unless a demo allows it
             allow_lmk_in_data_dir=config.keys.allow_lmk_in_data_dir,
             policy=policy,
+            module=config.keys.module.backend,  # rows hold that backend's blocks
+            payshield=config.keys.payshield,
         )
     )
     lmk = store.lmk

@@ -14,7 +14,7 @@ import forecourt.switch.cli as switch_cli
 import psycopg
 import pytest
 from forecourt.keys import KeyErased, KeyState, KeyStore, KeyType, key_rows
-from forecourt.keys.key_rows import KeyVault
+from forecourt.keys.vault import KeyVault
 
 from .conftest import Clock
 

@@ -37,6 +37,8 @@ from forecourt.keys.store import KeyStore
 from forecourt.switch.config import SwitchConfig, parse_config
 from forecourt.switch.server import RunningSwitch, run_switch
 
+from tests.switch.payshield_store import PreparedKeys
+
 TEST_PAN = "4761739001010010"
 BALANCE = 123_456  # what the small host answers a balance inquiry with
 _STANS = itertools.count(1)
@@ -519,23 +521,25 @@ async def started_switch(
     link_up: bool = True,
     host: SmallHost | None = None,
     zmk_components: tuple[bytes, bytes] | None = None,
+    prepared: PreparedKeys | None = None,
     **config_over: Any,
 ) -> AsyncIterator[SwitchUnderTest]:
     """`zmk_components`: register the link "bank" in the key store (ZAK/ZPK under
-    that ZMK), so PIN blocks are translated to its ZPK."""
-    lmk = Lmk.generate()
-    store = KeyStore.init(data_dir, lmk=lmk)
-    terminal_keys: dict[str, MacKey] = {}
-    keks: dict[str, bytes] = {}
-    tpks: dict[str, ClearKey] = {}
-    for tid in terminals:
+    that ZMK), so PIN blocks are translated to its ZPK. `prepared`: a store made
+    already, with what its terminals and host hold (tests/switch/payshield_store.py)."""
+    lmk = Lmk.generate() if prepared is None else prepared.lmk
+    store = KeyStore.init(data_dir, lmk=lmk) if prepared is None else prepared.store
+    terminal_keys: dict[str, MacKey] = {} if prepared is None else prepared.terminal_keys
+    keks: dict[str, bytes] = {} if prepared is None else prepared.keks
+    tpks: dict[str, ClearKey] = {} if prepared is None else prepared.tpks
+    for tid in terminals if prepared is None else ():
         ceremony = store.add_terminal(tid)
         keks[tid] = ceremony.clear_kek
         installed = install_key_change(ceremony.clear_kek, ceremony.payload)
         terminal_keys[tid] = installed.mac_key()
         tpks[tid] = installed.get(KeyType.TPK)
-    zpk: ClearKey | None = None
-    if zmk_components is not None:
+    zpk: ClearKey | None = None if prepared is None else prepared.zpk
+    if zmk_components is not None and prepared is None:
         info = store.add_acquirer("bank", zmk_components)
         zmk = adjust_parity(bytes(a ^ b for a, b in zip(*zmk_components, strict=True)))
         zpk = install_key_change(zmk, info.payload).get(KeyType.ZPK)

@@ -1,11 +1,11 @@
 """A switch whose security module cannot be reached answers its terminals in time.
 
-The payshield backend points at the port where `forecourt sim hsm` ran and was
-stopped (the real backend and its connection pool against a closed port, no
-double). A purchase is answered 909 (system malfunction, unMAC'd: the module
-cannot MAC either) within the module's deadline and never forwarded; a PIN
-purchase on a group without MACs is refused the same way at field 52; the switch
-keeps serving (an echo), counts each refusal, and says why in /healthz.
+The key store was made on `forecourt sim hsm` (its rows hold the HSM's blocks),
+which then stopped: the payshield backend points at its closed port (the real
+backend and its connection pool, no double). A purchase is answered 909 (system
+malfunction, unMAC'd: the module cannot MAC either) within the module's deadline
+and never forwarded; a PIN purchase on a group without MACs is refused the same
+way at field 52; the switch keeps serving (an echo), counts each refusal, and says why in /healthz.
 """
 
 from __future__ import annotations
@@ -19,8 +19,9 @@ import trio
 from forecourt.codecs.network import NetworkFunction
 from forecourt.keys.pin import encrypt_pin_block
 
-from tests.keys.payshield_rig import running_sim
+from tests.keys.hsm_thread import hsm_in_thread
 from tests.switch.harness import TEST_PAN, _unused_port, started_switch
+from tests.switch.payshield_store import PreparedKeys, payshield_keys
 
 TIMEOUT_S = 0.5  # [keys.payshield] timeout_s: each command's deadline
 UNAVAILABLE = 'forecourt_rejections_total{reason="security_module_unavailable"}'
@@ -29,11 +30,14 @@ MODULE_UNAVAILABLE = (
 )
 
 
-async def _stopped_hsm_port() -> int:
-    """The port `forecourt sim hsm` listened on, now that it has stopped."""
-    async with trio.open_nursery() as nursery, running_sim(nursery) as rig:
-        port = rig.port
-    return port
+def _store_on_stopped_hsm(
+    data_dir: Path, zmk_components: tuple[bytes, bytes] | None = None
+) -> tuple[int, PreparedKeys]:
+    """A payshield store made on `forecourt sim hsm`, and the port the simulator
+    listened on, now that it has stopped."""
+    with hsm_in_thread(data_dir / "hsm") as hsm:
+        prepared = payshield_keys(data_dir, hsm, ("T0000001", "T0000002"), zmk_components)
+        return hsm.port, prepared
 
 
 def _keys(port: int) -> dict[str, object]:
@@ -52,10 +56,12 @@ def _metric(text: str, name: str) -> float:
 
 @pytest.mark.slow
 async def test_terminals_hear_909_in_time_and_the_switch_keeps_serving(tmp_path: Path) -> None:
-    hsm_port = await _stopped_hsm_port()
+    hsm_port, prepared = _store_on_stopped_hsm(tmp_path)
     metrics_port = _unused_port()
     async with (
-        started_switch(tmp_path, metrics_port=metrics_port, keys=_keys(hsm_port)) as sut,
+        started_switch(
+            tmp_path, prepared=prepared, metrics_port=metrics_port, keys=_keys(hsm_port)
+        ) as sut,
         sut.terminal() as t,
     ):
         for amount in (2500, 2600):
@@ -82,13 +88,13 @@ async def test_a_pin_block_is_refused_not_forwarded_when_the_module_is_down(
     tmp_path: Path,
 ) -> None:
     """A group without MACs: the first key operation is field 52's translation."""
-    hsm_port = await _stopped_hsm_port()
+    hsm_port, prepared = _store_on_stopped_hsm(tmp_path, (os.urandom(16), os.urandom(16)))
     metrics_port = _unused_port()
     async with (
         started_switch(
             tmp_path,
             mac=False,
-            zmk_components=(os.urandom(16), os.urandom(16)),
+            prepared=prepared,
             metrics_port=metrics_port,
             keys=_keys(hsm_port),
         ) as sut,
