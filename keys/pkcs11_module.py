@@ -11,8 +11,11 @@ one on test systems), export of its non-extractable keys, TR-31 key blocks,
 key wrap under a TDES ZMK, TDES DUKPT. docs/hsm.md "The pkcs11 backend".
 
 PKCS#11 calls block, so each runs with `trio.to_thread.run_sync` on one of
-`sessions` logged-in sessions, at most that many at once: the event loop never
-waits on the token. A PKCS#11 error becomes `ModuleError` whose code is its CKR
+`sessions` logged-in sessions: the event loop never waits on the token. The
+calls into one library are serialised on one lock (`library_lock`):
+python-pkcs11 initialises the library with C_Initialize(NULL), which promises it
+no two threads at once, and SoftHSM then takes no locks of its own (concurrent
+calls fail with CKR_GENERAL_ERROR). A PKCS#11 error becomes `ModuleError` whose code is its CKR
 name; no message carries a key, PIN block or data.
 """
 
@@ -22,6 +25,7 @@ import hmac
 import logging
 import os
 import re
+import threading
 from collections.abc import Callable, Mapping
 from typing import TypeVar
 
@@ -46,12 +50,20 @@ from forecourt.keys.security_module import (
 )
 from pkcs11 import Attribute
 
-__all__ = ["DEBIAN_SOFTHSM2", "Pkcs11Module", "Pkcs11Settings", "TokenInfo"]
+__all__ = ["DEBIAN_SOFTHSM2", "Pkcs11Module", "Pkcs11Settings", "TokenInfo", "library_lock"]
 
 log = logging.getLogger("forecourt.keys")
 T = TypeVar("T")
 DEBIAN_SOFTHSM2 = "/usr/lib/softhsm/libsofthsm2.so"
 _TR31 = re.compile(r"^[ABCD](\d{4})")
+_LOCKS: dict[str, threading.Lock] = {}
+_LOCKS_LOCK = threading.Lock()
+
+
+def library_lock(library: str) -> threading.Lock:
+    """The one lock every call into `library` holds (this process)."""
+    with _LOCKS_LOCK:
+        return _LOCKS.setdefault(os.path.realpath(library), threading.Lock())
 
 
 @attrs.frozen
@@ -90,17 +102,9 @@ class Pkcs11Module:
     def __init__(self, settings: Pkcs11Settings, pin: str, *, fill: Fill = os.urandom) -> None:
         self.settings = settings
         self._fill = fill
-        try:
-            lib = pkcs11.lib(settings.library)
-            self._token = lib.get_token(token_label=settings.token_label)
-            sessions = [self._login(pin)]
-            sessions += [self._token.open(rw=True) for _ in range(settings.sessions - 1)]
-        except pkcs11.PKCS11Error as exc:
-            raise ModuleError(
-                f"open token {settings.token_label!r}", ckr_name(exc), "the token does not open"
-            ) from None
-        except RuntimeError as exc:  # the library itself does not load
-            raise ModuleError("open PKCS#11 library", "library", str(exc)) from None
+        self._lock = library_lock(settings.library)
+        with self._lock:
+            sessions = self._open_sessions(settings, pin)
         self._free = [TokenSession(s) for s in sessions]
         self._limiter = trio.CapacityLimiter(settings.sessions)
         self._threads = trio.CapacityLimiter(settings.sessions)
@@ -116,6 +120,20 @@ class Pkcs11Module:
                 " (clear PIN in memory): test systems only, NOT PCI PIN compliant",
                 extra={"token": self.info.label},
             )
+
+    def _open_sessions(self, settings: Pkcs11Settings, pin: str) -> list[pkcs11.Session]:
+        try:
+            lib = pkcs11.lib(settings.library)
+            self._token = lib.get_token(token_label=settings.token_label)
+            sessions = [self._login(pin)]
+            sessions += [self._token.open(rw=True) for _ in range(settings.sessions - 1)]
+        except pkcs11.PKCS11Error as exc:
+            raise ModuleError(
+                f"open token {settings.token_label!r}", ckr_name(exc), "the token does not open"
+            ) from None
+        except RuntimeError as exc:  # the library itself does not load
+            raise ModuleError("open PKCS#11 library", "library", str(exc)) from None
+        return sessions
 
     def _login(self, pin: str) -> pkcs11.Session:
         try:
@@ -139,8 +157,13 @@ class Pkcs11Module:
     async def aclose(self) -> None:
         async with self._limiter:
             sessions, self._free = self._free, []
-        for session in sessions:
-            await trio.to_thread.run_sync(session.close)
+
+        def close() -> None:
+            with self._lock:
+                for session in sessions:
+                    session.close()
+
+        await trio.to_thread.run_sync(close)
 
     async def __aenter__(self) -> Pkcs11Module:
         return self
@@ -158,7 +181,7 @@ class Pkcs11Module:
             session = self._free.pop()
             try:
                 return await trio.to_thread.run_sync(
-                    _mapped, operation, call, session, limiter=self._threads
+                    _mapped, self._lock, operation, call, session, limiter=self._threads
                 )
             finally:
                 self._free.append(session)
@@ -370,9 +393,12 @@ class Pkcs11Module:
         return bytes(data)
 
 
-def _mapped(operation: str, call: Callable[[TokenSession], T], session: TokenSession) -> T:
+def _mapped(
+    lock: threading.Lock, operation: str, call: Callable[[TokenSession], T], session: TokenSession
+) -> T:
     try:
-        return call(session)
+        with lock:
+            return call(session)
     except pkcs11.PKCS11Error as exc:
         raise ModuleError(operation, ckr_name(exc), "the token refused it") from None
 

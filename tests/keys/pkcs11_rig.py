@@ -17,7 +17,12 @@ import pytest
 import trio
 from forecourt.keys.crypto import Algorithm, kcv
 from forecourt.keys.model import KeyType
-from forecourt.keys.pkcs11_module import DEBIAN_SOFTHSM2, Pkcs11Module, Pkcs11Settings
+from forecourt.keys.pkcs11_module import (
+    DEBIAN_SOFTHSM2,
+    Pkcs11Module,
+    Pkcs11Settings,
+    library_lock,
+)
 from forecourt.keys.pkcs11_token import CHAIN_SUFFIX, key_template, new_label
 from forecourt.keys.security_module import KeyRef
 from pkcs11 import Attribute, ObjectClass
@@ -111,5 +116,10 @@ def _create(token: Token, key: bytes, key_type: KeyType, algorithm: Algorithm) -
 
 async def put_clear(token: Token, key: bytes, key_type: KeyType, algorithm: Algorithm) -> KeyRef:
     """Test only: `key` (which the test knows) as a token object the module can use."""
-    label = await trio.to_thread.run_sync(_create, token, key, key_type, algorithm)
+
+    def create() -> str:
+        with library_lock(DEBIAN_SOFTHSM2):
+            return _create(token, key, key_type, algorithm)
+
+    label = await trio.to_thread.run_sync(create)
     return KeyRef(key_type, algorithm, kcv(key, algorithm), label, "pkcs11")
