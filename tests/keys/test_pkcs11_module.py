@@ -274,10 +274,13 @@ async def test_diagnostics_echo_and_the_pin_from_the_environment(pkcs11_token: T
 
 
 async def test_calls_run_off_the_event_loop(pkcs11_token: Token) -> None:
-    """Many concurrent MACs on a pool of 2 sessions: all answer, and a task that
-    needs the loop keeps running while they do."""
-    async with await open_module(pkcs11_token, sessions=2) as m:
-        ref = await m.generate_key(KeyType.TAK, Algorithm.AES128)
+    """Many concurrent MACs (retail and CMAC, keys looked up afresh on each session)
+    on a pool of 4 sessions: every one right, and a task that needs the loop keeps
+    running while they do."""
+    async with await open_module(pkcs11_token, sessions=4) as m:
+        tdes, aes = os.urandom(8) + os.urandom(8), os.urandom(16)
+        retail_ref = await put_clear(pkcs11_token, tdes, KeyType.TAK, Algorithm.TDES2)
+        cmac_ref = await put_clear(pkcs11_token, aes, KeyType.TAK, Algorithm.AES128)
         ticks = 0
         done = trio.Event()
 
@@ -287,15 +290,23 @@ async def test_calls_run_off_the_event_loop(pkcs11_token: Token) -> None:
                 ticks += 1
                 await trio.sleep(0)
 
-        results: list[bytes] = []
+        wrong: list[int] = []
 
         async def mac(i: int) -> None:
-            results.append(await m.generate_mac(ref, MacAlgorithm.CMAC, bytes([i]) * 64))
+            data = bytes([i % 256]) * (200 + i % 64)
+            if i % 2:
+                got = await m.generate_mac(retail_ref, MacAlgorithm.RETAIL, data)
+                expected = retail_mac(tdes, data)
+            else:
+                got = await m.generate_mac(cmac_ref, MacAlgorithm.CMAC, data)
+                expected = aes_cmac(aes, data)
+            if got != expected:
+                wrong.append(i)
 
         async with trio.open_nursery() as nursery:
             nursery.start_soon(tick)
             async with trio.open_nursery() as callers:
-                for i in range(64):
+                for i in range(400):
                     callers.start_soon(mac, i)
             done.set()
-        assert len(results) == 64 and ticks > 64
+        assert wrong == [] and ticks > 400
