@@ -10,13 +10,9 @@ PIN translation (PKCS#11 has none; `software_pin_translation` allows an in-proce
 one on test systems), export of its non-extractable keys, TR-31 key blocks,
 key wrap under a TDES ZMK, TDES DUKPT. docs/hsm.md "The pkcs11 backend".
 
-PKCS#11 calls block, so each runs with `trio.to_thread.run_sync` on one of
-`sessions` logged-in sessions: the event loop never waits on the token. The
-calls into one library are serialised on one lock (`library_lock`):
-python-pkcs11 initialises the library with C_Initialize(NULL), which promises it
-no two threads at once, and SoftHSM then takes no locks of its own (concurrent
-calls fail with CKR_GENERAL_ERROR). A PKCS#11 error becomes `ModuleError` whose code is its CKR
-name; no message carries a key, PIN block or data.
+PKCS#11 calls block: they run in worker threads on a pool of sessions, one at a
+time per library (keys/pkcs11_sessions.py). A PKCS#11 error becomes `ModuleError`
+whose code is its CKR name; no message carries a key, PIN block or data.
 """
 
 from __future__ import annotations
@@ -25,12 +21,9 @@ import hmac
 import logging
 import os
 import re
-import threading
 from collections.abc import Callable, Mapping
 from typing import TypeVar
 
-import attrs
-import pkcs11
 import trio
 from forecourt.keys import dukpt_aes
 from forecourt.keys.crypto import Algorithm
@@ -38,7 +31,14 @@ from forecourt.keys.mac import MacAlgorithm
 from forecourt.keys.model import KeyType
 from forecourt.keys.pin import Fill
 from forecourt.keys.pkcs11_pin import TokenPinKey, translate_in_process
-from forecourt.keys.pkcs11_token import NAME, TokenSession, ckr_name
+from forecourt.keys.pkcs11_sessions import (
+    DEBIAN_SOFTHSM2,
+    Pkcs11Settings,
+    TokenInfo,
+    TokenPool,
+    library_lock,
+)
+from forecourt.keys.pkcs11_token import NAME, TokenSession
 from forecourt.keys.security_module import (
     DukptKeyUsage,
     ExportedKey,
@@ -51,41 +51,10 @@ from forecourt.keys.security_module import (
 from pkcs11 import Attribute
 
 __all__ = ["DEBIAN_SOFTHSM2", "Pkcs11Module", "Pkcs11Settings", "TokenInfo", "library_lock"]
+T = TypeVar("T")
 
 log = logging.getLogger("forecourt.keys")
-T = TypeVar("T")
-DEBIAN_SOFTHSM2 = "/usr/lib/softhsm/libsofthsm2.so"
 _TR31 = re.compile(r"^[ABCD](\d{4})")
-_LOCKS: dict[str, threading.Lock] = {}
-_LOCKS_LOCK = threading.Lock()
-
-
-def library_lock(library: str) -> threading.Lock:
-    """The one lock every call into `library` holds (this process)."""
-    with _LOCKS_LOCK:
-        return _LOCKS.setdefault(os.path.realpath(library), threading.Lock())
-
-
-@attrs.frozen
-class Pkcs11Settings:
-    """`[keys.pkcs11]` (docs/configuration.md). The user PIN is never in the file:
-    `pin_env` names the environment variable that holds it."""
-
-    library: str = DEBIAN_SOFTHSM2
-    token_label: str = "forecourt"
-    pin_env: str = "FORECOURT_PKCS11_PIN"
-    sessions: int = 4
-    software_pin_translation: bool = False  # test systems only: not PCI compliant
-
-
-@attrs.frozen
-class TokenInfo:
-    """What diagnostics report of the token (never its PIN)."""
-
-    label: str
-    manufacturer: str
-    model: str
-    firmware: str
 
 
 def _looks_like_tr31(cryptogram: str) -> bool:
@@ -102,44 +71,14 @@ class Pkcs11Module:
     def __init__(self, settings: Pkcs11Settings, pin: str, *, fill: Fill = os.urandom) -> None:
         self.settings = settings
         self._fill = fill
-        self._lock = library_lock(settings.library)
-        with self._lock:
-            sessions = self._open_sessions(settings, pin)
-        self._free = [TokenSession(s) for s in sessions]
-        self._limiter = trio.CapacityLimiter(settings.sessions)
-        self._threads = trio.CapacityLimiter(settings.sessions)
-        self.info = TokenInfo(
-            self._token.label,
-            self._token.manufacturer_id,
-            self._token.model,
-            "{}.{}".format(*self._token.firmware_version),
-        )
+        self._pool = TokenPool(settings, pin)
+        self.info = self._pool.info
         if settings.software_pin_translation:
             log.warning(
                 "pkcs11_software_pin_translation: PIN blocks are translated IN THIS PROCESS"
                 " (clear PIN in memory): test systems only, NOT PCI PIN compliant",
                 extra={"token": self.info.label},
             )
-
-    def _open_sessions(self, settings: Pkcs11Settings, pin: str) -> list[pkcs11.Session]:
-        try:
-            lib = pkcs11.lib(settings.library)
-            self._token = lib.get_token(token_label=settings.token_label)
-            sessions = [self._login(pin)]
-            sessions += [self._token.open(rw=True) for _ in range(settings.sessions - 1)]
-        except pkcs11.PKCS11Error as exc:
-            raise ModuleError(
-                f"open token {settings.token_label!r}", ckr_name(exc), "the token does not open"
-            ) from None
-        except RuntimeError as exc:  # the library itself does not load
-            raise ModuleError("open PKCS#11 library", "library", str(exc)) from None
-        return sessions
-
-    def _login(self, pin: str) -> pkcs11.Session:
-        try:
-            return self._token.open(rw=True, user_pin=pin)
-        except pkcs11.UserAlreadyLoggedIn:  # another module of this process logged in
-            return self._token.open(rw=True)
 
     @classmethod
     async def open_module(
@@ -155,15 +94,7 @@ class Pkcs11Module:
         return await trio.to_thread.run_sync(lambda: cls(settings, pin))
 
     async def aclose(self) -> None:
-        async with self._limiter:
-            sessions, self._free = self._free, []
-
-        def close() -> None:
-            with self._lock:
-                for session in sessions:
-                    session.close()
-
-        await trio.to_thread.run_sync(close)
+        await self._pool.aclose()
 
     async def __aenter__(self) -> Pkcs11Module:
         return self
@@ -177,14 +108,7 @@ class Pkcs11Module:
     # -- running a call ------------------------------------------------------------------
 
     async def _run(self, operation: str, call: Callable[[TokenSession], T]) -> T:
-        async with self._limiter:
-            session = self._free.pop()
-            try:
-                return await trio.to_thread.run_sync(
-                    _mapped, self._lock, operation, call, session, limiter=self._threads
-                )
-            finally:
-                self._free.append(session)
+        return await self._pool.run(operation, call)
 
     def _label(self, ref: KeyRef, operation: str) -> str:
         if ref.backend != NAME:
@@ -389,18 +313,8 @@ class Pkcs11Module:
 
     async def echo(self, data: bytes) -> bytes:
         """`data` back after a call the token answers (C_GetTokenInfo)."""
-        await self._run("echo", lambda s: self._token.slot.get_token())
+        await self._run("echo", lambda s: self._pool.token.slot.get_token())
         return bytes(data)
-
-
-def _mapped(
-    lock: threading.Lock, operation: str, call: Callable[[TokenSession], T], session: TokenSession
-) -> T:
-    try:
-        with lock:
-            return call(session)
-    except pkcs11.PKCS11Error as exc:
-        raise ModuleError(operation, ckr_name(exc), "the token refused it") from None
 
 
 def _retail(key: KeyRef, algorithm: MacAlgorithm, operation: str) -> bool:

@@ -21,6 +21,7 @@ from forecourt.keys.security_module import (
     DukptKeyUsage,
     KeyRef,
     ModuleError,
+    ModuleUnavailable,
     NotSupportedByModule,
     PinBlockFormat,
 )
@@ -269,6 +270,8 @@ async def test_diagnostics_echo_and_the_pin_from_the_environment(pkcs11_token: T
         assert status.backend == "pkcs11"
         assert "SoftHSM" in status.firmware and pkcs11_token.label in status.firmware
         assert await m.echo(b"ping") == b"ping"
+    with pytest.raises(ModuleUnavailable, match="sessions are closed"):
+        await m.echo(b"ping")
     with pytest.raises(ModuleError, match=f"set \\${pkcs11_token.settings.pin_env}"):
         await Pkcs11Module.open_module(pkcs11_token.settings, {})
 
