@@ -5,7 +5,8 @@ token made for the run in a temporary folder (its own softhsm2.conf and
 Reports µs per call one at a time (what a transaction waits for: the worker-thread
 hop plus the token's own work), calls per second with many callers over the
 session pool, the same MACs through the software backend for comparison, what the
-token costs one transaction (2 MAC verifies + 2 MAC generates) and the load
+token costs one transaction (2 MAC verifies + 2 MAC generates), an AES DUKPT MAC
+derived in the token (a counter with 7 one-bits: 9 derivations) and the load
 average while it ran (the machine is shared: read the figures with it).
 """
 
@@ -28,10 +29,11 @@ from forecourt.keys.mac import MacAlgorithm
 from forecourt.keys.model import KeyType
 from forecourt.keys.pkcs11_module import Pkcs11Module, Pkcs11Settings, library_lock
 from forecourt.keys.pkcs11_token import TokenSession
-from forecourt.keys.security_module import KeyRef, SecurityModule
+from forecourt.keys.security_module import DukptKeyUsage, KeyRef, SecurityModule
 from forecourt.keys.software_module import SoftwareModule
 
 PIN = "24680"
+KSN = bytes.fromhex("1234567890123456") + (0x00012345).to_bytes(4, "big")  # 7 one-bits
 
 
 def _token(folder: Path) -> Pkcs11Settings:
@@ -147,6 +149,10 @@ async def _measure(settings: Pkcs11Settings, data: bytes, calls: int) -> dict[st
         }
         out |= await _macs(token, refs, data, calls, "pkcs11")
         out["pkcs11_echo_us"] = await _per_call(lambda: token.echo(b"x"), calls)
+        bdk = await token.generate_key(KeyType.BDK, Algorithm.AES128)
+        out["pkcs11_dukpt_mac_us"] = await _per_call(
+            lambda: token.dukpt_mac(bdk, KSN, DukptKeyUsage.MAC_GENERATION, data), calls // 5
+        )
         out |= await trio.to_thread.run_sync(_in_token, settings, refs, data, calls)
     software = SoftwareModule(Lmk.generate())
     soft_refs = {
@@ -154,6 +160,10 @@ async def _measure(settings: Pkcs11Settings, data: bytes, calls: int) -> dict[st
         "cmac": await software.generate_key(KeyType.TAK, Algorithm.AES128),
     }
     out |= await _macs(software, soft_refs, data, calls * 5, "software")
+    soft_bdk = await software.generate_key(KeyType.BDK, Algorithm.AES128)
+    out["software_dukpt_mac_cached_us"] = await _per_call(
+        lambda: software.dukpt_mac(soft_bdk, KSN, DukptKeyUsage.MAC_GENERATION, data), calls
+    )
     for name in ("retail", "cmac"):
         out[f"pkcs11_{name}_per_transaction_us"] = round(
             2 * out[f"pkcs11_{name}_generate_us"] + 2 * out[f"pkcs11_{name}_verify_us"], 1
