@@ -259,6 +259,9 @@ async def test_a_reference_from_another_backend_is_refused(pkcs11_token: Token) 
     async with await open_module(pkcs11_token) as m:
         with pytest.raises(ModuleError, match="belongs to the software backend"):
             await m.generate_mac(soft_ref, MacAlgorithm.CMAC, b"data")
+        hsm_ref = KeyRef(KeyType.TAK, Algorithm.AES128, "000000", "S1234", "payshield")
+        with pytest.raises(ModuleError, match="belongs to the payshield backend"):
+            await m.kcv(hsm_ref)
         token_ref = await m.generate_key(KeyType.TAK, Algorithm.AES128)
     with pytest.raises(ModuleError, match="belongs to the pkcs11 backend"):
         await software.generate_mac(token_ref, MacAlgorithm.CMAC, b"data")
