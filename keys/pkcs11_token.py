@@ -133,11 +133,6 @@ class TokenSession:
             self._objects.move_to_end(label)
         return found
 
-    def objects_made(self) -> list[pkcs11.Object]:
-        """Every key object of this module in the token (labels `forecourt.*`)."""
-        keys = self.session.get_objects({Attribute.CLASS: ObjectClass.SECRET_KEY})
-        return [k for k in keys if str(k[Attribute.LABEL]).startswith("forecourt.")]
-
     # -- keys -------------------------------------------------------------------------
 
     def generate(self, key_type: KeyType, algorithm: Algorithm) -> str:
@@ -157,6 +152,7 @@ class TokenSession:
         """A 2-key TDES key made in the token: a random DES3 session key B
         (C_GenerateKey), the key objects derived from it (`derive_tdes2`), B destroyed."""
         base_template = key_template(KeyType.BDK, Algorithm.TDES3, None, token=False)
+        base_template[Attribute.ENCRYPT] = False  # B only derives
         base = self.session.generate_key(P11KeyType.DES3, store=False, template=base_template)
         try:
             a = os.urandom(8)
