@@ -8,6 +8,8 @@ The security module's and DUKPT's figures come from bench/module_bench.py.
 `--backend payshield` instead: the same MACs (and a PIN translation) through the
 payshield backend against `forecourt sim hsm` in its own process
 (bench/_hsm_bench.py), and what the HSM round trips cost one transaction.
+`--backend pkcs11`: the MACs through the pkcs11 backend on a SoftHSM2 token made
+for the run, beside the software backend's (bench/_pkcs11_bench.py).
 """
 
 from __future__ import annotations
@@ -43,9 +45,14 @@ def _us(fn: Callable[[], object], number: int) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description="key benchmarks (JSON on stdout)")
     parser.add_argument(
-        "--backend", choices=("software", "payshield"), default="software", help="(software)"
+        "--backend",
+        choices=("software", "payshield", "pkcs11"),
+        default="software",
+        help="(software)",
     )
-    parser.add_argument("--calls", type=int, default=1000, help="payshield: calls per figure")
+    parser.add_argument(
+        "--calls", type=int, default=1000, help="payshield, pkcs11: calls per figure"
+    )
     args = parser.parse_args()
     data = os.urandom(256)
     if args.backend == "payshield":
@@ -53,6 +60,12 @@ def main() -> None:
         from _hsm_bench import payshield_figures
 
         print(json.dumps(payshield_figures(data, args.calls)))
+        return
+    if args.backend == "pkcs11":
+        sys.path.insert(0, str(Path(__file__).parent))
+        from _pkcs11_bench import pkcs11_figures
+
+        print(json.dumps(pkcs11_figures(data, args.calls)))
         return
     retail = RetailMac(generate_key(Algorithm.TDES2))
     cmac_key = generate_key(Algorithm.AES128)

@@ -191,3 +191,21 @@ def aes_working_key(
     return aes_working_key_from_initial(
         aes_initial_key(bdk, initial_key_id_of(ksn)), ksn, usage, key_type
     )
+
+
+# -- for a security module that derives in its own ECB (keys/pkcs11_token.py) --------
+
+KEY_DERIVATION = _KEY_DERIVATION
+KEY_DERIVATION_INITIAL = _KEY_DERIVATION_INITIAL
+
+
+def derivation_blocks(usage: int, key_type: Algorithm, tail: bytes) -> bytes:
+    """The derivation data blocks (block counter 1, 2, ...) whose AES-ECB under the
+    current key is the derived key of `key_type` (truncated to its length): what a
+    token's CKM_AES_ECB_ENCRYPT_DATA is given, so the key never leaves it."""
+    data = _derivation_data(usage, key_type, tail)
+    blocks = bytearray()
+    for block in range(1, -(-key_type.key_length // 16) + 1):
+        data[1] = block
+        blocks += data
+    return bytes(blocks)

@@ -12,8 +12,10 @@ from pathlib import Path
 
 import attrs
 from forecourt.keys.payshield_module import PayShieldSettings
+from forecourt.keys.pkcs11_module import Pkcs11Settings
 from forecourt.switch.config_dukpt import ModuleSettings, read_module_settings
 from forecourt.switch.config_payshield import read_payshield
+from forecourt.switch.config_pkcs11 import read_pkcs11
 from forecourt.switch.config_reading import ConfigTable
 
 __all__ = [
@@ -83,6 +85,7 @@ class KeysConfig:
     # the security module and its DUKPT settings (switch/config_dukpt.py)
     module: ModuleSettings = attrs.field(factory=ModuleSettings)
     payshield: PayShieldSettings | None = None  # [keys.payshield] (switch/config_payshield.py)
+    pkcs11: Pkcs11Settings | None = None  # [keys.pkcs11] (switch/config_pkcs11.py)
 
 
 @attrs.frozen
@@ -184,6 +187,7 @@ def read_keys(root: ConfigTable, resolve: Callable[[str], Path] = Path) -> KeysC
         allow_lmk_in_data_dir=t.bool_("allow_lmk_in_data_dir", False),
         module=read_module_settings(t),
         payshield=read_payshield(t),
+        pkcs11=read_pkcs11(t),
     )
     t.finish()
     return keys

@@ -6,11 +6,14 @@ warning is psec's own, so it (and only it, from psec modules) is ignored here.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from forecourt.keys import KeyPolicy, KeyStore
+
+from tests.keys.pkcs11_rig import Token, make_token
 
 PSEC_WARNING = "ignore::cryptography.utils.CryptographyDeprecationWarning:psec.*"
 
@@ -47,3 +50,15 @@ def store(tmp_path: Path, clock: Clock, monkeypatch: pytest.MonkeyPatch) -> Iter
     s = KeyStore.init(tmp_path / "data", lmk_file=lmk_file, policy=KeyPolicy(), clock=clock)
     yield s
     s.close()
+
+
+@pytest.fixture(scope="session")
+def pkcs11_token(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Token]:
+    """One SoftHSM2 token for the session's pkcs11 tests (tests/keys/pkcs11_rig.py):
+    the library reads its configuration once per process, so one token serves them."""
+    previous = os.environ.get("SOFTHSM2_CONF")
+    yield make_token(tmp_path_factory.mktemp("softhsm"))
+    if previous is None:
+        os.environ.pop("SOFTHSM2_CONF", None)
+    else:
+        os.environ["SOFTHSM2_CONF"] = previous
