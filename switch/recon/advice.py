@@ -121,7 +121,7 @@ async def advice_ops(
     _refuse_state(item, row)
     link = _iso8583_link(item, row, acquirers)
     entries = await journal.saf_entries_of([txn_id])
-    advices = [e for e in entries if e.mti[2:3] == "2"]
+    advices = [e for e in entries if e.mti[1:3] == "22"]  # x220, x221: financial advices
     held = [e for e in advices if e.state != "flagged"]
     if held or await _delivered(journal, txn_id):
         what = f"SAF item {held[-1].id}, {held[-1].state}" if held else "delivered"
