@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import time
+import tomllib
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -19,7 +20,7 @@ import trio
 from forecourt.codecs.dialect import decode, encode, get_dialect
 from forecourt.codecs.family import Family
 from forecourt.codecs.message import Message
-from forecourt.switch.config import SwitchConfig
+from forecourt.switch.config import SwitchConfig, parse_config
 from forecourt.switch.journal import (
     PARKED_HORIZON_S,
     AddEvent,
@@ -43,6 +44,13 @@ from hypothesis import strategies as st
 from tests.recon import scenario
 from tests.recon.test_matching import _import, _match
 
+WALLET_BANK = """
+[[acquirers]]
+kind = "wallet"
+name = "bank"
+base_url = "https://wallet.example:8443"
+merchant_id = "FORECOURT01"
+"""
 KEY = bytes(range(32))
 OTHER_KEY = bytes(range(1, 33))
 PAN = "4761739001010010"
@@ -122,6 +130,12 @@ def test_every_refusal_names_the_item_and_the_fix(tmp_path: Path) -> None:
                 text = str(refused.value)
                 assert text.startswith(f"item {item.id}") and "\n" not in text
                 assert any(w in text for w in ("resolve", "write", "adjust", "acquirer"))
+            # the sale's route a wallet provider's, not an ISO 8583 acquirer's
+            wallet = parse_config(tomllib.loads(WALLET_BANK), source="test").acquirers
+            with pytest.raises(ItemRefused, match="wallet provider 'bank', which takes no ISO"):
+                await act_on_item(
+                    journal, lost.id, "advice", "alice", acquirers=wallet, saf_key=KEY
+                )
             await _park(journal, lost.txn_id, 4200, key=OTHER_KEY)
             with pytest.raises(ItemRefused, match="does not open with this LMK's SAF key"):
                 await _advise(journal, cfg, lost)
