@@ -27,6 +27,7 @@ import attrs
 from forecourt.codecs.dialect import get_dialect
 from forecourt.codecs.family import Family
 from forecourt.codecs.message import Message
+from forecourt.codecs.mti import repeat_mti
 from forecourt.codecs.network import transmission_time
 from forecourt.switch.config_acquirers import AcquirerConfig
 from forecourt.switch.journal import (
@@ -122,7 +123,9 @@ async def advice_ops(
     link = _iso8583_link(item, row, acquirers)
     entries = await journal.saf_entries_of([txn_id])
     advices = [e for e in entries if e.mti[1:3] == "22"]  # x220, x221: financial advices
-    held = [e for e in advices if e.state != "flagged"]
+    flagged = [e for e in advices if e.state == "flagged"]
+    abandoned = [e for e in advices if e.state == "done" and _abandoned(e)]
+    held = [e for e in advices if e not in flagged and e not in abandoned]
     if held or await _delivered(journal, txn_id):
         what = f"SAF item {held[-1].id}, {held[-1].state}" if held else "delivered"
         raise ItemRefused(
@@ -131,30 +134,42 @@ async def advice_ops(
         )
     now = time.time()
     note = json.dumps({"actor": operator, "item": item.id}, sort_keys=True)
-    if advices:  # given up on by the SAF sender: the same advice again, as a repeat
-        flagged = advices[-1]
+    if flagged:  # given up on by the SAF sender: the same advice again, as a repeat
+        again = flagged[-1]
         return AdviceQueued(
             [
-                RetryFlaggedSaf(flagged.id, operator, now),
+                RetryFlaggedSaf(again.id, operator, now),
                 AddEvent(Event(txn_id, now, "recon_advice_resent", note)),
             ],
-            AdviceSent(txn_id, flagged.link, flagged.mti, "resent"),
-            f"advice {flagged.mti} of {txn_id} sent again to {flagged.link} (SAF item"
-            f" {flagged.id}, as a repeat)",
+            AdviceSent(txn_id, again.link, again.mti, "resent"),
+            f"advice {again.mti} of {txn_id} sent again to {again.link} (SAF item"
+            f" {again.id}, as a repeat)",
         )
     if saf_key is None:
         raise ItemRefused(f"item {item.id}: the advice needs the SAF key: open the key store")
     reversal = await _sealed_reversal(journal, item, row, entries, saf_key)
     family = get_dialect(link.iso8583.dialect, link.iso8583.bitmap).family
     advice = advice_from_reversal(reversal, family, row.rrn, row.auth_code, row.approved_amount)
+    detail = f"advice {advice.mti} of {txn_id} queued for {link.name}"
+    if abandoned:  # abandoned in the console, its payload erased: the host may have it
+        advice = advice.with_fields({}, mti=repeat_mti(advice.mti))
+        detail = (
+            f"advice {advice.mti} of {txn_id} queued for {link.name} (a repeat: SAF item"
+            f" {abandoned[-1].id} was {abandoned[-1].last_error})"
+        )
     return AdviceQueued(
         [
             journal.saf_enqueue_op(txn_id, link.name, advice.mti, saf_payload(advice), now=now),
             AddEvent(Event(txn_id, now, "recon_advice_queued", note)),
         ],
         AdviceSent(txn_id, link.name, advice.mti, "built"),
-        f"advice {advice.mti} of {txn_id} queued for {link.name}",
+        detail,
     )
+
+
+def _abandoned(entry: SafEntry) -> bool:
+    """Given up on by an operator in the console (`AbandonSaf`): never delivered."""
+    return (entry.last_error or "").startswith("abandoned by ")
 
 
 def _refuse_state(item: Item, row: JournalRow) -> None:

@@ -33,6 +33,7 @@ from forecourt.switch.journal import (
     SafSealer,
     open_journal,
 )
+from forecourt.switch.journal.writes import AbandonSaf
 from forecourt.switch.recon import ActOnItem, AdviceSent, ItemRefused
 from forecourt.switch.recon.actions import act_on_item
 from forecourt.switch.recon.advice import RECON_ADVICE_REASON, advice_from_reversal
@@ -227,6 +228,27 @@ def test_a_flagged_advice_is_sent_again_as_a_repeat(tmp_path: Path) -> None:
         )
         assert (entry.id, entry.state, entry.attempts) == (queued, "pending", 1)
         assert again.attempts == 2  # SafSender sends 1221 when attempts > 1
+
+    trio.run(main)
+
+
+def test_an_abandoned_advice_is_built_again_as_a_repeat(tmp_path: Path) -> None:
+    """An advice an operator abandoned in the console has no payload left: a new one is
+    built from the sealed reversal, and queued as the repeat (1221) it is."""
+    cfg = scenario.config(tmp_path)
+
+    async def main() -> None:
+        async with open_journal(cfg, saf_key=KEY) as journal:
+            by = await _items(journal, cfg, tmp_path)
+            item = by["bank", "000000000004"]
+            assert item.txn_id is not None
+            await _park(journal, item.txn_id, 4200)
+            first = await journal.saf_enqueue(item.txn_id, "bank", "1220", b"an advice")
+            await journal.write(AbandonSaf(first, "carol", time.time()))
+            done = await _advise(journal, cfg, item)
+            [sent] = await journal.saf_claim("n1", limit=5, link="bank")
+        assert done.endswith(f"(a repeat: SAF item {first} was abandoned by carol)")
+        assert (sent.mti, saf_message(sent.payload).mti, sent.attempts) == ("1221", "1221", 1)
 
     trio.run(main)
 
