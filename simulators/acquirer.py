@@ -21,6 +21,7 @@ import trio
 from forecourt.codecs.dialect import decode
 from forecourt.codecs.errors import CodecError, DecodeError
 from forecourt.codecs.framing import FrameDecoder, encode_frame, reply_tpdu
+from forecourt.codecs.message import Message
 from forecourt.codecs.mti import is_request
 
 from .acquirer_answers import AnswerBuilder
@@ -92,7 +93,9 @@ class AcquirerSimulator:
         self.log = ReceivedLog(config.keep_records, config.record_file)
         self.totals = HostTotals(self.logic, config.totals_day)  # what it approved, per day
         logic = self.logic  # what it settled, for its settlement file
-        self.settlement = SettlementBook(logic.code("approved"), logic.code("reversal_accepted"))
+        self.settlement = SettlementBook(
+            logic.code("approved"), logic.code("reversal_accepted"), lost=self._lost
+        )
         self.answers.on_answer = self.settlement.note
         self.port: int | None = None
         self.connections_accepted = 0
@@ -103,6 +106,11 @@ class AcquirerSimulator:
         self._ssl: ssl.SSLContext | None = host_context(config.tls) if config.tls else None
         self.tls_sessions: list[TlsSession] = []
         self.tls_refused = 0
+
+    def _lost(self, request: Message) -> bool:
+        """The `lose` rule matched: approved, and never settled (the host lost it)."""
+        rule = self.logic.first_match(request)
+        return rule is not None and rule.action == "lose"
 
     # -- counts -----------------------------------------------------------------------
 

@@ -3,6 +3,8 @@
 Every approved financial request (class 2: a purchase, a refund, a completion) is a
 settlement by the RRN the host answered in field 37, unless an approved reversal
 later named it (by field 56/90's STAN, or its RRN): a reversed sale is not settled.
+A request its `lose` rule matched is approved and never settled (the host lost it);
+an advice of it, with the RRN it was answered, settles it.
 The file is CSV in the layout of the `bank` party of conf/forecourt.toml
 (docs/reconciliation.md); the PAN is written masked.
 """
@@ -12,7 +14,7 @@ from __future__ import annotations
 import csv
 import os
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
 import attrs
@@ -41,9 +43,12 @@ class SettlementBook:
     """Settlements by (terminal, STAN) and by RRN; `approved` and `reversed` are the
     host's codes for an approval and an accepted reversal."""
 
-    def __init__(self, approved: str, reversed: str) -> None:
+    def __init__(
+        self, approved: str, reversed: str, lost: Callable[[Message], bool] | None = None
+    ) -> None:
         self._approved = approved
         self._reversed = reversed
+        self._lost = lost  # approved and never settled (the `lose` rule)
         self._by_stan: dict[tuple[str, str], _Settled] = {}
         self._by_rrn: dict[str, _Settled] = {}
 
@@ -58,6 +63,8 @@ class SettlementBook:
         if cls == "2" and answer.get("37") and fields.get("4", "").isdigit():
             rrn = answer["37"]
             if rrn in self._by_rrn:  # a repeat of the same advice settles once
+                return
+            if self._lost is not None and self._lost(request):
                 return
             kind = "refund" if fields.get("3", "").startswith("20") else "sale"
             entry = _Settled(

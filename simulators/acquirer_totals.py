@@ -10,9 +10,9 @@ day (1993: field 28, YYMMDD; 1987: field 15, MMDD); the host compares the figure
 in 74-77 and 86-89 with its own: 500 / field 66 = 1 when they agree, 501 / field
 66 = 2 and its own figures in the same fields when they do not.
 
-Two rule actions make it disagree on purpose: `drop_from_totals` (approve, but
-leave the request out of the totals) and `double_in_totals` (approve, count it
-twice).
+Rule actions make it disagree on purpose: `drop_from_totals` (approve, but
+leave the request out of the totals), `double_in_totals` (approve, count it
+twice) and `lose` (approve, and leave it out of the totals and the settlement file).
 """
 
 from __future__ import annotations
@@ -32,7 +32,7 @@ from .rules import Decision, HostLogic
 
 __all__ = ["TOTALS_ACTIONS", "HostTotals", "TotalsDay", "parse_totals_day"]
 
-TOTALS_ACTIONS = ("drop_from_totals", "double_in_totals")
+TOTALS_ACTIONS = ("drop_from_totals", "double_in_totals", "lose")
 _NAMES = ("credits", "credit_reversals", "debits", "debit_reversals")
 _COUNT_FIELDS = ("74", "75", "76", "77")
 _AMOUNT_FIELDS = ("86", "87", "88", "89")
@@ -131,7 +131,7 @@ class HostTotals:
         times = 1
         if self._rules:
             rule = self._logic.first_match(request)
-            if rule is not None and rule.action == "drop_from_totals":
+            if rule is not None and rule.action in ("drop_from_totals", "lose"):
                 times = 0
             elif rule is not None and rule.action == "double_in_totals":
                 times = 2

@@ -34,7 +34,9 @@ __all__ = [
 ]
 
 # drop_from_totals / double_in_totals: approve, and leave the request out of the
-# host's totals or count it twice there (simulators/acquirer_totals.py)
+# host's totals or count it twice there (simulators/acquirer_totals.py); lose:
+# approve, and leave it out of the totals and the settlement file both (the host's
+# back office lost it: an advice of it settles it)
 ACTIONS = (
     "approve",
     "decline",
@@ -45,6 +47,7 @@ ACTIONS = (
     "close",
     "drop_from_totals",
     "double_in_totals",
+    "lose",
 )
 
 # Extra names a rule's `code` may use besides the Outcome names ("approved",

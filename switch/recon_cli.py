@@ -47,7 +47,7 @@ _EXAMPLES = {
     "run": f"forecourt recon run {_C} --party bank --day 2026-12-01",
     "items": f"forecourt recon items {_C} --party bank --day 2026-12-01 --state open",
     "resolve": f"forecourt recon resolve 17 {_C} --action write_off --reason 'under 1 EUR'"
-    " --operator alice",
+    f" --operator alice; forecourt recon resolve 18 {_C} --action advice --operator alice",
     "report": f"forecourt recon report {_C} --party bank --day 2026-12-01 --csv bank-1201.csv",
 }
 _LABELS = {
@@ -96,7 +96,8 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         "--action",
         required=True,
         choices=ACTIONS,
-        help="reverse at the party, adjust the ledger, write off or resolve",
+        help="reverse at the party, send the party an advice, adjust the ledger,"
+        " write off or resolve",
     )
     p.add_argument("--operator", required=True, help="who acts, for the audit")
     p.add_argument("--reason", default="", help="why (required for write_off)")
@@ -260,12 +261,37 @@ def _state(it: Item) -> str:
 
 
 async def _resolve(args: argparse.Namespace, config: SwitchConfig, console: Console) -> int:
-    async with open_journal(config) as journal:
+    # an advice is built from the sealed reversal and sealed again: the SAF key, from the LMK
+    saf_key = await trio.to_thread.run_sync(_saf_key, config) if args.action == "advice" else None
+    async with open_journal(config, saf_key=saf_key) as journal:
         done = await act_on_item(
-            journal, args.item, args.action, args.operator, args.reason, args.amount, args.account
-        )
+            journal, args.item, args.action, args.operator, args.reason, args.amount,
+            args.account, acquirers=config.acquirers, saf_key=saf_key,
+        )  # fmt: skip
     console.print(f"item {args.item}: {done}; closed by {args.operator}")
     return 0
+
+
+def _saf_key(config: SwitchConfig) -> bytes:
+    """The key the switch seals SAF payloads under, from the key store's LMK (the same
+    `[keys]` the switch reads)."""
+    from forecourt.keys.errors import KeysError
+    from forecourt.keys.store import KeyStore
+    from forecourt.switch.server import saf_data_key
+
+    try:
+        store = KeyStore.open(
+            config.data_dir,
+            dsn=config.database,
+            lmk_file=config.keys.lmk_file,
+            allow_lmk_in_data_dir=config.keys.allow_lmk_in_data_dir,
+        )
+    except KeysError as exc:  # each names the fix (no LMK, another LMK, no store)
+        raise _BadInput(f"--action advice needs the switch's LMK: {exc}") from None
+    try:
+        return saf_data_key(store.lmk)
+    finally:
+        store.close()
 
 
 async def _report(args: argparse.Namespace, config: SwitchConfig, console: Console) -> int:

@@ -20,13 +20,14 @@ from .model import (
     RunResult,
     SettlementLine,
 )
-from .ops import RECON_OPS, ActOnItem, ImportFile, MatchDay, ReconOp
+from .ops import RECON_OPS, ActOnItem, AdviceSent, ImportFile, MatchDay, ReconOp
 from .store import Cursor, Sql, act, import_file
 
 __all__ = [
     "ACTIONS",
     "RECON_OPS",
     "ActOnItem",
+    "AdviceSent",
     "ImportFile",
     "ImportResult",
     "ItemRefused",

@@ -4,6 +4,8 @@ item already closed refuses the whole write.
 
 - reverse: the transaction's parked reversal is made due, as `forecourt journal
   reverse` does (switch/operator_reversal.py); the SAF sender delivers it.
+- advice: an advice of the transaction is queued for its acquirer (advice.py); the
+  SAF sender delivers it, and the party settles what it had not.
 - adjust: a ledger adjustment posting on the account the item's ledger line names
   (or the one given).
 - write_off (a reason is required) and resolve: the item is closed as it is.
@@ -12,13 +14,16 @@ item already closed refuses the whole write.
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 
-from forecourt.switch.journal import Journal, WriteOp
+from forecourt.switch.config_acquirers import AcquirerConfig
+from forecourt.switch.journal import Journal, JournalError, WriteOp
 from forecourt.switch.ledger import LedgerFund
 from forecourt.switch.operator_reversal import reversal_ops
 
+from .advice import advice_ops
 from .model import ItemRefused
-from .ops import ActOnItem
+from .ops import ActOnItem, AdviceSent
 from .reads import items, view
 
 __all__ = ["act_on_item"]
@@ -32,8 +37,14 @@ async def act_on_item(
     reason: str = "",
     amount: int | None = None,
     account: str | None = None,
+    *,
+    acquirers: Sequence[AcquirerConfig] = (),
+    saf_key: bytes | None = None,
 ) -> str:
-    """Do `action` on the item and close it; what was done, for the operator."""
+    """Do `action` on the item and close it; what was done, for the operator.
+
+    `acquirers` and `saf_key` (the key SAF payloads are sealed under) are for
+    `advice`: the link the transaction went to, and its sealed card data."""
     found = await items(journal, item_id=item_id)
     if not found:
         raise ItemRefused(f"no item {item_id}: `forecourt recon items` lists them")
@@ -43,7 +54,11 @@ async def act_on_item(
     now = time.time()
     ops: list[WriteOp] = []
     detail = ""
-    if action == "reverse":
+    advice: AdviceSent | None = None
+    if action == "advice":
+        queued = await advice_ops(journal, item, operator, acquirers, saf_key)
+        ops, advice, detail = queued.ops, queued.advice, queued.detail
+    elif action == "reverse":
         if item.txn_id is None:
             raise ItemRefused(f"item {item_id} names no journal transaction to reverse")
         why = f"recon item {item_id}: {reason or item.match_class}"
@@ -65,7 +80,20 @@ async def act_on_item(
         detail = f"adjustment {amount:+d} on {target}"
     elif action == "write_off" and not reason.strip():
         raise ItemRefused("write_off needs --reason (why the difference is written off)")
-    await journal.write(*ops, ActOnItem(item_id, action, operator, now, reason, detail))
+    closing = ActOnItem(item_id, action, operator, now, reason, detail, advice)
+    try:
+        await journal.write(*ops, closing)
+    except JournalError as exc:
+        text = str(exc)
+        if text.startswith("recon: "):  # refused in the writer's transaction
+            raise ItemRefused(text.removeprefix("recon: ")) from None
+        if advice is not None and "recon_advices" in text:
+            # another node's advice of the same transaction committed first
+            raise ItemRefused(
+                f"item {item_id}: an advice of {advice.txn_id} was sent already, by another"
+                " item at the same moment: close this item with resolve"
+            ) from None
+        raise
     return detail or action.replace("_", " ")
 
 

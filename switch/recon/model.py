@@ -34,7 +34,7 @@ class MatchClass(enum.StrEnum):
 
 
 # what an operator can do with an item; each one closes it, once
-ACTIONS = ("reverse", "adjust", "write_off", "resolve")
+ACTIONS = ("reverse", "advice", "adjust", "write_off", "resolve")
 
 
 class MalformedFile(Exception):

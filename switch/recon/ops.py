@@ -9,7 +9,7 @@ from pathlib import Path
 import attrs
 from forecourt.switch.config_recon import ReconParty
 
-__all__ = ["RECON_OPS", "ActOnItem", "ImportFile", "MatchDay", "ReconOp"]
+__all__ = ["RECON_OPS", "ActOnItem", "AdviceSent", "ImportFile", "MatchDay", "ReconOp"]
 
 
 @attrs.frozen
@@ -40,9 +40,21 @@ class MatchDay:
 
 
 @attrs.frozen
+class AdviceSent:
+    """The advice an `advice` action queued (or re-queued): recorded under its
+    transaction, once (`recon_advices.txn_id` is the primary key)."""
+
+    txn_id: str
+    link: str
+    mti: str
+    how: str  # built (from the sealed reversal) | resent (the flagged advice, as a repeat)
+
+
+@attrs.frozen
 class ActOnItem:
     """Close item `item_id` with `action` (one of model.ACTIONS), audited with the
-    operator and the time; refused when the item is closed already. Result: None."""
+    operator and the time; refused when the item is closed already, or when
+    `advice` names a transaction an advice was sent for already. Result: None."""
 
     item_id: int
     action: str
@@ -50,6 +62,7 @@ class ActOnItem:
     at: float
     reason: str = ""
     detail: str = ""
+    advice: AdviceSent | None = None
 
 
 ReconOp = ImportFile | MatchDay | ActOnItem

@@ -101,6 +101,8 @@ def act(sql: Sql, op: ActOnItem) -> None:
         raise ItemRefused(f"no item {op.item_id}")
     if row[0] != "open":
         raise ItemRefused(f"item {op.item_id} is resolved already")
+    if op.advice is not None:
+        _record_advice(sql, op)
     # the unique item_id makes a second resolution fail even if two nodes race here
     sql(
         "INSERT INTO recon_actions (item_id, action, operator, at, reason, detail)"
@@ -108,3 +110,20 @@ def act(sql: Sql, op: ActOnItem) -> None:
         (op.item_id, op.action, op.operator, op.at, op.reason, op.detail),
     )
     sql("UPDATE recon_items SET state = 'resolved' WHERE id = ?", (op.item_id,))
+
+
+def _record_advice(sql: Sql, op: ActOnItem) -> None:
+    """One advice per transaction, whichever item asks: checked here, in the writer's
+    transaction, and held by the primary key when two nodes write at once."""
+    advice = op.advice
+    assert advice is not None
+    held = sql.one("SELECT item_id FROM recon_advices WHERE txn_id = ?", (advice.txn_id,))
+    if held is not None:
+        raise ItemRefused(
+            f"item {op.item_id}: an advice of {advice.txn_id} was sent already (item"
+            f" {held[0]}): close this item with resolve"
+        )
+    sql(
+        "INSERT INTO recon_advices (txn_id, item_id, link, mti, how, at) VALUES (?, ?, ?, ?, ?, ?)",
+        (advice.txn_id, op.item_id, advice.link, advice.mti, advice.how, op.at),
+    )

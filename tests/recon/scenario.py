@@ -89,6 +89,10 @@ def config(tmp: Path, database: str | None = None) -> SwitchConfig:
     return parse_config(__import__("tomllib").loads(text), base_dir=tmp)
 
 
+# the parties as read from CONFIG (no file is opened: data_dir is only named)
+CONFIG_PARTIES = {p.name: p for p in config(Path("/nonexistent")).recon.parties}
+
+
 def row(ref: str, state: str, amount: int, at: float, route: str = "bank") -> JournalRow:
     processing = "200000" if ref == "000000000003" else "000000"
     return JournalRow(
