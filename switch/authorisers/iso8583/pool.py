@@ -17,10 +17,9 @@ import random
 import ssl
 from collections.abc import Callable
 
-import attrs
 import structlog
 import trio
-from forecourt.codecs.dialect import Dialect, get_dialect
+from forecourt.codecs.dialect import get_dialect
 from forecourt.codecs.family import Family
 from forecourt.codecs.framing import Framing
 from forecourt.codecs.message import Message
@@ -39,34 +38,13 @@ from forecourt.switch.metrics import SwitchMetrics
 from forecourt.switch.tls import HandshakeLog, TlsHandshakeFailed, handshake_failure_reason
 
 from .connection import AcquirerConnection, AwaitedAnswers, MacKey, ZoneMac, connect
+from .link_settings import LinkSettings, link_settings
 
 __all__ = ["Iso8583Authoriser", "LinkSettings", "build_iso8583", "link_settings"]
 
 log = structlog.get_logger("forecourt.authorisers.iso8583")
 
 KIND = "iso8583"
-
-
-@attrs.frozen
-class LinkSettings:
-    """What the link needs from the configuration, in one place."""
-
-    name: str
-    host: str
-    port: int
-    dialect: Dialect
-    framing: Framing
-    connections: int = 1
-    max_in_flight: int = 1000
-    request_timeout_s: float = 10.0
-    echo_interval_s: float = 0.0
-    sign_on: bool = False
-    reconnect_initial_s: float = 0.2
-    reconnect_max_s: float = 10.0
-    acquirer_id: str | None = None
-    connect_timeout_s: float = 5.0  # TCP connect and TLS handshake together
-    tls: ssl.SSLContext | None = None  # built once at start; None: plain TCP
-    server_name: str | None = None  # the name the host's certificate must carry; None: host
 
 
 def match_key(message: Message) -> tuple[str, str]:
@@ -350,32 +328,6 @@ class Iso8583Authoriser:
         finally:
             self._stans.release(stan, quarantine=not answered)
         return answer.message
-
-
-def link_settings(
-    config: AcquirerConfig,
-    dialect: Dialect,
-    framing: Framing,
-    tls: ssl.SSLContext | None = None,
-) -> LinkSettings:
-    """Build the link's settings from an acquirer config section (and its TLS context)."""
-    return LinkSettings(
-        name=config.name,
-        host=config.host,
-        port=config.port,
-        dialect=dialect,
-        framing=framing,
-        connections=config.connections,
-        max_in_flight=config.max_in_flight,
-        request_timeout_s=config.request_timeout_s,
-        echo_interval_s=config.echo_interval_s,
-        sign_on=config.sign_on,
-        reconnect_initial_s=config.reconnect_initial_s,
-        reconnect_max_s=config.reconnect_max_s,
-        acquirer_id=config.acquirer_id or None,
-        tls=tls,
-        server_name=config.tls.server_name if config.tls is not None else None,
-    )
 
 
 def build_iso8583(
