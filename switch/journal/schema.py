@@ -13,7 +13,7 @@ from collections.abc import Callable
 
 import attrs
 from forecourt.switch.journal.model import JournalError, SafState, TxnState
-from forecourt.switch.journal.schema_stations import V9, V10, V11, V12, V13, V14
+from forecourt.switch.journal.schema_stations import V9, V10, V11, V12, V13, V14, V15
 
 _TXN_STATES = ", ".join(f"'{s.value}'" for s in TxnState)
 _SAF_STATES = ", ".join(f"'{s.value}'" for s in SafState)
@@ -305,7 +305,7 @@ def render(types: ColumnTypes) -> list[tuple[int, str]]:
         "v1_saf_txn": "\n        CREATE INDEX saf_txn ON saf (txn_id);" if v1 else "",
         "v2_saf_txn": "" if v1 else "CREATE INDEX IF NOT EXISTS saf_txn ON saf (txn_id);\n        ",
     }
-    texts = (_V1, _V2, _V3, _V4, _V5, _V6, _V7, _V8, V9, V10, V11, V12, V13, V14)
+    texts = (_V1, _V2, _V3, _V4, _V5, _V6, _V7, _V8, V9, V10, V11, V12, V13, V14, V15)
     return [(n, text.format(**parts)) for n, text in enumerate(texts, start=1)]
 
 
