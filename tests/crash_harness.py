@@ -28,6 +28,7 @@ from forecourt.switch.journal.model import PARKED_HORIZON_S
 __all__ = [
     "FINAL",
     "FORECOURT",
+    "KILLED",
     "START_S",
     "acquirer",
     "bank_link",
@@ -37,14 +38,18 @@ __all__ = [
     "kill_9",
     "kill_9_under_load",
     "links_up",
+    "saf_config",
     "serve_config",
     "serving",
     "stop",
+    "until_killed",
 ]
 
 FORECOURT = [sys.executable, "-m", "forecourt.switch.cli"]
 START_S = 20.0  # a `forecourt serve` start, on a machine other test runs share
 FINAL = frozenset({"approved", "declined", "reversed", "failed", "answered_locally"})
+# what a terminal's side of a connection sees when the switch is killed -9 under it
+KILLED = (trio.BrokenResourceError, trio.ClosedResourceError, OSError, EOFError)
 
 
 def init_keys(data_dir: Path, lmk_file: Path | str, *extra: str) -> None:
@@ -126,6 +131,20 @@ def serve_config(
     return "".join(parts)
 
 
+def saf_config(data_dir: Path, port: int, host_port: int, *, node: str, more: str = "") -> str:
+    """One terminal behind the bank on one link whose requests time out in 1 s, SAF
+    retrying every 0.2-0.5 s under a 30 s lease, logs at info: for the tests that kill
+    the switch with SAF work queued. `more`: tables added after the acquirer."""
+    link = bank_link(
+        host_port, connections=1, request_timeout_s=1.0, reconnect_max_s=0.2,
+        acquirer_id="12345678901",
+    )  # fmt: skip
+    saf = {"backoff_initial_s": 0.2, "backoff_max_s": 0.5, "lease_s": 30.0}
+    return serve_config(
+        data_dir, port, node=node, level="info", saf=saf, acquirers=link + more
+    )  # fmt: skip
+
+
 async def _end(process: trio.Process) -> None:
     """SIGTERM, and kill -9 after 10 s; nothing when it has exited already."""
     if process.returncode is None:
@@ -194,6 +213,19 @@ async def links_up(host: _Host, count: int, within_s: float = START_S) -> None:
         while host.connections < count:
             await trio.sleep(0.02)
     await trio.sleep(0.1)  # their sign-ons
+
+
+@asynccontextmanager
+async def until_killed(port: int) -> AsyncIterator[trio.SocketStream]:
+    """A terminal's connection for load that runs until the switch is killed: what the
+    kill does to the connection ends the block quietly."""
+    stream = await connect(port)
+    try:
+        yield stream
+    except KILLED:
+        pass  # killed
+    finally:
+        await stream.aclose()
 
 
 async def kill_9(process: trio.Process) -> None:

@@ -23,15 +23,7 @@ from forecourt.codecs.field48 import decode_field48
 from forecourt.codecs.message import Message
 from forecourt.switch.demo_ledger import SeedAccount, SeedCard
 
-from tests.crash_harness import (
-    acquirer,
-    connect,
-    init_keys,
-    kill_9_under_load,
-    serve_config,
-    serving,
-    stop,
-)
+from tests import crash_harness as crash
 from tests.grey.grey_switch import PAN, IcTerminal
 from tests.switch.harness import _unused_port
 from tests.switch.ledger_switch import seed_served_ledger
@@ -53,10 +45,10 @@ tac_check = "test"
 
 
 def _config(data_dir: Path, lmk: Path, port: int) -> str:
-    return serve_config(
+    return crash.serve_config(
         data_dir, port, node="grey-crash", terminals=[*PUMPS, INDOOR], default_route="ledger",
         lmk_file=lmk, max_in_flight=2,
-        acquirers=acquirer(name="ledger", kind="ledger") + IC_CARDS,
+        acquirers=crash.acquirer(name="ledger", kind="ledger") + IC_CARDS,
     )  # fmt: skip
 
 
@@ -69,23 +61,18 @@ async def _locks(
 ) -> None:
     """One pump: a grey-lock notification for ATC n*1000 + k, its answer, the next."""
     rng = random.Random(seed)
-    stream = await connect(port)
-    try:
+    async with crash.until_killed(port) as stream:
         t = _terminal(stream, PUMPS[n])
         for k in range(1000):
             atc = n * 1000 + k
             sent[atc] = t.debit("grey_lock", atc, rng.randint(1, 5000))
             await t.send(sent[atc])
             told[atc] = await t.receive(timeout=10.0)
-    except (trio.BrokenResourceError, trio.ClosedResourceError, OSError, EOFError):
-        pass  # killed
-    finally:
-        await stream.aclose()
 
 
 async def test_kill_9_while_answering_grey_locks(tmp_path: Path) -> None:
     data_dir, lmk_file = tmp_path / "data", tmp_path / "lmk.key"
-    init_keys(data_dir, lmk_file)
+    crash.init_keys(data_dir, lmk_file)
     port = _unused_port()
     config_path = tmp_path / "forecourt.toml"
     config_path.write_text(_config(data_dir, lmk_file, port))
@@ -94,8 +81,8 @@ async def test_kill_9_while_answering_grey_locks(tmp_path: Path) -> None:
 
     sent: dict[int, Message] = {}
     told: dict[int, Message] = {}
-    async with serving(config_path, log=tmp_path / "first.log") as first:
-        await kill_9_under_load(
+    async with crash.serving(config_path, log=tmp_path / "first.log") as first:
+        await crash.kill_9_under_load(
             first,
             [partial(_locks, port, n, sent, told, n) for n in range(len(PUMPS))],
             once=lambda: len(told) >= 20,  # the switch is up and answering
@@ -105,10 +92,10 @@ async def test_kill_9_while_answering_grey_locks(tmp_path: Path) -> None:
     assert unanswered, "nothing was in flight at the kill"
     assert all(a.fields["39"] == "000" for a in told.values())
 
-    async with serving(config_path, log=tmp_path / "second.log") as second:
+    async with crash.serving(config_path, log=tmp_path / "second.log") as second:
         again = unanswered + random.Random(1).sample(sorted(told), 20)
         for atc in again:  # the pump repeats its advice until it is answered
-            async with await connect(port) as stream:
+            async with await crash.connect(port) as stream:
                 t = _terminal(stream, PUMPS[atc // 1000])
                 repeat = sent[atc].with_fields({11: t.next_stan()})
                 assert (await t.exchange(repeat, timeout=10.0)).fields["39"] == "000"
@@ -116,7 +103,7 @@ async def test_kill_9_while_answering_grey_locks(tmp_path: Path) -> None:
             rows = dict(db.execute("SELECT atc, amount FROM grey_records").fetchall())
         assert rows == {atc: int(m.fields["4"]) for atc, m in sent.items()}
         # each record unlocked once at the indoor terminal, then nothing is left
-        async with await connect(port) as stream:
+        async with await crash.connect(port) as stream:
             indoor = _terminal(stream, INDOOR)
             unlocked: dict[int, int] = {}
             while True:
@@ -132,7 +119,7 @@ async def test_kill_9_while_answering_grey_locks(tmp_path: Path) -> None:
             repeat = indoor.ic("grey_unlock", elements={50: f"{atc:05d}"})
             assert int((await indoor.exchange(repeat)).fields["4"]) == unlocked[atc]
         assert unlocked == rows
-        assert await stop(second) == 0
+        assert await crash.stop(second) == 0
 
     with sqlite3.connect(data_dir / "journal.db") as db:
         (available, held) = db.execute(

@@ -19,16 +19,7 @@ import pytest
 import trio
 from forecourt.codecs.dialect import get_dialect
 
-from tests.crash_harness import (
-    bank_link,
-    connect,
-    init_keys,
-    kill_9,
-    links_up,
-    serve_config,
-    serving,
-    stop,
-)
+from tests import crash_harness as crash
 from tests.switch.harness import RecordingHost, Terminal, _unused_port
 from tests.switch.test_batch_upload import offline_advice, totals, trailer, upload
 
@@ -38,12 +29,7 @@ _START_S = 90.0
 
 
 def _config(data_dir: Path, port: int, host_port: int) -> str:
-    link = bank_link(
-        host_port, connections=1, request_timeout_s=1.0, reconnect_max_s=0.2,
-        acquirer_id="12345678901",
-    )  # fmt: skip
-    saf = {"backoff_initial_s": 0.2, "backoff_max_s": 0.5, "lease_s": 30.0}
-    return serve_config(data_dir, port, node="batch-crash", level="info", saf=saf, acquirers=link)
+    return crash.saf_config(data_dir, port, host_port, node="batch-crash")
 
 
 def _count(db: Path, sql: str) -> int:
@@ -57,21 +43,21 @@ async def test_kill_9_mid_batch_then_reupload_journals_and_forwards_each_advice_
 ) -> None:
     data_dir = tmp_path / "data"
     lmk_file = str(tmp_path / "lmk.key")
-    init_keys(data_dir, lmk_file)
+    crash.init_keys(data_dir, lmk_file)
     host = RecordingHost()
     batch = "0000000900"
     amounts = (1100, 2200, 3300, 4400, 5500, 6600)
     port = _unused_port()
     config = tmp_path / "forecourt.toml"
     config.write_text(_config(data_dir, port, _unused_port()))  # no host yet
-    async with serving(config, log=tmp_path / "first.log") as first:
-        stream = await connect(port, _START_S)
+    async with crash.serving(config, log=tmp_path / "first.log") as first:
+        stream = await crash.connect(port, _START_S)
         t = Terminal(stream, get_dialect("ifsf"), "T0000001", None)
         advices = [offline_advice(t, batch, a) for a in amounts]
         await upload(t, advices[:3])
         for advice in advices[3:5]:
             await t.send(advice, mac=False)
-        await kill_9(first)  # the answers to the 4th and 5th advices never read
+        await crash.kill_9(first)  # the answers to the 4th and 5th advices never read
         await stream.aclose()
     journal_db = data_dir / "journal.db"
     written = _count(journal_db, "SELECT count(*) FROM batch_advices")
@@ -81,9 +67,9 @@ async def test_kill_9_mid_batch_then_reupload_journals_and_forwards_each_advice_
     async with trio.open_nursery() as nursery:
         host_port = await nursery.start(host.serve)
         config.write_text(_config(data_dir, port, host_port))
-        async with serving(config, log=tmp_path / "second.log") as second:
-            await links_up(host, 1, _START_S)
-            stream = await connect(port, _START_S)
+        async with crash.serving(config, log=tmp_path / "second.log") as second:
+            await crash.links_up(host, 1, _START_S)
+            stream = await crash.connect(port, _START_S)
             t = Terminal(stream, get_dialect("ifsf"), "T0000001", None)
             for advice in advices:
                 answer = await t.exchange(advice)
@@ -98,7 +84,7 @@ async def test_kill_9_mid_batch_then_reupload_journals_and_forwards_each_advice_
                 while len([m for m in host.received if m.mti.startswith("122")]) < 6:
                     await trio.sleep(0.05)
             await trio.sleep(1.0)  # a second copy would have come by now
-            assert await stop(second) == 0
+            assert await crash.stop(second) == 0
         nursery.cancel_scope.cancel()
 
     delivered = [m for m in host.received if m.mti.startswith("122")]

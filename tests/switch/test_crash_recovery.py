@@ -25,18 +25,7 @@ from forecourt.switch.journal import ClaimSaf, JournalRow, SafEntry, open_journa
 from forecourt.switch.reversal import saf_payload
 from forecourt.switch.server import saf_data_key
 
-from tests.crash_harness import (
-    FINAL,
-    bank_link,
-    connect,
-    drained,
-    init_keys,
-    kill_9_under_load,
-    links_up,
-    serve_config,
-    serving,
-    stop,
-)
+from tests import crash_harness as crash
 from tests.switch.harness import HostPlan, RecordingHost, Terminal, _unused_port, started_switch
 
 TERMINALS = [f"T{n:07d}" for n in range(1, 201)]
@@ -46,7 +35,7 @@ KILL_AFTER_S = 2.0
 
 
 def _config(data_dir: Path, port: int, host_port: int) -> str:
-    link = bank_link(
+    link = crash.bank_link(
         host_port,
         connections=LINK_CONNECTIONS,
         max_in_flight=1000,
@@ -55,7 +44,7 @@ def _config(data_dir: Path, port: int, host_port: int) -> str:
         acquirer_id="12345678901",
     )
     saf = {"backoff_initial_s": 0.2, "backoff_max_s": 1.0, "lease_s": 15.0}
-    return serve_config(
+    return crash.serve_config(
         data_dir, port, node="crash-test", terminals=TERMINALS, saf=saf, max_in_flight=2,
         acquirers=link,
     )  # fmt: skip
@@ -108,7 +97,7 @@ async def _journal(journal_db: Path) -> tuple[list[JournalRow], list[SafEntry]]:
 async def test_kill_9_with_200_in_flight_loses_nothing(tmp_path: Path) -> None:
     data_dir = tmp_path / "data"
     lmk_file = str(tmp_path / "lmk.key")  # outside the data directory
-    init_keys(data_dir, lmk_file)
+    crash.init_keys(data_dir, lmk_file)
     host = _slow_host(seed=8583)
     told: dict[str, Message] = {}
     async with trio.open_nursery() as nursery:
@@ -116,11 +105,11 @@ async def test_kill_9_with_200_in_flight_loses_nothing(tmp_path: Path) -> None:
         port = _unused_port()
         config = tmp_path / "forecourt.toml"
         config.write_text(_config(data_dir, port, host_port))
-        async with serving(config, log=tmp_path / "first.log") as first:
-            await links_up(host, LINK_CONNECTIONS)
-            streams = [await connect(port) for _ in range(CONNECTIONS)]
+        async with crash.serving(config, log=tmp_path / "first.log") as first:
+            await crash.links_up(host, LINK_CONNECTIONS)
+            streams = [await crash.connect(port) for _ in range(CONNECTIONS)]
             started = time.monotonic()
-            await kill_9_under_load(
+            await crash.kill_9_under_load(
                 first,
                 [partial(_terminals, s, TERMINALS[i::CONNECTIONS], told)
                  for i, s in enumerate(streams)],
@@ -131,10 +120,10 @@ async def test_kill_9_with_200_in_flight_loses_nothing(tmp_path: Path) -> None:
         answered_before_kill = len(told)
         at_host_before_restart = len(host.bookings)
 
-        async with serving(config, log=tmp_path / "second.log") as second:
-            await links_up(host, 2 * LINK_CONNECTIONS)
-            await drained(data_dir / "journal.db")
-            assert await stop(second) == 0
+        async with crash.serving(config, log=tmp_path / "second.log") as second:
+            await crash.links_up(host, 2 * LINK_CONNECTIONS)
+            await crash.drained(data_dir / "journal.db")
+            assert await crash.stop(second) == 0
         nursery.cancel_scope.cancel()
 
     rows, saf = await _journal(data_dir / "journal.db")
@@ -151,7 +140,7 @@ async def test_kill_9_with_200_in_flight_loses_nothing(tmp_path: Path) -> None:
 
     # every row final; SAF holds nothing to deliver and nothing an operator must see,
     # only the reversals parked for approved purchases until their shift closes
-    assert {r.state for r in rows} <= FINAL, sorted({r.state for r in rows} - FINAL)
+    assert {r.state for r in rows} <= crash.FINAL, sorted({r.state for r in rows} - crash.FINAL)
     state_of = {r.txn_id: r.state for r in rows}
     for entry in saf:
         parked = entry.state == "pending" and entry.next_attempt_at > time.time() + 86400

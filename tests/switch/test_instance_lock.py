@@ -26,7 +26,7 @@ from forecourt.switch.instance_lock import (
     node_lock_key,
 )
 
-from tests.crash_harness import FORECOURT, bank_link, connect, init_keys, serve_config, serving
+from tests import crash_harness as crash
 from tests.switch.harness import SmallHost, Terminal, _unused_port
 
 NEVER_ANSWERED = 300000  # SmallHost keeps it: in flight until the request times out
@@ -44,13 +44,13 @@ time.sleep(600)
 
 
 def _config(data_dir: Path, port: int, host_port: int, node: str, dsn: str | None = None) -> str:
-    link = bank_link(host_port, request_timeout_s=20.0)
-    return serve_config(data_dir, port, node=node, database=dsn, level="info", acquirers=link)
+    link = crash.bank_link(host_port, request_timeout_s=20.0)
+    return crash.serve_config(data_dir, port, node=node, database=dsn, level="info", acquirers=link)
 
 
 def _second_serve(config: Path) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [*FORECOURT, "serve", "--config", str(config)],
+        [*crash.FORECOURT, "serve", "--config", str(config)],
         capture_output=True,
         text=True,
         timeout=60,
@@ -78,7 +78,7 @@ def _states(data_dir: Path) -> list[str]:
 
 def _keys_init(data_dir: Path, dsn: str | None = None) -> None:
     # the LMK beside the data directory, never in it (serve finds it through the store)
-    init_keys(data_dir, data_dir.parent / "lmk.key", *(["--database", dsn] if dsn else []))
+    crash.init_keys(data_dir, data_dir.parent / "lmk.key", *(["--database", dsn] if dsn else []))
 
 
 @pytest.mark.slow
@@ -93,8 +93,8 @@ async def test_second_serve_on_a_live_data_dir_exits_2_and_reverses_nothing(
         port = _unused_port()
         config = tmp_path / "forecourt.toml"
         config.write_text(_config(data_dir, port, host_port, "solo"))
-        async with serving(config) as first:
-            stream = await connect(port)
+        async with crash.serving(config) as first:
+            stream = await crash.connect(port)
             terminal = Terminal(stream, get_dialect("ifsf"), "T0000001", None)
             await terminal.send(terminal.purchase(NEVER_ANSWERED))
             with trio.fail_after(10):
@@ -131,13 +131,13 @@ async def test_workers_share_the_data_dir_lock_and_keep_a_second_serve_out(
         config = tmp_path / "forecourt.toml"
         config.write_text(_config(data_dir, port, host_port, "multi"))
         output = bytearray()
-        async with serving(config, "--workers", "2", output=output) as supervisor:
+        async with crash.serving(config, "--workers", "2", output=output) as supervisor:
             with trio.fail_after(30):  # both workers up: neither refused the other
                 while not (b'"multi-w1"' in output and b'"multi-w2"' in output):
                     await trio.sleep(0.05)
                 while output.count(b"switch_started") < 2:
                     await trio.sleep(0.05)
-            stream = await connect(port)
+            stream = await crash.connect(port)
             terminal = Terminal(stream, get_dialect("ifsf"), "T0000001", None)
             answer = await terminal.exchange(terminal.purchase(1000), timeout=10)
             assert answer.fields["39"] == "000"
@@ -240,8 +240,8 @@ async def test_same_node_name_refused_other_name_runs(tmp_path: Path, postgres_d
         first_config.write_text(_config(data_dir, first_port, host_port, "fc1", postgres_db))
         same_config.write_text(_config(data_dir, _unused_port(), host_port, "fc1", postgres_db))
         other_config.write_text(_config(data_dir, other_port, host_port, "fc2", postgres_db))
-        async with serving(first_config) as first:
-            await (await connect(first_port)).aclose()
+        async with crash.serving(first_config) as first:
+            await (await crash.connect(first_port)).aclose()
             second = await trio.to_thread.run_sync(_second_serve, same_config)
             assert second.returncode == 2
             assert second.stderr.splitlines() == [
@@ -249,8 +249,8 @@ async def test_same_node_name_refused_other_name_runs(tmp_path: Path, postgres_d
                 f" database (pid {first.pid} on {os.uname().nodename}) — stop it first, or give"
                 " this one another node name"
             ]
-            async with serving(other_config) as other:
-                stream = await connect(other_port)
+            async with crash.serving(other_config) as other:
+                stream = await crash.connect(other_port)
                 terminal = Terminal(stream, get_dialect("ifsf"), "T0000001", None)
                 answer = await terminal.exchange(terminal.purchase(1000), timeout=10)
                 assert answer.fields["39"] == "000"
@@ -329,7 +329,7 @@ async def test_workers_on_postgres_lock_their_node_and_each_worker(
         same.write_text(_config(data_dir, _unused_port(), host_port, "pgw", postgres_db))
         worker.write_text(_config(data_dir, _unused_port(), host_port, "pgw-w2", postgres_db))
         output = bytearray()
-        async with serving(config, "--workers", "2", output=output) as supervisor:
+        async with crash.serving(config, "--workers", "2", output=output) as supervisor:
             with trio.fail_after(30):
                 while output.count(b"switch_started") < 2:
                     await trio.sleep(0.05)

@@ -35,16 +35,7 @@ from forecourt.switch.reversal import ReversalReason, saf_payload, switch_revers
 from forecourt.switch.server import run_switch, saf_data_key
 from forecourt.switch.transaction import TxnRecord, journal_row
 
-from tests.crash_harness import (
-    acquirer,
-    connect,
-    drained,
-    init_keys,
-    kill_9_under_load,
-    serve_config,
-    serving,
-    stop,
-)
+from tests import crash_harness as crash
 from tests.switch.harness import Terminal, _unused_port
 from tests.switch.ledger_switch import ledger_config, seed_served_ledger
 
@@ -57,10 +48,10 @@ KILL_AFTER_S = 1.5
 
 
 def _config(data_dir: Path, lmk: Path, port: int) -> str:
-    return serve_config(
+    return crash.serve_config(
         data_dir, port, node="ledger-crash", terminals=TERMINALS, default_route="ledger",
         lmk_file=lmk, saf={"backoff_initial_s": 0.2, "backoff_max_s": 1.0}, max_in_flight=2,
-        acquirers=acquirer(name="ledger", kind="ledger"),
+        acquirers=crash.acquirer(name="ledger", kind="ledger"),
     )  # fmt: skip
 
 
@@ -69,8 +60,7 @@ async def _debits(
 ) -> None:
     """One terminal: a purchase, its answer, the next; until the switch goes."""
     rng = random.Random(seed)
-    stream = await connect(port)
-    try:
+    async with crash.until_killed(port) as stream:
         t = Terminal(stream, get_dialect("ifsf"), terminal_id, None)
         while True:
             purchase = t.purchase(rng.randint(100, 2000), pan=PAN)
@@ -78,15 +68,11 @@ async def _debits(
             sent[key] = purchase
             await t.send(purchase)
             told[key] = await t.receive(timeout=10.0)
-    except (trio.BrokenResourceError, trio.ClosedResourceError, OSError, EOFError):
-        pass  # killed
-    finally:
-        await stream.aclose()
 
 
 async def test_kill_9_during_ledger_debits(tmp_path: Path) -> None:
     data_dir, lmk_file = tmp_path / "data", tmp_path / "lmk.key"
-    init_keys(data_dir, lmk_file)
+    crash.init_keys(data_dir, lmk_file)
     port = _unused_port()
     config_path = tmp_path / "forecourt.toml"
     config_path.write_text(_config(data_dir, lmk_file, port))
@@ -95,8 +81,8 @@ async def test_kill_9_during_ledger_debits(tmp_path: Path) -> None:
 
     sent: dict[str, Message] = {}
     told: dict[str, Message] = {}
-    async with serving(config_path, log=tmp_path / "first.log") as first:
-        await kill_9_under_load(
+    async with crash.serving(config_path, log=tmp_path / "first.log") as first:
+        await crash.kill_9_under_load(
             first,
             [partial(_debits, port, t, sent, told, i) for i, t in enumerate(TERMINALS)],
             once=lambda: len(told) >= 20,  # the switch is up and answering
@@ -105,18 +91,18 @@ async def test_kill_9_during_ledger_debits(tmp_path: Path) -> None:
     unanswered = [m for k, m in sent.items() if k not in told]
     assert unanswered, "nothing was in flight at the kill"
 
-    async with serving(config_path, log=tmp_path / "second.log") as second:
+    async with crash.serving(config_path, log=tmp_path / "second.log") as second:
         by_terminal: dict[str, list[Message]] = {}
         for m in unanswered:
             by_terminal.setdefault(m.fields["41"], []).append(m)
         for terminal_id, originals in by_terminal.items():
-            async with await connect(port) as stream:
+            async with await crash.connect(port) as stream:
                 t = Terminal(stream, get_dialect("ifsf"), terminal_id, None)
                 for original in originals:  # the terminal reverses what it never heard
                     answer = await t.exchange(t.reversal(original), timeout=10.0)
                     assert answer.fields["39"] in ("400", "914"), answer.fields["39"]
-        await drained(data_dir / "journal.db", timeout=30.0)
-        assert await stop(second) == 0
+        await crash.drained(data_dir / "journal.db", timeout=30.0)
+        assert await crash.stop(second) == 0
 
     approved = {k: int(a.fields["4"]) for k, a in told.items() if a.fields["39"] in ("000", "002")}
     db = sqlite3.connect(data_dir / "journal.db")

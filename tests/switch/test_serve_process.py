@@ -10,26 +10,18 @@ import trio
 from forecourt.codecs.dialect import get_dialect
 from forecourt.switch.journal import open_journal
 
-from tests.crash_harness import (
-    FORECOURT,
-    bank_link,
-    connect,
-    init_keys,
-    links_up,
-    serve_config,
-    serving,
-)
+from tests import crash_harness as crash
 from tests.switch.harness import SmallHost, Terminal, _unused_port
 
 
 def _config(data_dir: Path, port: int, host_port: int) -> str:
-    link = bank_link(host_port, request_timeout_s=5.0)
-    return serve_config(data_dir, port, node="proc-test", level="info", acquirers=link)
+    link = crash.bank_link(host_port, request_timeout_s=5.0)
+    return crash.serve_config(data_dir, port, node="proc-test", level="info", acquirers=link)
 
 
 async def test_sigterm_drains_and_exits_zero(tmp_path: Path) -> None:
     data_dir = tmp_path / "data"
-    init_keys(data_dir, tmp_path / "lmk.key")  # outside the data directory
+    crash.init_keys(data_dir, tmp_path / "lmk.key")  # outside the data directory
     host = SmallHost(get_dialect("ifsf"))
     async with trio.open_nursery() as nursery:
         host_port = await nursery.start(host.serve)
@@ -37,9 +29,9 @@ async def test_sigterm_drains_and_exits_zero(tmp_path: Path) -> None:
         config = tmp_path / "forecourt.toml"
         config.write_text(_config(data_dir, port, host_port))
         output = bytearray()
-        async with serving(config, output=output) as process:
-            stream = await connect(port)
-            await links_up(host, 1, within_s=10)
+        async with crash.serving(config, output=output) as process:
+            stream = await crash.connect(port)
+            await crash.links_up(host, 1, within_s=10)
             terminal = Terminal(stream, get_dialect("ifsf"), "T0000001", None)
             await terminal.send(terminal.purchase(200000))  # answered after 2 s
             await trio.sleep(0.5)
@@ -59,15 +51,15 @@ async def test_sigterm_drains_and_exits_zero(tmp_path: Path) -> None:
 
 async def test_second_signal_exits_at_once(tmp_path: Path) -> None:
     data_dir = tmp_path / "data"
-    init_keys(data_dir, tmp_path / "lmk.key")  # outside the data directory
+    crash.init_keys(data_dir, tmp_path / "lmk.key")  # outside the data directory
     host = SmallHost(get_dialect("ifsf"))
     async with trio.open_nursery() as nursery:
         host_port = await nursery.start(host.serve)
         port = _unused_port()
         config = tmp_path / "forecourt.toml"
         config.write_text(_config(data_dir, port, host_port))
-        async with serving(config) as process:
-            stream = await connect(port)
+        async with crash.serving(config) as process:
+            stream = await crash.connect(port)
             terminal = Terminal(stream, get_dialect("ifsf"), "T0000001", None)
             await terminal.send(terminal.purchase(200000))  # in flight for 2 s
             await trio.sleep(0.3)
@@ -87,7 +79,7 @@ def test_a_port_in_use_is_one_line_naming_it(tmp_path: Path) -> None:
 
     data_dir = tmp_path / "data"
     lmk_file = str(tmp_path / "lmk.key")
-    init_keys(data_dir, lmk_file)
+    crash.init_keys(data_dir, lmk_file)
     with socket.socket() as holder:
         holder.bind(("127.0.0.1", 0))
         holder.listen()
@@ -97,7 +89,7 @@ def test_a_port_in_use_is_one_line_naming_it(tmp_path: Path) -> None:
             _config(data_dir, port, _unused_port()) + f'[keys]\nlmk_file = "{lmk_file}"\n'
         )
         done = subprocess.run(
-            [*FORECOURT, "serve", "--config", str(config)],
+            [*crash.FORECOURT, "serve", "--config", str(config)],
             capture_output=True,
             text=True,
             timeout=60,

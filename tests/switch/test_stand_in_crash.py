@@ -18,16 +18,7 @@ from forecourt.codecs.dialect import decode, get_dialect
 from forecourt.codecs.message import Message
 from forecourt.switch.journal import open_journal
 
-from tests.crash_harness import (
-    bank_link,
-    connect,
-    init_keys,
-    kill_9,
-    links_up,
-    serve_config,
-    serving,
-    stop,
-)
+from tests import crash_harness as crash
 from tests.switch.harness import (
     TEST_PAN,
     HostPlan,
@@ -51,14 +42,7 @@ prefixes = ["4761"]
 
 
 def _config(data_dir: Path, port: int, host_port: int) -> str:
-    link = bank_link(
-        host_port, connections=1, request_timeout_s=1.0, reconnect_max_s=0.2,
-        acquirer_id="12345678901",
-    )  # fmt: skip
-    saf = {"backoff_initial_s": 0.2, "backoff_max_s": 0.5, "lease_s": 30.0}
-    return serve_config(
-        data_dir, port, node="stand-in-crash", level="info", saf=saf, acquirers=link + STAND_IN
-    )
+    return crash.saf_config(data_dir, port, host_port, node="stand-in-crash", more=STAND_IN)
 
 
 @attrs.define
@@ -83,16 +67,16 @@ def _never(request: Message) -> HostPlan:
 async def test_kill_9_after_a_stand_in_answer_still_delivers_the_advice(tmp_path: Path) -> None:
     data_dir = tmp_path / "data"
     lmk_file = str(tmp_path / "lmk.key")
-    init_keys(data_dir, lmk_file)
+    crash.init_keys(data_dir, lmk_file)
     host = SilentHost(plan=_never)
     async with trio.open_nursery() as nursery:
         host_port = await nursery.start(host.serve)
         port = _unused_port()
         config = tmp_path / "forecourt.toml"
         config.write_text(_config(data_dir, port, host_port))
-        async with serving(config, log=tmp_path / "first.log") as first:
-            await links_up(host, 1)
-            stream = await connect(port)
+        async with crash.serving(config, log=tmp_path / "first.log") as first:
+            await crash.links_up(host, 1)
+            stream = await crash.connect(port)
             terminal = Terminal(stream, get_dialect("ifsf"), "T0000001", None)
             purchase = terminal.purchase(4200, pan=TEST_PAN)
             answer = await terminal.exchange(purchase, timeout=10.0)
@@ -101,18 +85,18 @@ async def test_kill_9_after_a_stand_in_answer_still_delivers_the_advice(tmp_path
             with trio.fail_after(10):
                 while not [m for m in host.received if m.mti[1] == "4"]:
                     await trio.sleep(0.02)
-            await kill_9(first)
+            await crash.kill_9(first)
             await stream.aclose()
         before_restart = len(host.received)
         assert not [m for m in host.received if m.mti.startswith("122")]
         host.answering = True
-        async with serving(config, log=tmp_path / "second.log") as second:
-            await links_up(host, 2)
+        async with crash.serving(config, log=tmp_path / "second.log") as second:
+            await crash.links_up(host, 2)
             with trio.fail_after(20):
                 while not [m for m in host.received if m.mti.startswith("122")]:
                     await trio.sleep(0.05)
             await trio.sleep(0.5)  # its acknowledgement journalled
-            assert await stop(second) == 0
+            assert await crash.stop(second) == 0
         nursery.cancel_scope.cancel()
 
     after = host.received[before_restart:]

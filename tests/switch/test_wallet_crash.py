@@ -27,7 +27,7 @@ from forecourt.keys.wallet_signing import hmac_signer
 from forecourt.simulators.wallet import WalletProvider, serve_wallet
 from forecourt.simulators.wallet_rules import Action, WalletRule, WalletSimConfig
 
-from tests.crash_harness import acquirer, connect, kill_9_under_load, serve_config, serving, stop
+from tests import crash_harness as crash
 from tests.switch.harness import Terminal, _unused_port
 from tests.switch.tls_pki import Pki
 from tests.switch.wallet_rig import MERCHANT, wallet_sale
@@ -40,12 +40,12 @@ KILL_AFTER_S = 1.5
 
 
 def _config(data_dir: Path, lmk_file: Path, port: int, base_url: str, ca: Path) -> str:
-    wallet = acquirer(
+    wallet = crash.acquirer(
         kind="wallet", name="wallet", base_url=base_url, merchant_id=MERCHANT,
         request_timeout_s=10.0, http_timeout_s=2.0, query_initial_s=0.1, query_max_s=0.3,
     )  # fmt: skip
     route = '[[routes]]\nacquirer = "wallet"\npayment_code_prefixes = ["28"]\n'
-    return serve_config(
+    return crash.serve_config(
         data_dir, port, node="wallet-crash", default_route=None, lmk_file=lmk_file,
         saf={"backoff_initial_s": 0.1, "backoff_max_s": 0.5, "lease_s": 15.0}, dialect=None,
         terminals=TERMINALS, acquirers=f'{wallet}[acquirers.tls]\nca_file = "{ca}"\n{route}',
@@ -55,7 +55,7 @@ def _config(data_dir: Path, lmk_file: Path, port: int, base_url: str, ca: Path) 
 async def _sell(
     port: int, terminal_id: str, sales: dict[str, Message], told: dict[str, str]
 ) -> None:
-    stream = await connect(port)
+    stream = await crash.connect(port)
     terminal = Terminal(stream, get_dialect("ifsf"), terminal_id, None)
     sale = wallet_sale(terminal, FAST if int(terminal_id[1:]) % 2 else SLOW, _code(terminal_id))
     sales[terminal_id] = sale
@@ -75,7 +75,7 @@ async def _sell(
 
 
 async def _reverse(port: int, terminal_id: str, sale: Message) -> str:
-    stream = await connect(port)
+    stream = await crash.connect(port)
     async with stream:
         terminal = Terminal(stream, get_dialect("ifsf"), terminal_id, None)
         answer = await terminal.exchange(terminal.reversal(sale), timeout=10)
@@ -108,9 +108,9 @@ async def test_kill_9_with_wallet_payments_in_flight(tmp_path: Path) -> None:
         port = _unused_port()
         config = tmp_path / "forecourt.toml"
         config.write_text(_config(data_dir, lmk_file, port, base_url, ca.certificate))
-        async with serving(config, log=tmp_path / "first.log") as first:
-            await (await connect(port)).aclose()
-            await kill_9_under_load(
+        async with crash.serving(config, log=tmp_path / "first.log") as first:
+            await (await crash.connect(port)).aclose()
+            await crash.kill_9_under_load(
                 first,
                 [partial(_sell, port, t, sales, told) for t in TERMINALS],
                 after_s=KILL_AFTER_S,
@@ -120,8 +120,8 @@ async def test_kill_9_with_wallet_payments_in_flight(tmp_path: Path) -> None:
 
         port = _unused_port()
         config.write_text(_config(data_dir, lmk_file, port, base_url, ca.certificate))
-        async with serving(config, log=tmp_path / "second.log") as second:
-            await (await connect(port)).aclose()
+        async with crash.serving(config, log=tmp_path / "second.log") as second:
+            await (await crash.connect(port)).aclose()
             # the terminals that heard nothing reverse, as their timeout tells them to
             for terminal_id, sale in sales.items():
                 if terminal_id not in answered:
@@ -134,7 +134,7 @@ async def test_kill_9_with_wallet_payments_in_flight(tmp_path: Path) -> None:
                     if o.code in unanswered
                 ):
                     await trio.sleep(0.1)
-            assert await stop(second) == 0
+            assert await crash.stop(second) == 0
         nursery.cancel_scope.cancel()
 
     # the scenario did what it is for: some answered before the kill, some mid-payment
