@@ -132,7 +132,7 @@ async def test_workers_share_the_data_dir_lock_and_keep_a_second_serve_out(
         config.write_text(_config(data_dir, port, host_port, "multi"))
         output = bytearray()
         async with crash.serving(config, "--workers", "2", output=output) as supervisor:
-            with trio.fail_after(30):  # both workers up: neither refused the other
+            with trio.fail_after(90):  # both workers up (slow on a shared machine): neither refused
                 while not (b'"multi-w1"' in output and b'"multi-w2"' in output):
                     await trio.sleep(0.05)
                 while output.count(b"switch_started") < 2:
@@ -330,7 +330,7 @@ async def test_workers_on_postgres_lock_their_node_and_each_worker(
         worker.write_text(_config(data_dir, _unused_port(), host_port, "pgw-w2", postgres_db))
         output = bytearray()
         async with crash.serving(config, "--workers", "2", output=output) as supervisor:
-            with trio.fail_after(30):
+            with trio.fail_after(90):  # two workers started, on a machine other runs share
                 while output.count(b"switch_started") < 2:
                     await trio.sleep(0.05)
             refused = await trio.to_thread.run_sync(_second_serve, same)
