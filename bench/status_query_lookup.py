@@ -1,12 +1,12 @@
 """Status query lookups against a terminal with many journalled transactions.
 
 The status query finds the original by STAN (the `transactions_terminal_key` index)
-or by RRN, for which the journal has no index: the RRN lookup reads the terminal's
-rows through the key index's terminal_id prefix. This measures both as the flow runs
+or by RRN (the `transactions_terminal_rrn` index, journal migration 16; before it the
+RRN lookup read every row of the terminal). This measures both as the flow runs
 them (`find_original` on a pooled reader, then the query's own row through the
 writer), on a SQLite journal where one terminal holds ``--rows`` transactions
 among ``--terminals`` others' (filled directly with executemany after the switch's
-own migrations), so the cost of leaving the index out is a number, not a guess.
+own migrations), so what the index saves is a number, not a guess.
 
     .venv/bin/python bench/status_query_lookup.py --rows 100000 --queries 200
 """

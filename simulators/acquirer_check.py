@@ -15,7 +15,7 @@ from pathlib import Path
 import trio
 
 from .answer_checks import StepFailed
-from .script import ExpectAtAcquirer
+from .steps import ExpectAtAcquirer
 from .wire import masked
 
 __all__ = ["expect_at_acquirer"]

@@ -18,7 +18,7 @@ from forecourt.codecs.message import Message
 from forecourt.keys.mac import PreparedMac
 
 from .field48_steps import check_field48
-from .script import Expectation
+from .steps import Expectation
 
 __all__ = ["Answer", "StepFailed", "check_answer", "check_answer_mac"]
 

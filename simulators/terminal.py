@@ -5,7 +5,8 @@ switch delivers (TR-31 blocks in field 96 / 48, unwrapped with the keys
 package), MACs its requests and verifies the MAC of every answer. Each case
 runs on a fresh connection; keys, STANs and shift totals carry over from case
 to case, as they would on a real terminal. The keys are in `terminal_keys`,
-the checks of an answer against an expectation in `answer_checks`, the
+the checks of an answer against an expectation in `answer_checks`, what it
+remembers of its requests (references, shift totals) in `terminal_history`, the
 verdicts and JUnit report in `case_report`.
 """
 
@@ -19,7 +20,6 @@ from pathlib import Path
 
 import attrs
 import trio
-from forecourt.codecs.action_codes import is_approved
 from forecourt.codecs.dialect import decode
 from forecourt.codecs.errors import CodecError
 from forecourt.codecs.framing import encode_frame
@@ -34,9 +34,8 @@ from .client import ConnectionClosed, HostConnection
 from .dukpt_keys import terminal_keys_for
 from .field48_steps import with_field48
 from .pins import card_pan
-from .rules import is_balance_inquiry
-from .script import (
-    Case,
+from .script import Case, Script, load_script
+from .steps import (
     Disconnect,
     Expect,
     ExpectAtAcquirer,
@@ -46,22 +45,18 @@ from .script import (
     Oversize,
     Raw,
     Reconnect,
-    Script,
     Send,
     Step,
     Wait,
-    load_script,
 )
-from .split_steps import SplitLegs
 from .templates import (
     PROFILES,
     Profile,
-    SentRequest,
-    Shift,
     TemplateError,
     TerminalIdentity,
     build,
 )
+from .terminal_history import TerminalHistory
 
 __all__ = [
     "CaseResult",
@@ -94,16 +89,12 @@ class TerminalSimulator:
         self.settings = script.terminal
         self.address = address
         self.keys = terminal_keys_for(self.settings)
-        self.shift = Shift()
+        self.history = TerminalHistory(self.settings.identity.family)
         self._stan = self.settings.stan_start - 1
-        self._last: SentRequest | None = None
-        self._last_preauth: SentRequest | None = None
-        self._last_financial: SentRequest | None = None
         self._conn: HostConnection | None = None
         self._backlog: list[Answer] = []
         self._case: Case | None = None
         self._sale_base = secrets.randbelow(10**9)  # split group ids of this run
-        self._split_legs = SplitLegs()
 
     # -- running ------------------------------------------------------------------------
 
@@ -184,7 +175,7 @@ class TerminalSimulator:
         elif isinstance(step, Oversize):
             await self._oversize(step.length)
         elif isinstance(step, ExpectAtAcquirer):
-            last = None if self._last is None else dict(self._last.message.fields)
+            last = None if self.history.last is None else dict(self.history.last.message.fields)
             await expect_at_acquirer(step, self.acquirer_record, last)
 
     # -- sending ----------------------------------------------------------------------------
@@ -211,9 +202,9 @@ class TerminalSimulator:
     async def _send(self, step: Send) -> None:
         if step.stan == "same":
             # A retransmission: the very request sent last, as a terminal repeats it.
-            if self._last is None:
+            if self.history.last is None:
                 raise StepFailed('stan = "same" needs a request sent before it')
-            message = self._last.message
+            message = self.history.last.message
         else:
             stan = self._next_stan() if step.stan == "next" else step.stan
             who, profile = self._identity()
@@ -223,9 +214,9 @@ class TerminalSimulator:
                     who,
                     profile,
                     stan,
-                    last_preauth=self._last_preauth,
-                    last_financial=self._last_financial,
-                    shift=self.shift,
+                    last_preauth=self.history.last_preauth,
+                    last_financial=self.history.last_financial,
+                    shift=self.history.shift,
                 )
             except TemplateError as exc:
                 raise StepFailed(str(exc)) from None
@@ -241,7 +232,7 @@ class TerminalSimulator:
             group_id = split.group or f"{(self._sale_base + (split.sale or 0)) % 10**9:09d}"
             group = SplitGroup(group_id, split.total)
             message = with_split_group(message, group, self.settings.identity.family)
-            self._split_legs.sent(message.fields.get("11", ""), group_id)
+            self.history.split_legs.sent(message.fields.get("11", ""), group_id)
         await self._send_message(self.keys.outgoing(message), step.mac)
         if step.expect is not None:
             await self._expect(step.expect)
@@ -252,16 +243,7 @@ class TerminalSimulator:
             await self.conn.send(message, mac)
         except CodecError as exc:
             raise StepFailed(f"cannot encode the request: {exc}") from None
-        sent = SentRequest(message)
-        self._last = sent
-        cls = message.mti[1]
-        if is_balance_inquiry(message):
-            return  # takes nothing: no completion or reversal refers to it
-        if cls == "1" and message.mti[2] == "0":
-            self._last_preauth = sent
-        refund = (message.fields.get("3") or "").startswith("20")
-        if cls in "12" and message.mti[2] in "02" and not refund:
-            self._last_financial = sent  # what a reversal or a refund refers to
+        self.history.sent(message)
 
     async def _raw(self, step: Raw) -> None:
         data = step.data
@@ -297,51 +279,19 @@ class TerminalSimulator:
     def _on_answer(self, answer: Answer) -> None:
         """Keys delivered, references for completions and reversals, shift totals."""
         message = answer.message
-        family = self.settings.identity.family
         if message.mti[1] == "8":
             self.keys.install(message)
-        code = message.fields.get("39", "")
-        for sent in (self._last, self._last_preauth, self._last_financial):
-            if (
-                sent is not None
-                and sent.answer is None
-                and sent.message.fields.get("11") == message.fields.get("11")
-                and response_mti(sent.message.mti) == message.mti
-            ):
-                self._replace(sent, attrs.evolve(sent, answer=message))
-        if not code or not is_approved(code, family):
-            return
-        amount = message.fields.get("4")
-        value = int(amount) if amount and amount.isdigit() else 0
-        stan = message.fields.get("11")
-        if message.mti[1:3] in ("21", "23"):  # 1210 purchase, 1230 completion
-            self.shift.debits += 1
-            self.shift.debit_amount += value
-            self._split_legs.approved_leg(stan, value)
-        elif message.mti[1] == "4":
-            legs = self._split_legs.reversed_sale(stan)  # a whole split sale: every leg
-            self.shift.debit_reversals += 1 if legs is None else len(legs)
-            self.shift.debit_reversal_amount += value if legs is None else sum(legs)
-        elif message.mti[1] == "5":
-            self.shift.reset()
-
-    def _replace(self, old: SentRequest, new: SentRequest) -> None:
-        if self._last is old:
-            self._last = new
-        if self._last_preauth is old:
-            self._last_preauth = new
-        if self._last_financial is old:
-            self._last_financial = new
+        self.history.answered(message)
 
     async def _expect(self, expectation: Expectation) -> None:
-        if self._last is None and expectation.stan is None:
+        if self.history.last is None and expectation.stan is None:
             raise StepFailed("nothing was sent to expect an answer to")
         stan = expectation.stan
         wanted_mti = expectation.mti
-        if stan is None and self._last is not None:
-            stan = self._last.message.fields.get("11")
+        if stan is None and self.history.last is not None:
+            stan = self.history.last.message.fields.get("11")
             if wanted_mti is None:
-                wanted_mti = response_mti(self._last.message.mti)
+                wanted_mti = response_mti(self.history.last.message.mti)
         answer = None
         for i, candidate in enumerate(self._backlog):
             if candidate.message.fields.get("11") == stan:

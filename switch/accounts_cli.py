@@ -31,7 +31,7 @@ from forecourt.switch.accounts_input import litres as _litres
 from forecourt.switch.accounts_input import products as _products
 from forecourt.switch.accounts_input import when as _when
 from forecourt.switch.authorisers.ledger import ledger_card_key
-from forecourt.switch.config import ConfigError, SwitchConfig, load_config
+from forecourt.switch.config import ConfigError, SwitchConfig
 from forecourt.switch.journal import JournalError, open_journal
 from forecourt.switch.ledger import (
     LedgerAddCard,
@@ -49,6 +49,7 @@ from forecourt.switch.ledger import (
     card_reference,
 )
 from forecourt.switch.ledger.model import ACCOUNT_KINDS, AUTH_LEVELS
+from forecourt.switch.operator_commands import config_command, journal_write
 from rich.console import Console
 from rich.table import Table
 
@@ -162,33 +163,12 @@ def _seed(args: argparse.Namespace, config: SwitchConfig, console: Console) -> i
 
 
 def _run(fn: Callable[..., int]) -> Callable[[argparse.Namespace], int]:
-    def run(args: argparse.Namespace) -> int:
-        try:
-            config = load_config(args.config)
-            return fn(args, config, _console())
-        except (BadInput, ConfigError, KeysError, JournalError, OSError) as exc:
-            print(f"forecourt accounts: {exc}", file=sys.stderr)
-            return 2
-
-    return run
-
-
-def _console() -> Console:
-    """Rich tables; wide when piped, so columns are not cut for grep and less."""
-    try:
-        tty = sys.stdout.isatty()
-    except (AttributeError, ValueError):
-        tty = False
-    return Console(width=None if tty else 200, soft_wrap=True)
+    mistakes = (BadInput, ConfigError, KeysError, JournalError, OSError)
+    return config_command("forecourt accounts", mistakes, fn)
 
 
 def _write(config: SwitchConfig, op: LedgerOp) -> Any:
-    async def go() -> Any:
-        async with open_journal(config) as journal:
-            (result,) = await journal.write(op)
-            return result
-
-    result = trio.run(go)
+    result = journal_write(config, op)
     if isinstance(result, Refused):
         raise BadInput(result.reason)
     return result

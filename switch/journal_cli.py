@@ -24,6 +24,7 @@ from forecourt.switch.journal.core import open_backend
 from forecourt.switch.journal.model import JournalError, SafState, TxnState
 from forecourt.switch.journal.postgres import PostgresReader
 from forecourt.switch.journal.sqlite import SqliteReader
+from forecourt.switch.operator_commands import operator_console
 from forecourt.switch.operator_reversal import add_parser as add_reverse_parser
 from forecourt.switch.terminals.cashier_totals import cashier_table
 from psycopg.rows import dict_row
@@ -115,21 +116,12 @@ def _location(p: argparse.ArgumentParser) -> None:
 def _cmd(fn: Any) -> Any:
     def run(args: argparse.Namespace) -> int:
         try:
-            return int(fn(args, _console()))
+            return int(fn(args, operator_console()))
         except (_BadInput, JournalError, ConfigError) as exc:
             print(f"forecourt: error: {exc}", file=sys.stderr)
             return 2
 
     return run
-
-
-def _console() -> Console:
-    """Rich tables; wide when piped, so columns are not cut for grep and less."""
-    try:
-        tty = sys.stdout.isatty()
-    except (AttributeError, ValueError):
-        tty = False
-    return Console(width=None if tty else 200, soft_wrap=True)
 
 
 def _target(args: argparse.Namespace) -> Path | str:

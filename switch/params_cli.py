@@ -10,16 +10,14 @@ from __future__ import annotations
 
 import argparse
 import os
-import sys
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
-import trio
-from forecourt.switch.config import ConfigError, SwitchConfig, load_config
-from forecourt.switch.journal import JournalError, open_journal
+from forecourt.switch.config import ConfigError, SwitchConfig
+from forecourt.switch.journal import JournalError
+from forecourt.switch.operator_commands import config_command, journal_write
 from forecourt.switch.params import (
     KINDS,
     ParamSet,
@@ -79,32 +77,8 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
 
 def _run(fn: Callable[..., int]) -> Callable[[argparse.Namespace], int]:
-    def run(args: argparse.Namespace) -> int:
-        try:
-            config = load_config(args.config)
-            return fn(args, config, _console())
-        except (BadInput, ParamsFileError, ConfigError, JournalError, OSError) as exc:
-            print(f"forecourt params: {exc}", file=sys.stderr)
-            return 2
-
-    return run
-
-
-def _console() -> Console:
-    try:
-        tty = sys.stdout.isatty()
-    except (AttributeError, ValueError):
-        tty = False
-    return Console(width=None if tty else 200, soft_wrap=True)
-
-
-def _write(config: SwitchConfig, op: Any) -> Any:
-    async def go() -> Any:
-        async with open_journal(config) as journal:
-            (result,) = await journal.write(op)
-            return result
-
-    return trio.run(go)
+    mistakes = (BadInput, ParamsFileError, ConfigError, JournalError, OSError)
+    return config_command("forecourt params", mistakes, fn)
 
 
 def _publish(args: argparse.Namespace, config: SwitchConfig, console: Console) -> int:
@@ -117,7 +91,9 @@ def _publish(args: argparse.Namespace, config: SwitchConfig, console: Console) -
             f"{args.file}: the whole set needs {needed} chunks of {chunk_bytes} bytes, "
             f"at most {MAX_CHUNKS}: raise [params] chunk_bytes or shorten the lists"
         )
-    result = _write(config, ParamsPublish(parsed.params, args.operator, parsed.note, time.time()))
+    result = journal_write(
+        config, ParamsPublish(parsed.params, args.operator, parsed.note, time.time())
+    )
     if isinstance(result, ParamsUnchanged):
         raise BadInput(f"{args.file}: the same set as version {result.latest}; nothing published")
     assert isinstance(result, Published)
@@ -133,7 +109,7 @@ def _when(at: float) -> str:
 
 
 def _list(args: argparse.Namespace, config: SwitchConfig, console: Console) -> int:
-    versions: list[VersionInfo] = _write(config, ParamsVersions())
+    versions: list[VersionInfo] = journal_write(config, ParamsVersions())
     table = Table(title="parameter versions")
     for column in ("version", "published (UTC)", "operator", "records", "changed", "note"):
         table.add_column(
@@ -153,7 +129,7 @@ def _list(args: argparse.Namespace, config: SwitchConfig, console: Console) -> i
 
 
 def _states(config: SwitchConfig, *versions: int) -> list[ParamSet]:
-    latest, states = _write(config, ParamsStates(versions))
+    latest, states = journal_write(config, ParamsStates(versions))
     for version, state in zip(versions, states, strict=True):
         if state is None:
             raise BadInput(f"version {version} does not exist (latest: {latest}; see params list)")

@@ -14,7 +14,6 @@ from __future__ import annotations
 import time
 from collections.abc import Mapping
 
-import attrs
 import structlog
 from forecourt.codecs.action_codes import Outcome
 from forecourt.codecs.dialect import decode, identify
@@ -26,6 +25,7 @@ from forecourt.codecs.payment_code import masked_payment_code
 from forecourt.keys.errors import KeysError, UnknownOwner
 from forecourt.keys.security_module import ModuleUnavailable
 from forecourt.switch import transmission_time as field7
+from forecourt.switch.answer_record import journal_answer
 from forecourt.switch.answering import TerminalAnswers
 from forecourt.switch.answers import local_answer
 from forecourt.switch.authoriser import Authoriser
@@ -39,25 +39,12 @@ from forecourt.switch.context import (
 )
 from forecourt.switch.dukpt_terminals import KsnRefused
 from forecourt.switch.flows.base import Flow, Job, Services
-from forecourt.switch.flows.stand_in import is_stand_in, reverse_stand_in
 from forecourt.switch.flows.table import flow_for
-from forecourt.switch.journal import (
-    AddEvent,
-    CompleteSaf,
-    Event,
-    InsertTransaction,
-    Journal,
-    JournalRow,
-    RetrySaf,
-    SettleSplitLeg,
-    WriteOp,
-    new_txn_id,
-)
+from forecourt.switch.journal import Journal, JournalRow, new_txn_id
 from forecourt.switch.matching import FinishedRequest, TerminalRequests
 from forecourt.switch.metrics import SwitchMetrics
 from forecourt.switch.repeated_warnings import RepeatedWarnings
 from forecourt.switch.retransmission import Retransmissions
-from forecourt.switch.reversal import ReversalReason, saf_payload, switch_reversal
 from forecourt.switch.routing import Router
 from forecourt.switch.terminal_guard import (
     MacKeySyncError,
@@ -68,7 +55,8 @@ from forecourt.switch.terminal_guard import (
 )
 from forecourt.switch.terminals.metrics import TerminalMetrics
 from forecourt.switch.terminals.roster import NoOperator, NotRegistered, TerminalRoster
-from forecourt.switch.transaction import TxnRecord, journal_row, minor_units, pan_of
+from forecourt.switch.transaction import TxnRecord, pan_of
+from forecourt.switch.undelivered import reverse_undelivered
 
 __all__ = [
     "CloseConnection",
@@ -337,7 +325,7 @@ class Pipeline:
             total = time.perf_counter() - received
             host_s = (record.host_ms or 0.0) / 1000.0
             record.switch_ms = (total - host_s) * 1000.0
-            await self._journal_answer(record, answer)
+            await journal_answer(self.journal, self.node, record, answer)
             if self.saf is not None and record.pending_ops:
                 self.saf.wake()
             self.metrics.switch_latency.observe(total - host_s)
@@ -355,45 +343,6 @@ class Pipeline:
         finally:
             if not replied:
                 self.requests.finish(key, answer, journalled=False)
-
-    async def _journal_answer(self, record: TxnRecord, answer: Message) -> None:
-        """One durable write before the terminal hears the answer."""
-        # the RRN and approval code the terminal was given: a status query finds and
-        # answers with them (switch/flows/status_query.py)
-        rrn, auth_code = answer.fields.get("37") or None, answer.fields.get("38") or None
-        given: dict[str, str] = {}
-        if rrn is not None:
-            given["rrn"] = rrn
-        if auth_code is not None:
-            given["auth_code"] = auth_code
-        ops: list[WriteOp]
-        if not record.inserted:
-            ops = [
-                InsertTransaction(
-                    attrs.evolve(
-                        journal_row(record, self.node),
-                        rrn=rrn,
-                        auth_code=auth_code,
-                    )
-                ),
-                AddEvent(Event(record.txn_id, record.received_at, record.state, None)),
-            ]
-        else:
-            ops = self.journal.update_ops(
-                record.txn_id,
-                state=record.state,
-                response_mti=record.response_mti,
-                action_code=record.action_code,
-                approved_amount=minor_units(record.approved_amount),
-                answered_at=record.answered_at,
-                host_ms=record.host_ms,
-                switch_ms=record.switch_ms,
-                response_raw=record.answer_raw,
-                **({"flags": record.flags} if record.flags else {}),
-                **given,
-            )
-        await self.journal.write(*ops, *record.pending_ops)
-        record.inserted = True
 
     def remember(self, key: RequestKey, row: JournalRow) -> FinishedRequest | None:
         """Put a journalled outcome into the duplicate window (recovery warms it)."""
@@ -419,41 +368,10 @@ class Pipeline:
 
     async def undelivered(self, record: TxnRecord) -> None:
         """The terminal went before it heard an approval: reverse it (reason 4020)."""
-        if not self.settings.reverse_on_disconnect or record.state != "approved":
-            return
-        if not record.reversible:
-            return
-        parked = record.parked_saf_id
-        authoriser = self.authorisers.get(record.route or "")
-        ops: list[WriteOp] = [*self.journal.update_ops(record.txn_id, state="reversal_pending")]
-        if record.sent is not None and authoriser is not None:
-            reversal = switch_reversal(
-                record.sent,
-                record.sent.fields["11"],
-                authoriser.family,
-                ReversalReason.UNDELIVERED,
-            )
-            ops.append(
-                self.journal.saf_enqueue_op(
-                    record.txn_id, authoriser.name, reversal.mti, saf_payload(reversal)
-                )
-            )
-            if parked is not None:
-                ops.append(CompleteSaf(parked))
-        elif parked is not None:
-            ops.append(RetrySaf(parked, "terminal gone before the answer", time.time()))
-        elif is_stand_in(record):
-            # its own reversal, parked behind its advice: SAF sends the advice first
-            due = await reverse_stand_in(self.journal, record.txn_id, "terminal gone")
-            if not due:
-                return
-            ops += due
-        else:
-            return
-        if record.split_group is not None:  # a split leg: its part of the sale is free again
-            held = minor_units(record.approved_amount) or 0
-            ops.append(SettleSplitLeg(record.terminal_id, record.split_group, -held, -held))
-        await self.journal.write(*ops)
-        log.warning("answer_undelivered_reversal_queued", txn_id=record.txn_id)
-        if self.saf is not None:
-            self.saf.wake()
+        await reverse_undelivered(
+            record,
+            settings=self.settings,
+            authorisers=self.authorisers,
+            journal=self.journal,
+            saf=self.saf,
+        )

@@ -115,8 +115,7 @@ _BY_STAN = (
     f"SELECT {_COLUMNS} FROM transactions WHERE terminal_id = ? AND stan = ? "
     "AND mti_class = ? ORDER BY received_at DESC LIMIT 1"
 )
-# no index on rrn: the terminal's rows (transactions_terminal_key) are read, on a
-# reader, for a message that is rare, rather than every purchase paying for an index
+# found through transactions_terminal_rrn (journal migration 16), on a reader
 _BY_RRN = (
     f"SELECT {_COLUMNS} FROM transactions WHERE terminal_id = ? AND rrn = ? "
     "AND mti_class IN ('1', '2') ORDER BY received_at DESC LIMIT 1"

@@ -23,6 +23,7 @@ from forecourt.keys.store import KeyStore
 from forecourt.switch.config import ConfigError, SwitchConfig, load_config
 from forecourt.switch.journal import open_journal
 from forecourt.switch.journal.model import JournalError
+from forecourt.switch.operator_commands import operator_console
 from forecourt.switch.terminals.devices import describe
 from forecourt.switch.terminals.registration import CODE_LENGTH, add_pending
 from rich.console import Console
@@ -81,20 +82,12 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 def _cmd(fn: Any) -> Any:
     def run(args: argparse.Namespace) -> int:
         try:
-            return int(fn(args, _console()))
+            return int(fn(args, operator_console()))
         except (_BadInput, JournalError, ConfigError, KeysError) as exc:
             print(f"forecourt terminals: error: {exc}", file=sys.stderr)
             return 2
 
     return run
-
-
-def _console() -> Console:
-    try:
-        tty = sys.stdout.isatty()
-    except (AttributeError, ValueError):
-        tty = False
-    return Console(width=None if tty else 200, soft_wrap=True)
 
 
 def _config(args: argparse.Namespace) -> SwitchConfig:

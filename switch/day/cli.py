@@ -22,6 +22,7 @@ import trio
 from forecourt.switch.business_day import business_day_of, day_bounds
 from forecourt.switch.config import ConfigError, SwitchConfig, load_config
 from forecourt.switch.journal import Journal, JournalError, open_journal
+from forecourt.switch.operator_commands import operator_console
 from rich.console import Console
 from rich.table import Table
 
@@ -102,20 +103,12 @@ def _cmd(fn: Any) -> Any:
     def run(args: argparse.Namespace) -> int:
         try:
             config = load_config(args.config)
-            return int(trio.run(fn, args, config, _console()))
+            return int(trio.run(fn, args, config, operator_console()))
         except (_BadInput, JournalError, ConfigError) as exc:
             print(f"forecourt day: error: {exc}", file=sys.stderr)
             return 2
 
     return run
-
-
-def _console() -> Console:
-    try:
-        tty = sys.stdout.isatty()
-    except (AttributeError, ValueError):
-        tty = False
-    return Console(width=None if tty else 200, soft_wrap=True)
 
 
 def _day(args: argparse.Namespace, config: SwitchConfig) -> dt.date:

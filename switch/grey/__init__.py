@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 
-from forecourt.switch.ledger.store import Cursor, LedgerSql, OverdraftRefused
+from forecourt.switch.ledger.postings import Cursor, LedgerSql, OverdraftRefused
 
 from . import store
 from .ops import (

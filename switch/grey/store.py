@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from forecourt.switch.ledger.store import LedgerSql, post
+from forecourt.switch.ledger.postings import LedgerSql, post
 
 from .ops import (
     CardFacts,

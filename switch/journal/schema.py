@@ -14,7 +14,7 @@ from collections.abc import Callable
 import attrs
 from forecourt.switch.journal.model import JournalError, SafState, TxnState
 from forecourt.switch.journal.schema_advices import V_RECON_ADVICE
-from forecourt.switch.journal.schema_stations import V9, V10, V11, V12, V13, V14
+from forecourt.switch.journal.schema_stations import V9, V10, V11, V12, V13, V14, V16
 
 _TXN_STATES = ", ".join(f"'{s.value}'" for s in TxnState)
 _SAF_STATES = ", ".join(f"'{s.value}'" for s in SafState)
@@ -307,7 +307,7 @@ def render(types: ColumnTypes) -> list[tuple[int, str]]:
         "v2_saf_txn": "" if v1 else "CREATE INDEX IF NOT EXISTS saf_txn ON saf (txn_id);\n        ",
     }
     texts: tuple[str, ...] = (_V1, _V2, _V3, _V4, _V5, _V6, _V7, _V8, V9, V10, V11, V12, V13, V14)
-    texts += (V_RECON_ADVICE,)
+    texts += (V_RECON_ADVICE, V16)
     return [(n, text.format(**parts)) for n, text in enumerate(texts, start=1)]
 
 

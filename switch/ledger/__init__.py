@@ -29,7 +29,7 @@ from .ops import (
     LedgerSetLimits,
     LedgerStatement,
 )
-from .store import Cursor, LedgerSql, OverdraftRefused
+from .postings import Cursor, LedgerSql, OverdraftRefused
 
 __all__ = [
     "LEDGER_OPS",

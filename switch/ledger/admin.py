@@ -22,7 +22,7 @@ from .ops import (
     LedgerSetLimits,
     LedgerStatement,
 )
-from .store import LedgerSql, OverdraftRefused, post
+from .postings import LedgerSql, OverdraftRefused, post
 
 __all__ = [
     "add_card",

@@ -12,10 +12,8 @@ once: the account is its opening balance less the recorded amounts.
 from __future__ import annotations
 
 import random
-import signal
 import sqlite3
-import subprocess
-import time
+from functools import partial
 from pathlib import Path
 
 import pytest
@@ -23,15 +21,12 @@ import trio
 from forecourt.codecs.dialect import get_dialect
 from forecourt.codecs.field48 import decode_field48
 from forecourt.codecs.message import Message
-from forecourt.keys.lmk import load_lmk
-from forecourt.switch.authorisers.ledger import ledger_card_key
-from forecourt.switch.config import load_config
-from forecourt.switch.demo_ledger import SeedAccount, SeedCard, seed_ledger
-from forecourt.switch.journal import open_journal
+from forecourt.switch.demo_ledger import SeedAccount, SeedCard
 
+from tests import crash_harness as crash
 from tests.grey.grey_switch import PAN, IcTerminal
 from tests.switch.harness import _unused_port
-from tests.switch.test_crash_recovery import FORECOURT, _connect, _serve, _stop
+from tests.switch.ledger_switch import seed_served_ledger
 
 pytestmark = pytest.mark.slow
 
@@ -41,36 +36,20 @@ OPENING = 10_000_000
 KILL_AFTER_S = 0.3
 
 
-def _config(data_dir: Path, lmk: Path, port: int) -> str:
-    terminals = ", ".join(f'"{t}"' for t in [*PUMPS, INDOOR])
-    return f"""
-node = "grey-crash"
-data_dir = "{data_dir}"
-default_route = "ledger"
-[keys]
-lmk_file = "{lmk}"
-[logging]
-level = "warning"
-format = "json"
-[[listeners]]
-name = "pos"
-host = "127.0.0.1"
-port = {port}
-dialect = "ifsf"
-terminal_group = "site"
-[[terminal_groups]]
-name = "site"
-terminals = [{terminals}]
-mac_required = false
-max_in_flight = 2
-[[acquirers]]
-name = "ledger"
-kind = "ledger"
+IC_CARDS = """
 [ic_cards]
 enabled = true
 acquirer = "ledger"
 tac_check = "test"
 """
+
+
+def _config(data_dir: Path, lmk: Path, port: int) -> str:
+    return crash.serve_config(
+        data_dir, port, node="grey-crash", terminals=[*PUMPS, INDOOR], default_route="ledger",
+        lmk_file=lmk, max_in_flight=2,
+        acquirers=crash.acquirer(name="ledger", kind="ledger") + IC_CARDS,
+    )  # fmt: skip
 
 
 def _terminal(stream: trio.SocketStream, terminal_id: str) -> IcTerminal:
@@ -82,92 +61,65 @@ async def _locks(
 ) -> None:
     """One pump: a grey-lock notification for ATC n*1000 + k, its answer, the next."""
     rng = random.Random(seed)
-    stream = await _connect(port)
-    try:
+    async with crash.until_killed(port) as stream:
         t = _terminal(stream, PUMPS[n])
         for k in range(1000):
             atc = n * 1000 + k
             sent[atc] = t.debit("grey_lock", atc, rng.randint(1, 5000))
             await t.send(sent[atc])
             told[atc] = await t.receive(timeout=10.0)
-    except (trio.BrokenResourceError, trio.ClosedResourceError, OSError, EOFError):
-        pass  # killed
-    finally:
-        await stream.aclose()
 
 
 async def test_kill_9_while_answering_grey_locks(tmp_path: Path) -> None:
     data_dir, lmk_file = tmp_path / "data", tmp_path / "lmk.key"
-    subprocess.run(
-        [*FORECOURT, "keys", "init", "--data-dir", str(data_dir), "--lmk-file", str(lmk_file)],
-        check=True,
-        capture_output=True,
-    )
+    crash.init_keys(data_dir, lmk_file)
     port = _unused_port()
     config_path = tmp_path / "forecourt.toml"
     config_path.write_text(_config(data_dir, lmk_file, port))
-    config = load_config(config_path)
-    card_key = ledger_card_key(load_lmk(lmk_file, data_dir=data_dir))
-    async with open_journal(config) as journal:
-        account = SeedAccount("IC-1", "consumer", OPENING, (SeedCard(PAN),))
-        await seed_ledger(journal, card_key, [account], time.time())
+    account = SeedAccount("IC-1", "consumer", OPENING, (SeedCard(PAN),))
+    await seed_served_ledger(config_path, lmk_file, account)
 
     sent: dict[int, Message] = {}
     told: dict[int, Message] = {}
-    with (tmp_path / "first.log").open("wb") as log:
-        first = await _serve(config_path, log)
-        try:
-            async with trio.open_nursery() as traffic:
-                for n in range(len(PUMPS)):
-                    traffic.start_soon(_locks, port, n, sent, told, n)
-                with trio.fail_after(20):
-                    while len(told) < 20:  # the switch is up and answering
-                        await trio.sleep(0.01)
-                await trio.sleep(KILL_AFTER_S)
-                first.kill()
-                assert await first.wait() == -signal.SIGKILL
-        finally:
-            if first.returncode is None:
-                first.kill()
-                await first.wait()
+    async with crash.serving(config_path, log=tmp_path / "first.log") as first:
+        await crash.kill_9_under_load(
+            first,
+            [partial(_locks, port, n, sent, told, n) for n in range(len(PUMPS))],
+            once=lambda: len(told) >= 20,  # the switch is up and answering
+            after_s=KILL_AFTER_S,
+        )
     unanswered = sorted(atc for atc in sent if atc not in told)
     assert unanswered, "nothing was in flight at the kill"
     assert all(a.fields["39"] == "000" for a in told.values())
 
-    with (tmp_path / "second.log").open("wb") as log:
-        second = await _serve(config_path, log)
-        try:
-            again = unanswered + random.Random(1).sample(sorted(told), 20)
-            for atc in again:  # the pump repeats its advice until it is answered
-                async with await _connect(port) as stream:
-                    t = _terminal(stream, PUMPS[atc // 1000])
-                    repeat = sent[atc].with_fields({11: t.next_stan()})
-                    assert (await t.exchange(repeat, timeout=10.0)).fields["39"] == "000"
-            with sqlite3.connect(data_dir / "journal.db") as db:
-                rows = dict(db.execute("SELECT atc, amount FROM grey_records").fetchall())
-            assert rows == {atc: int(m.fields["4"]) for atc, m in sent.items()}
-            # each record unlocked once at the indoor terminal, then nothing is left
-            async with await _connect(port) as stream:
-                indoor = _terminal(stream, INDOOR)
-                unlocked: dict[int, int] = {}
-                while True:
-                    answer = await indoor.exchange(indoor.ic("grey_unlock"), timeout=10.0)
-                    if answer.fields["39"] == "914":
-                        break
-                    assert answer.fields["39"] == "000"
-                    atc = _atc(answer)
-                    assert atc not in unlocked
-                    unlocked[atc] = int(answer.fields["4"])
-                # an unlock repeated with the ATC answers the same and debits nothing
-                atc = next(iter(unlocked))
-                repeat = indoor.ic("grey_unlock", elements={50: f"{atc:05d}"})
-                assert int((await indoor.exchange(repeat)).fields["4"]) == unlocked[atc]
-            assert unlocked == rows
-            assert await _stop(second) == 0
-        finally:
-            if second.returncode is None:
-                second.kill()
-                await second.wait()
+    async with crash.serving(config_path, log=tmp_path / "second.log") as second:
+        again = unanswered + random.Random(1).sample(sorted(told), 20)
+        for atc in again:  # the pump repeats its advice until it is answered
+            async with await crash.connect(port) as stream:
+                t = _terminal(stream, PUMPS[atc // 1000])
+                repeat = sent[atc].with_fields({11: t.next_stan()})
+                assert (await t.exchange(repeat, timeout=10.0)).fields["39"] == "000"
+        with sqlite3.connect(data_dir / "journal.db") as db:
+            rows = dict(db.execute("SELECT atc, amount FROM grey_records").fetchall())
+        assert rows == {atc: int(m.fields["4"]) for atc, m in sent.items()}
+        # each record unlocked once at the indoor terminal, then nothing is left
+        async with await crash.connect(port) as stream:
+            indoor = _terminal(stream, INDOOR)
+            unlocked: dict[int, int] = {}
+            while True:
+                answer = await indoor.exchange(indoor.ic("grey_unlock"), timeout=10.0)
+                if answer.fields["39"] == "914":
+                    break
+                assert answer.fields["39"] == "000"
+                atc = _atc(answer)
+                assert atc not in unlocked
+                unlocked[atc] = int(answer.fields["4"])
+            # an unlock repeated with the ATC answers the same and debits nothing
+            atc = next(iter(unlocked))
+            repeat = indoor.ic("grey_unlock", elements={50: f"{atc:05d}"})
+            assert int((await indoor.exchange(repeat)).fields["4"]) == unlocked[atc]
+        assert unlocked == rows
+        assert await crash.stop(second) == 0
 
     with sqlite3.connect(data_dir / "journal.db") as db:
         (available, held) = db.execute(

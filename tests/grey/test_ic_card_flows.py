@@ -23,6 +23,7 @@ from forecourt.switch.grey import CardFacts, GreyLock
 from forecourt.switch.journal import open_journal
 from forecourt.switch.ledger import card_reference
 
+from tests.crash_harness import FORECOURT
 from tests.grey.grey_switch import (
     BLOCKED_PAN,
     OPENING,
@@ -30,7 +31,6 @@ from tests.grey.grey_switch import (
     UNKNOWN_PAN,
     grey_switch,
 )
-from tests.switch.test_crash_recovery import FORECOURT
 from tests.switch.test_metrics import get
 
 pytestmark = pytest.mark.slow

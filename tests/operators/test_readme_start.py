@@ -7,16 +7,28 @@ working folder. A line ending in `&` is started and left running (the acquirer
 simulator, the switch) and stopped with SIGTERM at the end; every other line must
 exit 0. The last line runs the certification scripts the README names: all their
 cases must pass.
+
+The README's ports are fixed (9000, 9002, 9101, 9108: some in its own text, such as
+the health check's), so two checkouts running this at once would collide. Every line
+therefore runs in a network namespace of this test's own (`unshare --net`, loopback
+up, entered with `nsenter`), where nothing else listens: the README's text and
+configuration stay as they are. Where namespaces cannot be made (not root), the test
+takes a lock file instead, so that two runs on one machine take turns.
 """
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import os
 import re
 import shutil
 import signal
+import socket
 import subprocess
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -24,6 +36,33 @@ import pytest
 REPO = Path(__file__).resolve().parents[2]
 SECTION = "## A first production start"
 SYSTEM_FOLDERS = ("/etc/forecourt", "/var/lib/forecourt")
+README_PORTS = (9000, 9002, 9101, 9108)  # conf/forecourt.toml, conf/sim/acquirer.toml
+LOCK_FILE = Path("/tmp/forecourt-readme-start.lock")  # only without a namespace
+
+
+@contextmanager
+def own_network() -> Iterator[list[str]]:
+    """The prefix that runs a command in a network namespace of this test's own, held
+    open by one process for the test's length; [] under a lock file where none can be
+    made."""
+    try:
+        holder = subprocess.Popen(
+            ["unshare", "--net", "--", "sh", "-c", "ip link set lo up && echo up && exec cat"],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+        )
+    except FileNotFoundError:  # no util-linux
+        holder = None
+    if holder is not None:
+        with holder:  # at the end its pipes closed: cat ends, and the namespace with it
+            assert holder.stdout is not None
+            if holder.stdout.readline() == b"up\n":
+                yield ["nsenter", f"--net=/proc/{holder.pid}/ns/net", "--"]
+                return
+    with LOCK_FILE.open("a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # another checkout's run goes first
+        yield []
 
 
 def readme_commands() -> list[str]:
@@ -51,6 +90,17 @@ def test_readme_production_start_literally(tmp_path: Path) -> None:
     env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
     for name in ("FORECOURT_LMK", "FORECOURT_DATA_DIR"):
         env.pop(name, None)
+    with own_network() as network, contextlib.ExitStack() as taken:
+        if network:  # the README's ports taken out here, as another run would take them
+            for port in README_PORTS:
+                with contextlib.suppress(OSError):  # already taken: all the better
+                    holder = taken.enter_context(socket.socket())
+                    holder.bind(("127.0.0.1", port))
+                    holder.listen()
+        _run_readme(tmp_path, work, env, network)
+
+
+def _run_readme(tmp_path: Path, work: Path, env: dict[str, str], network: list[str]) -> None:
     background: list[tuple[str, subprocess.Popen[bytes], Path]] = []
     last: subprocess.CompletedProcess[str] | None = None
     try:
@@ -61,7 +111,7 @@ def test_readme_production_start_literally(tmp_path: Path) -> None:
                 log = tmp_path / f"background-{number}.log"
                 with log.open("wb") as out:
                     process = subprocess.Popen(
-                        ["bash", "-c", f"exec {line[:-1].strip()}"],
+                        [*network, "bash", "-c", f"exec {line[:-1].strip()}"],
                         cwd=work,
                         env=env,
                         stdout=out,
@@ -71,7 +121,7 @@ def test_readme_production_start_literally(tmp_path: Path) -> None:
                 background.append((line, process, log))
                 continue
             last = subprocess.run(
-                ["bash", "-e", "-c", line],
+                [*network, "bash", "-e", "-c", line],
                 cwd=work,
                 env=env,
                 capture_output=True,

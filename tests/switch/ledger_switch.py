@@ -11,10 +11,10 @@ from typing import Any
 import attrs
 import trio
 from forecourt.codecs.dialect import get_dialect
-from forecourt.keys.lmk import Lmk
+from forecourt.keys.lmk import Lmk, load_lmk
 from forecourt.keys.store import KeyStore
 from forecourt.switch.authorisers.ledger import ledger_card_key
-from forecourt.switch.config import SwitchConfig, parse_config
+from forecourt.switch.config import SwitchConfig, load_config, parse_config
 from forecourt.switch.demo_ledger import SeedAccount, seed_ledger
 from forecourt.switch.journal import open_journal
 from forecourt.switch.server import RunningSwitch, run_switch
@@ -80,3 +80,12 @@ async def ledger_switch(
             yield LedgerSwitch(config, running, card_key, data_dir / "journal.db")
         finally:
             stop.set()
+
+
+async def seed_served_ledger(config_path: Path, lmk_file: Path, account: SeedAccount) -> None:
+    """An account (and its cards) in the journal of a `forecourt serve` on `config_path`,
+    its card references under the key the LMK file gives (before the switch starts)."""
+    config = load_config(config_path)
+    card_key = ledger_card_key(load_lmk(lmk_file, data_dir=config.data_dir))
+    async with open_journal(config) as journal:
+        await seed_ledger(journal, card_key, [account], time.time())

@@ -11,16 +11,10 @@ reversed through SAF, or never left the switch; nothing is reversed twice.
 from __future__ import annotations
 
 import collections
-import contextlib
-import os
 import random
-import signal
-import sqlite3
-import subprocess
-import sys
 import time
+from functools import partial
 from pathlib import Path
-from typing import IO
 
 import trio
 from forecourt.codecs.dialect import decode, get_dialect
@@ -28,57 +22,32 @@ from forecourt.codecs.fields import OriginalData
 from forecourt.codecs.framing import FrameDecoder, Framing
 from forecourt.codecs.message import Message
 from forecourt.switch.journal import ClaimSaf, JournalRow, SafEntry, open_journal
-from forecourt.switch.journal.model import PARKED_HORIZON_S
 from forecourt.switch.reversal import saf_payload
 from forecourt.switch.server import saf_data_key
 
+from tests import crash_harness as crash
 from tests.switch.harness import HostPlan, RecordingHost, Terminal, _unused_port, started_switch
 
-FORECOURT = [sys.executable, "-m", "forecourt.switch.cli"]
 TERMINALS = [f"T{n:07d}" for n in range(1, 201)]
 CONNECTIONS = 20
 LINK_CONNECTIONS = 4
 KILL_AFTER_S = 2.0
-FINAL = frozenset({"approved", "declined", "reversed", "failed", "answered_locally"})
 
 
 def _config(data_dir: Path, port: int, host_port: int) -> str:
-    terminals = ", ".join(f'"{t}"' for t in TERMINALS)
-    return f"""
-node = "crash-test"
-data_dir = "{data_dir}"
-default_route = "bank"
-[logging]
-level = "warning"
-format = "json"
-[saf]
-backoff_initial_s = 0.2
-backoff_max_s = 1.0
-lease_s = 15.0
-[[listeners]]
-name = "pos"
-host = "127.0.0.1"
-port = {port}
-dialect = "ifsf"
-terminal_group = "site"
-[[terminal_groups]]
-name = "site"
-terminals = [{terminals}]
-mac_required = false
-max_in_flight = 2
-[[acquirers]]
-mac = false
-name = "bank"
-host = "127.0.0.1"
-port = {host_port}
-connections = {LINK_CONNECTIONS}
-max_in_flight = 1000
-request_timeout_s = 10.0
-echo_interval_s = 0.0
-reconnect_initial_s = 0.05
-reconnect_max_s = 0.2
-acquirer_id = "12345678901"
-"""
+    link = crash.bank_link(
+        host_port,
+        connections=LINK_CONNECTIONS,
+        max_in_flight=1000,
+        request_timeout_s=10.0,
+        reconnect_max_s=0.2,
+        acquirer_id="12345678901",
+    )
+    saf = {"backoff_initial_s": 0.2, "backoff_max_s": 1.0, "lease_s": 15.0}
+    return crash.serve_config(
+        data_dir, port, node="crash-test", terminals=TERMINALS, saf=saf, max_in_flight=2,
+        acquirers=link,
+    )  # fmt: skip
 
 
 def _slow_host(seed: int) -> RecordingHost:
@@ -90,31 +59,6 @@ def _slow_host(seed: int) -> RecordingHost:
         return HostPlan(code="100" if declined else "000", delay_s=rng.uniform(1.0, 3.0))
 
     return RecordingHost(plan=plan)
-
-
-async def _serve(config: Path, log: IO[bytes]) -> trio.Process:
-    return await trio.lowlevel.open_process(
-        [*FORECOURT, "serve", "--config", str(config)],
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        env={**os.environ, "PYTHONUNBUFFERED": "1"},
-    )
-
-
-async def _connect(port: int) -> trio.SocketStream:
-    with trio.fail_after(20):
-        while True:
-            try:
-                return await trio.open_tcp_stream("127.0.0.1", port)
-            except OSError:
-                await trio.sleep(0.05)
-
-
-async def _links_up(host: RecordingHost, count: int) -> None:
-    with trio.fail_after(20):
-        while host.connections < count:
-            await trio.sleep(0.02)
-    await trio.sleep(0.1)  # their sign-ons
 
 
 async def _terminals(
@@ -145,37 +89,6 @@ async def _terminals(
             pass  # the switch was killed before this terminal could send
 
 
-def _open_work(journal_db: Path) -> tuple[int, int]:
-    """(transactions not final, SAF items still to deliver), read while the switch runs.
-
-    An approved purchase keeps its reversal parked (due years ahead) until its shift
-    closes: that is not work to do.
-    """
-    with contextlib.closing(sqlite3.connect(f"file:{journal_db}?mode=ro", uri=True)) as conn:
-        marks = ", ".join(f"'{s}'" for s in FINAL)
-        (open_rows,) = conn.execute(
-            f"SELECT count(*) FROM transactions WHERE state NOT IN ({marks})"
-        ).fetchone()
-        (saf,) = conn.execute(
-            "SELECT count(*) FROM saf WHERE state = 'in_flight' "
-            "OR (state = 'pending' AND next_attempt_at < ?)",
-            (time.time() + PARKED_HORIZON_S,),
-        ).fetchone()
-    return int(open_rows), int(saf)
-
-
-async def _drained(journal_db: Path, timeout: float = 15.0) -> None:
-    with trio.fail_after(timeout):
-        while await trio.to_thread.run_sync(_open_work, journal_db) != (0, 0):
-            await trio.sleep(0.1)
-
-
-async def _stop(process: trio.Process) -> int:
-    process.send_signal(signal.SIGTERM)
-    with trio.fail_after(15):
-        return await process.wait()
-
-
 async def _journal(journal_db: Path) -> tuple[list[JournalRow], list[SafEntry]]:
     async with open_journal(journal_db) as journal:
         return await journal.list(limit=10_000), await journal.saf_entries(limit=10_000)
@@ -184,11 +97,7 @@ async def _journal(journal_db: Path) -> tuple[list[JournalRow], list[SafEntry]]:
 async def test_kill_9_with_200_in_flight_loses_nothing(tmp_path: Path) -> None:
     data_dir = tmp_path / "data"
     lmk_file = str(tmp_path / "lmk.key")  # outside the data directory
-    subprocess.run(
-        [*FORECOURT, "keys", "init", "--data-dir", str(data_dir), "--lmk-file", lmk_file],
-        check=True,
-        capture_output=True,
-    )
+    crash.init_keys(data_dir, lmk_file)
     host = _slow_host(seed=8583)
     told: dict[str, Message] = {}
     async with trio.open_nursery() as nursery:
@@ -196,37 +105,25 @@ async def test_kill_9_with_200_in_flight_loses_nothing(tmp_path: Path) -> None:
         port = _unused_port()
         config = tmp_path / "forecourt.toml"
         config.write_text(_config(data_dir, port, host_port))
-        with (tmp_path / "first.log").open("wb") as log:
-            first = await _serve(config, log)
-            try:
-                await _links_up(host, LINK_CONNECTIONS)
-                streams = [await _connect(port) for _ in range(CONNECTIONS)]
-                started = time.monotonic()
-                async with trio.open_nursery() as traffic:
-                    for i, stream in enumerate(streams):
-                        traffic.start_soon(_terminals, stream, TERMINALS[i::CONNECTIONS], told)
-                    await trio.sleep(KILL_AFTER_S - (time.monotonic() - started))
-                    first.kill()
-                    assert await first.wait() == -signal.SIGKILL
-                for stream in streams:
-                    await stream.aclose()
-            finally:
-                if first.returncode is None:
-                    first.kill()
-                    await first.wait()
+        async with crash.serving(config, log=tmp_path / "first.log") as first:
+            await crash.links_up(host, LINK_CONNECTIONS)
+            streams = [await crash.connect(port) for _ in range(CONNECTIONS)]
+            started = time.monotonic()
+            await crash.kill_9_under_load(
+                first,
+                [partial(_terminals, s, TERMINALS[i::CONNECTIONS], told)
+                 for i, s in enumerate(streams)],
+                after_s=KILL_AFTER_S - (time.monotonic() - started),
+            )  # fmt: skip
+            for stream in streams:
+                await stream.aclose()
         answered_before_kill = len(told)
         at_host_before_restart = len(host.bookings)
 
-        with (tmp_path / "second.log").open("wb") as log:
-            second = await _serve(config, log)
-            try:
-                await _links_up(host, 2 * LINK_CONNECTIONS)
-                await _drained(data_dir / "journal.db")
-                assert await _stop(second) == 0
-            finally:
-                if second.returncode is None:
-                    second.kill()
-                    await second.wait()
+        async with crash.serving(config, log=tmp_path / "second.log") as second:
+            await crash.links_up(host, 2 * LINK_CONNECTIONS)
+            await crash.drained(data_dir / "journal.db")
+            assert await crash.stop(second) == 0
         nursery.cancel_scope.cancel()
 
     rows, saf = await _journal(data_dir / "journal.db")
@@ -243,7 +140,7 @@ async def test_kill_9_with_200_in_flight_loses_nothing(tmp_path: Path) -> None:
 
     # every row final; SAF holds nothing to deliver and nothing an operator must see,
     # only the reversals parked for approved purchases until their shift closes
-    assert {r.state for r in rows} <= FINAL, sorted({r.state for r in rows} - FINAL)
+    assert {r.state for r in rows} <= crash.FINAL, sorted({r.state for r in rows} - crash.FINAL)
     state_of = {r.txn_id: r.state for r in rows}
     for entry in saf:
         parked = entry.state == "pending" and entry.next_attempt_at > time.time() + 86400

@@ -12,8 +12,6 @@ import signal
 import sqlite3
 import subprocess
 import sys
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from pathlib import Path
 
 import pytest
@@ -28,9 +26,9 @@ from forecourt.switch.instance_lock import (
     node_lock_key,
 )
 
+from tests import crash_harness as crash
 from tests.switch.harness import SmallHost, Terminal, _unused_port
 
-FORECOURT = [sys.executable, "-m", "forecourt.switch.cli"]
 NEVER_ANSWERED = 300000  # SmallHost keeps it: in flight until the request times out
 HOLDER = """
 import sys, time
@@ -46,79 +44,13 @@ time.sleep(600)
 
 
 def _config(data_dir: Path, port: int, host_port: int, node: str, dsn: str | None = None) -> str:
-    database = f'database = "{dsn}"\n' if dsn else ""
-    return f"""
-node = "{node}"
-data_dir = "{data_dir}"
-{database}default_route = "bank"
-[logging]
-level = "info"
-format = "json"
-[[listeners]]
-name = "pos"
-host = "127.0.0.1"
-port = {port}
-dialect = "ifsf"
-terminal_group = "site"
-[[terminal_groups]]
-name = "site"
-terminals = ["T0000001"]
-mac_required = false
-[[acquirers]]
-name = "bank"
-host = "127.0.0.1"
-port = {host_port}
-request_timeout_s = 20.0
-echo_interval_s = 0.0
-reconnect_initial_s = 0.05
-mac = false
-"""
-
-
-async def _connect(port: int) -> trio.SocketStream:
-    with trio.fail_after(20):
-        while True:
-            try:
-                return await trio.open_tcp_stream("127.0.0.1", port)
-            except OSError:
-                await trio.sleep(0.1)
-
-
-@asynccontextmanager
-async def _serving(
-    config: Path, *extra: str, output: bytearray | None = None
-) -> AsyncIterator[trio.Process]:
-    """A `forecourt serve` process; its output collected into `output` when given."""
-    process = await trio.lowlevel.open_process(
-        [*FORECOURT, "serve", "--config", str(config), *extra],
-        stdout=subprocess.DEVNULL if output is None else subprocess.PIPE,
-        stderr=subprocess.DEVNULL if output is None else subprocess.STDOUT,
-    )
-
-    async def collect() -> None:
-        assert process.stdout is not None and output is not None
-        while chunk := await process.stdout.receive_some(65536):
-            output.extend(chunk)
-
-    try:
-        async with trio.open_nursery() as nursery:
-            if output is not None:
-                nursery.start_soon(collect)
-            yield process
-            nursery.cancel_scope.cancel()
-    finally:
-        if process.returncode is None:
-            process.send_signal(signal.SIGTERM)
-            with trio.move_on_after(10):
-                await process.wait()
-            if process.returncode is None:
-                process.kill()
-                await process.wait()
+    link = crash.bank_link(host_port, request_timeout_s=20.0)
+    return crash.serve_config(data_dir, port, node=node, database=dsn, level="info", acquirers=link)
 
 
 def _second_serve(config: Path) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [*FORECOURT, "serve", "--config", str(config)],
+        [*crash.FORECOURT, "serve", "--config", str(config)],
         capture_output=True,
         text=True,
         timeout=60,
@@ -146,12 +78,7 @@ def _states(data_dir: Path) -> list[str]:
 
 def _keys_init(data_dir: Path, dsn: str | None = None) -> None:
     # the LMK beside the data directory, never in it (serve finds it through the store)
-    extra = ["--lmk-file", str(data_dir.parent / "lmk.key"), *(["--database", dsn] if dsn else [])]
-    subprocess.run(
-        [*FORECOURT, "keys", "init", "--data-dir", str(data_dir), *extra],
-        check=True,
-        capture_output=True,
-    )
+    crash.init_keys(data_dir, data_dir.parent / "lmk.key", *(["--database", dsn] if dsn else []))
 
 
 @pytest.mark.slow
@@ -166,8 +93,8 @@ async def test_second_serve_on_a_live_data_dir_exits_2_and_reverses_nothing(
         port = _unused_port()
         config = tmp_path / "forecourt.toml"
         config.write_text(_config(data_dir, port, host_port, "solo"))
-        async with _serving(config) as first:
-            stream = await _connect(port)
+        async with crash.serving(config) as first:
+            stream = await crash.connect(port)
             terminal = Terminal(stream, get_dialect("ifsf"), "T0000001", None)
             await terminal.send(terminal.purchase(NEVER_ANSWERED))
             with trio.fail_after(10):
@@ -204,13 +131,13 @@ async def test_workers_share_the_data_dir_lock_and_keep_a_second_serve_out(
         config = tmp_path / "forecourt.toml"
         config.write_text(_config(data_dir, port, host_port, "multi"))
         output = bytearray()
-        async with _serving(config, "--workers", "2", output=output) as supervisor:
-            with trio.fail_after(30):  # both workers up: neither refused the other
+        async with crash.serving(config, "--workers", "2", output=output) as supervisor:
+            with trio.fail_after(90):  # both workers up (slow on a shared machine): neither refused
                 while not (b'"multi-w1"' in output and b'"multi-w2"' in output):
                     await trio.sleep(0.05)
                 while output.count(b"switch_started") < 2:
                     await trio.sleep(0.05)
-            stream = await _connect(port)
+            stream = await crash.connect(port)
             terminal = Terminal(stream, get_dialect("ifsf"), "T0000001", None)
             answer = await terminal.exchange(terminal.purchase(1000), timeout=10)
             assert answer.fields["39"] == "000"
@@ -313,8 +240,8 @@ async def test_same_node_name_refused_other_name_runs(tmp_path: Path, postgres_d
         first_config.write_text(_config(data_dir, first_port, host_port, "fc1", postgres_db))
         same_config.write_text(_config(data_dir, _unused_port(), host_port, "fc1", postgres_db))
         other_config.write_text(_config(data_dir, other_port, host_port, "fc2", postgres_db))
-        async with _serving(first_config) as first:
-            await (await _connect(first_port)).aclose()
+        async with crash.serving(first_config) as first:
+            await (await crash.connect(first_port)).aclose()
             second = await trio.to_thread.run_sync(_second_serve, same_config)
             assert second.returncode == 2
             assert second.stderr.splitlines() == [
@@ -322,8 +249,8 @@ async def test_same_node_name_refused_other_name_runs(tmp_path: Path, postgres_d
                 f" database (pid {first.pid} on {os.uname().nodename}) — stop it first, or give"
                 " this one another node name"
             ]
-            async with _serving(other_config) as other:
-                stream = await _connect(other_port)
+            async with crash.serving(other_config) as other:
+                stream = await crash.connect(other_port)
                 terminal = Terminal(stream, get_dialect("ifsf"), "T0000001", None)
                 answer = await terminal.exchange(terminal.purchase(1000), timeout=10)
                 assert answer.fields["39"] == "000"
@@ -402,8 +329,8 @@ async def test_workers_on_postgres_lock_their_node_and_each_worker(
         same.write_text(_config(data_dir, _unused_port(), host_port, "pgw", postgres_db))
         worker.write_text(_config(data_dir, _unused_port(), host_port, "pgw-w2", postgres_db))
         output = bytearray()
-        async with _serving(config, "--workers", "2", output=output) as supervisor:
-            with trio.fail_after(30):
+        async with crash.serving(config, "--workers", "2", output=output) as supervisor:
+            with trio.fail_after(90):  # two workers started, on a machine other runs share
                 while output.count(b"switch_started") < 2:
                     await trio.sleep(0.05)
             refused = await trio.to_thread.run_sync(_second_serve, same)

@@ -11,10 +11,9 @@ each told approval is one hold and one capture, and no reference is taken twice.
 from __future__ import annotations
 
 import random
-import signal
 import sqlite3
-import subprocess
 import time
+from functools import partial
 from pathlib import Path
 
 import pytest
@@ -22,11 +21,10 @@ import trio
 from forecourt.codecs.dialect import get_dialect
 from forecourt.codecs.masking import mask_pan
 from forecourt.codecs.message import Message
-from forecourt.keys.lmk import Lmk, load_lmk
+from forecourt.keys.lmk import Lmk
 from forecourt.keys.store import KeyStore
 from forecourt.switch.authorisers.ledger import LedgerAuthoriser, ledger_card_key
 from forecourt.switch.authorisers.ledger.metrics import LedgerMetrics
-from forecourt.switch.config import load_config
 from forecourt.switch.config_ledger import LedgerSettings
 from forecourt.switch.demo_ledger import SeedAccount, SeedCard, seed_ledger
 from forecourt.switch.flows.base import PARKED_S
@@ -37,9 +35,9 @@ from forecourt.switch.reversal import ReversalReason, saf_payload, switch_revers
 from forecourt.switch.server import run_switch, saf_data_key
 from forecourt.switch.transaction import TxnRecord, journal_row
 
+from tests import crash_harness as crash
 from tests.switch.harness import Terminal, _unused_port
-from tests.switch.ledger_switch import ledger_config
-from tests.switch.test_crash_recovery import FORECOURT, _connect, _drained, _serve, _stop
+from tests.switch.ledger_switch import ledger_config, seed_served_ledger
 
 pytestmark = pytest.mark.slow
 
@@ -50,34 +48,11 @@ KILL_AFTER_S = 1.5
 
 
 def _config(data_dir: Path, lmk: Path, port: int) -> str:
-    terminals = ", ".join(f'"{t}"' for t in TERMINALS)
-    return f"""
-node = "ledger-crash"
-data_dir = "{data_dir}"
-default_route = "ledger"
-[keys]
-lmk_file = "{lmk}"
-[logging]
-level = "warning"
-format = "json"
-[saf]
-backoff_initial_s = 0.2
-backoff_max_s = 1.0
-[[listeners]]
-name = "pos"
-host = "127.0.0.1"
-port = {port}
-dialect = "ifsf"
-terminal_group = "site"
-[[terminal_groups]]
-name = "site"
-terminals = [{terminals}]
-mac_required = false
-max_in_flight = 2
-[[acquirers]]
-name = "ledger"
-kind = "ledger"
-"""
+    return crash.serve_config(
+        data_dir, port, node="ledger-crash", terminals=TERMINALS, default_route="ledger",
+        lmk_file=lmk, saf={"backoff_initial_s": 0.2, "backoff_max_s": 1.0}, max_in_flight=2,
+        acquirers=crash.acquirer(name="ledger", kind="ledger"),
+    )  # fmt: skip
 
 
 async def _debits(
@@ -85,8 +60,7 @@ async def _debits(
 ) -> None:
     """One terminal: a purchase, its answer, the next; until the switch goes."""
     rng = random.Random(seed)
-    stream = await _connect(port)
-    try:
+    async with crash.until_killed(port) as stream:
         t = Terminal(stream, get_dialect("ifsf"), terminal_id, None)
         while True:
             purchase = t.purchase(rng.randint(100, 2000), pan=PAN)
@@ -94,67 +68,41 @@ async def _debits(
             sent[key] = purchase
             await t.send(purchase)
             told[key] = await t.receive(timeout=10.0)
-    except (trio.BrokenResourceError, trio.ClosedResourceError, OSError, EOFError):
-        pass  # killed
-    finally:
-        await stream.aclose()
 
 
 async def test_kill_9_during_ledger_debits(tmp_path: Path) -> None:
     data_dir, lmk_file = tmp_path / "data", tmp_path / "lmk.key"
-    subprocess.run(
-        [*FORECOURT, "keys", "init", "--data-dir", str(data_dir), "--lmk-file", str(lmk_file)],
-        check=True,
-        capture_output=True,
-    )
+    crash.init_keys(data_dir, lmk_file)
     port = _unused_port()
     config_path = tmp_path / "forecourt.toml"
     config_path.write_text(_config(data_dir, lmk_file, port))
-    config = load_config(config_path)
-    card_key = ledger_card_key(load_lmk(lmk_file, data_dir=data_dir))
-    async with open_journal(config) as journal:
-        account = SeedAccount("F1", "fleet", OPENING, (SeedCard(PAN, "vehicle", "AB12CDE"),))
-        await seed_ledger(journal, card_key, [account], time.time())
+    account = SeedAccount("F1", "fleet", OPENING, (SeedCard(PAN, "vehicle", "AB12CDE"),))
+    await seed_served_ledger(config_path, lmk_file, account)
 
     sent: dict[str, Message] = {}
     told: dict[str, Message] = {}
-    with (tmp_path / "first.log").open("wb") as log:
-        first = await _serve(config_path, log)
-        try:
-            async with trio.open_nursery() as traffic:
-                for i, terminal_id in enumerate(TERMINALS):
-                    traffic.start_soon(_debits, port, terminal_id, sent, told, i)
-                with trio.fail_after(20):
-                    while len(told) < 20:  # the switch is up and answering
-                        await trio.sleep(0.01)
-                await trio.sleep(KILL_AFTER_S)
-                first.kill()
-                assert await first.wait() == -signal.SIGKILL
-        finally:
-            if first.returncode is None:
-                first.kill()
-                await first.wait()
+    async with crash.serving(config_path, log=tmp_path / "first.log") as first:
+        await crash.kill_9_under_load(
+            first,
+            [partial(_debits, port, t, sent, told, i) for i, t in enumerate(TERMINALS)],
+            once=lambda: len(told) >= 20,  # the switch is up and answering
+            after_s=KILL_AFTER_S,
+        )
     unanswered = [m for k, m in sent.items() if k not in told]
     assert unanswered, "nothing was in flight at the kill"
 
-    with (tmp_path / "second.log").open("wb") as log:
-        second = await _serve(config_path, log)
-        try:
-            by_terminal: dict[str, list[Message]] = {}
-            for m in unanswered:
-                by_terminal.setdefault(m.fields["41"], []).append(m)
-            for terminal_id, originals in by_terminal.items():
-                async with await _connect(port) as stream:
-                    t = Terminal(stream, get_dialect("ifsf"), terminal_id, None)
-                    for original in originals:  # the terminal reverses what it never heard
-                        answer = await t.exchange(t.reversal(original), timeout=10.0)
-                        assert answer.fields["39"] in ("400", "914"), answer.fields["39"]
-            await _drained(data_dir / "journal.db", timeout=30.0)
-            assert await _stop(second) == 0
-        finally:
-            if second.returncode is None:
-                second.kill()
-                await second.wait()
+    async with crash.serving(config_path, log=tmp_path / "second.log") as second:
+        by_terminal: dict[str, list[Message]] = {}
+        for m in unanswered:
+            by_terminal.setdefault(m.fields["41"], []).append(m)
+        for terminal_id, originals in by_terminal.items():
+            async with await crash.connect(port) as stream:
+                t = Terminal(stream, get_dialect("ifsf"), terminal_id, None)
+                for original in originals:  # the terminal reverses what it never heard
+                    answer = await t.exchange(t.reversal(original), timeout=10.0)
+                    assert answer.fields["39"] in ("400", "914"), answer.fields["39"]
+        await crash.drained(data_dir / "journal.db", timeout=30.0)
+        assert await crash.stop(second) == 0
 
     approved = {k: int(a.fields["4"]) for k, a in told.items() if a.fields["39"] in ("000", "002")}
     db = sqlite3.connect(data_dir / "journal.db")

@@ -2,85 +2,36 @@
 
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
-import sys
 from pathlib import Path
 
 import trio
 from forecourt.codecs.dialect import get_dialect
 from forecourt.switch.journal import open_journal
 
+from tests import crash_harness as crash
 from tests.switch.harness import SmallHost, Terminal, _unused_port
-
-FORECOURT = [sys.executable, "-m", "forecourt.switch.cli"]
 
 
 def _config(data_dir: Path, port: int, host_port: int) -> str:
-    return f"""
-node = "proc-test"
-data_dir = "{data_dir}"
-default_route = "bank"
-[logging]
-level = "info"
-format = "json"
-[[listeners]]
-name = "pos"
-host = "127.0.0.1"
-port = {port}
-dialect = "ifsf"
-terminal_group = "site"
-[[terminal_groups]]
-name = "site"
-terminals = ["T0000001"]
-mac_required = false
-[[acquirers]]
-mac = false
-name = "bank"
-host = "127.0.0.1"
-port = {host_port}
-request_timeout_s = 5.0
-echo_interval_s = 0.0
-reconnect_initial_s = 0.05
-"""
-
-
-async def _connect(port: int) -> trio.SocketStream:
-    with trio.fail_after(20):
-        while True:
-            try:
-                return await trio.open_tcp_stream("127.0.0.1", port)
-            except OSError:
-                await trio.sleep(0.1)
+    link = crash.bank_link(host_port, request_timeout_s=5.0)
+    return crash.serve_config(data_dir, port, node="proc-test", level="info", acquirers=link)
 
 
 async def test_sigterm_drains_and_exits_zero(tmp_path: Path) -> None:
     data_dir = tmp_path / "data"
-    lmk_file = str(tmp_path / "lmk.key")  # outside the data directory
-    subprocess.run(
-        [*FORECOURT, "keys", "init", "--data-dir", str(data_dir), "--lmk-file", lmk_file],
-        check=True,
-        capture_output=True,
-    )
+    crash.init_keys(data_dir, tmp_path / "lmk.key")  # outside the data directory
     host = SmallHost(get_dialect("ifsf"))
     async with trio.open_nursery() as nursery:
         host_port = await nursery.start(host.serve)
         port = _unused_port()
         config = tmp_path / "forecourt.toml"
         config.write_text(_config(data_dir, port, host_port))
-        env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-        process = await trio.lowlevel.open_process(
-            [*FORECOURT, "serve", "--config", str(config)],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            env=env,
-        )
-        try:
-            stream = await _connect(port)
-            with trio.fail_after(10):
-                while host.connections < 1:
-                    await trio.sleep(0.05)
+        output = bytearray()
+        async with crash.serving(config, output=output) as process:
+            stream = await crash.connect(port)
+            await crash.links_up(host, 1, within_s=10)
             terminal = Terminal(stream, get_dialect("ifsf"), "T0000001", None)
             await terminal.send(terminal.purchase(200000))  # answered after 2 s
             await trio.sleep(0.5)
@@ -91,14 +42,6 @@ async def test_sigterm_drains_and_exits_zero(tmp_path: Path) -> None:
             with trio.fail_after(15):
                 code = await process.wait()
             assert code == 0
-        finally:
-            if process.returncode is None:
-                process.kill()
-                await process.wait()
-        assert process.stdout is not None
-        output = b""
-        while chunk := await process.stdout.receive_some(65536):
-            output += chunk
         assert b"switch_stopped" in output
         nursery.cancel_scope.cancel()
     async with open_journal(data_dir / "journal.db") as journal:
@@ -108,25 +51,15 @@ async def test_sigterm_drains_and_exits_zero(tmp_path: Path) -> None:
 
 async def test_second_signal_exits_at_once(tmp_path: Path) -> None:
     data_dir = tmp_path / "data"
-    lmk_file = str(tmp_path / "lmk.key")  # outside the data directory
-    subprocess.run(
-        [*FORECOURT, "keys", "init", "--data-dir", str(data_dir), "--lmk-file", lmk_file],
-        check=True,
-        capture_output=True,
-    )
+    crash.init_keys(data_dir, tmp_path / "lmk.key")  # outside the data directory
     host = SmallHost(get_dialect("ifsf"))
     async with trio.open_nursery() as nursery:
         host_port = await nursery.start(host.serve)
         port = _unused_port()
         config = tmp_path / "forecourt.toml"
         config.write_text(_config(data_dir, port, host_port))
-        process = await trio.lowlevel.open_process(
-            [*FORECOURT, "serve", "--config", str(config)],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        try:
-            stream = await _connect(port)
+        async with crash.serving(config) as process:
+            stream = await crash.connect(port)
             terminal = Terminal(stream, get_dialect("ifsf"), "T0000001", None)
             await terminal.send(terminal.purchase(200000))  # in flight for 2 s
             await trio.sleep(0.3)
@@ -137,10 +70,6 @@ async def test_second_signal_exits_at_once(tmp_path: Path) -> None:
                 code = await process.wait()
             assert code == 130
             await stream.aclose()
-        finally:
-            if process.returncode is None:
-                process.kill()
-                await process.wait()
         nursery.cancel_scope.cancel()
 
 
@@ -150,11 +79,7 @@ def test_a_port_in_use_is_one_line_naming_it(tmp_path: Path) -> None:
 
     data_dir = tmp_path / "data"
     lmk_file = str(tmp_path / "lmk.key")
-    subprocess.run(
-        [*FORECOURT, "keys", "init", "--data-dir", str(data_dir), "--lmk-file", lmk_file],
-        check=True,
-        capture_output=True,
-    )
+    crash.init_keys(data_dir, lmk_file)
     with socket.socket() as holder:
         holder.bind(("127.0.0.1", 0))
         holder.listen()
@@ -164,7 +89,7 @@ def test_a_port_in_use_is_one_line_naming_it(tmp_path: Path) -> None:
             _config(data_dir, port, _unused_port()) + f'[keys]\nlmk_file = "{lmk_file}"\n'
         )
         done = subprocess.run(
-            [*FORECOURT, "serve", "--config", str(config)],
+            [*crash.FORECOURT, "serve", "--config", str(config)],
             capture_output=True,
             text=True,
             timeout=60,

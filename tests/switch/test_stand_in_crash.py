@@ -1,7 +1,7 @@
 """kill -9 after a stand-in approval was answered: after the restart its advice still goes,
 and only after the reversal of the request that timed out.
 
-A real `forecourt serve` process (the harness of test_crash_recovery), a host in this
+A real `forecourt serve` process (tests/crash_harness.py), a host in this
 process that never answers the purchase (the switch times out and stands in) and, until
 the restart, answers no reversal or advice either: so at the kill the reversal is
 queued or in flight and the advice waits behind it in the journal.
@@ -9,8 +9,6 @@ queued or in flight and the advice waits behind it in the journal.
 
 from __future__ import annotations
 
-import signal
-import subprocess
 from pathlib import Path
 
 import attrs
@@ -20,6 +18,7 @@ from forecourt.codecs.dialect import decode, get_dialect
 from forecourt.codecs.message import Message
 from forecourt.switch.journal import open_journal
 
+from tests import crash_harness as crash
 from tests.switch.harness import (
     TEST_PAN,
     HostPlan,
@@ -27,7 +26,6 @@ from tests.switch.harness import (
     Terminal,
     _unused_port,
 )
-from tests.switch.test_crash_recovery import FORECOURT, _connect, _links_up, _serve, _stop
 
 STAND_IN = """
 [stand_in]
@@ -44,39 +42,7 @@ prefixes = ["4761"]
 
 
 def _config(data_dir: Path, port: int, host_port: int) -> str:
-    return f"""
-node = "stand-in-crash"
-data_dir = "{data_dir}"
-default_route = "bank"
-[logging]
-level = "info"
-format = "json"
-[saf]
-backoff_initial_s = 0.2
-backoff_max_s = 0.5
-lease_s = 30.0
-[[listeners]]
-name = "pos"
-host = "127.0.0.1"
-port = {port}
-dialect = "ifsf"
-terminal_group = "site"
-[[terminal_groups]]
-name = "site"
-terminals = ["T0000001"]
-mac_required = false
-[[acquirers]]
-mac = false
-name = "bank"
-host = "127.0.0.1"
-port = {host_port}
-connections = 1
-request_timeout_s = 1.0
-echo_interval_s = 0.0
-reconnect_initial_s = 0.05
-reconnect_max_s = 0.2
-acquirer_id = "12345678901"
-{STAND_IN}"""
+    return crash.saf_config(data_dir, port, host_port, node="stand-in-crash", more=STAND_IN)
 
 
 @attrs.define
@@ -101,53 +67,36 @@ def _never(request: Message) -> HostPlan:
 async def test_kill_9_after_a_stand_in_answer_still_delivers_the_advice(tmp_path: Path) -> None:
     data_dir = tmp_path / "data"
     lmk_file = str(tmp_path / "lmk.key")
-    subprocess.run(
-        [*FORECOURT, "keys", "init", "--data-dir", str(data_dir), "--lmk-file", lmk_file],
-        check=True,
-        capture_output=True,
-    )
+    crash.init_keys(data_dir, lmk_file)
     host = SilentHost(plan=_never)
     async with trio.open_nursery() as nursery:
         host_port = await nursery.start(host.serve)
         port = _unused_port()
         config = tmp_path / "forecourt.toml"
         config.write_text(_config(data_dir, port, host_port))
-        with (tmp_path / "first.log").open("wb") as log:
-            first = await _serve(config, log)
-            try:
-                await _links_up(host, 1)
-                stream = await _connect(port)
-                terminal = Terminal(stream, get_dialect("ifsf"), "T0000001", None)
-                purchase = terminal.purchase(4200, pan=TEST_PAN)
-                answer = await terminal.exchange(purchase, timeout=10.0)
-                assert answer.fields["39"] == "000" and answer.fields["38"].startswith("S")
-                # SAF is trying the reversal of the timed-out request; nothing answers it
-                with trio.fail_after(10):
-                    while not [m for m in host.received if m.mti[1] == "4"]:
-                        await trio.sleep(0.02)
-                first.kill()
-                assert await first.wait() == -signal.SIGKILL
-                await stream.aclose()
-            finally:
-                if first.returncode is None:
-                    first.kill()
-                    await first.wait()
+        async with crash.serving(config, log=tmp_path / "first.log") as first:
+            await crash.links_up(host, 1)
+            stream = await crash.connect(port)
+            terminal = Terminal(stream, get_dialect("ifsf"), "T0000001", None)
+            purchase = terminal.purchase(4200, pan=TEST_PAN)
+            answer = await terminal.exchange(purchase, timeout=10.0)
+            assert answer.fields["39"] == "000" and answer.fields["38"].startswith("S")
+            # SAF is trying the reversal of the timed-out request; nothing answers it
+            with trio.fail_after(10):
+                while not [m for m in host.received if m.mti[1] == "4"]:
+                    await trio.sleep(0.02)
+            await crash.kill_9(first)
+            await stream.aclose()
         before_restart = len(host.received)
         assert not [m for m in host.received if m.mti.startswith("122")]
         host.answering = True
-        with (tmp_path / "second.log").open("wb") as log:
-            second = await _serve(config, log)
-            try:
-                await _links_up(host, 2)
-                with trio.fail_after(20):
-                    while not [m for m in host.received if m.mti.startswith("122")]:
-                        await trio.sleep(0.05)
-                await trio.sleep(0.5)  # its acknowledgement journalled
-                assert await _stop(second) == 0
-            finally:
-                if second.returncode is None:
-                    second.kill()
-                    await second.wait()
+        async with crash.serving(config, log=tmp_path / "second.log") as second:
+            await crash.links_up(host, 2)
+            with trio.fail_after(20):
+                while not [m for m in host.received if m.mti.startswith("122")]:
+                    await trio.sleep(0.05)
+            await trio.sleep(0.5)  # its acknowledgement journalled
+            assert await crash.stop(second) == 0
         nursery.cancel_scope.cancel()
 
     after = host.received[before_restart:]

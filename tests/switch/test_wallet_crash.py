@@ -13,98 +13,49 @@ from __future__ import annotations
 
 import collections
 import os
-import signal
-import subprocess
-import sys
 import time
+from functools import partial
 from pathlib import Path
-from typing import IO
 
 import pytest
 import trio
 from forecourt.codecs.dialect import get_dialect
 from forecourt.codecs.message import Message
-from forecourt.keys.lmk import Lmk
 from forecourt.keys.store import KeyStore
 from forecourt.keys.wallet_secrets import hmac_secret
 from forecourt.keys.wallet_signing import hmac_signer
 from forecourt.simulators.wallet import WalletProvider, serve_wallet
 from forecourt.simulators.wallet_rules import Action, WalletRule, WalletSimConfig
 
+from tests import crash_harness as crash
 from tests.switch.harness import Terminal, _unused_port
 from tests.switch.tls_pki import Pki
 from tests.switch.wallet_rig import MERCHANT, wallet_sale
 
 pytestmark = pytest.mark.slow
 
-FORECOURT = [sys.executable, "-m", "forecourt.switch.cli"]
 TERMINALS = [f"W{n:07d}" for n in range(1, 41)]
 FAST, SLOW = 1000, 2000
 KILL_AFTER_S = 1.5
 
 
 def _config(data_dir: Path, lmk_file: Path, port: int, base_url: str, ca: Path) -> str:
-    terminals = ", ".join(f'"{t}"' for t in TERMINALS)
-    return f"""
-node = "wallet-crash"
-data_dir = "{data_dir}"
-[keys]
-lmk_file = "{lmk_file}"
-[logging]
-level = "warning"
-format = "json"
-[saf]
-backoff_initial_s = 0.1
-backoff_max_s = 0.5
-lease_s = 15.0
-[[listeners]]
-name = "pos"
-host = "127.0.0.1"
-port = {port}
-terminal_group = "site"
-[[terminal_groups]]
-name = "site"
-terminals = [{terminals}]
-mac_required = false
-[[acquirers]]
-kind = "wallet"
-name = "wallet"
-base_url = "{base_url}"
-merchant_id = "{MERCHANT}"
-request_timeout_s = 10.0
-http_timeout_s = 2.0
-query_initial_s = 0.1
-query_max_s = 0.3
-[acquirers.tls]
-ca_file = "{ca}"
-[[routes]]
-acquirer = "wallet"
-payment_code_prefixes = ["28"]
-"""
-
-
-async def _serve(config: Path, log: IO[bytes], lmk: Lmk) -> trio.Process:
-    return await trio.lowlevel.open_process(
-        [*FORECOURT, "serve", "--config", str(config)],
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        env={**os.environ, "PYTHONUNBUFFERED": "1"},
-    )
-
-
-async def _connect(port: int) -> trio.SocketStream:
-    with trio.fail_after(20):
-        while True:
-            try:
-                return await trio.open_tcp_stream("127.0.0.1", port)
-            except OSError:
-                await trio.sleep(0.05)
+    wallet = crash.acquirer(
+        kind="wallet", name="wallet", base_url=base_url, merchant_id=MERCHANT,
+        request_timeout_s=10.0, http_timeout_s=2.0, query_initial_s=0.1, query_max_s=0.3,
+    )  # fmt: skip
+    route = '[[routes]]\nacquirer = "wallet"\npayment_code_prefixes = ["28"]\n'
+    return crash.serve_config(
+        data_dir, port, node="wallet-crash", default_route=None, lmk_file=lmk_file,
+        saf={"backoff_initial_s": 0.1, "backoff_max_s": 0.5, "lease_s": 15.0}, dialect=None,
+        terminals=TERMINALS, acquirers=f'{wallet}[acquirers.tls]\nca_file = "{ca}"\n{route}',
+    )  # fmt: skip
 
 
 async def _sell(
     port: int, terminal_id: str, sales: dict[str, Message], told: dict[str, str]
 ) -> None:
-    stream = await _connect(port)
+    stream = await crash.connect(port)
     terminal = Terminal(stream, get_dialect("ifsf"), terminal_id, None)
     sale = wallet_sale(terminal, FAST if int(terminal_id[1:]) % 2 else SLOW, _code(terminal_id))
     sales[terminal_id] = sale
@@ -124,7 +75,7 @@ async def _sell(
 
 
 async def _reverse(port: int, terminal_id: str, sale: Message) -> str:
-    stream = await _connect(port)
+    stream = await crash.connect(port)
     async with stream:
         terminal = Terminal(stream, get_dialect("ifsf"), terminal_id, None)
         answer = await terminal.exchange(terminal.reversal(sale), timeout=10)
@@ -137,7 +88,6 @@ async def test_kill_9_with_wallet_payments_in_flight(tmp_path: Path) -> None:
     store = KeyStore.init(data_dir, lmk_file=lmk_file)
     secret = os.urandom(32)
     store.wallet_secrets().put(hmac_secret("wallet", secret), time.time(), "test")
-    lmk = store.lmk
     store.close()
     pki = Pki(tmp_path)
     ca = pki.authority("wallet-ca")
@@ -158,48 +108,33 @@ async def test_kill_9_with_wallet_payments_in_flight(tmp_path: Path) -> None:
         port = _unused_port()
         config = tmp_path / "forecourt.toml"
         config.write_text(_config(data_dir, lmk_file, port, base_url, ca.certificate))
-        with (tmp_path / "first.log").open("wb") as log:
-            first = await _serve(config, log, lmk)
-            try:
-                await (await _connect(port)).aclose()
-                async with trio.open_nursery() as traffic:
-                    for terminal_id in TERMINALS:
-                        traffic.start_soon(_sell, port, terminal_id, sales, told)
-                    await trio.sleep(KILL_AFTER_S)
-                    first.kill()
-                    assert await first.wait() == -signal.SIGKILL
-            finally:
-                if first.returncode is None:
-                    first.kill()
-                    await first.wait()
+        async with crash.serving(config, log=tmp_path / "first.log") as first:
+            await (await crash.connect(port)).aclose()
+            await crash.kill_9_under_load(
+                first,
+                [partial(_sell, port, t, sales, told) for t in TERMINALS],
+                after_s=KILL_AFTER_S,
+            )
         answered = dict(told)
         paying_at_kill = sum(o.state == "PAYING" for o in provider.books.orders.values())
 
         port = _unused_port()
         config.write_text(_config(data_dir, lmk_file, port, base_url, ca.certificate))
-        with (tmp_path / "second.log").open("wb") as log:
-            second = await _serve(config, log, lmk)
-            try:
-                await (await _connect(port)).aclose()
-                # the terminals that heard nothing reverse, as their timeout tells them to
-                for terminal_id, sale in sales.items():
-                    if terminal_id not in answered:
-                        assert await _reverse(port, terminal_id, sale) == "400"
-                unanswered = {_code(t) for t in sales if t not in answered}
-                with trio.fail_after(30):
-                    while any(
-                        o.state in ("PAYING", "PAID")
-                        for o in provider.books.orders.values()
-                        if o.code in unanswered
-                    ):
-                        await trio.sleep(0.1)
-                second.send_signal(signal.SIGTERM)
-                with trio.fail_after(15):
-                    assert await second.wait() == 0
-            finally:
-                if second.returncode is None:
-                    second.kill()
-                    await second.wait()
+        async with crash.serving(config, log=tmp_path / "second.log") as second:
+            await (await crash.connect(port)).aclose()
+            # the terminals that heard nothing reverse, as their timeout tells them to
+            for terminal_id, sale in sales.items():
+                if terminal_id not in answered:
+                    assert await _reverse(port, terminal_id, sale) == "400"
+            unanswered = {_code(t) for t in sales if t not in answered}
+            with trio.fail_after(30):
+                while any(
+                    o.state in ("PAYING", "PAID")
+                    for o in provider.books.orders.values()
+                    if o.code in unanswered
+                ):
+                    await trio.sleep(0.1)
+            assert await crash.stop(second) == 0
         nursery.cancel_scope.cancel()
 
     # the scenario did what it is for: some answered before the kill, some mid-payment
