@@ -42,6 +42,10 @@ from forecourt.keys.security_module import (
 __all__ = ["BoundedCache", "SoftwareModule"]
 
 NAME = "software"
+# key usage separation: the block's usage is checked against the reference at unwrap,
+# and the reference's type against the operation here (payShield's error 28)
+_MAC_TYPES = frozenset({KeyType.TAK, KeyType.ZAK, KeyType.SOK})
+_PIN_TYPES = frozenset({KeyType.TPK, KeyType.ZPK})
 _V = TypeVar("_V")
 
 # X9.24-1 has one MAC variant per direction; "both ways" uses the request one
@@ -139,6 +143,8 @@ class SoftwareModule:
         # costs one dict lookup (no key string built per MAC, no closure)
         prepared = self._macs.find(ref.handle)
         if prepared is None or prepared.algorithm is not algorithm:
+            if ref.key_type not in _MAC_TYPES:
+                raise _refuse(operation, f"a {ref.key_type.value} is not a MAC key")
             prepared = self._macs.put(
                 ref.handle, prepare_mac(self._clear(ref, operation), algorithm)
             )
@@ -147,6 +153,8 @@ class SoftwareModule:
     def _pin_key(self, ref: KeyRef, operation: str) -> PinKey:
         found = self._pins.find(ref.handle)
         if found is None:
+            if ref.key_type not in _PIN_TYPES:
+                raise _refuse(operation, f"a {ref.key_type.value} is not a PIN key")
             found = self._pins.put(ref.handle, PinKey(self._clear(ref, operation), ref.algorithm))
         return found
 

@@ -109,3 +109,25 @@ def test_a_key_held_only_in_the_module_refuses_a_clear_mac() -> None:
     with pytest.raises(NoActiveKey, match="held in the security module"):
         key.generate(b"x")
     assert trio.run(key.verify_in, module, b"x", trio.run(key.generate_in, module, b"x"))
+
+
+def test_the_software_module_keeps_mac_and_pin_keys_apart() -> None:
+    """A PIN key never MACs and a MAC key never translates PINs (key usage separation,
+    as an HSM refuses it with error 28), whatever the block would open to."""
+    from forecourt.keys.security_module import ModuleError, PinBlockFormat
+
+    module = SoftwareModule(LMK)
+    tpk = module.ref_of(generate_key(Algorithm.TDES2), KeyType.TPK, Algorithm.TDES2)
+    tak = module.ref_of(generate_key(Algorithm.TDES2), KeyType.TAK, Algorithm.TDES2)
+    with pytest.raises(ModuleError, match="TPK is not a MAC key"):
+        trio.run(module.generate_mac, tpk, MacAlgorithm.RETAIL, b"data")
+    with pytest.raises(ModuleError, match="TAK is not a PIN key"):
+        trio.run(
+            module.translate_pin,
+            tak,
+            tpk,
+            bytes(8),
+            "4761739001010010",
+            PinBlockFormat.ISO0,
+            PinBlockFormat.ISO0,
+        )
