@@ -12,12 +12,19 @@ Each of the three runs in its own process. Prints one JSON object: both
 throughputs, the ratio B/A, p50/p99 of both, and the switch's CPU seconds
 (user+sys from /proc/PID/stat) per approved transaction during the B runs.
 
+`--backend payshield` runs the switch on `[keys] backend = "payshield"` against
+`forecourt sim hsm` in a fourth process (bench/_hsm_rig.py): every MAC and PIN
+of B is a command to it. It adds the HSM process's CPU per approved transaction
+and the simulator's own count of commands per transaction through the switch.
+
     .venv/bin/python bench/switch_passthrough.py --duration 10 --rounds 2
+    .venv/bin/python bench/switch_passthrough.py --duration 10 --rounds 2 --backend payshield
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import shutil
 import statistics
 import sys
@@ -26,6 +33,7 @@ import time
 from pathlib import Path
 
 import _harness as h
+import _hsm_rig
 
 
 def main() -> int:
@@ -37,12 +45,27 @@ def main() -> int:
     parser.add_argument("--synchronous", default="full", choices=("full", "normal"))
     parser.add_argument("--log-level", default="warning")
     parser.add_argument("--journal", type=Path, help="use a copy of this journal.db")
+    parser.add_argument(
+        "--backend",
+        default="software",
+        choices=("software", "payshield"),
+        help="the switch's keys: software, or payshield on `forecourt sim hsm`",
+    )
     args = parser.parse_args()
 
-    with tempfile.TemporaryDirectory(prefix="fc-bench-") as tmp:
+    with tempfile.TemporaryDirectory(prefix="fc-bench-") as tmp, contextlib.ExitStack() as stack:
         work = Path(tmp)
         data_dir = work / "data"
-        zak = h.prepare_keys(data_dir, h.terminal_ids(args.terminals))
+        terminals = h.terminal_ids(args.terminals)
+        hsm: h.Proc | None = None
+        keys_toml = ""
+        if args.backend == "payshield":
+            hsm, device = _hsm_rig.start_hsm(work)
+            stack.enter_context(h.stopping(hsm))
+            zak = _hsm_rig.prepare_keys(data_dir, device, terminals, work / "taks.json")
+            keys_toml = _hsm_rig.keys_toml(device)
+        else:
+            zak = h.prepare_keys(data_dir, terminals)
         if args.journal is not None:
             shutil.copyfile(args.journal, data_dir / "journal.db")
         acquirer, acquirer_port = h.start_acquirer(work, zak)
@@ -57,12 +80,23 @@ def main() -> int:
                 synchronous=args.synchronous,
                 log_level=args.log_level,
                 max_in_flight=max(8, args.concurrency // args.terminals),
+                extra_toml=keys_toml,
             )
             start_s = time.perf_counter() - started
             with h.stopping(switch):
-                result = _rounds(args, work, zak, acquirer, acquirer_port, switch, port)
+                result = _rounds(args, work, zak, acquirer, acquirer_port, switch, port, hsm)
                 result["switch_rss_mb"] = switch.rss_mb()
                 result["switch_start_s"] = round(start_s, 2)
+        if hsm is not None:
+            hsm.stop()  # its count of commands is the last line it writes
+            counts = _hsm_rig.command_counts(work / "hsm.log")
+            through = int(result.pop("_through_switch"))  # type: ignore[call-overload]
+            result["hsm_commands"] = counts
+            result["hsm_commands_per_transaction"] = {
+                c: round(counts.get(c, 0) / through, 2) for c in ("M6", "M8", "CA") if through
+            }
+        else:
+            result.pop("_through_switch")
     result["machine"] = h.machine()
     h.emit(result)
     return 0
@@ -76,15 +110,21 @@ def _rounds(
     acquirer_port: int,
     switch: h.Proc,
     port: int,
+    hsm: h.Proc | None,
 ) -> dict[str, object]:
     direct_mac = {"mac": "key", "mac-key": zak.hex()}
-    switch_mac = {"mac": "store", "data-dir": str(work / "data")}
+    switch_mac = (
+        {"mac": "store", "data-dir": str(work / "data")}
+        if hsm is None
+        else {"mac": "keys", "mac-keys": str(work / "taks.json")}
+    )
     common = {"terminals": args.terminals, "concurrency": args.concurrency}
     # warm-up: both paths, short
     h.run_load(work, acquirer_port, duration=2, mac=direct_mac, tag="warm-a", **common)
-    h.run_load(work, port, duration=2, mac=switch_mac, tag="warm-b", **common)
+    warm = h.run_load(work, port, duration=2, mac=switch_mac, tag="warm-b", **common)
+    through_switch = int(warm["answered"]) + int(warm["timeouts"])  # each sent to the HSM
     runs: dict[str, list[dict[str, object]]] = {"A": [], "B": []}
-    cpu = approved = 0.0
+    cpu = approved = hsm_cpu = 0.0
     acq_cpu = {"A": 0.0, "B": 0.0}
     answered = {"A": 0, "B": 0}
     for i in range(args.rounds):
@@ -92,14 +132,18 @@ def _rounds(
             target = acquirer_port if side == "A" else port
             mac = direct_mac if side == "A" else switch_mac
             s0, a0 = switch.cpu(), acquirer.cpu()
+            m0 = hsm.cpu() if hsm is not None else 0.0
             data = h.run_load(
                 work, target, duration=args.duration, mac=mac, tag=f"{side}{i}", **common
             )
             s1, a1 = switch.cpu(), acquirer.cpu()
+            m1 = hsm.cpu() if hsm is not None else 0.0
             acq_cpu[side] += a1 - a0
             answered[side] += int(data["answered"])
             if side == "B":
+                through_switch += int(data["answered"]) + int(data["timeouts"])
                 cpu += s1 - s0
+                hsm_cpu += m1 - m0
                 approved += int(data["by_action_code"].get("000", 0))
             runs[side].append(
                 {
@@ -120,8 +164,9 @@ def _rounds(
         return round(statistics.mean(float(r[key]) for r in runs[side]), 3)  # type: ignore[arg-type]
 
     a, b = mean("A", "throughput_per_s"), mean("B", "throughput_per_s")
-    return {
+    result: dict[str, object] = {
         "benchmark": "passthrough",
+        "backend": args.backend,
         "duration_s": args.duration,
         "rounds": args.rounds,
         "terminals": args.terminals,
@@ -140,7 +185,12 @@ def _rounds(
             k: round(acq_cpu[k] / max(1, answered[k]) * 1e6, 1) for k in acq_cpu
         },
         "runs": runs,
+        "_through_switch": through_switch,
     }
+    if hsm is not None:
+        result["hsm_cpu_us_per_approved"] = round(hsm_cpu / approved * 1e6, 1) if approved else None
+        result["hsm_cpu_share_of_core_in_B"] = round(hsm_cpu / (args.duration * args.rounds), 2)
+    return result
 
 
 if __name__ == "__main__":

@@ -117,11 +117,13 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> None:
     )
     load.add_argument(
         "--mac",
-        choices=("none", "key", "store"),
+        choices=("none", "key", "keys", "store"),
         default="none",
-        help="none; key: one clear --mac-key for all; store: TAKs from --data-dir",
+        help="none; key: one clear --mac-key for all; keys: each its own from --mac-keys;"
+        " store: TAKs from --data-dir",
     )
     load.add_argument("--mac-key", help="clear hex key for --mac key (test only)")
+    load.add_argument("--mac-keys", type=Path, help="JSON {terminal: hex TAK} (test only)")
     load.add_argument(
         "--mac-algorithm",
         choices=("retail", "cmac"),
@@ -332,6 +334,10 @@ def _load(args: argparse.Namespace) -> int:
         if not args.mac_key:
             return _fail("--mac key needs --mac-key HEX")
         mac_spec = {"mode": "key", "key": args.mac_key, "algorithm": args.mac_algorithm}
+    elif args.mac == "keys":
+        if args.mac_keys is None:
+            return _fail("--mac keys needs --mac-keys FILE")
+        mac_spec = {"mode": "keys", "file": str(args.mac_keys), "algorithm": args.mac_algorithm}
     elif args.mac == "store":
         if args.data_dir is None:
             return _fail("--mac store needs --data-dir")

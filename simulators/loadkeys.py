@@ -1,8 +1,13 @@
-"""MAC keys for load runs: one clear test key for every terminal, or the key store.
+"""MAC keys for load runs: one clear test key for every terminal, a file of them, or
+the key store.
 
 - `{"mode": "key", "key": HEX, "algorithm": "retail"|"cmac"}`: every terminal
   MACs with the same clear key; meant for runs straight at the acquirer
   simulator (its ZAK) in tests and benchmarks.
+- `{"mode": "keys", "file": PATH, "algorithm": "retail"|"cmac"}`: each terminal
+  MACs with its own clear TAK from a JSON file `{terminal id: hex}`, for a key
+  store that never gives clear keys (payshield): whoever provisioned the
+  terminals wrote it from the key changes under their KEKs (benchmarks only).
 - `{"mode": "store", "data_dir": DIR, "lmk_file": FILE|None, "provision": bool,
   "family": "tdes"|"aes", "allow_lmk_in_data_dir": bool}`: each terminal MACs
   with its current TAK from the switch's key store (the same data directory and
@@ -14,7 +19,9 @@ The spec is plain data so a worker process can rebuild the keys itself.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 from forecourt.keys.errors import KeysError
@@ -38,11 +45,24 @@ def macs_for(
                 bytes.fromhex(spec["key"]), MacAlgorithm(spec.get("algorithm", "retail"))
             )
             return dict.fromkeys(terminal_ids, mac.generate)
+        if mode == "keys":
+            return _from_file(spec, terminal_ids)
         if mode == "store":
             return _from_store(spec, terminal_ids)
-    except (KeysError, ValueError) as exc:
+    except (KeysError, ValueError, OSError) as exc:
         raise LoadKeyError(str(exc)) from None
     raise LoadKeyError(f"unknown MAC mode {mode!r}")
+
+
+def _from_file(
+    spec: Mapping[str, Any], terminal_ids: Sequence[str]
+) -> dict[str, Callable[[bytes], bytes]]:
+    keys = json.loads(Path(spec["file"]).read_text())
+    algorithm = MacAlgorithm(spec.get("algorithm", "retail"))
+    missing = [t for t in terminal_ids if t not in keys]
+    if missing:
+        raise LoadKeyError(f"terminal {missing[0]} has no key in {spec['file']}")
+    return {t: prepare_mac(bytes.fromhex(keys[t]), algorithm).generate for t in terminal_ids}
 
 
 def _from_store(
