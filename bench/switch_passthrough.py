@@ -44,6 +44,9 @@ def main() -> int:
     parser.add_argument("--concurrency", type=int, default=200)
     parser.add_argument("--synchronous", default="full", choices=("full", "normal"))
     parser.add_argument("--log-level", default="warning")
+    parser.add_argument(
+        "--link-connections", type=int, default=2, help="connections of the acquirer link"
+    )
     parser.add_argument("--journal", type=Path, help="use a copy of this journal.db")
     parser.add_argument(
         "--backend",
@@ -81,6 +84,7 @@ def main() -> int:
                 log_level=args.log_level,
                 max_in_flight=max(8, args.concurrency // args.terminals),
                 extra_toml=keys_toml,
+                connections=args.link_connections,
             )
             start_s = time.perf_counter() - started
             with h.stopping(switch):
@@ -172,6 +176,7 @@ def _rounds(
         "terminals": args.terminals,
         "concurrency": args.concurrency,
         "synchronous": args.synchronous,
+        "link_connections": args.link_connections,
         "A_throughput_per_s": a,
         "B_throughput_per_s": b,
         "ratio_B_over_A": round(b / a, 3) if a else None,
