@@ -25,7 +25,8 @@ from typing import Any
 import attrs
 import trio
 from forecourt.switch.config import SwitchConfig
-from forecourt.switch.journal.backend import JournalBackend, WriteOutcome
+from forecourt.switch.journal.backend import BatchWriter, JournalBackend, WriteOutcome
+from forecourt.switch.journal.kept_sealed import KeepSealed
 from forecourt.switch.journal.model import (
     Event,
     JournalClosed,
@@ -70,9 +71,16 @@ def open_backend(
 ) -> JournalBackend:
     """The backend for a configuration, a SQLite file path or a DSN (opens and migrates)."""
     if isinstance(target, SwitchConfig):
+        sync = synchronous or target.journal.synchronous
         if target.database is not None:
-            return open_backend(target.database, synchronous or target.journal.synchronous)
-        return SqliteJournal(target.journal_path, synchronous or target.journal.synchronous)
+            backend = open_backend(target.database, sync)
+        else:
+            backend = SqliteJournal(target.journal_path, sync)
+        if isinstance(backend, BatchWriter) and target.recon.keep_sealed_days > 0:
+            cutover = target.business_day.cutover
+            shift_s = cutover.utc_offset_minutes * 60 - (cutover.hour * 60 + cutover.minute) * 60
+            backend.keep_sealed = KeepSealed(target.recon.keep_sealed_days, shift_s)
+        return backend
     text = str(target)
     if text.startswith(("postgresql://", "postgres://")):
         from forecourt.switch.journal.postgres import PostgresJournal

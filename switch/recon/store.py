@@ -127,3 +127,5 @@ def _record_advice(sql: Sql, op: ActOnItem) -> None:
         "INSERT INTO recon_advices (txn_id, item_id, link, mti, how, at) VALUES (?, ?, ?, ?, ?, ?)",
         (advice.txn_id, op.item_id, advice.link, advice.mti, advice.how, op.at),
     )
+    # the sealed request kept for this advice ([recon] keep_sealed_days) is used once
+    sql("DELETE FROM recon_sealed WHERE txn_id = ?", (advice.txn_id,))
