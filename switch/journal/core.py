@@ -26,7 +26,7 @@ import attrs
 import trio
 from forecourt.switch.config import SwitchConfig
 from forecourt.switch.journal.backend import BatchWriter, JournalBackend, WriteOutcome
-from forecourt.switch.journal.kept_sealed import KeepSealed
+from forecourt.switch.journal.kept_sealed import keep_policy
 from forecourt.switch.journal.model import (
     Event,
     JournalClosed,
@@ -72,14 +72,12 @@ def open_backend(
     """The backend for a configuration, a SQLite file path or a DSN (opens and migrates)."""
     if isinstance(target, SwitchConfig):
         sync = synchronous or target.journal.synchronous
-        if target.database is not None:
-            backend = open_backend(target.database, sync)
-        else:
-            backend = SqliteJournal(target.journal_path, sync)
-        if isinstance(backend, BatchWriter) and target.recon.keep_sealed_days > 0:
-            cutover = target.business_day.cutover
-            shift_s = cutover.utc_offset_minutes * 60 - (cutover.hour * 60 + cutover.minute) * 60
-            backend.keep_sealed = KeepSealed(target.recon.keep_sealed_days, shift_s)
+        db = target.database
+        backend = open_backend(db, sync) if db else SqliteJournal(target.journal_path, sync)
+        if isinstance(backend, BatchWriter):  # [recon] keep_sealed_days
+            backend.keep_sealed = keep_policy(
+                target.recon.keep_sealed_days, target.business_day.cutover
+            )
         return backend
     text = str(target)
     if text.startswith(("postgresql://", "postgres://")):

@@ -14,8 +14,9 @@ deletes it) in its own write; a matched reconciliation run or the SAF sweep past
 from __future__ import annotations
 
 import attrs
+from forecourt.switch.business_day import Cutover
 
-__all__ = ["SHIFT_PARKED_IDS", "V_RECON_SEALED", "KeepSealed", "keep_sql"]
+__all__ = ["SHIFT_PARKED_IDS", "V_RECON_SEALED", "KeepSealed", "keep_policy", "keep_sql"]
 
 V_RECON_SEALED = """
         CREATE TABLE recon_sealed (
@@ -38,6 +39,14 @@ class KeepSealed:
 
     days: int
     shift_s: int
+
+
+def keep_policy(days: int, cutover: Cutover) -> KeepSealed | None:
+    """`[recon] keep_sealed_days` under `[business_day] cutover`; None: keep nothing."""
+    if days <= 0:
+        return None
+    day_starts_s = (cutover.hour * 60 + cutover.minute) * 60
+    return KeepSealed(days, cutover.utc_offset_minutes * 60 - day_starts_s)
 
 
 def keep_sql(keep: KeepSealed, now: float, floor: str, mark: str) -> tuple[str, tuple[object, ...]]:
