@@ -72,6 +72,9 @@ class ReconParty:
 @attrs.frozen
 class ReconConfig:
     parties: tuple[ReconParty, ...] = ()
+    # days past a sale's business day its sealed request is kept for an advice
+    # (0: erased with its parked reversal, docs/security.md)
+    keep_sealed_days: int = 0
 
     def party(self, name: str) -> ReconParty | None:
         return next((p for p in self.parties if p.name == name), None)
@@ -80,9 +83,10 @@ class ReconConfig:
 def read_recon(root: ConfigTable, acquirers: set[str]) -> ReconConfig:
     t = root.table("recon")
     parties = tuple(_party(p, acquirers) for p in t.tables("parties"))
+    keep_sealed_days = t.int_("keep_sealed_days", 0, 0, 14)
     t.finish()
     check_unique(root, "recon.parties", [p.name for p in parties])
-    return ReconConfig(parties)
+    return ReconConfig(parties, keep_sealed_days)
 
 
 def _party(t: ConfigTable, acquirers: set[str]) -> ReconParty:

@@ -115,18 +115,25 @@ class SafSender:
 
         In chunks, each its own journal write, so live writes interleave with them."""
         op = ExpireParked(now - self._hold_approved_s, now - self._done_retention_s, now)
-        erased = deleted = chunks = 0
+        erased = deleted = forgotten = chunks = 0
         while True:
             (counts,) = await self._journal.write(op)
             if not isinstance(counts, tuple):
                 break
             erased += counts[0]
             deleted += counts[1]
+            forgotten += counts[2]  # sealed payloads kept for an advice, past erase_at
             chunks += 1
             if max(counts) < op.limit:
                 break
-        if erased or deleted:
-            log.info("saf_housekeeping", erased_held=erased, deleted_done=deleted, chunks=chunks)
+        if erased or deleted or forgotten:
+            log.info(
+                "saf_housekeeping",
+                erased_held=erased,
+                deleted_done=deleted,
+                erased_kept=forgotten,
+                chunks=chunks,
+            )
 
     async def _publish_depth(self) -> None:
         stats = await self._journal.saf_stats()

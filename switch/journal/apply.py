@@ -266,7 +266,7 @@ def result(op: WriteOp, cur: Cursor | None) -> object:
             assert cur is not None
             counts = cur.fetchone()
             assert counts is not None
-            return (int(counts[0]), int(counts[1]))
+            return (int(counts[0]), int(counts[1]), int(counts[2]))
         case RecordMacFailure() | ClearMacFailures() | UnlockTerminal() | SetSignedOn():
             assert cur is not None
             return guard_state(cur.fetchone())

@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Any, Protocol
 
+from forecourt.switch.journal.kept_sealed import KeepSealed
 from forecourt.switch.journal.model import (
     Event,
     GuardState,
@@ -80,6 +81,8 @@ class BatchWriter:
         self._commits = 0
         self._version = 0
         self.before_commit: Callable[[], None] | None = None
+        # [recon] keep_sealed_days: ending parked reversals keep their sealed payload
+        self.keep_sealed: KeepSealed | None = None
 
     @property
     def commits(self) -> int:

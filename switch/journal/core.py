@@ -25,7 +25,8 @@ from typing import Any
 import attrs
 import trio
 from forecourt.switch.config import SwitchConfig
-from forecourt.switch.journal.backend import JournalBackend, WriteOutcome
+from forecourt.switch.journal.backend import BatchWriter, JournalBackend, WriteOutcome
+from forecourt.switch.journal.kept_sealed import keep_policy
 from forecourt.switch.journal.model import (
     Event,
     JournalClosed,
@@ -70,9 +71,14 @@ def open_backend(
 ) -> JournalBackend:
     """The backend for a configuration, a SQLite file path or a DSN (opens and migrates)."""
     if isinstance(target, SwitchConfig):
-        if target.database is not None:
-            return open_backend(target.database, synchronous or target.journal.synchronous)
-        return SqliteJournal(target.journal_path, synchronous or target.journal.synchronous)
+        sync = synchronous or target.journal.synchronous
+        db = target.database
+        backend = open_backend(db, sync) if db else SqliteJournal(target.journal_path, sync)
+        if isinstance(backend, BatchWriter):  # [recon] keep_sealed_days
+            backend.keep_sealed = keep_policy(
+                target.recon.keep_sealed_days, target.business_day.cutover
+            )
+        return backend
     text = str(target)
     if text.startswith(("postgresql://", "postgres://")):
         from forecourt.switch.journal.postgres import PostgresJournal

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import time
 from collections.abc import Sequence
 from contextlib import AbstractContextManager
 from typing import Any, Protocol
@@ -34,11 +35,12 @@ import psycopg
 from forecourt.switch.journal import apply
 from forecourt.switch.journal.backend import BatchWriter, WriteOutcome
 from forecourt.switch.journal.domains import DOMAIN_OPS
+from forecourt.switch.journal.kept_sealed import SHIFT_PARKED_IDS, keep_sql
 from forecourt.switch.journal.model import PARKED_HORIZON_S, PARKED_REVERSAL_SQL, JournalError
 from forecourt.switch.journal.reader import QueryReader, Record
 from forecourt.switch.journal.schema import POSTGRES_TYPES, known_version, render, run_migration
 from forecourt.switch.journal.statements import Statements, pyformat
-from forecourt.switch.journal.writes import ExpireParked, TakeOverStale, WriteOp
+from forecourt.switch.journal.writes import CancelShiftParked, ExpireParked, TakeOverStale, WriteOp
 from psycopg.rows import dict_row, tuple_row
 from psycopg_pool import ConnectionPool
 
@@ -207,8 +209,15 @@ class PostgresJournal(BatchWriter):
         """Issue the statement of ``op`` (results are read by ``apply.result``)."""
         match op:
             case ExpireParked():
-                # One statement, two effects: erase parked reversals held too long,
-                # delete delivered items past retention; counts come back as one row.
+                # One statement, three effects: erase parked reversals held too long
+                # (their sealed payloads kept first when [recon] keep_sealed_days asks:
+                # the CTE reads the rows as they were), delete delivered items past
+                # retention and kept payloads past erase_at; counts come back as one row.
+                keep = ""
+                kept: tuple[object, ...] = ()
+                if self.keep_sealed is not None:
+                    keep, kept = keep_sql(self.keep_sealed, op.now, "floor({})", "%s")
+                    keep = " kept AS (" + keep.format(ids="SELECT id FROM erased") + "),"
                 return self._exec(
                     "WITH erased AS (UPDATE saf SET state = 'done', payload = ''::bytea,"
                     " last_error = 'expired: held too long'"
@@ -217,16 +226,29 @@ class PostgresJournal(BatchWriter):
                     " FOR UPDATE SKIP LOCKED) RETURNING id),"
                     " deleted AS (DELETE FROM saf WHERE id IN (SELECT id FROM saf"
                     " WHERE state = 'done' AND created_at < %s LIMIT %s FOR UPDATE SKIP LOCKED)"
-                    " RETURNING id)"
-                    " SELECT (SELECT count(*) FROM erased), (SELECT count(*) FROM deleted)",
+                    " RETURNING id),"
+                    " forgotten AS (DELETE FROM recon_sealed WHERE txn_id IN (SELECT txn_id"
+                    " FROM recon_sealed WHERE erase_at < %s LIMIT %s FOR UPDATE SKIP LOCKED)"
+                    f" RETURNING txn_id),{keep}"
+                    " counts AS (SELECT (SELECT count(*) FROM erased),"
+                    " (SELECT count(*) FROM deleted), (SELECT count(*) FROM forgotten))"
+                    " SELECT * FROM counts",
                     (
                         op.held_before,
                         op.now + PARKED_HORIZON_S,
                         op.limit,
                         op.done_before,
                         op.limit,
+                        op.now,
+                        op.limit,
+                        *kept,
                     ),
                 )
+            case CancelShiftParked() if self.keep_sealed is not None:
+                shift_keep, shift_kept = keep_sql(self.keep_sealed, time.time(), "floor({})", "%s")
+                ids = SHIFT_PARKED_IDS.replace("?", "%s").replace("state =", "state || '' =", 1)
+                self._exec(shift_keep.format(ids=ids), (*shift_kept, op.terminal_id, op.shift_id))
+                return apply.send(op, PG, self._exec)
             case TakeOverStale():
                 # One statement: the conditional UPDATE decides who takes a row (a
                 # second survivor finds it no longer `forwarded`), the CTEs log the

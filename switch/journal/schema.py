@@ -12,6 +12,7 @@ import time
 from collections.abc import Callable
 
 import attrs
+from forecourt.switch.journal.kept_sealed import V_RECON_SEALED
 from forecourt.switch.journal.model import JournalError, SafState, TxnState
 from forecourt.switch.journal.schema_advices import V_RECON_ADVICE
 from forecourt.switch.journal.schema_stations import V9, V10, V11, V12, V13, V14, V16
@@ -308,6 +309,7 @@ def render(types: ColumnTypes) -> list[tuple[int, str]]:
     }
     texts: tuple[str, ...] = (_V1, _V2, _V3, _V4, _V5, _V6, _V7, _V8, V9, V10, V11, V12, V13, V14)
     texts += (V_RECON_ADVICE, V16)
+    texts += (V_RECON_SEALED,)
     return [(n, text.format(**parts)) for n, text in enumerate(texts, start=1)]
 
 

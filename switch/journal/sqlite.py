@@ -23,6 +23,7 @@ from forecourt.keys.errors import NotPrivate
 from forecourt.keys.private import SQLITE_SIDECARS, private_dir, private_file
 from forecourt.switch.journal import apply
 from forecourt.switch.journal.backend import BatchWriter, WriteOutcome
+from forecourt.switch.journal.kept_sealed import SHIFT_PARKED_IDS, keep_sql
 from forecourt.switch.journal.model import PARKED_HORIZON_S, UPDATABLE, JournalError
 from forecourt.switch.journal.reader import QueryReader, Record
 from forecourt.switch.journal.schema import SQLITE_TYPES, known_version, render, run_migration
@@ -30,6 +31,7 @@ from forecourt.switch.journal.statements import Statements
 from forecourt.switch.journal.writes import (
     AddEvent,
     CancelParked,
+    CancelShiftParked,
     CompleteSaf,
     EnqueueSaf,
     ExpireParked,
@@ -51,6 +53,7 @@ _RECORD_VERSION = "INSERT INTO schema_version (version, applied_at) VALUES (?, ?
 # soak's terminal reversals put the switch over a core, 912s).
 SQLITE = Statements.build(saf_by_txn="saf INDEXED BY saf_txn")
 _CANCEL_PARKED = SQLITE.cancel_parked
+_SQLITE_FLOOR = "CAST({} AS INTEGER)"
 
 
 def _connect(path: Path) -> sqlite3.Connection:
@@ -275,19 +278,33 @@ class SqliteJournal(BatchWriter):
         match op:
             case ExpireParked():
                 horizon = op.now + PARKED_HORIZON_S
+                held = (
+                    "SELECT id FROM saf INDEXED BY saf_age "
+                    "WHERE state = 'pending' AND created_at < ? AND next_attempt_at > ? LIMIT ?"
+                )
+                params = (op.held_before, horizon, op.limit)
+                if self.keep_sealed is not None:
+                    keep, kept = keep_sql(self.keep_sealed, op.now, _SQLITE_FLOOR, "?")
+                    c.execute(keep.format(ids=held), (*kept, *params))
                 erased = c.execute(
                     "UPDATE saf SET state = 'done', payload = x'', "
-                    "last_error = 'expired: held too long' "
-                    "WHERE id IN (SELECT id FROM saf INDEXED BY saf_age "
-                    "WHERE state = 'pending' AND created_at < ? AND next_attempt_at > ? LIMIT ?)",
-                    (op.held_before, horizon, op.limit),
+                    f"last_error = 'expired: held too long' WHERE id IN ({held})",
+                    params,
                 ).rowcount
                 deleted = c.execute(
                     "DELETE FROM saf WHERE id IN (SELECT id FROM saf INDEXED BY saf_age "
                     "WHERE state = 'done' AND created_at < ? LIMIT ?)",
                     (op.done_before, op.limit),
                 ).rowcount
-                return (erased, deleted)
+                forgotten = c.execute(
+                    "DELETE FROM recon_sealed WHERE txn_id IN (SELECT txn_id FROM recon_sealed"
+                    " WHERE erase_at < ? LIMIT ?)",
+                    (op.now, op.limit),
+                ).rowcount
+                return (erased, deleted, forgotten)
+            case CancelShiftParked() if self.keep_sealed is not None:
+                keep, kept = keep_sql(self.keep_sealed, time.time(), _SQLITE_FLOOR, "?")
+                c.execute(keep.format(ids=SHIFT_PARKED_IDS), (*kept, op.terminal_id, op.shift_id))
             case TakeOverStale():
                 # No data-modifying CTEs in SQLite: three statements under the one writer.
                 taken = c.execute(

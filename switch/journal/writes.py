@@ -110,7 +110,10 @@ class TakeOverStale:
 class ExpireParked:
     """Housekeeping: parked reversals held since before ``held_before`` are erased
     (the transaction was answered long ago and can no longer be reversed from here),
-    and delivered items older than ``done_before`` are deleted. Result: (erased, deleted).
+    and delivered items older than ``done_before`` are deleted, and so are sealed
+    payloads kept for reconciliation past their ``erase_at`` (``[recon]
+    keep_sealed_days``: kept, not erased, when a parked reversal ends here).
+    Result: (erased, deleted, kept payloads erased).
 
     At most ``limit`` of each per op: a whole hold window (540,000 rows at 600/s) in one
     transaction would hold the journal writer, and every live write behind it, for the

@@ -228,24 +228,33 @@ async def _delivered(journal: Journal, txn_id: str) -> bool:
 async def _sealed_reversal(
     journal: Journal, item: Item, row: JournalRow, entries: Sequence[SafEntry], saf_key: bytes
 ) -> Message:
-    """The transaction's parked reversal, opened: the only place its card data is."""
+    """The transaction's parked reversal, opened, else the sealed request kept from it
+    for reconciliation (deleted in the advice's write): the only places its card data is."""
     horizon = time.time() + PARKED_HORIZON_S
     parked = [
         e
         for e in entries
         if e.state == "pending" and e.mti[1:2] == "4" and e.next_attempt_at > horizon
     ]
-    if not parked:
-        raise ItemRefused(
-            f"item {item.id}: no sealed card data is held for {row.txn_id} (its parked"
-            " reversal went with its shift's close or [reversal] hold_approved_s): send"
-            " the advice at the acquirer, then resolve the item"
+    if parked:
+        entry = parked[-1]
+        link, mti = entry.link, entry.mti
+        rows = await view(journal, "SELECT payload FROM saf WHERE id = ?", (entry.id,))
+    else:  # kept past the parked reversal's end ([recon] keep_sealed_days)
+        rows = await view(
+            journal, "SELECT payload, link, mti FROM recon_sealed WHERE txn_id = ?", (row.txn_id,)
         )
-    entry = parked[-1]
-    rows = await view(journal, "SELECT payload FROM saf WHERE id = ?", (entry.id,))
+        if not rows:
+            raise ItemRefused(
+                f"item {item.id}: no sealed card data is held for {row.txn_id} (its parked"
+                " reversal went with its shift's close or [reversal] hold_approved_s, and"
+                " [recon] keep_sealed_days kept none): send the advice at the acquirer,"
+                " then resolve the item"
+            )
+        link, mti = str(rows[0][1]), str(rows[0][2])
     sealed = bytes(rows[0][0]) if rows and rows[0][0] is not None else b""
     try:
-        payload = SafSealer(saf_key).open(sealed, row.txn_id, entry.link, entry.mti)
+        payload = SafSealer(saf_key).open(sealed, row.txn_id, link, mti)
     except JournalError:
         raise ItemRefused(
             f"item {item.id}: the sealed reversal of {row.txn_id} does not open with this"

@@ -107,6 +107,12 @@ def match_day(sql: Sql, op: MatchDay) -> RunResult:
     sql(_CLASSIFY, (party, day, *bounds, *bounds, *bounds, *bounds, party, day))
     sql(_SWITCH_ONLY, (party, day, party, day, *bounds))
     new = sql(_ITEMS, (op.at, party, day)).rowcount
+    # settled: the sealed request kept for an advice ([recon] keep_sealed_days) goes
+    sql(
+        "DELETE FROM recon_sealed WHERE txn_id IN (SELECT txn_id FROM recon_results"
+        " WHERE party = ? AND day = ? AND class = 'matched' AND txn_id IS NOT NULL)",
+        (party, day),
+    )
     rows = sql(
         "SELECT class, count(*) FROM recon_results WHERE party = ? AND day = ? GROUP BY class",
         (party, day),

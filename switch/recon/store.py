@@ -123,7 +123,17 @@ def _record_advice(sql: Sql, op: ActOnItem) -> None:
             f"item {op.item_id}: an advice of {advice.txn_id} was sent already (item"
             f" {held[0]}): close this item with resolve"
         )
-    sql(
-        "INSERT INTO recon_advices (txn_id, item_id, link, mti, how, at) VALUES (?, ?, ?, ?, ?, ?)",
+    # another node's advice of the transaction, uncommitted when read above: the insert
+    # waits for it and adds nothing (PostgreSQL's error would not name the table)
+    added = sql(
+        "INSERT INTO recon_advices (txn_id, item_id, link, mti, how, at) VALUES (?, ?, ?, ?, ?, ?)"
+        " ON CONFLICT (txn_id) DO NOTHING",
         (advice.txn_id, op.item_id, advice.link, advice.mti, advice.how, op.at),
     )
+    if added.rowcount == 0:
+        raise ItemRefused(
+            f"item {op.item_id}: an advice of {advice.txn_id} was sent already, by another"
+            " item at the same moment: close this item with resolve"
+        )
+    # the sealed request kept for this advice ([recon] keep_sealed_days) is used once
+    sql("DELETE FROM recon_sealed WHERE txn_id = ?", (advice.txn_id,))

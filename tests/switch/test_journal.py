@@ -492,7 +492,7 @@ async def test_expire_parked_erases_held_reversals_and_old_done_items(target: Ta
         old_done = await journal.saf_enqueue("TXNOLD", "bank", "1420", b"{}", now=now - 90000)
         await journal.write(CompleteSaf(old_done))
         (counts,) = await journal.write(ExpireParked(now - 900, now - 86400, now))
-        assert counts == (1, 1)
+        assert counts == (1, 1, 0)
         pending = {e.id for e in await journal.saf_entries("pending")}
         assert pending == {due, fresh}
         assert held not in pending
@@ -523,7 +523,7 @@ async def test_expire_parked_works_in_chunks_of_its_limit(target: Target) -> Non
         for _ in range(4):
             (counts,) = await journal.write(op)
             seen.append(counts)
-        assert seen == [(2, 2), (2, 1), (1, 0), (0, 0)]
+        assert seen == [(2, 2, 0), (2, 1, 0), (1, 0, 0), (0, 0, 0)]
         pending = {e.id for e in await journal.saf_entries("pending")}
         assert pending == {kept}
         assert not pending & set(held)
