@@ -20,8 +20,8 @@ import psycopg
 from forecourt.switch.batches_cli import add_parser as add_batches_parser
 from forecourt.switch.config import ConfigError, load_config
 from forecourt.switch.grey_cli import add_parser as add_grey_parser
-from forecourt.switch.journal.core import open_backend
 from forecourt.switch.journal.model import JournalError, SafState, TxnState
+from forecourt.switch.journal.opening import open_backend
 from forecourt.switch.journal.postgres import PostgresReader
 from forecourt.switch.journal.sqlite import SqliteReader
 from forecourt.switch.operator_commands import operator_console

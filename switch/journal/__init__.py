@@ -6,7 +6,7 @@
 from __future__ import annotations
 
 from forecourt.switch.journal.backend import JournalBackend, JournalReader
-from forecourt.switch.journal.core import Journal, open_backend, open_journal
+from forecourt.switch.journal.core import Journal, open_journal
 from forecourt.switch.journal.model import (
     OPEN_STATES,
     PARKED_HORIZON_S,
@@ -28,6 +28,7 @@ from forecourt.switch.journal.model import (
     UnknownTransaction,
     new_txn_id,
 )
+from forecourt.switch.journal.opening import open_backend
 from forecourt.switch.journal.sealing import SafSealer
 from forecourt.switch.journal.sqlite import LATEST_VERSION, MIGRATIONS, SqliteJournal
 from forecourt.switch.journal.writes import (

@@ -25,8 +25,7 @@ from typing import Any
 import attrs
 import trio
 from forecourt.switch.config import SwitchConfig
-from forecourt.switch.journal.backend import BatchWriter, JournalBackend, WriteOutcome
-from forecourt.switch.journal.kept_sealed import keep_policy
+from forecourt.switch.journal.backend import JournalBackend, WriteOutcome
 from forecourt.switch.journal.model import (
     Event,
     JournalClosed,
@@ -37,9 +36,9 @@ from forecourt.switch.journal.model import (
     check_pan_free,
     check_row,
 )
+from forecourt.switch.journal.opening import open_backend
 from forecourt.switch.journal.reads import JournalReads
 from forecourt.switch.journal.sealing import SafSealer
-from forecourt.switch.journal.sqlite import SqliteJournal
 from forecourt.switch.journal.writes import (
     AddEvent,
     ClaimSaf,
@@ -64,27 +63,6 @@ class _PendingWrite:
     ops: Sequence[WriteOp]
     done: trio.Event = attrs.field(factory=trio.Event)
     outcome: WriteOutcome | None = None
-
-
-def open_backend(
-    target: SwitchConfig | Path | str, synchronous: str | None = None
-) -> JournalBackend:
-    """The backend for a configuration, a SQLite file path or a DSN (opens and migrates)."""
-    if isinstance(target, SwitchConfig):
-        sync = synchronous or target.journal.synchronous
-        db = target.database
-        backend = open_backend(db, sync) if db else SqliteJournal(target.journal_path, sync)
-        if isinstance(backend, BatchWriter):  # [recon] keep_sealed_days
-            backend.keep_sealed = keep_policy(
-                target.recon.keep_sealed_days, target.business_day.cutover
-            )
-        return backend
-    text = str(target)
-    if text.startswith(("postgresql://", "postgres://")):
-        from forecourt.switch.journal.postgres import PostgresJournal
-
-        return PostgresJournal(text)
-    return SqliteJournal(Path(target), synchronous or "full")
 
 
 class Journal(JournalReads):
